@@ -1,0 +1,37 @@
+"""ONNX Runtime backend: CUDA execution provider on a GPU, CPU otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from engines.device import Device
+
+
+def ort_providers(device: Device) -> list[str]:
+    """Execution providers for ``device``, best first, limited to what this onnxruntime build has."""
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.is_cuda else ["CPUExecutionProvider"]
+    return [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+
+
+class OnnxRuntimeEngine:
+    backend = "onnxruntime"
+
+    def __init__(self, path: str | Path, device: Device, threads: int = 0):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        self.device = device
+        self.session = ort.InferenceSession(str(path), sess_options=options, providers=ort_providers(device))
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(self.output_names, inputs)

@@ -1,0 +1,187 @@
+"""The ``streamer`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from streamer import __version__
+from streamer.errors import StreamerError
+from streamer.redaction import RedactingFilter, redact
+
+DEFAULT_DEMO_CONFIG = Path("configs/demo.yaml")
+
+
+def _setup_logging(verbose: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
+                        handlers=[handler], force=True)
+
+
+def _print_summary(summary) -> None:
+    for path in summary.videos:
+        print(f"video:  {path} ({summary.frames.get(path.stem, 0)} frames)")
+    if summary.events_path:
+        print(f"events: {summary.events_path} ({summary.events} events)")
+    stages = ", ".join(f"{k} {v:.1f} ms" for k, v in summary.stage_ms.items())
+    print(f"done: {summary.total_frames} frames in {summary.seconds:.1f} s = {summary.fps:.1f} fps"
+          + (f" (per item: {stages})" if stages else "")
+          + (" - stopped by Ctrl-C, outputs closed" if summary.interrupted else ""))
+
+
+def cmd_run(args) -> int:
+    from streamer.config import load_config
+    from streamer.pipeline import run
+    from streamer.progress import ProgressReporter
+
+    config = load_config(args.config, args.source)
+    if args.out:
+        config = config.model_copy(update={"output": config.output.model_copy(update={"dir": Path(args.out)})})
+    summary = run(config, ProgressReporter(enabled=not args.quiet))
+    _print_summary(summary)
+    for error in summary.errors:
+        print(f"error: {error}", file=sys.stderr)
+    if summary.errors:
+        return 1
+    return 130 if summary.interrupted else 0
+
+
+def cmd_config_show(args) -> int:
+    from streamer.config import load_config, redacted_dump
+
+    print(redacted_dump(load_config(args.config)), end="")
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from streamer.doctor import environment_checks, render, stage_checks
+
+    checks = environment_checks()
+    print(render(checks))
+    if args.config:
+        from streamer.config import load_config
+
+        stage = stage_checks(load_config(args.config))
+        print(f"\nstages of {args.config}:")
+        print(render(stage))
+        return 0 if all(c.ok for c in stage) else 1
+    return 0
+
+
+def cmd_models(args) -> int:
+    from streamer.modelpacks import KNOWN_PACKS, installed, models_dir, pull
+
+    root = Path(args.dir) if args.dir else models_dir()
+    if args.action == "pull":
+        if not args.name:
+            raise StreamerError("models pull: name a pack, e.g. 'streamer models pull buffalo_s'")
+        folder = pull(args.name, root, url=args.url, sha256=args.sha256, mirror=args.mirror)
+        print(f"installed {args.name} in {folder}: {', '.join(p.name for p in sorted(folder.glob('*.onnx')))}")
+        return 0
+    print(f"model packs in {root}:")
+    for pack in KNOWN_PACKS.values():
+        files = installed(pack, root)
+        state = f"installed ({', '.join(p.name for p in files)})" if files else "not installed"
+        print(f"  {pack.name:<11} {state}\n              {pack.contents}")
+    if args.config:
+        from streamer.config import load_config
+
+        config = load_config(args.config)
+        print(f"configured in {args.config}:")
+        for stage in ("detector", "occlusion", "inpainter", "embedder"):
+            section = getattr(config, stage)
+            model = getattr(section, "model", None)
+            print(f"  {stage:<10} {section.backend}" + (f"  {model}" if model else "  (no weights needed)"))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from streamer.config import load_config, parse_config
+    from streamer.demo import build_demo
+    from streamer.detect import build_detector
+    from engines import select_device
+    from streamer.pipeline import run
+    from streamer.progress import ProgressReporter
+
+    out = Path(args.out)
+    config_path = Path(args.config) if args.config else DEFAULT_DEMO_CONFIG
+    base = load_config(config_path) if config_path.exists() else parse_config({})
+    detector = build_detector(base.detector, select_device(base.engine.device))
+    print(f"building the demo clip in {out / 'input'} ...")
+    build_demo(out / "input", detector, frames=args.frames)
+    data = base.model_dump(mode="python", exclude_defaults=True)
+    data["sources"] = [{"name": "demo", "uri": str(out / "input" / "demo.mp4")}]
+    data["gallery"] = {**data.get("gallery", {}), "dir": out / "input" / "gallery"}
+    data["output"] = {**data.get("output", {}), "dir": out}
+    config = parse_config(data, origin=str(config_path))
+    summary = run(config, ProgressReporter(enabled=not args.quiet))
+    _print_summary(summary)
+    print(f"ground truth: {out / 'input' / 'ground_truth.json'}")
+    return 1 if summary.errors else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamer", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"streamer {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    parser.add_argument("--traceback", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="process sources with a config")
+    p.add_argument("config", help="YAML config file")
+    p.add_argument("--source", action="append", default=[], metavar="URI",
+                   help="video file or rtsp:// http(s):// URL; repeat for more streams")
+    p.add_argument("--out", help="output folder (overrides output.dir)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("config", help="inspect configs")
+    config_sub = p.add_subparsers(dest="config_command", required=True)
+    show = config_sub.add_parser("show", help="print the effective config, passwords redacted")
+    show.add_argument("config")
+    show.set_defaults(func=cmd_config_show)
+
+    p = sub.add_parser("doctor", help="which backends, devices and models are available, and why not")
+    p.add_argument("--config", help="also load every stage of this config")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("models", help="list model packs, or 'models pull NAME'")
+    p.add_argument("action", nargs="?", choices=["list", "pull"], default="list")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--dir", help="model folder (default $STREAMER_MODELS or ~/.cache/streamer/models)")
+    p.add_argument("--config", help="also show what this config uses")
+    p.add_argument("--url", help="download from this address instead of the catalog's")
+    p.add_argument("--mirror", help="base address of a mirror holding the catalog's files (digest still checked)")
+    p.add_argument("--sha256", help="expected SHA-256 of the archive")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("demo", help="build the demo clip from packaged images and run the pipeline on it")
+    p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    p.add_argument("--frames", type=int, default=120, help="clip length in frames (15 fps)")
+    p.add_argument("--config", help=f"pipeline config (default {DEFAULT_DEMO_CONFIG} if present)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except StreamerError as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not bad input: one line unless asked for more
+        if args.traceback or os.environ.get("STREAMER_TRACEBACK"):
+            raise
+        print(f"error: internal: {type(exc).__name__}: {redact(str(exc))} (rerun with --traceback)", file=sys.stderr)
+        return 3

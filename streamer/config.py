@@ -1,0 +1,230 @@
+"""The whole configuration: YAML -> typed, validated objects, once, at start-up.
+
+Errors name the key path (``detector.model: file not found: x.onnx``).
+Strings may use ``${VAR}`` or ``${VAR:-default}`` to take values (camera
+passwords) from the environment; such values are registered as secrets and
+never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from streamer.config_base import StrictModel
+from streamer.detect import DetectorConfig, HaarConfig
+from streamer.embed import EmbedderConfig, LbpHistogramConfig
+from streamer.errors import ConfigError
+from streamer.identify.gallery import GalleryConfig
+from streamer.inpaint import InpainterConfig, OpenCVInpaintConfig
+from streamer.occlusion import ColorAnomalyConfig, OcclusionConfig
+from streamer.redaction import MASK, redact, register_secret
+
+LIVE_SCHEMES = ("rtsp", "rtsps", "http", "https", "rtmp", "udp", "tcp", "srt")
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class SourceConfig(StrictModel):
+    name: str = Field(pattern=_NAME, description="stream name used in outputs, events and metrics")
+    uri: str = Field(min_length=1, description="video file path, or rtsp:// rtsps:// http(s):// URL")
+    mode: Literal["auto", "every_frame", "latest"] = Field(
+        "auto",
+        description="every_frame: process all frames (files); latest: keep only the newest, count drops (live). "
+        "auto picks by source kind",
+    )
+    options: dict[str, str] = Field(default_factory=dict, description="demuxer options for PyAV, e.g. rtsp_transport")
+    open_timeout_s: float = Field(10.0, gt=0, le=300)
+    read_timeout_s: float = Field(10.0, gt=0, le=300)
+    max_frames: int | None = Field(None, ge=1, description="stop after this many frames")
+
+    @field_validator("uri")
+    @classmethod
+    def _check_uri(cls, uri: str) -> str:
+        parts = urlsplit(uri)
+        if parts.password:
+            register_secret(parts.password)
+        scheme = parts.scheme.lower()
+        if scheme and len(scheme) > 1 and scheme not in LIVE_SCHEMES and scheme != "file":
+            raise ValueError(f"unsupported scheme {scheme!r} in {redact(uri)}: use a file or {', '.join(LIVE_SCHEMES)}")
+        return uri
+
+    @property
+    def is_live(self) -> bool:
+        scheme = urlsplit(self.uri).scheme.lower()
+        return scheme in LIVE_SCHEMES
+
+    @property
+    def keeps_every_frame(self) -> bool:
+        return self.mode == "every_frame" or (self.mode == "auto" and not self.is_live)
+
+
+class EngineConfig(StrictModel):
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: the GPU when one is present")
+
+
+class PipelineConfig(StrictModel):
+    crop_size: int = Field(112, ge=112, le=448, multiple_of=112, description="aligned face crop size, px")
+    min_occluded_fraction: float = Field(
+        0.05, ge=0, le=1, description="faces with less of the face hidden are not inpainted"
+    )
+    track_min_hits: int = Field(2, ge=1, le=30, description="frames before a face track is reported")
+    track_max_misses: int = Field(10, ge=0, le=300, description="frames a track survives without a detection")
+    queue_frames: int = Field(8, ge=1, le=256, description="decoded frames buffered per every_frame source")
+
+
+class OutputConfig(StrictModel):
+    dir: Path = Field(Path("out"), description="annotated MP4 per stream and events.jsonl go here")
+    video: bool = True
+    codec: Literal["libx264", "mpeg4"] = "libx264"
+    crf: int = Field(23, ge=0, le=51)
+    events: bool = True
+    show_reconstruction: bool = Field(True, description="paste reconstructed pixels into the annotated video")
+
+
+class Config(StrictModel):
+    sources: list[SourceConfig] = Field(default_factory=list)
+    engine: EngineConfig = EngineConfig()
+    detector: DetectorConfig = HaarConfig()
+    occlusion: OcclusionConfig = ColorAnomalyConfig()
+    inpainter: InpainterConfig = OpenCVInpaintConfig()
+    embedder: EmbedderConfig = LbpHistogramConfig()
+    gallery: GalleryConfig = GalleryConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    output: OutputConfig = OutputConfig()
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        names = [s.name for s in sources]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"source names must be unique, repeated: {', '.join(duplicates)}")
+        return sources
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _interpolate(node: Any, path: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _interpolate(v, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, f"{path}[{i}]") for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def substitute(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        value = os.environ.get(name, default)
+        if value is None:
+            raise ConfigError(f"{path}: environment variable {name} is not set")
+        register_secret(value) if _looks_secret(path, match, node) else None
+        return value
+
+    return _ENV.sub(substitute, node)
+
+
+def _looks_secret(path: str, match: re.Match, text: str) -> bool:
+    """A substituted value is a secret if its key says so or it sits in a URL's user:password@ part."""
+    if re.search(r"pass|secret|token|key", path.rsplit(".", 1)[-1], re.I):
+        return True
+    before, after = text[: match.start()], text[match.end() :]
+    return "://" in before and "@" in after and ":" in before.split("://", 1)[1]
+
+
+def _key_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("haar", "scrfd", "color_anomaly", "yolo_seg", "opencv", "lbp_histogram", "arcface"):
+            continue  # discriminated-union tags: the user's key path does not contain them
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _format_error(error: dict) -> str:
+    path = _key_path(error["loc"])
+    kind, message = error["type"], error["msg"]
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key"
+    if kind == "union_tag_invalid":
+        message = f"unknown backend {error['ctx']['tag']!r}; expected one of {error['ctx']['expected_tags']}"
+    message = message.removeprefix("Value error, ")
+    return f"{path}: {redact(message)}"
+
+
+def parse_config(data: dict, origin: str = "config") -> Config:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping of settings at the top level")
+    try:
+        data = _interpolate(data, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        extra = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{origin}: {_format_error(errors[0])}{extra}") from None
+
+
+def load_config(path: str | Path, extra_sources: list[str] | None = None) -> Config:
+    """Reads a YAML config; ``extra_sources`` (URIs from the command line) are appended as sources."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    data = data or {}
+    if extra_sources:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+        sources = list(data.get("sources") or [])
+        taken = {s.get("name") for s in sources if isinstance(s, dict)}
+        for uri in extra_sources:
+            sources.append({"name": _source_name(uri, taken), "uri": uri})
+        data = {**data, "sources": sources}
+    return parse_config(data, origin=str(path))
+
+
+def _source_name(uri: str, taken: set) -> str:
+    parts = urlsplit(uri)
+    base = Path(parts.path).stem if not parts.scheme or len(parts.scheme) == 1 else (parts.hostname or "stream")
+    base = re.sub(r"[^A-Za-z0-9_.-]", "_", base)[:48] or "stream"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    taken.add(name)
+    return name
+
+
+def redacted_dump(config: Config) -> str:
+    """The effective config as YAML with passwords masked."""
+    data = config.model_dump(mode="json")
+
+    def scrub(node: Any, key: str = "") -> Any:
+        if isinstance(node, dict):
+            return {k: scrub(v, k) for k, v in node.items()}
+        if isinstance(node, list):
+            return [scrub(v, key) for v in node]
+        if isinstance(node, str):
+            return MASK if re.search(r"pass|secret|token", key, re.I) and node else redact(node)
+        return node
+
+    return yaml.safe_dump(scrub(data), sort_keys=False)

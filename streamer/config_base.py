@@ -1,0 +1,32 @@
+"""Building blocks shared by every config class (kept apart so stage backends can import them cheaply)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors; values are immutable once validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _existing_file(path: Path) -> Path:
+    path = path.expanduser()
+    if not path.exists():
+        raise ValueError(f"file not found: {path}")
+    return path
+
+
+def _existing_dir(path: Path) -> Path:
+    path = path.expanduser()
+    if not path.is_dir():
+        raise ValueError(f"directory not found: {path}")
+    return path
+
+
+ExistingPath = Annotated[Path, AfterValidator(_existing_file)]
+ExistingDir = Annotated[Path, AfterValidator(_existing_dir)]

@@ -1,0 +1,35 @@
+"""Face embeddings from aligned crops: one interface, backends chosen by ``embedder.backend``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Protocol, Union
+
+import numpy as np
+from pydantic import Field
+
+from engines import Device
+from streamer.embed.arcface import ArcFaceConfig, ArcFaceEmbedder
+from streamer.embed.lbp_histogram import LbpHistogramConfig, LbpHistogramEmbedder
+
+
+class FaceEmbedder(Protocol):
+    description: str
+    model_id: str  # embeddings from different models are never compared
+    default_threshold: float  # cosine similarity that names a face, unless gallery.threshold overrides it
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """(n, S, S, 3) uint8 BGR aligned crops -> (n, D) float32, L2-normalised."""
+        ...
+
+
+EmbedderConfig = Annotated[Union[LbpHistogramConfig, ArcFaceConfig], Field(discriminator="backend")]
+
+_BACKENDS = {"lbp_histogram": LbpHistogramEmbedder, "arcface": ArcFaceEmbedder}
+
+
+def build_embedder(config: EmbedderConfig, device: Device) -> FaceEmbedder:
+    return _BACKENDS[config.backend](config, device)
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)

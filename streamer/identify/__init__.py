@@ -1,0 +1,1 @@
+"""Matching face embeddings to known identities."""

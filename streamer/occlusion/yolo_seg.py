@@ -1,0 +1,65 @@
+"""Occluder instance segmentation with an ultralytics YOLO-seg model from a configured path."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from engines import Device
+from streamer.config_base import ExistingPath, StrictModel
+from streamer.errors import ModelError
+from streamer.records import AlignedCrop, Occlusion
+
+
+class YoloSegConfig(StrictModel):
+    backend: Literal["yolo_seg"]
+    model: ExistingPath = Field(description="YOLO-seg checkpoint (.pt, loaded only from this path) or .onnx export")
+    imgsz: int = Field(160, ge=32, le=1280, multiple_of=32, description="network input size, px")
+    confidence: float = Field(0.25, gt=0, lt=1)
+
+    @field_validator("model")
+    @classmethod
+    def _known_format(cls, path):
+        if path.suffix.lower() not in (".pt", ".onnx"):
+            raise ValueError(f"expected a .pt or .onnx YOLO-seg model, got {path.name}")
+        return path
+
+
+class YoloSegSegmenter:
+    def __init__(self, config: YoloSegConfig, device: Device):
+        from streamer.ultralytics_offline import load_yolo
+
+        self._config = config
+        self._device = device
+        self._model = load_yolo(config.model, task="segment")
+        if getattr(self._model, "task", "segment") != "segment":
+            raise ModelError(f"{config.model} is a YOLO '{self._model.task}' model, expected a segmentation model")
+        self.description = f"YOLO-seg {config.model.name} @ {config.imgsz}px on {device}"
+
+    def segment(self, crops: list[AlignedCrop]) -> list[Occlusion]:
+        from streamer.occlusion import occlusion_from_mask
+
+        if not crops:
+            return []
+        results = self._model.predict(
+            [c.image for c in crops],
+            imgsz=self._config.imgsz,
+            conf=self._config.confidence,
+            device=self._device.torch,
+            retina_masks=True,  # masks at the crop's own resolution
+            verbose=False,
+        )
+        occlusions = []
+        for crop, result in zip(crops, results):
+            size = crop.image.shape[0]
+            mask = np.zeros((size, size), bool)
+            classes: tuple[str, ...] = ()
+            if result.masks is not None and len(result.masks):
+                instance_masks = result.masks.data.cpu().numpy() > 0.5
+                mask = instance_masks.any(axis=0)[:size, :size]
+                names = result.names
+                classes = tuple(sorted({names[int(c)] for c in result.boxes.cls.cpu().numpy()}))
+            occlusions.append(occlusion_from_mask(mask, classes))
+        return occlusions

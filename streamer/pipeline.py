@@ -1,0 +1,160 @@
+"""The run loop: sources -> batched analysis across streams -> tracks/events -> annotated video."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engines import select_device
+from engines.device import DeviceUnavailable
+from streamer.annotate import annotate
+from streamer.config import Config
+from streamer.errors import ConfigError, StreamerError
+from streamer.progress import ProgressReporter, StreamCounters
+from streamer.records import FrameResult
+from streamer.sinks.events import JsonLinesEvents
+from streamer.sinks.mp4 import Mp4Writer
+from streamer.sources import PyAVSource
+from streamer.stages import Stages
+from streamer.track.events import TrackEvents
+
+log = logging.getLogger(__name__)
+POLL_S = 0.05  # how long the loop waits on each source for a frame before moving on
+
+
+@dataclass
+class RunSummary:
+    frames: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    events: int = 0
+    videos: list[Path] = field(default_factory=list)
+    events_path: Path | None = None
+    errors: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    stage_ms: dict[str, float] = field(default_factory=dict)  # mean ms per item and stage
+
+    @property
+    def total_frames(self) -> int:
+        return sum(self.frames.values())
+
+    @property
+    def fps(self) -> float:
+        return self.total_frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class StopFlag:
+    """Ctrl-C asks for a clean stop (outputs flushed); a second Ctrl-C aborts at once."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._previous = None
+
+    def __enter__(self) -> StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum, frame) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+
+
+def run(config: Config, reporter: ProgressReporter | None = None, banner=print) -> RunSummary:
+    if not config.sources:
+        raise ConfigError("no sources: add 'sources' to the config or pass --source URI")
+    try:
+        device = select_device(config.engine.device)
+    except DeviceUnavailable as exc:
+        raise ConfigError(f"engine.device: {exc}") from None
+    stages = Stages.build(config, device)
+    for line in stages.describe():
+        banner(line)
+    sources = [PyAVSource(s, config.pipeline.queue_frames) for s in config.sources]
+    opened: list[PyAVSource] = []
+    try:
+        for source in sources:
+            source.open()
+            opened.append(source)
+    except StreamerError:
+        for source in opened:
+            source.stop()
+        raise
+    return _run_opened(config, stages, sources, reporter or ProgressReporter(enabled=False))
+
+
+def _run_opened(config: Config, stages: Stages, sources: list[PyAVSource], reporter: ProgressReporter) -> RunSummary:
+    out = config.output
+    summary = RunSummary()
+    writers: dict[str, Mp4Writer] = {}
+    events = JsonLinesEvents(out.dir / "events.jsonl") if out.events else None
+    trackers = {
+        s.name: TrackEvents(s.name, config.pipeline.track_min_hits, config.pipeline.track_max_misses) for s in sources
+    }
+    counters = {s.name: StreamCounters() for s in sources}
+    last_result: dict[str, FrameResult] = {}
+    started = time.monotonic()
+    with StopFlag() as stop:
+        for source in sources:
+            source.start()
+        try:
+            while not stop.event.is_set():
+                frames = [f for f in (s.read(POLL_S) for s in sources if not s.exhausted) if f is not None]
+                if not frames:
+                    if all(s.exhausted for s in sources):
+                        break
+                    continue
+                for result in stages.analyze(frames):
+                    name = result.frame.stream
+                    for event in trackers[name].update(result):
+                        events and events.emit(event)
+                    if out.video:
+                        writer = writers.get(name) or _open_writer(writers, config, result, sources)
+                        writer.write(annotate(result, out.show_reconstruction, hud=_hud(result, counters[name])))
+                    counters[name].frame_done(result.frame.decoded_at)
+                    last_result[name] = result
+                reporter.update(sources, counters)
+            summary.interrupted = stop.event.is_set()
+        finally:
+            summary.seconds = time.monotonic() - started
+            for source in sources:
+                source.stop()
+            for name, tracker in trackers.items():
+                for event in tracker.close(last_result.get(name)):
+                    events and events.emit(event)
+            for writer in writers.values():
+                writer.close()
+            if events:
+                events.close()
+            reporter.update(sources, counters, force=True)
+            reporter.finish()
+    summary.frames = {name: c.frames_out for name, c in counters.items()}
+    summary.videos = [w.path for w in writers.values()]
+    summary.events = events.count if events else 0
+    summary.events_path = events.path if events else None
+    summary.errors = [s.error for s in sources if s.error]
+    summary.stage_ms = {
+        k: 1000 * v / max(stages.times.items[k], 1) for k, v in stages.times.seconds.items()
+    }
+    return summary
+
+
+def _open_writer(writers: dict, config: Config, result: FrameResult, sources: list[PyAVSource]) -> Mp4Writer:
+    name = result.frame.stream
+    source = next(s for s in sources if s.name == name)
+    height, width = result.frame.image.shape[:2]
+    path = config.output.dir / f"{name}.mp4"
+    writers[name] = Mp4Writer(path, source.fps, (width, height), config.output.codec, config.output.crf)
+    return writers[name]
+
+
+def _hud(result: FrameResult, counters: StreamCounters) -> str:
+    return f"{result.frame.stream}  frame {result.frame.index}  {counters.fps_out:.1f} fps"

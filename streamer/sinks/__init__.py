@@ -1,0 +1,1 @@
+"""Outputs: annotated video files and the events log."""

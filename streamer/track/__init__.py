@@ -1,0 +1,1 @@
+"""Per-stream face tracking."""

@@ -1,0 +1,39 @@
+"""Imports ultralytics so that it never pip-installs or downloads anything at run time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from streamer.errors import ModelError
+
+
+def import_ultralytics():
+    # Read by ultralytics at import time: no pip auto-install, no online checks or hub calls.
+    os.environ["YOLO_AUTOINSTALL"] = "false"
+    os.environ["YOLO_OFFLINE"] = "true"
+    os.environ.setdefault("YOLO_VERBOSE", "false")
+    import ultralytics
+    from ultralytics.utils import SETTINGS
+
+    try:
+        SETTINGS.update({"sync": False})  # no analytics events
+    except Exception:  # read-only settings file: ultralytics then keeps its defaults
+        pass
+    return ultralytics
+
+
+def load_yolo(path: Path, task: str):
+    """Loads a YOLO model from ``path`` only.
+
+    ultralytics treats an unknown name as a hub asset to download, so the
+    path must exist first; .pt checkpoints are pickles and are loaded only from
+    the operator's configured path.
+    """
+    if not Path(path).is_file():
+        raise ModelError(f"YOLO model file not found: {path}")
+    ultralytics = import_ultralytics()
+    try:
+        return ultralytics.YOLO(str(path), task=task)
+    except Exception as exc:
+        raise ModelError(f"cannot load YOLO model {path}: {type(exc).__name__}: {exc}") from None

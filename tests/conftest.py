@@ -1,0 +1,93 @@
+"""Shared test fixtures: real media made in the tests, real models from ../shared."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+MODELS = SHARED / "models"
+FACES = SHARED / "data" / "faces" / "identities"
+
+# Never let a test reach for the network through ultralytics.
+os.environ.setdefault("YOLO_OFFLINE", "true")
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+
+
+def need_shared(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs {path} (the project's shared test data)")
+    return path
+
+
+def run_cli(*args: str, timeout: float = 300, cwd: Path | None = None, env: dict | None = None):
+    """Runs ``python -m streamer ARGS`` as a user would; returns the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, "-m", "streamer", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=cwd or ROOT, env={**os.environ, **(env or {})},
+    )
+
+
+def write_clip(path: Path, frames: int, size=(320, 240), fps: int = 10, fragmented: bool = False) -> Path:
+    """A small H.264 MP4 of moving gradients (made here, like PyAV's own tests do)."""
+    import av
+
+    options = {"movflags": "frag_keyframe+empty_moov"} if fragmented else {}
+    with av.open(str(path), "w", format="mp4", options=options) as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps))
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.options = {"g": "5"}
+        for i in range(frames):
+            x = np.linspace(0, 255, size[0], dtype=np.float32)[None, :, None]
+            image = np.broadcast_to((x + i * 7) % 255, (size[1], size[0], 3)).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def count_frames(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+@pytest.fixture(scope="session")
+def cpu():
+    from engines import Device
+
+    return Device("cpu")
+
+
+@pytest.fixture(scope="session")
+def haar(cpu):
+    from streamer.detect.haar import HaarConfig, HaarDetector
+
+    return HaarDetector(HaarConfig(), cpu)
+
+
+@pytest.fixture(scope="session")
+def sprites(haar):
+    from streamer.demo import make_sprites
+
+    return make_sprites(haar)
+
+
+@pytest.fixture(scope="session")
+def demo_input(tmp_path_factory, haar) -> Path:
+    """The demo clip (short) with its gallery and ground truth."""
+    from streamer.demo import build_demo
+
+    out = tmp_path_factory.mktemp("demo_input")
+    build_demo(out, haar, frames=24)
+    return out

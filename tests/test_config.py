@@ -1,0 +1,78 @@
+import pytest
+
+from streamer.config import load_config, parse_config, redacted_dump
+from streamer.errors import ConfigError
+from tests.conftest import run_cli
+
+
+def error_of(data) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, origin="cfg.yaml")
+    return str(info.value)
+
+
+def test_defaults_are_the_offline_stages():
+    config = parse_config({})
+    assert (config.detector.backend, config.occlusion.backend, config.inpainter.backend, config.embedder.backend) == (
+        "haar", "color_anomaly", "opencv", "lbp_histogram")
+
+
+def test_unknown_key_is_named_with_its_path():
+    assert error_of({"pipeline": {"crop_sise": 112}}) == "cfg.yaml: pipeline.crop_sise: unknown key"
+    assert error_of({"sources": [{"name": "a", "uri": "x.mp4", "fps": 3}]}) == "cfg.yaml: sources[0].fps: unknown key"
+
+
+def test_wrong_type_and_bounds_name_the_key():
+    assert error_of({"pipeline": {"crop_size": "big"}}).startswith("cfg.yaml: pipeline.crop_size: Input should be")
+    assert "pipeline.crop_size" in error_of({"pipeline": {"crop_size": 100}})
+
+
+def test_missing_model_file_names_key_and_file():
+    message = error_of({"detector": {"backend": "scrfd", "model": "/nowhere/det.onnx"}})
+    assert message == "cfg.yaml: detector.model: file not found: /nowhere/det.onnx"
+
+
+def test_unknown_backend_lists_the_known_ones():
+    message = error_of({"embedder": {"backend": "facenet"}})
+    assert "embedder" in message and "'facenet'" in message and "'arcface'" in message
+
+
+def test_duplicate_source_names_are_refused():
+    assert "repeated: cam" in error_of({"sources": [{"name": "cam", "uri": "a.mp4"}, {"name": "cam", "uri": "b.mp4"}]})
+
+
+def test_secret_from_environment_is_used_but_never_shown(monkeypatch):
+    monkeypatch.setenv("CAM_PASS", "s3cr3t-pw")
+    config = parse_config({"sources": [{"name": "door", "uri": "rtsp://admin:${CAM_PASS}@10.0.0.5/live"}]})
+    assert config.sources[0].uri == "rtsp://admin:s3cr3t-pw@10.0.0.5/live"
+    shown = redacted_dump(config)
+    assert "s3cr3t-pw" not in shown and "rtsp://admin:***@10.0.0.5/live" in shown
+
+
+def test_unset_environment_variable_is_named():
+    assert error_of({"sources": [{"name": "a", "uri": "rtsp://u:${NOT_SET_ANYWHERE}@h/x"}]}) == (
+        "cfg.yaml: sources[0].uri: environment variable NOT_SET_ANYWHERE is not set")
+
+
+def test_command_line_sources_get_unique_names(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("sources:\n  - {name: lobby, uri: a.mp4}\n")
+    config = load_config(path, ["rtsp://cam1/x", "/videos/lobby.mp4", "/other/lobby.mp4"])
+    assert [s.name for s in config.sources] == ["lobby", "cam1", "lobby-2", "lobby-3"]
+    assert [s.keeps_every_frame for s in config.sources] == [True, False, True, True]
+
+
+def test_invalid_yaml_gives_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("pipeline:\n  crop_size: [112\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: line \d+: invalid YAML"):
+        load_config(path)
+
+
+def test_config_show_cli_redacts(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("sources:\n  - {name: gate, uri: 'rtsp://op:Hunter2pw@cam.local:554/s1'}\n")
+    result = run_cli("config", "show", str(path), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Hunter2pw" not in result.stdout + result.stderr
+    assert "rtsp://op:***@cam.local:554/s1" in result.stdout
