@@ -101,10 +101,10 @@ def cmd_models(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from engines import select_device
     from streamer.config import load_config, parse_config
     from streamer.demo import build_demo
     from streamer.detect import build_detector
-    from engines import select_device
     from streamer.pipeline import run
     from streamer.progress import ProgressReporter
 

@@ -85,7 +85,9 @@ def pull(name: str, root: Path, url: str | None = None, sha256: str | None = Non
         archive = Path(tmp) / "download"
         actual = _download(source, archive, progress)
         if actual != expected:
-            raise ModelError(f"SHA-256 mismatch for {redact_url(source)}: expected {expected}, got {actual}; nothing installed")
+            raise ModelError(
+                f"SHA-256 mismatch for {redact_url(source)}: expected {expected}, got {actual}; nothing installed"
+            )
         staged = Path(tmp) / name
         _extract_onnx(archive, staged, source)
         if target.exists():

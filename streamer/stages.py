@@ -77,7 +77,10 @@ class Stages:
         t = time.perf_counter()
         for frame in frames:
             found = self.detector.detect(frame.image)
-            faces = [Face(box=b, score=float(s), landmarks=lm) for b, s, lm in zip(found.boxes, found.scores, found.landmarks)]
+            faces = [
+                Face(box=b, score=float(s), landmarks=lm)
+                for b, s, lm in zip(found.boxes, found.scores, found.landmarks)
+            ]
             for face in faces:
                 face.crop = align_face(frame.image, face.landmarks, self.crop_size)
             results.append(FrameResult(frame, faces))
@@ -103,7 +106,8 @@ class Stages:
         t = time.perf_counter()
         views = np.stack([f.reconstruction if f.reconstructed else f.crop.image for f in faces])
         embeddings = self.embedder.embed(views)
-        for face, vector, match in zip(faces, embeddings, self.gallery.match(embeddings)):
+        weights = self.embedder.visible_dims(np.stack([f.occlusion.mask for f in faces]))
+        for face, vector, match in zip(faces, embeddings, self.gallery.match(embeddings, weights)):
             face.embedding, face.match = vector, match
         self.times.add("embed+match", time.perf_counter() - t, len(faces))
         return results

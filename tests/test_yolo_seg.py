@@ -3,7 +3,6 @@
 import os
 import socket
 
-import numpy as np
 import pytest
 
 from streamer.align import align_face

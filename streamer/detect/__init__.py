@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Protocol, Union
+from typing import Annotated, Protocol
 
 import numpy as np
 from pydantic import Field
@@ -21,7 +21,7 @@ class FaceDetector(Protocol):
         ...
 
 
-DetectorConfig = Annotated[Union[HaarConfig, ScrfdConfig], Field(discriminator="backend")]
+DetectorConfig = Annotated[HaarConfig | ScrfdConfig, Field(discriminator="backend")]
 
 _BACKENDS = {"haar": HaarDetector, "scrfd": ScrfdDetector}
 

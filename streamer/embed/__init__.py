@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Protocol, Union
+from typing import Annotated, Protocol
 
 import numpy as np
 from pydantic import Field
@@ -21,8 +21,16 @@ class FaceEmbedder(Protocol):
         """(n, S, S, 3) uint8 BGR aligned crops -> (n, D) float32, L2-normalised."""
         ...
 
+    def visible_dims(self, masks: np.ndarray) -> np.ndarray | None:
+        """(n, S, S) bool occlusion masks -> (n, D) float weights of the dimensions the camera saw.
 
-EmbedderConfig = Annotated[Union[LbpHistogramConfig, ArcFaceConfig], Field(discriminator="backend")]
+        For descriptors whose dimensions are image regions (LBP cells), so matching can ignore what
+        was hidden; None for holistic embeddings (ArcFace), whose every dimension sees the whole face.
+        """
+        ...
+
+
+EmbedderConfig = Annotated[LbpHistogramConfig | ArcFaceConfig, Field(discriminator="backend")]
 
 _BACKENDS = {"lbp_histogram": LbpHistogramEmbedder, "arcface": ArcFaceEmbedder}
 

@@ -36,6 +36,9 @@ class ArcFaceEmbedder:
             self.model_id = f"arcface:{path.stem}:{hashlib.sha256(f.read()).hexdigest()[:12]}"
         self.description = f"ArcFace {path.name} ({self._size}px) on {device}"
 
+    def visible_dims(self, masks: np.ndarray) -> None:
+        return None
+
     def embed(self, crops: np.ndarray) -> np.ndarray:
         if len(crops) == 0:
             return np.zeros((0, 0), np.float32)

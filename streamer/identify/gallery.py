@@ -41,13 +41,23 @@ class Gallery:
     def __len__(self) -> int:
         return len(self.names)
 
-    def match(self, embeddings: np.ndarray) -> list[Match]:
-        """The best identity for each (n, D) embedding, or identity None under the threshold."""
+    def match(self, embeddings: np.ndarray, weights: np.ndarray | None = None) -> list[Match]:
+        """The best identity for each (n, D) embedding, or identity None under the threshold.
+
+        ``weights`` (n, D), where given, restrict the cosine to the dimensions the camera saw
+        (see ``FaceEmbedder.visible_dims``); rows of ones give the plain cosine.
+        """
         if len(embeddings) == 0:
             return []
         if not self.names:
             return [Match(None, 0.0)] * len(embeddings)
-        scores = embeddings @ self.embeddings.T
+        if weights is None:
+            scores = embeddings @ self.embeddings.T
+        else:
+            numerator = (embeddings * weights) @ self.embeddings.T
+            probe_norm = np.sqrt(((embeddings**2) * weights).sum(axis=1, keepdims=True))
+            gallery_norm = np.sqrt(weights @ (self.embeddings**2).T)
+            scores = numerator / np.maximum(probe_norm * gallery_norm, 1e-12)
         best = scores.argmax(axis=1)
         return [
             Match(self.names[b] if scores[i, b] >= self.threshold else None, float(scores[i, b]))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Protocol, Union
+from typing import Annotated, Protocol
 
 import numpy as np
 from pydantic import Field
@@ -23,7 +23,8 @@ class Inpainter(Protocol):
         ...
 
 
-InpainterConfig = Annotated[Union[OpenCVInpaintConfig], Field(discriminator="backend")]
+# One backend today; the learned inpainters join this union (discriminated by `backend`).
+InpainterConfig = Annotated[OpenCVInpaintConfig, Field(discriminator="backend")]
 
 _BACKENDS = {"opencv": OpenCVInpainter}
 
@@ -37,4 +38,5 @@ def inpaint_batched(inpainter: Inpainter, crops: np.ndarray, masks: np.ndarray) 
     if len(crops) == 0:
         return crops.copy()
     step = inpainter.max_batch
-    return np.concatenate([inpainter.inpaint(crops[i : i + step], masks[i : i + step]) for i in range(0, len(crops), step)])
+    chunks = [inpainter.inpaint(crops[i : i + step], masks[i : i + step]) for i in range(0, len(crops), step)]
+    return np.concatenate(chunks)

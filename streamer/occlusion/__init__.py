@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Protocol, Union
+from typing import Annotated, Protocol
 
 import cv2
 import numpy as np
@@ -42,7 +42,7 @@ def occlusion_from_mask(mask: np.ndarray, classes: tuple[str, ...]) -> Occlusion
 from streamer.occlusion.color_anomaly import ColorAnomalyConfig, ColorAnomalySegmenter  # noqa: E402
 from streamer.occlusion.yolo_seg import YoloSegConfig, YoloSegSegmenter  # noqa: E402
 
-OcclusionConfig = Annotated[Union[ColorAnomalyConfig, YoloSegConfig], Field(discriminator="backend")]
+OcclusionConfig = Annotated[ColorAnomalyConfig | YoloSegConfig, Field(discriminator="backend")]
 
 _BACKENDS = {"color_anomaly": ColorAnomalySegmenter, "yolo_seg": YoloSegSegmenter}
 

@@ -23,7 +23,8 @@ class Mp4Writer:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._container = av.open(
             str(path), mode="w", format="mp4",
-            options={"movflags": "frag_keyframe+empty_moov+default_base_moof"},
+            # flush_packets: each fragment reaches the file when muxed, not when FFmpeg's I/O buffer fills.
+            options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"},
         )
         rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)
         self._stream = self._container.add_stream(codec, rate=rate)
@@ -31,7 +32,10 @@ class Mp4Writer:
         self._stream.pix_fmt = "yuv420p"
         if codec == "libx264":
             # A keyframe at least every 2 s bounds what a kill can lose to one short fragment.
-            self._stream.options = {"crf": str(crf), "preset": "veryfast", "g": str(max(int(rate * 2), 1))}
+            # zerolatency: no lookahead or frame-threading delay, so encoded frames leave the encoder at once.
+            self._stream.options = {
+                "crf": str(crf), "preset": "veryfast", "tune": "zerolatency", "g": str(max(int(rate * 2), 1)),
+            }
         self.frames = 0
 
     def write(self, image: np.ndarray) -> None:

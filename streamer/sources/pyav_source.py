@@ -131,7 +131,9 @@ class PyAVSource:
                     if self.config.max_frames and index >= self.config.max_frames:
                         return
         except Exception as exc:
-            self.error = f"source {self.name!r}: decoding {self.display_uri} failed after {index} frames: {_describe(exc)}"
+            self.error = (
+                f"source {self.name!r}: decoding {self.display_uri} failed after {index} frames: {_describe(exc)}"
+            )
         finally:
             self.finished.set()
             self._buffer.wake()

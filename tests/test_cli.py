@@ -1,0 +1,175 @@
+"""The command line as a user meets it: the demo, bad input, Ctrl-C, doctor."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT, count_frames, run_cli, write_clip
+
+
+def _assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    result = run_cli("demo", "--frames", "30", "--out", str(out), "-q")
+    return out, result
+
+
+def test_demo_writes_playable_video_and_events_naming_the_occluded_faces(demo_run):
+    out, result = demo_run
+    assert result.returncode == 0, result.stderr
+    assert count_frames(out / "demo.mp4") == 30
+    truth = json.loads((out / "input" / "ground_truth.json").read_text())
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    identified = [e for e in events if e["type"] == "identity"]
+    occluded_truth = {f["identity"] for f in truth["faces"] if f["occluder"]}
+    assert len(occluded_truth) == 3
+    for name in occluded_truth:
+        hits = [e for e in identified if e["identity"] == name]
+        assert hits, f"no identity event for occluded {name}"
+        assert any(e["occluded"] and e["reconstructed"] and e["occluded_fraction"] > 0.05 for e in hits), hits
+    named = {e["identity"] for e in identified if e["identity"]}
+    assert named <= {f["identity"] for f in truth["faces"]}  # nobody is named who is not there
+    assert "classical" in result.stdout  # the run says it uses the offline classical stages
+
+
+def test_demo_frames_show_reconstruction_marks(demo_run):
+    import av
+
+    out, _ = demo_run
+    with av.open(str(out / "demo.mp4")) as container:
+        frame = next(f for i, f in enumerate(container.decode(video=0)) if i == 15).to_ndarray(format="bgr24")
+    magenta = (frame[..., 0] > 200) & (frame[..., 1] < 80) & (frame[..., 2] > 200)
+    assert magenta.sum() > 50  # the SYNTHETIC outline and label are drawn
+
+
+def test_run_on_files_with_a_config(tmp_path):
+    clip = write_clip(tmp_path / "lobby.mp4", frames=12)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"output:\n  dir: {tmp_path / 'out'}\n")
+    result = run_cli("run", str(config), "--source", str(clip), "--source", str(clip), "-q")
+    assert result.returncode == 0, result.stderr
+    assert count_frames(tmp_path / "out" / "lobby.mp4") == 12
+    assert count_frames(tmp_path / "out" / "lobby-2.mp4") == 12
+    assert "24 frames" in result.stdout
+
+
+def test_config_typo(tmp_path):
+    config = tmp_path / "typo.yaml"
+    config.write_text("detektor:\n  backend: haar\n")
+    _assert_one_line_error(run_cli("run", str(config), "--source", "x.mp4"), "typo.yaml", "detektor: unknown key")
+
+
+def test_missing_model_file(tmp_path):
+    config = tmp_path / "m.yaml"
+    config.write_text("embedder:\n  backend: arcface\n  model: /models/w600k_r50.onnx\n")
+    _assert_one_line_error(run_cli("run", str(config), "--source", "x.mp4"),
+                           "embedder.model: file not found: /models/w600k_r50.onnx")
+
+
+def test_corrupt_video(tmp_path):
+    junk = tmp_path / "cam.mp4"
+    junk.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(5000))
+    config = tmp_path / "c.yaml"
+    config.write_text(f"output:\n  dir: {tmp_path / 'out'}\n")
+    _assert_one_line_error(run_cli("run", str(config), "--source", str(junk)), "source 'cam'", str(junk))
+
+
+def test_missing_video(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("{}\n")
+    _assert_one_line_error(run_cli("run", str(config), "--source", str(tmp_path / "nope.mp4")),
+                           "file not found", "nope.mp4")
+
+
+def test_truncated_video_keeps_what_was_written_playable(tmp_path):
+    clip = write_clip(tmp_path / "full.mp4", frames=80, fragmented=True)
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)] + bytes(range(256)) * 40)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"output:\n  dir: {tmp_path / 'out'}\n")
+    result = run_cli("run", str(config), "--source", str(cut), "-q")
+    written = count_frames(tmp_path / "out" / "cut.mp4")
+    assert 0 < written < 80
+    assert "Traceback" not in result.stderr
+    if result.returncode != 0:  # FFmpeg may report the damage or just stop at it; either way, one line
+        assert result.returncode == 1 and result.stderr.count("error: ") == 1 and "cut.mp4" in result.stderr
+
+
+def test_unreachable_url_never_shows_the_password(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "sources:\n  - name: gate\n    uri: rtsp://admin:${GATE_PW}@127.0.0.1:9/stream\n    open_timeout_s: 3\n"
+    )
+    result = run_cli("run", str(config), env={"GATE_PW": "Tr0ub4dor&3"}, timeout=120)
+    _assert_one_line_error(result, "source 'gate'", "rtsp://admin:***@127.0.0.1:9/stream")
+    assert "Tr0ub4dor" not in result.stdout + result.stderr
+
+
+def test_unsupported_scheme_is_refused(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("{}\n")
+    _assert_one_line_error(run_cli("run", str(config), "--source", "concat:/etc/passwd|x.mp4"),
+                           "unsupported scheme 'concat'")
+
+
+def test_ctrl_c_stops_cleanly_with_playable_output(tmp_path):
+    clip = write_clip(tmp_path / "long.mp4", frames=3000, size=(320, 240), fps=25)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"output:\n  dir: {tmp_path / 'out'}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "streamer", "run", str(config), "--source", str(clip)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    video = tmp_path / "out" / "long.mp4"
+    while time.monotonic() < deadline and (not video.exists() or video.stat().st_size < 20000):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "stopped by Ctrl-C" in stdout
+    written = count_frames(video)
+    assert 0 < written < 3000
+    assert f"({written} frames)" in stdout  # everything counted was flushed to the file
+
+
+def test_doctor_reports_backends_and_why_not():
+    result = run_cli("doctor", timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "onnxruntime providers" in result.stdout and "CPUExecutionProvider" in result.stdout
+    assert "tensorrt" in result.stdout and "device chosen (auto)" in result.stdout
+    assert "ultralytics" in result.stdout and "offline" in result.stdout
+
+
+def test_doctor_loads_the_configured_stages(tmp_path):
+    from tests.conftest import need_shared
+
+    model = need_shared("models", "scrfd_500m_bnkps.onnx")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"detector:\n  backend: scrfd\n  model: {model}\n")
+    result = run_cli("doctor", "--config", str(config), timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SCRFD scrfd_500m_bnkps.onnx" in result.stdout
+
+
+def test_ruff_is_clean():
+    ruff = shutil.which("ruff", path=str(ROOT / ".venv" / "bin")) or shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff not installed")
+    result = subprocess.run([ruff, "check", "streamer", "engines", "tests", "benchmarks"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
