@@ -29,7 +29,7 @@ class Device:
         return f"cuda:{self.index}" if self.is_cuda else "cpu"
 
     def __str__(self) -> str:
-        return f"{self.torch} ({self.name})"
+        return f"{self.torch} ({self.name})" if self.is_cuda else "cpu"
 
 
 def cuda_status() -> tuple[bool, str]:

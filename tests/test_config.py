@@ -76,3 +76,16 @@ def test_config_show_cli_redacts(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Hunter2pw" not in result.stdout + result.stderr
     assert "rtsp://op:***@cam.local:554/s1" in result.stdout
+
+
+def test_shipped_configs_load(monkeypatch):
+    from tests.conftest import ROOT, SHARED
+
+    for name in ("default.yaml", "demo.yaml"):
+        load_config(ROOT / "configs" / name)
+    if SHARED.exists():
+        config = load_config(ROOT / "configs" / "dev-shared-models.yaml")
+        assert config.detector.backend == "scrfd"
+    monkeypatch.setenv("GATE_PASSWORD", "pw-for-test")
+    with pytest.raises(ConfigError, match=r"detector.model: file not found: .*buffalo_s"):
+        load_config(ROOT / "configs" / "camera.example.yaml")  # until the user fetches the models

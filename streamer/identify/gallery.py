@@ -99,6 +99,12 @@ def _largest_face_crop(path: Path, detector, crop_size: int) -> np.ndarray | Non
         raise StreamerError(f"gallery.dir: cannot read image {path}")
     found = detector.detect(image)
     if len(found) == 0:
+        # Enrolment photos are often cropped tight to the face, where detectors trained on scenes
+        # see no face: retry with the border extended.
+        pad = max(image.shape[:2]) // 2
+        image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        found = detector.detect(image)
+    if len(found) == 0:
         return None
     areas = (found.boxes[:, 2] - found.boxes[:, 0]) * (found.boxes[:, 3] - found.boxes[:, 1])
     return align_face(image, found.landmarks[int(areas.argmax())], crop_size).image
