@@ -66,8 +66,10 @@ def main() -> None:
     report = {"machine": f"{platform.processor() or platform.machine()}, {device}", "clip": "demo 1280x720, 4 faces",
               "repeats": args.repeats, "results": rows}
     (out / "demo_fps.json").write_text(json.dumps(report, indent=1))
-    lines = ["| models | FPS (end to end) | detect ms/frame | occlusion ms/face | inpaint ms/face | embed+match ms/face |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| models | FPS (end to end) | detect ms/frame | occlusion ms/face | inpaint ms/face | embed+match ms/face |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         s = r["stage_ms"]
         lines.append(f"| {r['models']} | {r['fps']} | {s.get('detect', 0)} | {s.get('occlusion', 0)} | "

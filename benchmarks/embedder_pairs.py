@@ -18,6 +18,7 @@ import numpy as np
 from engines import Device
 from streamer.align import align_face
 from streamer.config import load_config, parse_config
+from streamer.detect import detect_in_photo
 from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
 from streamer.embed import build_embedder
 
@@ -36,12 +37,9 @@ def main() -> None:
     strangers = sorted((SHARED / "data" / "masked_faces" / "without_mask").iterdir())[1000:1300]
     crops, ids = [], []
     for path, identity in [(p, p.parent.name) for p in people] + [(p, str(p)) for p in strangers]:
-        image = cv2.imread(str(path))
-        pad = image.shape[0] // 2
-        found = detector.detect(cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE))
+        found, image = detect_in_photo(detector, cv2.imread(str(path)))
         if len(found):
-            crops.append(align_face(cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE),
-                                    found.landmarks[0], 112).image)
+            crops.append(align_face(image, found.landmarks[int(found.scores.argmax())], 112).image)
             ids.append(identity)
     vectors = embedder.embed(np.stack(crops))
     scores = vectors @ vectors.T

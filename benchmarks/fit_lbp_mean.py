@@ -16,6 +16,7 @@ import numpy as np
 
 from engines import Device
 from streamer.align import align_face
+from streamer.detect import detect_in_photo
 from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
 from streamer.embed.lbp_histogram import MEAN_DESCRIPTOR, fit_mean_descriptor
 
@@ -30,9 +31,7 @@ def main(shared: Path) -> None:
         image = cv2.imread(str(path))
         if image is None:
             continue
-        pad = image.shape[0] // 2  # tight face photos: give the detector context
-        image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        found = detector.detect(image)
+        found, image = detect_in_photo(detector, image)
         if len(found):
             crops.append(align_face(image, found.landmarks[int(found.scores.argmax())], 112).image)
         if i % 200 == 0:

@@ -17,6 +17,7 @@ import cv2
 from engines import Device
 from streamer.align import align_face
 from streamer.config import load_config, parse_config
+from streamer.detect import detect_in_photo
 from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
 from streamer.occlusion import build_segmenter
 
@@ -29,9 +30,7 @@ def aligned_faces(folder: Path, detector, limit: int):
         image = cv2.imread(str(path))
         if image is None:
             continue
-        pad = image.shape[0] // 2
-        image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        found = detector.detect(image)
+        found, image = detect_in_photo(detector, image)
         if len(found):
             crops.append(align_face(image, found.landmarks[int(found.scores.argmax())], 112))
     return crops

@@ -124,7 +124,8 @@ def _interpolate(node: Any, path: str) -> Any:
         value = os.environ.get(name, default)
         if value is None:
             raise ConfigError(f"{path}: environment variable {name} is not set")
-        register_secret(value) if _looks_secret(path, match, node) else None
+        if _looks_secret(path, match, node):
+            register_secret(value)
         return value
 
     return _ENV.sub(substitute, node)

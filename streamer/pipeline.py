@@ -115,7 +115,8 @@ def _run_opened(config: Config, stages: Stages, sources: list[PyAVSource], repor
                 for result in stages.analyze(frames):
                     name = result.frame.stream
                     for event in trackers[name].update(result):
-                        events and events.emit(event)
+                        if events:
+                            events.emit(event)
                     if out.video:
                         writer = writers.get(name) or _open_writer(writers, config, result, sources)
                         writer.write(annotate(result, out.show_reconstruction, hud=_hud(result, counters[name])))
@@ -129,7 +130,8 @@ def _run_opened(config: Config, stages: Stages, sources: list[PyAVSource], repor
                 source.stop()
             for name, tracker in trackers.items():
                 for event in tracker.close(last_result.get(name)):
-                    events and events.emit(event)
+                    if events:
+                        events.emit(event)
             for writer in writers.values():
                 writer.close()
             if events:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import sys
 import time
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ class StreamCounters:
     frames_out: int = 0
     latency_ms_sum: float = 0.0
     started: float = field(default_factory=time.monotonic)
-    window: list[float] = field(default_factory=list)  # monotonic times of recent output frames
+    window: collections.deque = field(default_factory=collections.deque)  # monotonic times of recent frames
 
     def frame_done(self, decoded_at: float) -> None:
         now = time.monotonic()
@@ -22,7 +23,7 @@ class StreamCounters:
         self.latency_ms_sum += (now - decoded_at) * 1000
         self.window.append(now)
         while self.window and now - self.window[0] > 5.0:
-            self.window.pop(0)
+            self.window.popleft()
 
     @property
     def fps_out(self) -> float:

@@ -119,6 +119,7 @@ def test_colour_anomaly_on_real_masked_faces(cpu):
     """Regression baseline for the classical default on real photos (SCRFD-aligned, 120 of each)."""
     import glob
 
+    from streamer.detect import detect_in_photo
     from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
     from streamer.occlusion.color_anomaly import ColorAnomalyConfig, ColorAnomalySegmenter
 
@@ -129,10 +130,7 @@ def test_colour_anomaly_on_real_masked_faces(cpu):
     for kind in ("with_mask", "without_mask"):
         crops = []
         for path in sorted(glob.glob(str(root / kind / "*")))[:120]:
-            image = cv2.imread(path)
-            pad = image.shape[0] // 2  # these photos are tight face crops: give the detector context
-            image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-            found = detector.detect(image)
+            found, image = detect_in_photo(detector, cv2.imread(path))
             if len(found):
                 crops.append(align_face(image, found.landmarks[0], 112))
         rates[kind] = np.mean([o.occluded for o in segmenter.segment(crops)])

@@ -97,13 +97,9 @@ def _largest_face_crop(path: Path, detector, crop_size: int) -> np.ndarray | Non
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise StreamerError(f"gallery.dir: cannot read image {path}")
-    found = detector.detect(image)
-    if len(found) == 0:
-        # Enrolment photos are often cropped tight to the face, where detectors trained on scenes
-        # see no face: retry with the border extended.
-        pad = max(image.shape[:2]) // 2
-        image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        found = detector.detect(image)
+    from streamer.detect import detect_in_photo
+
+    found, image = detect_in_photo(detector, image)
     if len(found) == 0:
         return None
     areas = (found.boxes[:, 2] - found.boxes[:, 0]) * (found.boxes[:, 3] - found.boxes[:, 1])

@@ -6,6 +6,8 @@ import collections
 import datetime as dt
 import time
 
+import numpy as np
+
 from streamer.records import Face, FrameResult, Match
 from streamer.track.iou import IouTracker, Track
 
@@ -21,8 +23,6 @@ class TrackEvents:
         self.tracker = IouTracker(min_hits=min_hits, max_misses=max_misses)
 
     def update(self, result: FrameResult) -> list[dict]:
-        import numpy as np
-
         boxes = np.stack([f.box for f in result.faces]) if result.faces else np.zeros((0, 4), np.float32)
         tracks, ended = self.tracker.update(boxes)
         events = []
