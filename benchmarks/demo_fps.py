@@ -16,19 +16,23 @@ import platform
 import statistics
 from pathlib import Path
 
+import yaml
+
 from engines import select_device
 from streamer.config import parse_config
 from streamer.demo import build_demo
 from streamer.detect import build_detector
 from streamer.pipeline import run
 
-SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_MODELS = ROOT.parent / "shared" / "models"
 
 
 def model_sets() -> dict[str, dict]:
-    sets = {"offline default (Haar + colour anomaly + Telea + LBP)": {}}
+    demo = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())  # what `make demo` runs
+    sets = {"offline default as in configs/demo.yaml (Haar + colour anomaly + Telea + LBP)": demo}
     if SHARED_MODELS.is_dir():
-        sets["SCRFD-500MF + colour anomaly + Telea + MobileFaceNet"] = {
+        sets["SCRFD-500MF + colour anomaly + Telea + MobileFaceNet (../shared)"] = {
             "detector": {"backend": "scrfd", "model": str(SHARED_MODELS / "scrfd_500m_bnkps.onnx")},
             "embedder": {"backend": "arcface", "model": str(SHARED_MODELS / "mobilefacenet_128d.onnx")},
         }

@@ -114,7 +114,7 @@ def cmd_demo(args) -> int:
     detector = build_detector(base.detector, select_device(base.engine.device))
     print(f"building the demo clip in {out / 'input'} ...")
     build_demo(out / "input", detector, frames=args.frames)
-    data = base.model_dump(mode="python", exclude_defaults=True)
+    data = base.model_dump(mode="python", exclude_unset=True)  # what the user wrote, tags included
     data["sources"] = [{"name": "demo", "uri": str(out / "input" / "demo.mp4")}]
     data["gallery"] = {**data.get("gallery", {}), "dir": out / "input" / "gallery"}
     data["output"] = {**data.get("output", {}), "dir": out}

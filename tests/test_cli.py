@@ -173,3 +173,44 @@ def test_ruff_is_clean():
     result = subprocess.run([ruff, "check", "streamer", "engines", "tests", "benchmarks"], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_live_http_source_shows_a_status_line_with_drops(tmp_path):
+    """An http:// source is live: newest frame wins, drops are counted and shown."""
+    import http.server
+    import threading
+    from functools import partial
+
+    import av
+    import numpy as np
+
+    www = tmp_path / "www"
+    www.mkdir()
+    with av.open(str(www / "cam.ts"), "w", format="mpegts") as container:  # a camera-like transport stream
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        for i in range(150):
+            image = np.full((360, 640, 3), i % 255, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = tmp_path / "c.yaml"
+        config.write_text(f"output:\n  dir: {tmp_path / 'out'}\n")
+        url = f"http://127.0.0.1:{server.server_address[1]}/cam.ts"
+        result = run_cli("run", str(config), "--source", url, timeout=180)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stderr
+    status = [line for line in result.stderr.splitlines() if line.startswith("127.0.0.1: in ")]
+    assert status, result.stderr
+    assert "fps, out" in status[-1] and "latency" in status[-1]
+    drops = int(status[-1].rsplit("drops ", 1)[1])
+    written = count_frames(tmp_path / "out" / "127.0.0.1.mp4")
+    assert drops > 0 and written + drops == 150  # decoding outran the pipeline; every frame accounted for

@@ -28,6 +28,7 @@ class HaarConfig(StrictModel):
     min_face_px: int = Field(48, ge=20, description="smallest face box searched, px")
     scale_factor: float = Field(1.1, gt=1.0, le=1.5)
     min_neighbors: int = Field(4, ge=1, le=20)
+    eye_min_neighbors: int = Field(5, ge=1, le=20)
     eye_pairs: bool = Field(True, description="also infer faces from eye pairs (finds faces wearing masks)")
     max_side: int = Field(960, ge=160, le=4096, description="frames are downscaled to this long side to search")
 
@@ -53,7 +54,11 @@ class HaarDetector:
         gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
         faces = self._face.detectMultiScale(gray, cfg.scale_factor, cfg.min_neighbors, minSize=(min_face, min_face))
         eye_px = max(min_face // 6, 6)
-        eyes = self._eye.detectMultiScale(gray, cfg.scale_factor, 5, minSize=(eye_px, eye_px)) if cfg.eye_pairs else []
+        eyes = (
+            self._eye.detectMultiScale(gray, cfg.scale_factor, cfg.eye_min_neighbors, minSize=(eye_px, eye_px))
+            if cfg.eye_pairs
+            else []
+        )
         eyes = np.asarray(eyes, np.float32).reshape(-1, 4)
         boxes, scores, points = [], [], []
         used = np.zeros(len(eyes), bool)
