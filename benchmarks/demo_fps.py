@@ -21,7 +21,6 @@ import yaml
 from engines import select_device
 from streamer.config import parse_config
 from streamer.demo import build_demo
-from streamer.detect import build_detector
 from streamer.pipeline import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,9 +45,8 @@ def main() -> None:
     parser.add_argument("--out", default="out/bench")
     args = parser.parse_args()
     out = Path(args.out)
-    base = parse_config({})
     clip_dir = out / "input"
-    build_demo(clip_dir, build_detector(base.detector, select_device("auto")), frames=args.frames)
+    build_demo(clip_dir, frames=args.frames)
     rows = []
     for name, stages in model_sets().items():
         runs = []

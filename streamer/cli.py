@@ -101,19 +101,16 @@ def cmd_models(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from engines import select_device
     from streamer.config import load_config, parse_config
     from streamer.demo import build_demo
-    from streamer.detect import build_detector
     from streamer.pipeline import run
     from streamer.progress import ProgressReporter
 
     out = Path(args.out)
     config_path = Path(args.config) if args.config else DEFAULT_DEMO_CONFIG
     base = load_config(config_path) if config_path.exists() else parse_config({})
-    detector = build_detector(base.detector, select_device(base.engine.device))
     print(f"building the demo clip in {out / 'input'} ...")
-    build_demo(out / "input", detector, frames=args.frames)
+    build_demo(out / "input", frames=args.frames)
     data = base.model_dump(mode="python", exclude_unset=True)  # what the user wrote, tags included
     data["sources"] = [{"name": "demo", "uri": str(out / "input" / "demo.mp4")}]
     data["gallery"] = {**data.get("gallery", {}), "dir": out / "input" / "gallery"}

@@ -57,9 +57,17 @@ def _square(image: np.ndarray, box, scale: float) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (SPRITE_PX, SPRITE_PX), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
 
 
-def make_sprites(detector) -> list[Sprite]:
-    """Face sprites cut from the package images with ``detector`` (the pipeline's own)."""
+def make_sprites() -> list[Sprite]:
+    """Face sprites cut from the package images.
+
+    Always with the default Haar cascade, whatever the run's config, so the clip is the same for
+    every detector that is measured on it.
+    """
+    from engines import Device
     from streamer.align import ARCFACE_112
+    from streamer.detect.haar import HaarConfig, HaarDetector
+
+    detector = HaarDetector(HaarConfig(), Device("cpu"))
 
     images = _package_images()
     hanks = cv2.resize(images["Tom_Hanks_54745.png"], (SPRITE_PX, SPRITE_PX), interpolation=cv2.INTER_CUBIC)
@@ -148,7 +156,7 @@ def _alpha(size: int) -> np.ndarray:
     return cv2.GaussianBlur(alpha, (21, 21), 0)[..., None]
 
 
-def build_demo(out_dir: Path, detector, frames: int = 120, size: tuple[int, int] = (1280, 720),
+def build_demo(out_dir: Path, frames: int = 120, size: tuple[int, int] = (1280, 720),
                fps: int = 15, seed: int = 0) -> dict:
     """Writes ``demo.mp4``, ``gallery/<name>.png`` and ``ground_truth.json`` under ``out_dir``."""
     import av
@@ -157,7 +165,7 @@ def build_demo(out_dir: Path, detector, frames: int = 120, size: tuple[int, int]
     out_dir.mkdir(parents=True, exist_ok=True)
     gallery = out_dir / "gallery"
     gallery.mkdir(exist_ok=True)
-    sprites = make_sprites(detector)
+    sprites = make_sprites()
     for sprite in sprites:
         cv2.imwrite(str(gallery / f"{sprite.name}.png"), sprite.image)
     width, height = size

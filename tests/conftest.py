@@ -77,17 +77,7 @@ def haar(cpu):
 
 
 @pytest.fixture(scope="session")
-def sprites(haar):
+def sprites():
     from streamer.demo import make_sprites
 
-    return make_sprites(haar)
-
-
-@pytest.fixture(scope="session")
-def demo_input(tmp_path_factory, haar) -> Path:
-    """The demo clip (short) with its gallery and ground truth."""
-    from streamer.demo import build_demo
-
-    out = tmp_path_factory.mktemp("demo_input")
-    build_demo(out, haar, frames=24)
-    return out
+    return make_sprites()
