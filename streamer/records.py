@@ -42,7 +42,6 @@ class Detections:
     boxes: np.ndarray  # (n, 4) float32 xyxy pixels
     scores: np.ndarray  # (n,) float32 in [0, 1]
     landmarks: np.ndarray  # (n, 5, 2) float32 pixels
-    landmarks_estimated: bool = False  # True when the detector has no landmark head (geometry guess)
 
     def __post_init__(self) -> None:
         n = len(self.boxes)

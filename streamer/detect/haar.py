@@ -4,7 +4,7 @@ Frontal-face detections are joined by faces inferred from eye pairs, because
 the face cascade misses most faces whose lower half is covered (0 of 100 real
 masked faces in ../shared/data/masked_faces/with_mask) while their eyes stay
 visible. Landmarks come from the detected eyes where found, otherwise from
-fixed proportions of the box, so they are estimates (``landmarks_estimated``).
+fixed proportions of the box, so they are estimates, not measurements.
 Replace with SCRFD (``detector.backend: scrfd``) for real use.
 """
 
@@ -47,7 +47,7 @@ class HaarDetector:
         found = self._detect(image, max(int(self._config.min_face_px * scale), 20))
         if scale == 1.0 or len(found) == 0:
             return found
-        return Detections(found.boxes / scale, found.scores, found.landmarks / scale, landmarks_estimated=True)
+        return Detections(found.boxes / scale, found.scores, found.landmarks / scale)
 
     def _detect(self, image: np.ndarray, min_face: int) -> Detections:
         cfg = self._config
@@ -84,9 +84,7 @@ class HaarDetector:
                 points.append(lm)
         if not boxes:
             return Detections.empty()
-        return Detections(
-            np.stack(boxes), np.array(scores, np.float32), np.stack(points).astype(np.float32), landmarks_estimated=True
-        )
+        return Detections(np.stack(boxes), np.array(scores, np.float32), np.stack(points).astype(np.float32))
 
 
 def _cascade(name: str) -> cv2.CascadeClassifier:

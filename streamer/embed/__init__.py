@@ -10,6 +10,9 @@ from pydantic import Field
 from engines import Device
 from streamer.embed.arcface import ArcFaceConfig, ArcFaceEmbedder
 from streamer.embed.lbp_histogram import LbpHistogramConfig, LbpHistogramEmbedder
+from streamer.embed.vectors import l2_normalise
+
+__all__ = ["EmbedderConfig", "FaceEmbedder", "build_embedder", "l2_normalise"]
 
 
 class FaceEmbedder(Protocol):
@@ -37,7 +40,3 @@ _BACKENDS = {"lbp_histogram": LbpHistogramEmbedder, "arcface": ArcFaceEmbedder}
 
 def build_embedder(config: EmbedderConfig, device: Device) -> FaceEmbedder:
     return _BACKENDS[config.backend](config, device)
-
-
-def l2_normalise(vectors: np.ndarray) -> np.ndarray:
-    return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)

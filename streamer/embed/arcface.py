@@ -12,6 +12,7 @@ from pydantic import Field
 from engines import Device
 from streamer.config_base import ExistingPath, StrictModel
 from streamer.detect.scrfd import load_insightface_model, resolve_model_file
+from streamer.embed.vectors import l2_normalise
 
 
 class ArcFaceConfig(StrictModel):
@@ -21,9 +22,6 @@ class ArcFaceConfig(StrictModel):
 
 class ArcFaceEmbedder:
     def __init__(self, config: ArcFaceConfig, device: Device):
-        from streamer.embed import l2_normalise
-
-        self._l2 = l2_normalise
         path = resolve_model_file(config.model, "w600k_*.onnx")
         self._model = load_insightface_model(path, device, "ArcFaceONNX")
         self._size = int(self._model.input_size[0])
@@ -46,4 +44,4 @@ class ArcFaceEmbedder:
             crops = np.stack([cv2.resize(c, (self._size, self._size), interpolation=cv2.INTER_AREA) for c in crops])
         step = self._max_batch
         features = [self._model.get_feat(list(crops[i : i + step])) for i in range(0, len(crops), step)]
-        return self._l2(np.concatenate(features).astype(np.float32))
+        return l2_normalise(np.concatenate(features).astype(np.float32))

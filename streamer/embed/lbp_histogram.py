@@ -18,6 +18,7 @@ from pydantic import Field
 
 from engines import Device
 from streamer.config_base import StrictModel
+from streamer.embed.vectors import l2_normalise
 
 
 class LbpHistogramConfig(StrictModel):
@@ -62,8 +63,6 @@ class LbpHistogramEmbedder:
         return np.repeat((hidden < 0.25).reshape(len(masks), -1), bins, axis=1).astype(np.float32)
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
-        from streamer.embed import l2_normalise
-
         raw = self.describe(crops)
         return l2_normalise(raw - self._mean if self._mean is not None else raw)
 

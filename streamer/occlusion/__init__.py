@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Annotated, Protocol
 
-import cv2
-import numpy as np
 from pydantic import Field
 
 from engines import Device
+from streamer.occlusion.color_anomaly import ColorAnomalyConfig, ColorAnomalySegmenter
+from streamer.occlusion.region import face_region, occlusion_from_mask
+from streamer.occlusion.yolo_seg import YoloSegConfig, YoloSegSegmenter
 from streamer.records import AlignedCrop, Occlusion
+
+__all__ = ["OcclusionConfig", "OccluderSegmenter", "build_segmenter", "face_region", "occlusion_from_mask"]
 
 
 class OccluderSegmenter(Protocol):
@@ -20,27 +22,6 @@ class OccluderSegmenter(Protocol):
         """One ``Occlusion`` per crop, masks in crop coordinates; the whole batch in one call."""
         ...
 
-
-@lru_cache(maxsize=8)
-def face_region(size: int) -> np.ndarray:
-    """(size, size) bool: the face area of an aligned crop (brows to chin), where occlusion is measured."""
-    s = size / 112.0
-    region = np.zeros((size, size), np.uint8)
-    cv2.ellipse(region, (round(56 * s), round(64 * s)), (round(36 * s), round(46 * s)), 0, 0, 360, 1, -1)
-    region = region.astype(bool)
-    region.flags.writeable = False
-    return region
-
-
-def occlusion_from_mask(mask: np.ndarray, classes: tuple[str, ...]) -> Occlusion:
-    region = face_region(mask.shape[0])
-    mask = mask & region
-    fraction = float(mask.sum() / region.sum())
-    return Occlusion(mask=mask, classes=classes if mask.any() else (), fraction=fraction)
-
-
-from streamer.occlusion.color_anomaly import ColorAnomalyConfig, ColorAnomalySegmenter  # noqa: E402
-from streamer.occlusion.yolo_seg import YoloSegConfig, YoloSegSegmenter  # noqa: E402
 
 OcclusionConfig = Annotated[ColorAnomalyConfig | YoloSegConfig, Field(discriminator="backend")]
 

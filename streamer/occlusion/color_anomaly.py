@@ -21,6 +21,7 @@ from pydantic import Field
 
 from engines import Device
 from streamer.config_base import StrictModel
+from streamer.occlusion.region import face_region, occlusion_from_mask
 from streamer.records import AlignedCrop, Occlusion
 
 # Skin sample patches in 112-px ArcFace crop coordinates (x1, y1, x2, y2): forehead, upper cheeks under
@@ -53,8 +54,6 @@ class ColorAnomalySegmenter:
         return [self._segment_one(c.image) for c in crops]
 
     def _segment_one(self, image: np.ndarray) -> Occlusion:
-        from streamer.occlusion import face_region, occlusion_from_mask
-
         cfg = self._config
         size = image.shape[0]
         region = face_region(size)

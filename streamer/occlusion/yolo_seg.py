@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from engines import Device
 from streamer.config_base import ExistingPath, StrictModel
 from streamer.errors import ModelError
+from streamer.occlusion.region import occlusion_from_mask
 from streamer.records import AlignedCrop, Occlusion
 
 
@@ -39,8 +40,6 @@ class YoloSegSegmenter:
         self.description = f"YOLO-seg {config.model.name} @ {config.imgsz}px on {device}"
 
     def segment(self, crops: list[AlignedCrop]) -> list[Occlusion]:
-        from streamer.occlusion import occlusion_from_mask
-
         if not crops:
             return []
         results = self._model.predict(
