@@ -39,8 +39,13 @@ class SourceConfig(StrictModel):
         "auto picks by source kind",
     )
     options: dict[str, str] = Field(default_factory=dict, description="demuxer options for PyAV, e.g. rtsp_transport")
-    open_timeout_s: float = Field(10.0, gt=0, le=300)
-    read_timeout_s: float = Field(10.0, gt=0, le=300)
+    open_timeout_s: float = Field(10.0, gt=0, le=300, description="give up one connection attempt after this")
+    stall_timeout_s: float = Field(
+        5.0, gt=0, le=300, description="no data for this long: the stream is stalled and is reconnected"
+    )
+    reconnect: bool | None = Field(None, description="reconnect when the stream ends or fails; default: live only")
+    backoff_initial_s: float = Field(0.5, gt=0, le=60, description="first wait between connection attempts")
+    backoff_max_s: float = Field(30.0, gt=0, le=3600, description="longest wait between connection attempts")
     max_frames: int | None = Field(None, ge=1, description="stop after this many frames")
 
     @field_validator("uri")

@@ -101,6 +101,7 @@ def _run_opened(config: Config, stages: Stages, sources: list[PyAVSource], repor
     }
     counters = {s.name: StreamCounters() for s in sources}
     last_result: dict[str, FrameResult] = {}
+    frame_size: dict[str, tuple[int, ...]] = {}
     started = time.monotonic()
     with StopFlag() as stop:
         for source in sources:
@@ -114,6 +115,13 @@ def _run_opened(config: Config, stages: Stages, sources: list[PyAVSource], repor
                     continue
                 for result in stages.analyze(frames):
                     name = result.frame.stream
+                    if frame_size.setdefault(name, result.frame.image.shape) != result.frame.image.shape:
+                        # A camera switched resolution: boxes of the old geometry mean nothing now.
+                        log.warning("source %r: frame size changed to %s; tracks reset", name, result.frame.image.shape)
+                        frame_size[name] = result.frame.image.shape
+                        for event in trackers[name].close(last_result.get(name)):
+                            if events:
+                                events.emit(event)
                     for event in trackers[name].update(result):
                         if events:
                             events.emit(event)

@@ -16,6 +16,7 @@ class StreamCounters:
     latency_ms_sum: float = 0.0
     started: float = field(default_factory=time.monotonic)
     window: collections.deque = field(default_factory=collections.deque)  # monotonic times of recent frames
+    decoded_marks: collections.deque = field(default_factory=collections.deque)  # (time, decoded count) samples
 
     def frame_done(self, decoded_at: float) -> None:
         now = time.monotonic()
@@ -30,6 +31,15 @@ class StreamCounters:
         if len(self.window) < 2:
             return 0.0
         return (len(self.window) - 1) / max(self.window[-1] - self.window[0], 1e-6)
+
+    def fps_in(self, decoded: int) -> float:
+        """Decoded frames per second over the last ~5 s, from the source's running count."""
+        now = time.monotonic()
+        self.decoded_marks.append((now, decoded))
+        while len(self.decoded_marks) > 2 and now - self.decoded_marks[0][0] > 5.0:
+            self.decoded_marks.popleft()
+        (t0, n0), (t1, n1) = self.decoded_marks[0], self.decoded_marks[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
     @property
     def mean_latency_ms(self) -> float:
@@ -69,10 +79,14 @@ class ProgressReporter:
 
 
 def _describe(source, c: StreamCounters) -> str:
+    stats = source.stats
+    if source.live and not source.connected.is_set() and not source.finished.is_set():
+        return f"{source.name}: connecting (attempt {stats.connect_failures + 1}), reconnects {stats.reconnects}"
     if source.live or not source.total_frames:
         return (
-            f"{source.name}: in {source.fps:.1f} fps, out {c.fps_out:.1f} fps, "
-            f"latency {c.mean_latency_ms:.0f} ms, drops {source.stats.dropped}"
+            f"{source.name}: in {c.fps_in(stats.decoded):.1f} fps, out {c.fps_out:.1f} fps, "
+            f"latency {c.mean_latency_ms:.0f} ms, drops {stats.dropped}, reconnects {stats.reconnects}, "
+            f"stalls {stats.stalls}, decode errors {stats.decode_errors}"
         )
     total = source.total_frames
     done = min(c.frames_out, total)

@@ -1,12 +1,21 @@
-"""A source decoded with PyAV in its own thread."""
+"""A source decoded with PyAV in its own thread, supervised: it reconnects, detects stalls, skips damage.
+
+Files open in the caller's thread, so a missing or unreadable file fails at start-up. Live sources
+connect in their own thread and keep trying, with capped exponential backoff and jitter, so a
+camera that is down never holds up the others; a drop, an end of stream or a stall (no data for
+``stall_timeout_s``, enforced by PyAV's read timeout) leads to a reconnect. Liveness uses the
+monotonic clock; frames carry the wall clock for event times.
+"""
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass
 
+import av
 import numpy as np
 
 from streamer.config import SourceConfig
@@ -16,7 +25,7 @@ from streamer.redaction import redact, redact_url
 from streamer.sources.buffers import FrameQueue, LatestFrameSlot
 
 log = logging.getLogger(__name__)
-MAX_CONSECUTIVE_DECODE_ERRORS = 25
+MAX_CONSECUTIVE_DECODE_ERRORS = 25  # on a file: this many failing packets in a row is a broken file
 
 
 @dataclass
@@ -24,61 +33,42 @@ class SourceStats:
     decoded: int = 0
     dropped: int = 0
     decode_errors: int = 0
+    reconnects: int = 0  # successful connections after the first
+    stalls: int = 0  # reads that timed out on a connected stream
+    connect_failures: int = 0
 
 
 class PyAVSource:
-    """Opens on ``open()`` (in the caller's thread, so a bad source fails at start-up), decodes on ``start()``."""
-
     def __init__(self, config: SourceConfig, queue_frames: int = 8):
         self.config = config
         self.name = config.name
         self.display_uri = redact_url(config.uri)
+        self.reconnects_enabled = config.reconnect if config.reconnect is not None else config.is_live
         self._buffer = FrameQueue(queue_frames) if config.keeps_every_frame else LatestFrameSlot()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._container = None
         self.stats = SourceStats()
-        self.error: str | None = None  # set when decoding ended on a failure
-        self.finished = threading.Event()  # decoder thread is done (end of stream, error or stop)
+        self.error: str | None = None  # why decoding ended, when it ended on a failure
+        self.last_error: str | None = None  # the latest connection or stream problem (redacted), for status
+        self.connected = threading.Event()
+        self.finished = threading.Event()  # the decoding thread has ended
         self.fps: float = 0.0
         self.total_frames: int | None = None
         self.size: tuple[int, int] | None = None
+        self._index = 0
 
     @property
     def live(self) -> bool:
         return self.config.is_live
 
     def open(self) -> None:
-        import av
-
-        cfg = self.config
-        options = dict(cfg.options)
-        if cfg.is_live and cfg.uri.lower().startswith("rtsp") and "rtsp_transport" not in options:
-            options["rtsp_transport"] = "tcp"  # UDP loses packets on busy networks: smeared frames
-        try:
-            self._container = av.open(
-                cfg.uri, mode="r", options=options, timeout=(cfg.open_timeout_s, cfg.read_timeout_s)
-            )
-        except FileNotFoundError:
-            raise SourceError(f"source {self.name!r}: file not found: {self.display_uri}") from None
-        except Exception as exc:  # av.error.* carry the URL (with any password) in their text
-            raise SourceError(f"source {self.name!r}: cannot open {self.display_uri}: {_describe(exc)}") from None
-        if not self._container.streams.video:
-            self._container.close()
-            raise SourceError(f"source {self.name!r}: no video stream in {self.display_uri}")
-        stream = self._container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = stream.average_rate or stream.base_rate or stream.guessed_rate
-        self.fps = float(rate) if rate else 25.0
-        self.total_frames = _frame_count(stream, self._container) if not cfg.is_live else None
-        if cfg.max_frames:
-            self.total_frames = min(self.total_frames or cfg.max_frames, cfg.max_frames)
-        self.size = (stream.codec_context.width, stream.codec_context.height)
+        """Files: open now and fail with a one-line error. Live sources connect in their thread."""
+        if not self.live:
+            self._connect()
 
     def start(self) -> None:
-        if self._container is None:
-            self.open()
-        self._thread = threading.Thread(target=self._decode_loop, name=f"decode-{self.name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"source-{self.name}", daemon=True)
         self._thread.start()
 
     def read(self, timeout: float) -> VideoFrame | None:
@@ -93,62 +83,157 @@ class PyAVSource:
         return self.finished.is_set() and len(self._buffer) == 0
 
     def stop(self, timeout: float = 2.0) -> None:
+        """Asks the thread to end and waits at most ``timeout`` s.
+
+        A thread blocked inside FFmpeg ends when its read times out (``stall_timeout_s``); it is a
+        daemon thread and holds no lock the caller needs, so stop() need not wait for it.
+        """
         self._stop.set()
         self._buffer.wake()
         if self._thread is not None:
             self._thread.join(timeout)
-        if self._container is not None and (self._thread is None or not self._thread.is_alive()):
-            self._container.close()
-            self._container = None
+        if self._thread is None or not self._thread.is_alive():
+            self._close()
 
-    def _decode_loop(self) -> None:
-        import av
+    # -- the decoding thread ---------------------------------------------------------------
 
-        container = self._container
-        stream = container.streams.video[0]
-        consecutive_errors = 0
-        index = 0
+    def _run(self) -> None:
+        backoff = self.config.backoff_initial_s
+        sessions = 0
+        failures_in_a_row = 0
         try:
-            packets = container.demux(stream)
             while not self._stop.is_set():
-                try:
-                    packet = next(packets)
-                except StopIteration:
-                    break
-                try:
-                    frames = packet.decode()
-                    consecutive_errors = 0
-                except av.error.FFmpegError as exc:
-                    self.stats.decode_errors += 1
-                    consecutive_errors += 1
-                    if consecutive_errors > MAX_CONSECUTIVE_DECODE_ERRORS:
-                        raise
-                    log.debug("%s: decode error skipped: %s", self.name, redact(str(exc)))
-                    continue
-                for av_frame in frames:
-                    self._emit(av_frame, index)
-                    index += 1
-                    if self.config.max_frames and index >= self.config.max_frames:
-                        return
-        except Exception as exc:
-            self.error = (
-                f"source {self.name!r}: decoding {self.display_uri} failed after {index} frames: {_describe(exc)}"
-            )
+                if self._container is None:  # files were opened by open(); live sources connect here
+                    try:
+                        self._connect()
+                    except SourceError as exc:
+                        if not self.reconnects_enabled:
+                            self.error = str(exc)
+                            return
+                        self.stats.connect_failures += 1
+                        failures_in_a_row += 1
+                        # Jitter, so cameras behind one switch that failed together don't retry in step.
+                        wait = backoff * random.uniform(0.8, 1.2)
+                        self._note(f"{exc}; retrying in {wait:.1f} s", first_failure=failures_in_a_row == 1)
+                        backoff = min(backoff * 2, self.config.backoff_max_s)
+                        self._stop.wait(wait)
+                        continue
+                if sessions:
+                    self.stats.reconnects += 1
+                    log.warning("source %r: reconnected to %s", self.name, self.display_uri)
+                sessions += 1
+                backoff, failures_in_a_row = self.config.backoff_initial_s, 0
+                self._decode()
+                self._close()
+                if not self.reconnects_enabled or self.error:
+                    return
         finally:
+            self._close()
             self.finished.set()
             self._buffer.wake()
 
-    def _emit(self, av_frame, index: int) -> None:
+    def _connect(self) -> None:
+        cfg = self.config
+        options = dict(cfg.options)
+        if cfg.is_live and cfg.uri.lower().startswith("rtsp") and "rtsp_transport" not in options:
+            options["rtsp_transport"] = "tcp"  # UDP loses packets on busy networks: smeared frames
+        try:
+            container = av.open(cfg.uri, mode="r", options=options, timeout=(cfg.open_timeout_s, cfg.stall_timeout_s))
+        except FileNotFoundError:
+            raise SourceError(f"source {self.name!r}: file not found: {self.display_uri}") from None
+        except Exception as exc:  # av.error.* carry the URL (with any password) in their text
+            raise SourceError(f"source {self.name!r}: cannot open {self.display_uri}: {_describe(exc)}") from None
+        if not container.streams.video:
+            container.close()
+            raise SourceError(f"source {self.name!r}: no video stream in {self.display_uri}")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.base_rate or stream.guessed_rate
+        self.fps = float(rate) if rate else 25.0
+        if not cfg.is_live:
+            self.total_frames = _frame_count(stream, container)
+            if cfg.max_frames:
+                self.total_frames = min(self.total_frames or cfg.max_frames, cfg.max_frames)
+        self.size = (stream.codec_context.width, stream.codec_context.height)
+        self._container = container
+        self.connected.set()
+
+    def _decode(self) -> None:
+        """Decodes until the stream ends, fails or stalls; sets ``error`` when a file fails."""
+        container = self._container
+        stream = container.streams.video[0]
+        consecutive_errors = 0
+        waiting_for_keyframe = False
+        try:
+            for packet in container.demux(stream):
+                if self._stop.is_set():
+                    return
+                # (the demuxer's last, empty packet must be decoded: it flushes the decoder's delayed frames)
+                if waiting_for_keyframe and packet.size and not packet.is_keyframe:
+                    continue  # after damage, a frame predicted from broken ones would be smeared
+                waiting_for_keyframe = False
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError as exc:
+                    self.stats.decode_errors += 1
+                    consecutive_errors += 1
+                    waiting_for_keyframe = True
+                    if not self.live and consecutive_errors > MAX_CONSECUTIVE_DECODE_ERRORS:
+                        raise
+                    log.debug("%s: corrupt packet skipped: %s", self.name, redact(str(exc)))
+                    continue
+                consecutive_errors = 0
+                for av_frame in frames:
+                    self._emit(av_frame)
+                    if self.config.max_frames and self._index >= self.config.max_frames:
+                        self._stop.set()
+                        return
+        except Exception as exc:
+            if self._stop.is_set():
+                return
+            message = _describe(exc)
+            if self.live and _is_timeout(exc):
+                self.stats.stalls += 1
+                timeout = self.config.stall_timeout_s
+                self._note(f"source {self.name!r}: stalled, no data for {timeout:g} s; reconnecting")
+            elif self.live:
+                self._note(f"source {self.name!r}: stream from {self.display_uri} failed: {message}; reconnecting")
+            else:
+                self.error = (
+                    f"source {self.name!r}: decoding {self.display_uri} failed after {self._index} frames: {message}"
+                )
+
+    def _emit(self, av_frame) -> None:
         image = av_frame.to_ndarray(format="bgr24")
         pts = float(av_frame.time) if av_frame.time is not None else None
-        frame = VideoFrame(self.name, index, np.ascontiguousarray(image), pts, time.time(), time.monotonic())
+        frame = VideoFrame(self.name, self._index, np.ascontiguousarray(image), pts, time.time(), time.monotonic())
+        self._index += 1
         self.stats.decoded += 1
         self._buffer.put(frame, self._stop)
+
+    def _close(self) -> None:
+        container, self._container = self._container, None
+        self.connected.clear()
+        if container is not None:
+            try:
+                container.close()
+            except Exception:  # closing a broken connection can fail too; nothing is left to save
+                pass
+
+    def _note(self, message: str, first_failure: bool = True) -> None:
+        # The first failure of a run of failures is a warning; repeats are logged quietly.
+        self.last_error = message
+        log.log(logging.WARNING if first_failure else logging.INFO, "%s", message)
 
 
 def _describe(exc: Exception) -> str:
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return redact(str(text))
+
+
+def _is_timeout(exc: Exception) -> bool:
+    # PyAV's read timeout surfaces as an interrupted call (ExitError) or an OS timeout.
+    return isinstance(exc, (av.error.ExitError, TimeoutError)) or "timed out" in str(exc).lower()
 
 
 def _frame_count(stream, container) -> int | None:

@@ -1,0 +1,61 @@
+"""A real RTSP server for the tests: GStreamer's gst-rtsp-server, run by the system Python (python3-gi).
+
+    /usr/bin/python3 tests/servers/rtsp_server.py --port 8554 --file clip.mp4 [--user U --password P]
+
+Serves rtsp://127.0.0.1:PORT/cam: the file decoded and re-encoded live (H.264, key frame every
+10 frames), looping. Prints "ready" once it listens. The tests kill it, SIGSTOP it, or restart it.
+"""
+
+import argparse
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--file", required=True)
+    parser.add_argument("--path", default="/cam")
+    parser.add_argument("--user")
+    parser.add_argument("--password")
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--fps", type=int, default=10)
+    args = parser.parse_args()
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    factory = GstRtspServer.RTSPMediaFactory()
+    # multifilesrc loop=true restarts the file at its end, so the camera never ends.
+    factory.set_launch(
+        f"( multifilesrc location={args.file} loop=true ! decodebin ! videoconvert ! videoscale ! videorate "
+        f"! video/x-raw,width={args.width},pixel-aspect-ratio=1/1,framerate={args.fps}/1 "
+        f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 bitrate=800 "
+        f"! rtph264pay name=pay0 pt=96 config-interval=1 )"
+    )
+    factory.set_shared(True)
+    if args.user:
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", "camera-user")
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
+        server.set_auth(auth)
+        permissions = GstRtspServer.RTSPPermissions()
+        permissions.add_role_from_structure(Gst.Structure.new_from_string(
+            "camera-user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+        ))
+        factory.set_permissions(permissions)
+    server.get_mount_points().add_factory(args.path, factory)
+    if server.attach(None) == 0:
+        sys.exit(f"cannot listen on 127.0.0.1:{args.port}")
+    print("ready", flush=True)
+    GLib.MainLoop().run()
+
+
+if __name__ == "__main__":
+    main()
