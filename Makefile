@@ -5,7 +5,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench clean
+# A real RTSP server for the stream tests (GStreamer's gst-rtsp-server, driven by the system Python).
+RTSP_PACKAGES := gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav
+RTSP_CHECK := import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import Gst; Gst.init(None); \
+	assert all(Gst.ElementFactory.find(e) for e in ("x264enc", "rtph264pay", "decodebin", "multifilesrc"))
+
+.PHONY: install system-deps demo test lint bench clean
 
 $(BIN)/streamer: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +24,13 @@ install: $(BIN)/streamer
 demo: install
 	$(BIN)/streamer demo --out out/demo
 
-test: install
+system-deps:
+	@if /usr/bin/python3 -c '$(RTSP_CHECK)' 2>/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(RTSP_PACKAGES); \
+	else echo "The RTSP tests need: sudo apt-get install $(RTSP_PACKAGES) (they are skipped without it)"; fi
+
+test: install system-deps
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -11,10 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-MODELS = SHARED / "models"
-FACES = SHARED / "data" / "faces" / "identities"
+from tests.paths import FACES, MODELS, ROOT, SHARED  # noqa: F401  (re-exported for the tests)
 
 # Never let a test reach for the network through ultralytics.
 os.environ.setdefault("YOLO_OFFLINE", "true")
@@ -81,3 +78,6 @@ def sprites():
     from streamer.demo import make_sprites
 
     return make_sprites()
+
+
+from tests.rtsp import rtsp_server  # noqa: E402,F401  (fixture for the stream tests)

@@ -137,8 +137,11 @@ class PyAVSource:
         options = dict(cfg.options)
         if cfg.is_live and cfg.uri.lower().startswith("rtsp") and "rtsp_transport" not in options:
             options["rtsp_transport"] = "tcp"  # UDP loses packets on busy networks: smeared frames
+        # Measured on a stalled RTSP stream: FFmpeg gives up after twice PyAV's read timeout (its demuxer
+        # retries the read once), so half the configured stall time keeps detection within it.
+        read_timeout = cfg.stall_timeout_s / 2 if cfg.is_live else cfg.stall_timeout_s
         try:
-            container = av.open(cfg.uri, mode="r", options=options, timeout=(cfg.open_timeout_s, cfg.stall_timeout_s))
+            container = av.open(cfg.uri, mode="r", options=options, timeout=(cfg.open_timeout_s, read_timeout))
         except FileNotFoundError:
             raise SourceError(f"source {self.name!r}: file not found: {self.display_uri}") from None
         except Exception as exc:  # av.error.* carry the URL (with any password) in their text
