@@ -34,11 +34,12 @@ def run_cli(*args: str, timeout: float = 300, cwd: Path | None = None, env: dict
 
 
 def write_clip(path: Path, frames: int, size=(320, 240), fps: int = 10, fragmented: bool = False) -> Path:
-    """A small H.264 MP4 of moving gradients (made here, like PyAV's own tests do)."""
+    """A small H.264 clip of moving gradients (made here, like PyAV's own tests do): MP4, or MPEG-TS for .ts."""
     import av
 
     options = {"movflags": "frag_keyframe+empty_moov"} if fragmented else {}
-    with av.open(str(path), "w", format="mp4", options=options) as container:
+    container_format = "mpegts" if path.suffix == ".ts" else "mp4"
+    with av.open(str(path), "w", format=container_format, options=options) as container:
         stream = container.add_stream("libx264", rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
         stream.options = {"g": "5"}

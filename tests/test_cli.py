@@ -228,3 +228,33 @@ def test_live_http_source_shows_a_status_line_with_drops(tmp_path):
     assert "reconnects 0, stalls 0" in status[-1]
     written = count_frames(tmp_path / "out" / "127.0.0.1.mp4")
     assert drops > 0 and written + drops == 150  # decoding outran the pipeline; every frame accounted for
+
+
+def test_a_playlist_cannot_make_ffmpeg_read_local_files(tmp_path):
+    """An HLS playlist served over http that points at a local file must not be followed."""
+    import http.server
+    import threading
+    from functools import partial
+
+    secret = write_clip(tmp_path / "secret.ts", frames=20)
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "cam.m3u8").write_text(
+        f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:5\n#EXTINF:2.0,\nfile://{secret}\n#EXT-X-ENDLIST\n"
+    )
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = tmp_path / "c.yaml"
+        url = f"http://127.0.0.1:{server.server_address[1]}/cam.m3u8"
+        config.write_text(f"sources:\n  - {{name: hls, uri: '{url}', reconnect: false}}\n"
+                          f"output:\n  dir: {tmp_path / 'out'}\n")
+        result = run_cli("run", str(config), timeout=120)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out" / "hls.mp4").exists()  # not one frame of the local file was decoded
+    assert result.returncode in (1, 2) and "source 'hls'" in result.stderr

@@ -27,6 +27,23 @@ from streamer.sources.buffers import FrameQueue, LatestFrameSlot
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_DECODE_ERRORS = 25  # on a file: this many failing packets in a row is a broken file
 
+# What FFmpeg may open for each kind of source, including what a stream refers to (HLS segments,
+# RTSP's RTP channels, HTTP redirects). Defence in depth: FFmpeg's HLS demuxer already refuses
+# file: segments in an http playlist (tests/test_cli.py checks the outcome), and this list keeps
+# any other path from a network source to local files or unexpected protocols shut.
+PROTOCOLS = {
+    "rtsp": "rtsp,rtp,srtp,udp,tcp",
+    "rtsps": "rtsps,rtsp,rtp,srtp,udp,tcp,tls",
+    "http": "http,tcp,crypto,httpproxy",
+    "https": "https,http,tcp,tls,crypto,httpproxy",
+    "rtmp": "rtmp,tcp",
+    "udp": "udp,rtp",
+    "tcp": "tcp",
+    "srt": "srt,udp",
+    "": "file",
+    "file": "file",
+}
+
 
 @dataclass
 class SourceStats:
@@ -134,7 +151,7 @@ class PyAVSource:
 
     def _connect(self) -> None:
         cfg = self.config
-        options = dict(cfg.options)
+        options = {"protocol_whitelist": PROTOCOLS[_scheme(cfg.uri)], **cfg.options}
         if cfg.is_live and cfg.uri.lower().startswith("rtsp") and "rtsp_transport" not in options:
             options["rtsp_transport"] = "tcp"  # UDP loses packets on busy networks: smeared frames
         # Measured on a stalled RTSP stream: FFmpeg gives up after twice PyAV's read timeout (its demuxer
@@ -227,6 +244,13 @@ class PyAVSource:
         # The first failure of a run of failures is a warning; repeats are logged quietly.
         self.last_error = message
         log.log(logging.WARNING if first_failure else logging.INFO, "%s", message)
+
+
+def _scheme(uri: str) -> str:
+    from urllib.parse import urlsplit
+
+    scheme = urlsplit(uri).scheme.lower()
+    return "" if len(scheme) <= 1 else scheme  # "C:" on Windows is a drive, not a scheme
 
 
 def _describe(exc: Exception) -> str:
