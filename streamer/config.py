@@ -25,6 +25,7 @@ from streamer.identify.gallery import GalleryConfig
 from streamer.inpaint import InpainterConfig, OpenCVInpaintConfig
 from streamer.occlusion import ColorAnomalyConfig, OcclusionConfig
 from streamer.redaction import MASK, redact, register_secret
+from streamer.web.server import WebConfig
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "http", "https", "rtmp", "udp", "tcp", "srt")
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -102,6 +103,7 @@ class Config(StrictModel):
     gallery: GalleryConfig = GalleryConfig()
     pipeline: PipelineConfig = PipelineConfig()
     output: OutputConfig = OutputConfig()
+    web: WebConfig = WebConfig()
 
     @field_validator("sources")
     @classmethod

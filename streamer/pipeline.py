@@ -21,6 +21,7 @@ from streamer.sinks.mp4 import Mp4Writer
 from streamer.sources import PyAVSource
 from streamer.stages import Stages
 from streamer.track.events import TrackEvents
+from streamer.web.server import LiveView, StreamStatus
 
 log = logging.getLogger(__name__)
 POLL_S = 0.05  # how long the loop waits on each source for a frame before moving on
@@ -100,6 +101,10 @@ def _run_opened(config: Config, stages: Stages, sources: list[PyAVSource], repor
         s.name: TrackEvents(s.name, config.pipeline.track_min_hits, config.pipeline.track_max_misses) for s in sources
     }
     counters = {s.name: StreamCounters() for s in sources}
+    live_view = LiveView(config.web, [s.name for s in sources]).start() if config.web.enabled else None
+    if live_view:
+        log.warning("live view: %s", live_view.url)
+    last_status = 0.0
     last_result: dict[str, FrameResult] = {}
     frame_size: dict[str, tuple[int, ...]] = {}
     started = time.monotonic()
@@ -125,12 +130,19 @@ def _run_opened(config: Config, stages: Stages, sources: list[PyAVSource], repor
                     for event in trackers[name].update(result):
                         if events:
                             events.emit(event)
-                    if out.video:
-                        writer = writers.get(name) or _open_writer(writers, config, result, sources)
-                        writer.write(annotate(result, out.show_reconstruction, hud=_hud(result, counters[name])))
+                    if out.video or live_view:
+                        annotated = annotate(result, out.show_reconstruction, hud=_hud(result, counters[name]))
+                        if out.video:
+                            writer = writers.get(name) or _open_writer(writers, config, result, sources)
+                            writer.write(annotated)
+                        if live_view:
+                            live_view.publish(name, annotated)
                     counters[name].frame_done(result.frame.decoded_at)
                     last_result[name] = result
                 reporter.update(sources, counters)
+                if live_view and time.monotonic() - last_status > 0.5:
+                    live_view.update_status([stream_status(s, counters[s.name]) for s in sources])
+                    last_status = time.monotonic()
             summary.interrupted = stop.event.is_set()
         finally:
             summary.seconds = time.monotonic() - started
@@ -142,6 +154,8 @@ def _run_opened(config: Config, stages: Stages, sources: list[PyAVSource], repor
                         events.emit(event)
             for writer in writers.values():
                 writer.close()
+            if live_view:
+                live_view.close()
             if events:
                 events.close()
             reporter.update(sources, counters, force=True)
@@ -164,6 +178,24 @@ def _open_writer(writers: dict, config: Config, result: FrameResult, sources: li
     path = config.output.dir / f"{name}.mp4"
     writers[name] = Mp4Writer(path, source.fps, (width, height), config.output.codec, config.output.crf)
     return writers[name]
+
+
+def stream_status(source: PyAVSource, counters: StreamCounters) -> StreamStatus:
+    stats = source.stats
+    if source.connected.is_set():
+        state = "decoding"
+    elif source.finished.is_set():
+        state = "failed" if source.error else "ended"
+    else:
+        state = "connecting"
+    width, height = source.size or (None, None)
+    return StreamStatus(
+        name=source.name, live=source.live, connected=source.connected.is_set(), state=state,
+        decoded=stats.decoded, frames_out=counters.frames_out, dropped=stats.dropped, reconnects=stats.reconnects,
+        stalls=stats.stalls, decode_errors=stats.decode_errors, connect_failures=stats.connect_failures,
+        fps_in=counters.fps_in(stats.decoded), fps_out=counters.fps_out, latency_ms=counters.mean_latency_ms,
+        last_error=source.error or source.last_error, width=width, height=height,
+    )
 
 
 def _hud(result: FrameResult, counters: StreamCounters) -> str:

@@ -1,0 +1,5 @@
+"""The live view: an HTTP server with every stream's status, its annotated video (MJPEG) and /metrics."""
+
+from streamer.web.server import LiveView, WebConfig
+
+__all__ = ["LiveView", "WebConfig"]
