@@ -24,8 +24,12 @@ def _setup_logging(verbose: int) -> None:
 
 
 def _print_summary(summary) -> None:
-    for path in summary.videos:
-        print(f"video:  {path} ({summary.frames.get(path.stem, 0)} frames)")
+    for name, frames in summary.frames.items():
+        files = [p for p in summary.videos if p.stem == name or p.parent.name == name]
+        if len(files) == 1:
+            print(f"video:  {files[0]} ({frames} frames)")
+        elif files:
+            print(f"video:  {files[0].parent}/ ({frames} frames in {len(files)} segments)")
     if summary.events_path:
         print(f"events: {summary.events_path} ({summary.events} events)")
     stages = ", ".join(f"{k} {v:.1f} ms" for k, v in summary.stage_ms.items())

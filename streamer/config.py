@@ -89,6 +89,9 @@ class OutputConfig(StrictModel):
     video: bool = True
     codec: Literal["libx264", "mpeg4"] = "libx264"
     crf: int = Field(23, ge=0, le=51)
+    segment_s: float | None = Field(
+        None, gt=0, description="cut recordings into files of this many seconds (OUT/<stream>/...); none: one file"
+    )
     events: bool = True
     show_reconstruction: bool = Field(True, description="paste reconstructed pixels into the annotated video")
 

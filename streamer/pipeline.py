@@ -17,7 +17,7 @@ from streamer.errors import ConfigError, StreamerError
 from streamer.progress import ProgressReporter, StreamCounters
 from streamer.records import FrameResult
 from streamer.sinks.events import JsonLinesEvents
-from streamer.sinks.mp4 import Mp4Writer
+from streamer.sinks.recording import Recording
 from streamer.sources import PyAVSource
 from streamer.stages import Stages
 from streamer.track.events import TrackEvents
@@ -32,7 +32,7 @@ class RunSummary:
     frames: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     events: int = 0
-    videos: list[Path] = field(default_factory=list)
+    videos: list[Path] = field(default_factory=list)  # every file written, segments included
     events_path: Path | None = None
     errors: list[str] = field(default_factory=list)
     interrupted: bool = False
@@ -95,7 +95,7 @@ def run(config: Config, reporter: ProgressReporter | None = None, banner=print) 
 def _run_opened(config: Config, stages: Stages, sources: list[PyAVSource], reporter: ProgressReporter) -> RunSummary:
     out = config.output
     summary = RunSummary()
-    writers: dict[str, Mp4Writer] = {}
+    writers: dict[str, Recording] = {}
     events = JsonLinesEvents(out.dir / "events.jsonl") if out.events else None
     trackers = {
         s.name: TrackEvents(s.name, config.pipeline.track_min_hits, config.pipeline.track_max_misses) for s in sources
@@ -161,7 +161,7 @@ def _run_opened(config: Config, stages: Stages, sources: list[PyAVSource], repor
             reporter.update(sources, counters, force=True)
             reporter.finish()
     summary.frames = {name: c.frames_out for name, c in counters.items()}
-    summary.videos = [w.path for w in writers.values()]
+    summary.videos = [path for w in writers.values() for path in w.paths]
     summary.events = events.count if events else 0
     summary.events_path = events.path if events else None
     summary.errors = [s.error for s in sources if s.error]
@@ -171,12 +171,12 @@ def _run_opened(config: Config, stages: Stages, sources: list[PyAVSource], repor
     return summary
 
 
-def _open_writer(writers: dict, config: Config, result: FrameResult, sources: list[PyAVSource]) -> Mp4Writer:
+def _open_writer(writers: dict, config: Config, result: FrameResult, sources: list[PyAVSource]) -> Recording:
     name = result.frame.stream
     source = next(s for s in sources if s.name == name)
     height, width = result.frame.image.shape[:2]
-    path = config.output.dir / f"{name}.mp4"
-    writers[name] = Mp4Writer(path, source.fps, (width, height), config.output.codec, config.output.crf)
+    out = config.output
+    writers[name] = Recording(out.dir, name, source.fps, (width, height), out.codec, out.crf, out.segment_s)
     return writers[name]
 
 

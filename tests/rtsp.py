@@ -24,7 +24,7 @@ def rtsp_available() -> tuple[bool, str]:
         return False, f"{SYSTEM_PYTHON} not found"
     result = subprocess.run([SYSTEM_PYTHON, "-c", _CHECK], capture_output=True, text=True)
     if result.returncode:
-        return False, "gst-rtsp-server is not installed (make test installs it: see RTSP_PACKAGES in the Makefile)"
+        return False, "gst-rtsp-server is not installed (make test installs it: see TEST_PACKAGES in the Makefile)"
     return True, ""
 
 
