@@ -40,6 +40,7 @@ class SourceConfig(StrictModel):
         "auto picks by source kind",
     )
     options: dict[str, str] = Field(default_factory=dict, description="demuxer options for PyAV, e.g. rtsp_transport")
+    realtime: bool = Field(False, description="files: deliver frames at their own pace, as a camera would")
     open_timeout_s: float = Field(10.0, gt=0, le=300, description="give up one connection attempt after this")
     stall_timeout_s: float = Field(
         5.0, gt=0, le=300, description="no data for this long: the stream is stalled and is reconnected"

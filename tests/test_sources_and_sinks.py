@@ -117,3 +117,16 @@ def test_recording_in_segments_each_playable(tmp_path):
     assert [p.parent.name for p in recording.paths] == ["cam"] * 4
     assert [count_frames(p) for p in recording.paths] == [10, 10, 10, 5]
     assert sorted(recording.paths) == recording.paths  # names sort in recording order
+
+
+def test_realtime_file_is_paced_like_a_camera(tmp_path):
+    clip = write_clip(tmp_path / "clip.mp4", frames=20, fps=10)
+    paced = PyAVSource(SourceConfig(name="sim", uri=str(clip), realtime=True))
+    paced.open()
+    started = time.monotonic()
+    paced.start()
+    frames = _drain(paced)
+    elapsed = time.monotonic() - started
+    paced.stop()
+    assert len(frames) == 20
+    assert 1.7 < elapsed < 3.0  # 20 frames at 10 fps: about 1.9 s, not as fast as decoding allows

@@ -74,6 +74,7 @@ class PyAVSource:
         self.total_frames: int | None = None
         self.size: tuple[int, int] | None = None
         self._index = 0
+        self._pace_origin: tuple[float, float] | None = None  # (monotonic time, pts) of the first paced frame
 
     @property
     def live(self) -> bool:
@@ -224,12 +225,21 @@ class PyAVSource:
                 )
 
     def _emit(self, av_frame) -> None:
-        image = av_frame.to_ndarray(format="bgr24")
         pts = float(av_frame.time) if av_frame.time is not None else None
+        if self.config.realtime and pts is not None:
+            self._pace(pts)
+        image = av_frame.to_ndarray(format="bgr24")
         frame = VideoFrame(self.name, self._index, np.ascontiguousarray(image), pts, time.time(), time.monotonic())
         self._index += 1
         self.stats.decoded += 1
         self._buffer.put(frame, self._stop)
+
+    def _pace(self, pts: float) -> None:
+        """Waits until this frame's time has come, measured from the first frame (files as simulated cameras)."""
+        if self._pace_origin is None or pts < self._pace_origin[1]:  # first frame, or the file looped
+            self._pace_origin = (time.monotonic(), pts)
+        due = self._pace_origin[0] + (pts - self._pace_origin[1])
+        self._stop.wait(max(0.0, due - time.monotonic()))
 
     def _close(self) -> None:
         container, self._container = self._container, None
