@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import os
 import subprocess
 import sys
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -51,6 +55,20 @@ def write_clip(path: Path, frames: int, size=(320, 240), fps: int = 10, fragment
         for packet in stream.encode(None):
             container.mux(packet)
     return path
+
+
+@contextlib.contextmanager
+def static_http_server(directory: Path):
+    """Serves ``directory`` over HTTP on a free loopback port; yields the base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def count_frames(path: Path) -> int:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, count_frames, run_cli, write_clip
+from tests.conftest import ROOT, count_frames, run_cli, static_http_server, write_clip
 
 
 def _assert_one_line_error(result, *fragments):
@@ -188,10 +188,6 @@ def test_ruff_is_clean():
 
 def test_live_http_source_shows_a_status_line_with_drops(tmp_path):
     """An http:// source is live: newest frame wins, drops are counted and shown."""
-    import http.server
-    import threading
-    from functools import partial
-
     import av
     import numpy as np
 
@@ -206,20 +202,12 @@ def test_live_http_source_shows_a_status_line_with_drops(tmp_path):
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with static_http_server(www) as base:
         config = tmp_path / "c.yaml"
-        url = f"http://127.0.0.1:{server.server_address[1]}/cam.ts"
         # This "camera" is a finite file: without reconnect: false, a live source would fetch it again forever.
-        config.write_text(f"sources:\n  - {{name: 127.0.0.1, uri: '{url}', reconnect: false}}\n"
+        config.write_text(f"sources:\n  - {{name: 127.0.0.1, uri: '{base}/cam.ts', reconnect: false}}\n"
                           f"output:\n  dir: {tmp_path / 'out'}\n")
         result = run_cli("run", str(config), timeout=180)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert result.returncode == 0, result.stderr
     status = [line for line in result.stderr.splitlines() if line.startswith("127.0.0.1: in ")]
     assert status, result.stderr
@@ -232,29 +220,17 @@ def test_live_http_source_shows_a_status_line_with_drops(tmp_path):
 
 def test_a_playlist_cannot_make_ffmpeg_read_local_files(tmp_path):
     """An HLS playlist served over http that points at a local file must not be followed."""
-    import http.server
-    import threading
-    from functools import partial
-
     secret = write_clip(tmp_path / "secret.ts", frames=20)
     www = tmp_path / "www"
     www.mkdir()
     (www / "cam.m3u8").write_text(
         f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:5\n#EXTINF:2.0,\nfile://{secret}\n#EXT-X-ENDLIST\n"
     )
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with static_http_server(www) as base:
         config = tmp_path / "c.yaml"
-        url = f"http://127.0.0.1:{server.server_address[1]}/cam.m3u8"
-        config.write_text(f"sources:\n  - {{name: hls, uri: '{url}', reconnect: false}}\n"
+        config.write_text(f"sources:\n  - {{name: hls, uri: '{base}/cam.m3u8', reconnect: false}}\n"
                           f"output:\n  dir: {tmp_path / 'out'}\n")
         result = run_cli("run", str(config), timeout=120)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out" / "hls.mp4").exists()  # not one frame of the local file was decoded
     assert result.returncode in (1, 2) and "source 'hls'" in result.stderr

@@ -1,27 +1,19 @@
 """`streamer models pull` against a real local HTTP server (the official address needs internet)."""
 
 import hashlib
-import http.server
-import threading
 import zipfile
-from functools import partial
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, static_http_server
 
 
 @pytest.fixture()
 def http_server(tmp_path):
     root = tmp_path / "www"
     root.mkdir()
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with static_http_server(root) as base:
+        yield root, base
 
 
 def _pack(path, members: dict) -> str:
