@@ -93,8 +93,22 @@ class OutputConfig(StrictModel):
     segment_s: float | None = Field(
         None, gt=0, description="cut recordings into files of this many seconds (OUT/<stream>/...); none: one file"
     )
+    rtsp_push: str | None = Field(
+        None, description="push annotated video to this RTSP URL; {stream} becomes the stream name"
+    )
     events: bool = True
     show_reconstruction: bool = Field(True, description="paste reconstructed pixels into the annotated video")
+
+    @field_validator("rtsp_push")
+    @classmethod
+    def _push_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url.replace("{stream}", "x"))
+        if parts.scheme not in ("rtsp", "rtsps"):
+            raise ValueError(f"must be an rtsp:// or rtsps:// URL, got {redact(url)}")
+        register_secret(parts.password)
+        return url
 
 
 class Config(StrictModel):

@@ -18,6 +18,7 @@ from streamer.progress import ProgressReporter, StreamCounters
 from streamer.records import FrameResult
 from streamer.sinks.events import JsonLinesEvents
 from streamer.sinks.recording import Recording
+from streamer.sinks.rtsp_push import RtspPush
 from streamer.sources import PyAVSource
 from streamer.stages import Stages
 from streamer.track.events import TrackEvents
@@ -96,6 +97,7 @@ def _run_opened(config: Config, stages: Stages, sources: list[PyAVSource], repor
     out = config.output
     summary = RunSummary()
     writers: dict[str, Recording] = {}
+    pushers: dict[str, RtspPush] = {}
     events = JsonLinesEvents(out.dir / "events.jsonl") if out.events else None
     trackers = {
         s.name: TrackEvents(s.name, config.pipeline.track_min_hits, config.pipeline.track_max_misses) for s in sources
@@ -130,13 +132,16 @@ def _run_opened(config: Config, stages: Stages, sources: list[PyAVSource], repor
                     for event in trackers[name].update(result):
                         if events:
                             events.emit(event)
-                    if out.video or live_view:
+                    if out.video or live_view or out.rtsp_push:
                         annotated = annotate(result, out.show_reconstruction, hud=_hud(result, counters[name]))
                         if out.video:
                             writer = writers.get(name) or _open_writer(writers, config, result, sources)
                             writer.write(annotated)
                         if live_view:
                             live_view.publish(name, annotated)
+                        if out.rtsp_push:
+                            pusher = pushers.get(name) or _open_pusher(pushers, config, result, sources)
+                            pusher.push(annotated)
                     counters[name].frame_done(result.frame.decoded_at)
                     last_result[name] = result
                 reporter.update(sources, counters)
@@ -154,6 +159,8 @@ def _run_opened(config: Config, stages: Stages, sources: list[PyAVSource], repor
                         events.emit(event)
             for writer in writers.values():
                 writer.close()
+            for pusher in pushers.values():
+                pusher.close()
             if live_view:
                 live_view.close()
             if events:
@@ -178,6 +185,14 @@ def _open_writer(writers: dict, config: Config, result: FrameResult, sources: li
     out = config.output
     writers[name] = Recording(out.dir, name, source.fps, (width, height), out.codec, out.crf, out.segment_s)
     return writers[name]
+
+
+def _open_pusher(pushers: dict, config: Config, result: FrameResult, sources: list[PyAVSource]) -> RtspPush:
+    name = result.frame.stream
+    source = next(s for s in sources if s.name == name)
+    height, width = result.frame.image.shape[:2]
+    pushers[name] = RtspPush(config.output.rtsp_push.replace("{stream}", name), name, source.fps, (width, height))
+    return pushers[name]
 
 
 def stream_status(source: PyAVSource, counters: StreamCounters) -> StreamStatus:

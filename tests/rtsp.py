@@ -35,8 +35,10 @@ def free_port() -> int:
 
 
 class RtspServer:
-    def __init__(self, video: Path, user: str | None = None, password: str | None = None, width: int = 640):
-        self.video, self.user, self.password, self.width = video, user, password, width
+    def __init__(self, video: Path | None, user: str | None = None, password: str | None = None, width: int = 640,
+                 record: Path | None = None):
+        """Serves ``video``; or, with ``record``, accepts a pushed H.264 stream into that .ts file."""
+        self.video, self.user, self.password, self.width, self.record = video, user, password, width, record
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -46,8 +48,8 @@ class RtspServer:
         return f"rtsp://{auth}127.0.0.1:{self.port}/cam"
 
     def start(self, width: int | None = None) -> RtspServer:
-        args = [SYSTEM_PYTHON, str(SERVER), "--port", str(self.port), "--file", str(self.video),
-                "--width", str(width or self.width)]
+        args = [SYSTEM_PYTHON, str(SERVER), "--port", str(self.port), "--width", str(width or self.width)]
+        args += ["--record", str(self.record)] if self.record else ["--file", str(self.video)]
         if self.user:
             args += ["--user", self.user, "--password", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -79,11 +81,11 @@ def rtsp_server():
     if not ok:
         pytest.skip(why)
     video = SHARED / "data" / "video" / "intel_one-by-one-person-detection.mp4"
-    if not video.exists():
-        pytest.skip(f"needs {video}")
     servers: list[RtspServer] = []
 
     def make(**kwargs) -> RtspServer:
+        if not kwargs.get("record") and not video.exists():
+            pytest.skip(f"needs {video}")
         server = RtspServer(video, **kwargs)
         servers.append(server)
         return server.start()

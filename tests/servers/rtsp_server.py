@@ -19,25 +19,30 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--file", required=True)
+    parser.add_argument("--file", help="the video to serve (not with --record)")
     parser.add_argument("--path", default="/cam")
     parser.add_argument("--user")
     parser.add_argument("--password")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--fps", type=int, default=10)
+    parser.add_argument("--record", help="instead of serving: accept a pushed H.264 stream into this .ts file")
     args = parser.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
-    # multifilesrc loop=true restarts the file at its end, so the camera never ends.
-    factory.set_launch(
-        f"( multifilesrc location={args.file} loop=true ! decodebin ! videoconvert ! videoscale ! videorate "
-        f"! video/x-raw,width={args.width},pixel-aspect-ratio=1/1,framerate={args.fps}/1 "
-        f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 bitrate=800 "
-        f"! rtph264pay name=pay0 pt=96 config-interval=1 )"
-    )
+    if args.record:
+        factory.set_transport_mode(GstRtspServer.RTSPTransportMode.RECORD)
+        factory.set_launch(f"( rtph264depay name=depay0 ! h264parse ! mpegtsmux ! filesink location={args.record} )")
+    else:
+        # multifilesrc loop=true restarts the file at its end, so the camera never ends.
+        factory.set_launch(
+            f"( multifilesrc location={args.file} loop=true ! decodebin ! videoconvert ! videoscale ! videorate "
+            f"! video/x-raw,width={args.width},pixel-aspect-ratio=1/1,framerate={args.fps}/1 "
+            f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 bitrate=800 "
+            f"! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        )
     factory.set_shared(True)
     if args.user:
         auth = GstRtspServer.RTSPAuth()

@@ -1,0 +1,117 @@
+"""Pushes one stream's annotated video to an RTSP server (mediamtx, gst-rtsp-server in record mode, ...).
+
+The pipeline hands frames over without ever waiting: a latest-frame slot sits between it and the
+pushing thread, so a slow or absent server costs dropped (counted) frames, never pipeline time.
+The thread connects with capped backoff, encodes H.264 (zero latency) and reconnects when the
+server goes away. Passwords in the URL are masked in every message.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+
+from streamer.records import VideoFrame
+from streamer.redaction import redact, redact_url
+from streamer.sources.buffers import LatestFrameSlot
+
+log = logging.getLogger(__name__)
+
+
+class RtspPush:
+    def __init__(self, url: str, stream: str, fps: float, size: tuple[int, int],
+                 backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0):
+        self.url, self.stream = url, stream
+        self.display_url = redact_url(url)
+        self.fps = fps if fps > 0 else 25.0
+        self.size = (size[0] - size[0] % 2, size[1] - size[1] % 2)
+        self.backoff = (backoff_initial_s, backoff_max_s)
+        self.sent = 0
+        self.reconnects = 0
+        self._slot = LatestFrameSlot()
+        self._stop = threading.Event()
+        self._container = None
+        self._video = None
+        self._thread = threading.Thread(target=self._run, name=f"push-{stream}", daemon=True)
+        self._thread.start()
+
+    @property
+    def dropped(self) -> int:
+        return self._slot.dropped
+
+    def push(self, image: np.ndarray) -> None:
+        self._slot.put(VideoFrame(self.stream, self.sent, image, None, 0.0, time.monotonic()), self._stop)
+
+    def close(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._slot.wake()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        # RTSP's handshake happens at the first write, so a refusing server fails in _send, not in
+        # _connect: both count as one failure, with the same backoff; a sent frame resets it.
+        wait, failures, ever_sent = self.backoff[0], 0, False
+        try:
+            while not self._stop.is_set():
+                frame = self._slot.get(0.5)
+                if frame is None:
+                    continue
+                try:
+                    if self._container is None:
+                        self._connect()
+                    self._send(frame.image)
+                except Exception as exc:
+                    failures += 1
+                    level = logging.WARNING if failures == 1 else logging.DEBUG
+                    log.log(level, "push %r: %s failed: %s; retrying in %.1f s",
+                            self.stream, self.display_url, redact(str(exc)), wait)
+                    self._disconnect(flush=False)
+                    self._stop.wait(wait)
+                    wait = min(wait * 2, self.backoff[1])
+                    continue
+                if failures and ever_sent:
+                    self.reconnects += 1
+                    log.warning("push %r: sending to %s again", self.stream, self.display_url)
+                wait, failures, ever_sent = self.backoff[0], 0, True
+        finally:
+            self._disconnect(flush=True)
+
+    def _connect(self) -> None:
+        container = av.open(self.url, "w", format="rtsp", options={"rtsp_transport": "tcp"}, timeout=(5.0, 5.0))
+        video = container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
+        video.width, video.height = self.size
+        video.pix_fmt = "yuv420p"
+        video.options = {"tune": "zerolatency", "preset": "veryfast", "g": str(max(int(self.fps), 1))}
+        self._container, self._video, self._pts = container, video, 0
+
+    def _send(self, image: np.ndarray) -> None:
+        if (image.shape[1], image.shape[0]) != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        frame.pts = self._pts
+        self._pts += 1
+        for packet in self._video.encode(frame):
+            self._container.mux(packet)
+        self.sent += 1
+
+    def _disconnect(self, flush: bool) -> None:
+        container, self._container = self._container, None
+        if container is None:
+            return
+        try:
+            if flush:
+                for packet in self._video.encode(None):
+                    container.mux(packet)
+        except Exception:  # the server may already be gone; what was sent stays sent
+            pass
+        finally:
+            try:
+                container.close()
+            except Exception:
+                pass
