@@ -25,7 +25,7 @@ from streamer.track.events import TrackEvents
 from streamer.web.server import LiveView, StreamStatus
 
 log = logging.getLogger(__name__)
-POLL_S = 0.05  # how long the loop waits on each source for a frame before moving on
+IDLE_WAIT_S = 0.1  # with no frame from any source, wait this long at most for the next one
 
 
 @dataclass
@@ -80,7 +80,8 @@ def run(config: Config, reporter: ProgressReporter | None = None, banner=print) 
     stages = Stages.build(config, device)
     for line in stages.describe():
         banner(line)
-    sources = [PyAVSource(s, config.pipeline.queue_frames) for s in config.sources]
+    frame_ready = threading.Event()
+    sources = [PyAVSource(s, config.pipeline.queue_frames, frame_ready) for s in config.sources]
     opened: list[PyAVSource] = []
     try:
         for source in sources:
@@ -90,10 +91,12 @@ def run(config: Config, reporter: ProgressReporter | None = None, banner=print) 
         for source in opened:
             source.stop()
         raise
-    return _run_opened(config, stages, sources, reporter or ProgressReporter(enabled=False))
+    return _run_opened(config, stages, sources, frame_ready, reporter or ProgressReporter(enabled=False))
 
 
-def _run_opened(config: Config, stages: Stages, sources: list[PyAVSource], reporter: ProgressReporter) -> RunSummary:
+def _run_opened(
+    config: Config, stages: Stages, sources: list[PyAVSource], frame_ready: threading.Event, reporter: ProgressReporter
+) -> RunSummary:
     out = config.output
     summary = RunSummary()
     writers: dict[str, Recording] = {}
@@ -115,10 +118,14 @@ def _run_opened(config: Config, stages: Stages, sources: list[PyAVSource], repor
             source.start()
         try:
             while not stop.event.is_set():
-                frames = [f for f in (s.read(POLL_S) for s in sources if not s.exhausted) if f is not None]
+                # Clear before reading: a frame that lands after the reads sets the event again, so the
+                # wait below returns at once. No source is ever waited on alone (a dead camera costs nothing).
+                frame_ready.clear()
+                frames = [f for f in (s.read(0) for s in sources if not s.exhausted) if f is not None]
                 if not frames:
                     if all(s.exhausted for s in sources):
                         break
+                    frame_ready.wait(IDLE_WAIT_S)
                     continue
                 for result in stages.analyze(frames):
                     name = result.frame.stream

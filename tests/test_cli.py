@@ -234,3 +234,23 @@ def test_a_playlist_cannot_make_ffmpeg_read_local_files(tmp_path):
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out" / "hls.mp4").exists()  # not one frame of the local file was decoded
     assert result.returncode in (1, 2) and "source 'hls'" in result.stderr
+
+
+def test_dead_cameras_do_not_slow_a_live_stream_in_the_pipeline(tmp_path):
+    clip = write_clip(tmp_path / "lobby.mp4", frames=50, size=(320, 240), fps=10)
+    dead = "".join(f"  - {{name: dead{i}, uri: 'rtsp://127.0.0.1:9/cam{i}', backoff_initial_s: 0.2}}\n"
+                   for i in range(4))
+    config = tmp_path / "c.yaml"
+    config.write_text(f"sources:\n  - {{name: lobby, uri: '{clip}', realtime: true}}\n{dead}"
+                      f"output:\n  dir: {tmp_path / 'out'}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "streamer", "run", str(config), "-q"], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    video = tmp_path / "out" / "lobby.mp4"
+    deadline = time.monotonic() + 60
+    while not video.exists() and time.monotonic() < deadline:  # models loaded, first frame written
+        time.sleep(0.1)
+    time.sleep(5.0 + 1.0)  # the 5 s clip at its own pace, and a margin
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "lobby.mp4 (50 frames)" in stdout, stdout  # kept pace with the camera despite four dead ones

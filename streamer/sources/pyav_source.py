@@ -56,7 +56,9 @@ class SourceStats:
 
 
 class PyAVSource:
-    def __init__(self, config: SourceConfig, queue_frames: int = 8):
+    def __init__(self, config: SourceConfig, queue_frames: int = 8, frame_ready: threading.Event | None = None):
+        """``frame_ready``, if given, is set after every decoded frame: one event the consumer can
+        wait on for all its sources, instead of waiting on each in turn."""
         self.config = config
         self.name = config.name
         self.display_uri = redact_url(config.uri)
@@ -75,6 +77,7 @@ class PyAVSource:
         self.size: tuple[int, int] | None = None
         self._index = 0
         self._pace_origin: tuple[float, float] | None = None  # (monotonic time, pts) of the first paced frame
+        self._frame_ready = frame_ready
 
     @property
     def live(self) -> bool:
@@ -149,6 +152,8 @@ class PyAVSource:
             self._close()
             self.finished.set()
             self._buffer.wake()
+            if self._frame_ready is not None:
+                self._frame_ready.set()
 
     def _connect(self) -> None:
         cfg = self.config
@@ -233,6 +238,8 @@ class PyAVSource:
         self._index += 1
         self.stats.decoded += 1
         self._buffer.put(frame, self._stop)
+        if self._frame_ready is not None:
+            self._frame_ready.set()
 
     def _pace(self, pts: float) -> None:
         """Waits until this frame's time has come, measured from the first frame (files as simulated cameras)."""
