@@ -94,24 +94,70 @@ def run(config: Config, reporter: ProgressReporter | None = None, banner=print) 
     return _run_opened(config, stages, sources, frame_ready, reporter or ProgressReporter(enabled=False))
 
 
+class StreamOutputs:
+    """Everything one stream's results go to: its tracks and events, recording, live view and push."""
+
+    def __init__(self, source: PyAVSource, config: Config, events: JsonLinesEvents | None, live_view):
+        self.source, self.config, self.events, self.live_view = source, config, events, live_view
+        self.tracker = TrackEvents(source.name, config.pipeline.track_min_hits, config.pipeline.track_max_misses)
+        self.counters = StreamCounters()
+        self.recording: Recording | None = None
+        self.push: RtspPush | None = None
+        self.last_result: FrameResult | None = None
+        self._shape: tuple[int, ...] | None = None
+
+    def handle(self, result: FrameResult) -> None:
+        out, image = self.config.output, result.frame.image
+        if self._shape is not None and image.shape != self._shape:
+            # A camera switched resolution: boxes of the old geometry mean nothing now.
+            log.warning("source %r: frame size changed to %s; tracks reset", self.source.name, image.shape)
+            self._emit(self.tracker.close(self.last_result))
+        self._shape = image.shape
+        self._emit(self.tracker.update(result))
+        if out.video or self.live_view or out.rtsp_push:
+            annotated = annotate(result, out.show_reconstruction, hud=_hud(result, self.counters))
+            height, width = image.shape[:2]
+            if out.video:
+                self.recording = self.recording or Recording(
+                    out.dir, self.source.name, self.source.fps, (width, height), out.codec, out.crf, out.segment_s
+                )
+                self.recording.write(annotated)
+            if self.live_view:
+                self.live_view.publish(self.source.name, annotated)
+            if out.rtsp_push:
+                url = out.rtsp_push.replace("{stream}", self.source.name)
+                self.push = self.push or RtspPush(url, self.source.name, self.source.fps, (width, height))
+                self.push.push(annotated)
+        self.counters.frame_done(result.frame.decoded_at)
+        self.last_result = result
+
+    def status(self) -> StreamStatus:
+        return stream_status(self.source, self.counters)
+
+    def close(self) -> None:
+        self._emit(self.tracker.close(self.last_result))
+        if self.recording:
+            self.recording.close()
+        if self.push:
+            self.push.close()
+
+    def _emit(self, events: list[dict]) -> None:
+        if self.events:
+            for event in events:
+                self.events.emit(event)
+
+
 def _run_opened(
     config: Config, stages: Stages, sources: list[PyAVSource], frame_ready: threading.Event, reporter: ProgressReporter
 ) -> RunSummary:
-    out = config.output
     summary = RunSummary()
-    writers: dict[str, Recording] = {}
-    pushers: dict[str, RtspPush] = {}
-    events = JsonLinesEvents(out.dir / "events.jsonl") if out.events else None
-    trackers = {
-        s.name: TrackEvents(s.name, config.pipeline.track_min_hits, config.pipeline.track_max_misses) for s in sources
-    }
-    counters = {s.name: StreamCounters() for s in sources}
+    events = JsonLinesEvents(config.output.dir / "events.jsonl") if config.output.events else None
     live_view = LiveView(config.web, [s.name for s in sources]).start() if config.web.enabled else None
     if live_view:
         log.warning("live view: %s", live_view.url)
+    outputs = {s.name: StreamOutputs(s, config, events, live_view) for s in sources}
+    counters = {name: o.counters for name, o in outputs.items()}
     last_status = 0.0
-    last_result: dict[str, FrameResult] = {}
-    frame_size: dict[str, tuple[int, ...]] = {}
     started = time.monotonic()
     with StopFlag() as stop:
         for source in sources:
@@ -128,46 +174,18 @@ def _run_opened(
                     frame_ready.wait(IDLE_WAIT_S)
                     continue
                 for result in stages.analyze(frames):
-                    name = result.frame.stream
-                    if frame_size.setdefault(name, result.frame.image.shape) != result.frame.image.shape:
-                        # A camera switched resolution: boxes of the old geometry mean nothing now.
-                        log.warning("source %r: frame size changed to %s; tracks reset", name, result.frame.image.shape)
-                        frame_size[name] = result.frame.image.shape
-                        for event in trackers[name].close(last_result.get(name)):
-                            if events:
-                                events.emit(event)
-                    for event in trackers[name].update(result):
-                        if events:
-                            events.emit(event)
-                    if out.video or live_view or out.rtsp_push:
-                        annotated = annotate(result, out.show_reconstruction, hud=_hud(result, counters[name]))
-                        if out.video:
-                            writer = writers.get(name) or _open_writer(writers, config, result, sources)
-                            writer.write(annotated)
-                        if live_view:
-                            live_view.publish(name, annotated)
-                        if out.rtsp_push:
-                            pusher = pushers.get(name) or _open_pusher(pushers, config, result, sources)
-                            pusher.push(annotated)
-                    counters[name].frame_done(result.frame.decoded_at)
-                    last_result[name] = result
+                    outputs[result.frame.stream].handle(result)
                 reporter.update(sources, counters)
                 if live_view and time.monotonic() - last_status > 0.5:
-                    live_view.update_status([stream_status(s, counters[s.name]) for s in sources])
+                    live_view.update_status([o.status() for o in outputs.values()])
                     last_status = time.monotonic()
             summary.interrupted = stop.event.is_set()
         finally:
             summary.seconds = time.monotonic() - started
             for source in sources:
                 source.stop()
-            for name, tracker in trackers.items():
-                for event in tracker.close(last_result.get(name)):
-                    if events:
-                        events.emit(event)
-            for writer in writers.values():
-                writer.close()
-            for pusher in pushers.values():
-                pusher.close()
+            for output in outputs.values():
+                output.close()
             if live_view:
                 live_view.close()
             if events:
@@ -175,7 +193,7 @@ def _run_opened(
             reporter.update(sources, counters, force=True)
             reporter.finish()
     summary.frames = {name: c.frames_out for name, c in counters.items()}
-    summary.videos = [path for w in writers.values() for path in w.paths]
+    summary.videos = [path for o in outputs.values() if o.recording for path in o.recording.paths]
     summary.events = events.count if events else 0
     summary.events_path = events.path if events else None
     summary.errors = [s.error for s in sources if s.error]
@@ -183,23 +201,6 @@ def _run_opened(
         k: 1000 * v / max(stages.times.items[k], 1) for k, v in stages.times.seconds.items()
     }
     return summary
-
-
-def _open_writer(writers: dict, config: Config, result: FrameResult, sources: list[PyAVSource]) -> Recording:
-    name = result.frame.stream
-    source = next(s for s in sources if s.name == name)
-    height, width = result.frame.image.shape[:2]
-    out = config.output
-    writers[name] = Recording(out.dir, name, source.fps, (width, height), out.codec, out.crf, out.segment_s)
-    return writers[name]
-
-
-def _open_pusher(pushers: dict, config: Config, result: FrameResult, sources: list[PyAVSource]) -> RtspPush:
-    name = result.frame.stream
-    source = next(s for s in sources if s.name == name)
-    height, width = result.frame.image.shape[:2]
-    pushers[name] = RtspPush(config.output.rtsp_push.replace("{stream}", name), name, source.fps, (width, height))
-    return pushers[name]
 
 
 def stream_status(source: PyAVSource, counters: StreamCounters) -> StreamStatus:
