@@ -205,18 +205,12 @@ def _run_opened(
 
 def stream_status(source: PyAVSource, counters: StreamCounters) -> StreamStatus:
     stats = source.stats
-    if source.connected.is_set():
-        state = "decoding"
-    elif source.finished.is_set():
-        state = "failed" if source.error else "ended"
-    else:
-        state = "connecting"
     width, height = source.size or (None, None)
     return StreamStatus(
-        name=source.name, live=source.live, connected=source.connected.is_set(), state=state,
+        name=source.name, live=source.live, connected=source.connected.is_set(), state=source.state,
         decoded=stats.decoded, frames_out=counters.frames_out, dropped=stats.dropped, reconnects=stats.reconnects,
         stalls=stats.stalls, decode_errors=stats.decode_errors, connect_failures=stats.connect_failures,
-        fps_in=counters.fps_in(stats.decoded), fps_out=counters.fps_out, latency_ms=counters.mean_latency_ms,
+        fps_in=source.fps_in, fps_out=counters.fps_out, latency_ms=counters.mean_latency_ms,
         last_error=source.error or source.last_error, width=width, height=height,
     )
 

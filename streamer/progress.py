@@ -2,44 +2,30 @@
 
 from __future__ import annotations
 
-import collections
 import sys
 import time
 from dataclasses import dataclass, field
 
+from streamer.rate import RateMeter
+
 
 @dataclass
 class StreamCounters:
-    """Per-stream figures behind the status line (and, later, the metrics endpoint)."""
+    """Per-stream output figures behind the status line and the live view."""
 
     frames_out: int = 0
     latency_ms_sum: float = 0.0
-    started: float = field(default_factory=time.monotonic)
-    window: collections.deque = field(default_factory=collections.deque)  # monotonic times of recent frames
-    decoded_marks: collections.deque = field(default_factory=collections.deque)  # (time, decoded count) samples
+    output_rate: RateMeter = field(default_factory=RateMeter)
 
     def frame_done(self, decoded_at: float) -> None:
         now = time.monotonic()
         self.frames_out += 1
         self.latency_ms_sum += (now - decoded_at) * 1000
-        self.window.append(now)
-        while self.window and now - self.window[0] > 5.0:
-            self.window.popleft()
+        self.output_rate.tick(now)
 
     @property
     def fps_out(self) -> float:
-        if len(self.window) < 2:
-            return 0.0
-        return (len(self.window) - 1) / max(self.window[-1] - self.window[0], 1e-6)
-
-    def fps_in(self, decoded: int) -> float:
-        """Decoded frames per second over the last ~5 s, from the source's running count."""
-        now = time.monotonic()
-        self.decoded_marks.append((now, decoded))
-        while len(self.decoded_marks) > 2 and now - self.decoded_marks[0][0] > 5.0:
-            self.decoded_marks.popleft()
-        (t0, n0), (t1, n1) = self.decoded_marks[0], self.decoded_marks[-1]
-        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+        return self.output_rate.rate
 
     @property
     def mean_latency_ms(self) -> float:
@@ -80,11 +66,11 @@ class ProgressReporter:
 
 def _describe(source, c: StreamCounters) -> str:
     stats = source.stats
-    if source.live and not source.connected.is_set() and not source.finished.is_set():
+    if source.state == "connecting":
         return f"{source.name}: connecting (attempt {stats.connect_failures + 1}), reconnects {stats.reconnects}"
     if source.live or not source.total_frames:
         return (
-            f"{source.name}: in {c.fps_in(stats.decoded):.1f} fps, out {c.fps_out:.1f} fps, "
+            f"{source.name}: in {source.fps_in:.1f} fps, out {c.fps_out:.1f} fps, "
             f"latency {c.mean_latency_ms:.0f} ms, drops {stats.dropped}, reconnects {stats.reconnects}, "
             f"stalls {stats.stalls}, decode errors {stats.decode_errors}"
         )

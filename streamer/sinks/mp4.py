@@ -1,8 +1,8 @@
-"""Annotated MP4 written with PyAV.
+"""Annotated video encoded as H.264 with PyAV: into a file (``Mp4Writer``) or to a server (see rtsp_push).
 
-Fragmented MP4 (an empty moov, then a fragment per keyframe): the file stays
-playable up to the last fragment even if the process is killed or a source
-fails mid-way, instead of needing the index that a normal MP4 writes at close.
+Files are fragmented MP4 (an empty moov, then a fragment per keyframe): the file stays playable up
+to the last fragment even if the process is killed or a source fails mid-way, instead of needing
+the index that a normal MP4 writes at close.
 """
 
 from __future__ import annotations
@@ -10,37 +10,33 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
 
-class Mp4Writer:
-    def __init__(self, path: Path, fps: float, size: tuple[int, int], codec: str = "libx264", crf: int = 23):
-        import av
+class H264Writer:
+    """Encodes BGR frames (resized to ``size`` if needed) into one PyAV output: a path or a URL."""
 
-        self.path = path
+    def __init__(self, target: str, fps: float, size: tuple[int, int], container_format: str,
+                 container_options: dict[str, str], codec: str = "libx264", crf: int = 23,
+                 keyframe_s: float = 2.0, timeout: tuple[float, float] | None = None):
         self.size = (size[0] - size[0] % 2, size[1] - size[1] % 2)  # yuv420p needs even dimensions
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._container = av.open(
-            str(path), mode="w", format="mp4",
-            # flush_packets: each fragment reaches the file when muxed, not when FFmpeg's I/O buffer fills.
-            options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"},
-        )
+        self._container = av.open(target, mode="w", format=container_format, options=container_options,
+                                  timeout=timeout)
         rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)
         self._stream = self._container.add_stream(codec, rate=rate)
         self._stream.width, self._stream.height = self.size
         self._stream.pix_fmt = "yuv420p"
         if codec == "libx264":
-            # A keyframe at least every 2 s bounds what a kill can lose to one short fragment.
             # zerolatency: no lookahead or frame-threading delay, so encoded frames leave the encoder at once.
             self._stream.options = {
-                "crf": str(crf), "preset": "veryfast", "tune": "zerolatency", "g": str(max(int(rate * 2), 1)),
+                "crf": str(crf), "preset": "veryfast", "tune": "zerolatency",
+                "g": str(max(int(rate * keyframe_s), 1)),
             }
         self.frames = 0
 
     def write(self, image: np.ndarray) -> None:
-        import av
-
         if (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
@@ -49,12 +45,24 @@ class Mp4Writer:
             self._container.mux(packet)
         self.frames += 1
 
-    def close(self) -> None:
+    def close(self, flush: bool = True) -> None:
+        """Flushes the encoder (unless the output is known to be gone) and closes the output."""
         if self._container is None:
             return
         try:
-            for packet in self._stream.encode(None):
-                self._container.mux(packet)
+            if flush:
+                for packet in self._stream.encode(None):
+                    self._container.mux(packet)
         finally:
             self._container.close()
             self._container = None
+
+
+class Mp4Writer(H264Writer):
+    def __init__(self, path: Path, fps: float, size: tuple[int, int], codec: str = "libx264", crf: int = 23):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # A keyframe at least every 2 s bounds what a kill can lose to one short fragment; flush_packets
+        # makes each fragment reach the file when muxed, not when FFmpeg's I/O buffer fills.
+        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+        super().__init__(str(path), fps, size, "mp4", options, codec, crf, keyframe_s=2.0)

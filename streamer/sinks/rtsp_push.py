@@ -11,14 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from fractions import Fraction
 
-import av
-import cv2
 import numpy as np
 
 from streamer.records import VideoFrame
 from streamer.redaction import redact, redact_url
+from streamer.sinks.mp4 import H264Writer
 from streamer.sources.buffers import LatestFrameSlot
 
 log = logging.getLogger(__name__)
@@ -30,14 +28,13 @@ class RtspPush:
         self.url, self.stream = url, stream
         self.display_url = redact_url(url)
         self.fps = fps if fps > 0 else 25.0
-        self.size = (size[0] - size[0] % 2, size[1] - size[1] % 2)
+        self.size = size  # H264Writer rounds to even dimensions
         self.backoff = (backoff_initial_s, backoff_max_s)
         self.sent = 0
         self.reconnects = 0
         self._slot = LatestFrameSlot()
         self._stop = threading.Event()
-        self._container = None
-        self._video = None
+        self._writer: H264Writer | None = None
         self._thread = threading.Thread(target=self._run, name=f"push-{stream}", daemon=True)
         self._thread.start()
 
@@ -63,7 +60,7 @@ class RtspPush:
                 if frame is None:
                     continue
                 try:
-                    if self._container is None:
+                    if self._writer is None:
                         self._connect()
                     self._send(frame.image)
                 except Exception as exc:
@@ -83,35 +80,18 @@ class RtspPush:
             self._disconnect(flush=True)
 
     def _connect(self) -> None:
-        container = av.open(self.url, "w", format="rtsp", options={"rtsp_transport": "tcp"}, timeout=(5.0, 5.0))
-        video = container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
-        video.width, video.height = self.size
-        video.pix_fmt = "yuv420p"
-        video.options = {"tune": "zerolatency", "preset": "veryfast", "g": str(max(int(self.fps), 1))}
-        self._container, self._video, self._pts = container, video, 0
+        self._writer = H264Writer(self.url, self.fps, self.size, "rtsp", {"rtsp_transport": "tcp"},
+                                  keyframe_s=1.0, timeout=(5.0, 5.0))
 
     def _send(self, image: np.ndarray) -> None:
-        if (image.shape[1], image.shape[0]) != self.size:
-            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
-        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-        frame.pts = self._pts
-        self._pts += 1
-        for packet in self._video.encode(frame):
-            self._container.mux(packet)
+        self._writer.write(image)
         self.sent += 1
 
     def _disconnect(self, flush: bool) -> None:
-        container, self._container = self._container, None
-        if container is None:
+        writer, self._writer = self._writer, None
+        if writer is None:
             return
         try:
-            if flush:
-                for packet in self._video.encode(None):
-                    container.mux(packet)
+            writer.close(flush=flush)
         except Exception:  # the server may already be gone; what was sent stays sent
             pass
-        finally:
-            try:
-                container.close()
-            except Exception:
-                pass

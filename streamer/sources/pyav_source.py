@@ -20,6 +20,7 @@ import numpy as np
 
 from streamer.config import SourceConfig
 from streamer.errors import SourceError
+from streamer.rate import RateMeter
 from streamer.records import VideoFrame
 from streamer.redaction import redact, redact_url
 from streamer.sources.buffers import FrameQueue, LatestFrameSlot
@@ -78,10 +79,25 @@ class PyAVSource:
         self._index = 0
         self._pace_origin: tuple[float, float] | None = None  # (monotonic time, pts) of the first paced frame
         self._frame_ready = frame_ready
+        self._input_rate = RateMeter()
 
     @property
     def live(self) -> bool:
         return self.config.is_live
+
+    @property
+    def fps_in(self) -> float:
+        """Frames decoded per second over the last 5 s (the camera's real rate, not its nominal one)."""
+        return self._input_rate.rate
+
+    @property
+    def state(self) -> str:
+        """decoding, connecting (waiting for or retrying a connection), ended, or failed."""
+        if self.connected.is_set():
+            return "decoding"
+        if self.finished.is_set():
+            return "failed" if self.error else "ended"
+        return "connecting"
 
     def open(self) -> None:
         """Files: open now and fail with a one-line error. Live sources connect in their thread."""
@@ -237,6 +253,7 @@ class PyAVSource:
         frame = VideoFrame(self.name, self._index, np.ascontiguousarray(image), pts, time.time(), time.monotonic())
         self._index += 1
         self.stats.decoded += 1
+        self._input_rate.tick(frame.decoded_at)
         self._buffer.put(frame, self._stop)
         if self._frame_ready is not None:
             self._frame_ready.set()
