@@ -8,9 +8,10 @@ BIN := $(VENV)/bin
 # Real servers and a real browser for the stream tests: GStreamer's gst-rtsp-server (driven by the
 # system Python) and headless Chromium for the live view.
 TEST_PACKAGES := gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-	gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav chromium
-RTSP_CHECK := import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import Gst; Gst.init(None); \
-	assert all(Gst.ElementFactory.find(e) for e in ("x264enc", "rtph264pay", "decodebin", "multifilesrc"))
+	gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav glib-networking openssl chromium
+RTSP_CHECK := import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import Gio, Gst; Gst.init(None); \
+	assert all(Gst.ElementFactory.find(e) for e in ("x264enc", "rtph264pay", "decodebin", "multifilesrc")); \
+	assert Gio.TlsBackend.get_default().supports_tls()
 
 .PHONY: install system-deps demo test lint bench clean
 
@@ -26,7 +27,7 @@ demo: install
 	$(BIN)/streamer demo --out out/demo
 
 system-deps:
-	@if /usr/bin/python3 -c '$(RTSP_CHECK)' 2>/dev/null && command -v chromium >/dev/null; then :; \
+	@if /usr/bin/python3 -c '$(RTSP_CHECK)' 2>/dev/null && command -v chromium openssl >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES); \
 	else echo "The stream tests need: sudo apt-get install $(TEST_PACKAGES) (they are skipped without it)"; fi

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from streamer.config_base import StrictModel
 from streamer.detect import DetectorConfig, HaarConfig
@@ -33,13 +33,24 @@ _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 class SourceConfig(StrictModel):
     name: str = Field(pattern=_NAME, description="stream name used in outputs, events and metrics")
-    uri: str = Field(min_length=1, description="video file path, or rtsp:// rtsps:// http(s):// URL")
+    uri: str = Field(
+        min_length=1,
+        description="video file, folder of images, V4L2 device (/dev/video0), or rtsp:// rtsps:// http(s):// URL",
+    )
     mode: Literal["auto", "every_frame", "latest"] = Field(
         "auto",
         description="every_frame: process all frames (files); latest: keep only the newest, count drops (live). "
         "auto picks by source kind",
     )
-    options: dict[str, str] = Field(default_factory=dict, description="demuxer options for PyAV, e.g. rtsp_transport")
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="FFmpeg options, e.g. rtsp_transport: udp, ca_file (rtsps/https), video_size (V4L2)",
+    )
+    format: str | None = Field(
+        None, description="FFmpeg input format when the URI does not tell (mpjpeg, mpegts, ...); /dev/video* is v4l2"
+    )
+    fps: float | None = Field(None, gt=0, le=1000, description="image folders: frames per second they stand for (1)")
+    watch: bool = Field(False, description="image folders: keep taking new images as they arrive (snapshot cameras)")
     realtime: bool = Field(False, description="files: deliver frames at their own pace, as a camera would")
     open_timeout_s: float = Field(10.0, gt=0, le=300, description="give up one connection attempt after this")
     stall_timeout_s: float = Field(
@@ -61,10 +72,29 @@ class SourceConfig(StrictModel):
             raise ValueError(f"unsupported scheme {scheme!r} in {redact(uri)}: use a file or {', '.join(LIVE_SCHEMES)}")
         return uri
 
+    @model_validator(mode="after")
+    def _check_folder_settings(self):
+        if self.watch and self.kind != "folder":
+            raise ValueError(f"watch is for folders of images; {redact(self.uri)} is not a folder")
+        return self
+
+    @property
+    def kind(self) -> Literal["network", "device", "folder", "file"]:
+        if urlsplit(self.uri).scheme.lower() in LIVE_SCHEMES:
+            return "network"
+        if self.uri.startswith("/dev/video") or self.format in ("v4l2", "video4linux2"):
+            return "device"
+        if Path(self.uri.removeprefix("file:")).is_dir():
+            return "folder"
+        return "file"
+
     @property
     def is_live(self) -> bool:
-        scheme = urlsplit(self.uri).scheme.lower()
-        return scheme in LIVE_SCHEMES
+        return self.kind in ("network", "device") or (self.kind == "folder" and self.watch)
+
+    @property
+    def input_format(self) -> str | None:
+        return self.format or ("v4l2" if self.kind == "device" else None)
 
     @property
     def keeps_every_frame(self) -> bool:
@@ -95,6 +125,9 @@ class OutputConfig(StrictModel):
     )
     rtsp_push: str | None = Field(
         None, description="push annotated video to this RTSP URL; {stream} becomes the stream name"
+    )
+    rtsp_push_options: dict[str, str] = Field(
+        default_factory=dict, description="FFmpeg options for the push, e.g. ca_file (rtsps), rtsp_transport"
     )
     events: bool = True
     show_reconstruction: bool = Field(True, description="paste reconstructed pixels into the annotated video")

@@ -19,7 +19,7 @@ from streamer.records import FrameResult
 from streamer.sinks.events import JsonLinesEvents
 from streamer.sinks.recording import Recording
 from streamer.sinks.rtsp_push import RtspPush
-from streamer.sources import PyAVSource
+from streamer.sources import ThreadedSource, make_source
 from streamer.stages import Stages
 from streamer.track.events import TrackEvents
 from streamer.web.server import LiveView, StreamStatus
@@ -81,8 +81,8 @@ def run(config: Config, reporter: ProgressReporter | None = None, banner=print) 
     for line in stages.describe():
         banner(line)
     frame_ready = threading.Event()
-    sources = [PyAVSource(s, config.pipeline.queue_frames, frame_ready) for s in config.sources]
-    opened: list[PyAVSource] = []
+    sources = [make_source(s, config.pipeline.queue_frames, frame_ready) for s in config.sources]
+    opened: list[ThreadedSource] = []
     try:
         for source in sources:
             source.open()
@@ -97,9 +97,13 @@ def run(config: Config, reporter: ProgressReporter | None = None, banner=print) 
 class StreamOutputs:
     """Everything one stream's results go to: its tracks and events, recording, live view and push."""
 
-    def __init__(self, source: PyAVSource, config: Config, events: JsonLinesEvents | None, live_view):
+    def __init__(self, source: ThreadedSource, config: Config, events: JsonLinesEvents | None, live_view):
         self.source, self.config, self.events, self.live_view = source, config, events, live_view
-        self.tracker = TrackEvents(source.name, config.pipeline.track_min_hits, config.pipeline.track_max_misses)
+        # A folder's images are stills, not a video: each face is reported in each image, on its own.
+        self.stills = source.config.kind == "folder"
+        pipeline = config.pipeline
+        min_hits, max_misses = (1, 0) if self.stills else (pipeline.track_min_hits, pipeline.track_max_misses)
+        self.tracker = TrackEvents(source.name, min_hits, max_misses)
         self.counters = StreamCounters()
         self.recording: Recording | None = None
         self.push: RtspPush | None = None
@@ -108,7 +112,9 @@ class StreamOutputs:
 
     def handle(self, result: FrameResult) -> None:
         out, image = self.config.output, result.frame.image
-        if self._shape is not None and image.shape != self._shape:
+        if self.stills:
+            self._emit(self.tracker.close(self.last_result))
+        elif self._shape is not None and image.shape != self._shape:
             # A camera switched resolution: boxes of the old geometry mean nothing now.
             log.warning("source %r: frame size changed to %s; tracks reset", self.source.name, image.shape)
             self._emit(self.tracker.close(self.last_result))
@@ -126,7 +132,9 @@ class StreamOutputs:
                 self.live_view.publish(self.source.name, annotated)
             if out.rtsp_push:
                 url = out.rtsp_push.replace("{stream}", self.source.name)
-                self.push = self.push or RtspPush(url, self.source.name, self.source.fps, (width, height))
+                self.push = self.push or RtspPush(
+                    url, self.source.name, self.source.fps, (width, height), out.rtsp_push_options
+                )
                 self.push.push(annotated)
         self.counters.frame_done(result.frame.decoded_at)
         self.last_result = result
@@ -148,7 +156,11 @@ class StreamOutputs:
 
 
 def _run_opened(
-    config: Config, stages: Stages, sources: list[PyAVSource], frame_ready: threading.Event, reporter: ProgressReporter
+    config: Config,
+    stages: Stages,
+    sources: list[ThreadedSource],
+    frame_ready: threading.Event,
+    reporter: ProgressReporter,
 ) -> RunSummary:
     summary = RunSummary()
     events = JsonLinesEvents(config.output.dir / "events.jsonl") if config.output.events else None
@@ -203,7 +215,7 @@ def _run_opened(
     return summary
 
 
-def stream_status(source: PyAVSource, counters: StreamCounters) -> StreamStatus:
+def stream_status(source: ThreadedSource, counters: StreamCounters) -> StreamStatus:
     stats = source.stats
     width, height = source.size or (None, None)
     return StreamStatus(

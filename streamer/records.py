@@ -30,6 +30,7 @@ class VideoFrame:
     pts_s: float | None  # presentation time in seconds, from the container
     wall_time: float  # time.time() when decoded: event timestamps
     decoded_at: float  # time.monotonic() when decoded: latency
+    image_file: str | None = None  # the file the frame is, when it is a file of its own (image folders)
 
     def __post_init__(self) -> None:
         _check_shape("VideoFrame.image", self.image, (None, None, 3))

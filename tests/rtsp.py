@@ -28,6 +28,17 @@ def rtsp_available() -> tuple[bool, str]:
     return True, ""
 
 
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1 (openssl, from Debian): (certificate + key PEM for the
+    server, certificate alone for a client's ``ca_file``)."""
+    cert, key, pem = folder / "cert.pem", folder / "key.pem", folder / "server.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    pem.write_text(cert.read_text() + key.read_text())
+    return pem, cert
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -36,20 +47,25 @@ def free_port() -> int:
 
 class RtspServer:
     def __init__(self, video: Path | None, user: str | None = None, password: str | None = None, width: int = 640,
-                 record: Path | None = None):
-        """Serves ``video``; or, with ``record``, accepts a pushed H.264 stream into that .ts file."""
+                 record: Path | None = None, tls_cert: Path | None = None):
+        """Serves ``video``; or, with ``record``, accepts a pushed H.264 stream into that .ts file.
+        With ``tls_cert`` (a PEM file holding certificate and key) it speaks rtsps:// only."""
         self.video, self.user, self.password, self.width, self.record = video, user, password, width, record
+        self.tls_cert = tls_cert
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
     def url(self, user: str | None = None, password: str | None = None) -> str:
         user, password = user or self.user, password or self.password
         auth = f"{quote(user, safe='')}:{quote(password, safe='')}@" if user else ""
-        return f"rtsp://{auth}127.0.0.1:{self.port}/cam"
+        scheme = "rtsps" if self.tls_cert else "rtsp"
+        return f"{scheme}://{auth}127.0.0.1:{self.port}/cam"
 
     def start(self, width: int | None = None) -> RtspServer:
         args = [SYSTEM_PYTHON, str(SERVER), "--port", str(self.port), "--width", str(width or self.width)]
         args += ["--record", str(self.record)] if self.record else ["--file", str(self.video)]
+        if self.tls_cert:
+            args += ["--tls-cert", str(self.tls_cert)]
         if self.user:
             args += ["--user", self.user, "--password", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

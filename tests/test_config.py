@@ -19,7 +19,7 @@ def test_defaults_are_the_offline_stages():
 
 def test_unknown_key_is_named_with_its_path():
     assert error_of({"pipeline": {"crop_sise": 112}}) == "cfg.yaml: pipeline.crop_sise: unknown key"
-    assert error_of({"sources": [{"name": "a", "uri": "x.mp4", "fps": 3}]}) == "cfg.yaml: sources[0].fps: unknown key"
+    assert error_of({"sources": [{"name": "a", "uri": "x.mp4", "fsp": 3}]}) == "cfg.yaml: sources[0].fsp: unknown key"
 
 
 def test_wrong_type_and_bounds_name_the_key():

@@ -187,3 +187,161 @@ def test_annotated_video_is_pushed_to_an_rtsp_server(rtsp_server, tmp_path):
         size = (container.streams.video[0].width, container.streams.video[0].height)
     assert size == (320, 240)
     assert count_frames(received) >= 25  # paced at 10 fps, the pipeline keeps up: (almost) every frame pushed
+
+
+def rate_over(source: PyAVSource, seconds: float) -> float:
+    started = time.monotonic()
+    frames = frames_within(source, 10_000, seconds)
+    return len(frames) / (time.monotonic() - started)
+
+
+def test_a_dropped_connection_is_reconnected_at_once(rtsp_server):
+    from tests.proxy import FaultProxy
+
+    server = rtsp_server()
+    proxy = FaultProxy(("127.0.0.1", server.port)).start()
+    source = live_source(f"rtsp://127.0.0.1:{proxy.port}/cam")
+    source.start()
+    try:
+        assert len(frames_within(source, 5, 15)) == 5
+        proxy.drop()  # the connection is reset under the client's feet (NAT timeout, camera reboot)
+        dropped = time.monotonic()
+        while source.stats.reconnects == 0 and time.monotonic() - dropped < 10:
+            source.read(0.1)
+        assert source.stats.reconnects == 1
+        assert time.monotonic() - dropped < 3.0  # noticed at once (no waiting for the stall timeout)
+        assert len(frames_within(source, 5, 10)) == 5
+    finally:
+        source.stop()
+        proxy.close()
+
+
+def test_a_blackholed_link_is_a_stall_and_other_streams_keep_their_rate(rtsp_server):
+    from tests.proxy import FaultProxy
+
+    server = rtsp_server()
+    proxy = FaultProxy(("127.0.0.1", server.port)).start()
+    behind_proxy = live_source(f"rtsp://127.0.0.1:{proxy.port}/cam", name="far", stall_timeout_s=2.0)
+    direct = live_source(server.url(), name="near")
+    behind_proxy.start()
+    direct.start()
+    try:
+        assert len(frames_within(behind_proxy, 5, 15)) == 5 and len(frames_within(direct, 5, 15)) == 5
+        proxy.blackhole()  # bytes stop; no FIN, no RST: only a timeout can tell
+        blackholed = time.monotonic()
+        while behind_proxy.stats.stalls == 0 and time.monotonic() - blackholed < 10:
+            behind_proxy.read(0.1)
+        assert behind_proxy.stats.stalls == 1
+        assert time.monotonic() - blackholed < 2.0 + 1.5
+        # While the far camera's link is dead and its reconnects hang until open_timeout_s, the near
+        # one (same process, same server) keeps the server's 10 fps.
+        assert rate_over(direct, 3.0) >= 8.0
+        assert behind_proxy.stats.connect_failures >= 1 and not behind_proxy.connected.is_set()
+        proxy.restore()
+        assert len(frames_within(behind_proxy, 5, 15)) == 5
+        assert behind_proxy.stats.reconnects >= 1
+    finally:
+        behind_proxy.stop()
+        direct.stop()
+        proxy.close()
+
+
+def test_udp_transport_receives_and_recovers_from_a_server_restart(rtsp_server):
+    server = rtsp_server()
+    source = live_source(server.url(), options={"rtsp_transport": "udp"}, stall_timeout_s=2.0)
+    source.start()
+    try:
+        assert len(frames_within(source, 10, 15)) == 10
+        server.kill()  # over UDP nothing says the camera went away: the stall timeout must catch it
+        server.start()
+        assert len(frames_within(source, 10, 20)) == 10
+        assert source.stats.reconnects >= 1
+    finally:
+        source.stop()
+
+
+def test_push_resumes_after_the_receiving_server_restarts(rtsp_server, tmp_path):
+    import numpy as np
+
+    from streamer.sinks.rtsp_push import RtspPush
+    from tests.conftest import count_frames
+
+    first, second = tmp_path / "first.ts", tmp_path / "second.ts"
+    server = rtsp_server(record=first)
+    push = RtspPush(f"rtsp://127.0.0.1:{server.port}/cam", "lobby", 10.0, (320, 240), backoff_initial_s=0.2,
+                    backoff_max_s=0.5)
+
+    def push_for(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            push.push(np.full((240, 320, 3), push.sent % 250, np.uint8))
+            time.sleep(0.1)
+
+    try:
+        push_for(3.0)
+        sent_before = push.sent
+        server.kill()
+        server.record = second
+        server.start()
+        push_for(6.0)
+    finally:
+        push.close()
+    time.sleep(1.0)
+    # (first.ts is cut short by kill -9, so what it holds says nothing about the push)
+    assert sent_before >= 20
+    assert push.reconnects == 1
+    assert count_frames(second) >= 20  # most of the 6 s after the restart reached the new server
+
+
+def test_rtsps_camera_is_verified_against_its_certificate(rtsp_server, tmp_path, caplog):
+    from tests.rtsp import self_signed_certificate
+
+    password = "tls-Pa55:word"
+    server_pem, camera_cert = self_signed_certificate(tmp_path)
+    server = rtsp_server(user="viewer", password=password, tls_cert=server_pem)
+    assert server.url().startswith("rtsps://")
+    trusted = live_source(server.url(), options={"ca_file": str(camera_cert)})
+    untrusted = live_source(server.url(), name="untrusted")  # verification is on by default
+    plain = live_source(server.url().replace("rtsps://", "rtsp://"), name="plain")
+    with caplog.at_level(logging.DEBUG):
+        for source in (trusted, untrusted, plain):
+            source.start()
+        try:
+            assert len(frames_within(trusted, 5, 15)) == 5
+            server.kill()
+            server.start()
+            assert len(frames_within(trusted, 5, 15)) == 5
+            assert untrusted.stats.decoded == 0 and untrusted.stats.connect_failures >= 1
+            assert plain.stats.decoded == 0 and plain.stats.connect_failures >= 1
+        finally:
+            for source in (trusted, untrusted, plain):
+                source.stop()
+    assert "ca_file" in str(untrusted.last_error)  # the error says how to trust the camera
+    assert password not in caplog.text + str(untrusted.last_error) + str(plain.last_error)
+
+
+def test_push_over_tls_needs_a_trusted_server(rtsp_server, tmp_path):
+    import numpy as np
+
+    from streamer.sinks.rtsp_push import RtspPush
+    from tests.conftest import count_frames
+    from tests.rtsp import self_signed_certificate
+
+    server_pem, server_cert = self_signed_certificate(tmp_path)
+    received = tmp_path / "received.ts"
+    server = rtsp_server(record=received, tls_cert=server_pem)
+    url = f"rtsps://127.0.0.1:{server.port}/cam"
+    untrusted = RtspPush(url, "a", 10.0, (320, 240), backoff_initial_s=0.2, backoff_max_s=0.5)
+    trusted = RtspPush(url, "b", 10.0, (320, 240), {"ca_file": str(server_cert)})
+    try:
+        for index in range(30):
+            image = np.full((240, 320, 3), index * 8, np.uint8)
+            untrusted.push(image)
+            trusted.push(image)
+            time.sleep(0.1)
+    finally:
+        untrusted.close()
+        trusted.close()
+    time.sleep(1.0)
+    assert untrusted.sent == 0
+    assert trusted.sent >= 25 and count_frames(received) >= 20

@@ -38,7 +38,7 @@ class H264Writer:
 
     def write(self, image: np.ndarray) -> None:
         if (image.shape[1], image.shape[0]) != self.size:
-            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+            image = letterbox(image, self.size)
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         frame.pts = self.frames
         for packet in self._stream.encode(frame):
@@ -66,3 +66,16 @@ class Mp4Writer(H264Writer):
         # makes each fragment reach the file when muxed, not when FFmpeg's I/O buffer fills.
         options = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
         super().__init__(str(path), fps, size, "mp4", options, codec, crf, keyframe_s=2.0)
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` scaled to fit ``size`` (width, height) with its aspect ratio kept, on black: a
+    camera that changes resolution mid-recording, or a folder of photos, is not stretched."""
+    width, height = size
+    scale = min(width / image.shape[1], height / image.shape[0])
+    fitted_w, fitted_h = max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))
+    fitted = cv2.resize(image, (fitted_w, fitted_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    canvas = np.zeros((height, width, 3), np.uint8)
+    top, left = (height - fitted_h) // 2, (width - fitted_w) // 2
+    canvas[top:top + fitted_h, left:left + fitted_w] = fitted
+    return canvas

@@ -23,9 +23,12 @@ log = logging.getLogger(__name__)
 
 
 class RtspPush:
-    def __init__(self, url: str, stream: str, fps: float, size: tuple[int, int],
+    def __init__(self, url: str, stream: str, fps: float, size: tuple[int, int], options: dict[str, str] | None = None,
                  backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0):
         self.url, self.stream = url, stream
+        # As for rtsps cameras: the receiving server must prove who it is (options.ca_file, or tls_verify: "0").
+        tls = {"tls_verify": "1"} if url.lower().startswith("rtsps") else {}
+        self.options = {"rtsp_transport": "tcp", **tls, **(options or {})}
         self.display_url = redact_url(url)
         self.fps = fps if fps > 0 else 25.0
         self.size = size  # H264Writer rounds to even dimensions
@@ -80,7 +83,7 @@ class RtspPush:
             self._disconnect(flush=True)
 
     def _connect(self) -> None:
-        self._writer = H264Writer(self.url, self.fps, self.size, "rtsp", {"rtsp_transport": "tcp"},
+        self._writer = H264Writer(self.url, self.fps, self.size, "rtsp", self.options,
                                   keyframe_s=1.0, timeout=(5.0, 5.0))
 
     def _send(self, image: np.ndarray) -> None:

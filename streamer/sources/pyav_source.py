@@ -9,21 +9,17 @@ monotonic clock; frames carry the wall clock for event times.
 
 from __future__ import annotations
 
+import errno
 import logging
 import random
 import threading
-import time
-from dataclasses import dataclass
 
 import av
-import numpy as np
 
 from streamer.config import SourceConfig
 from streamer.errors import SourceError
-from streamer.rate import RateMeter
-from streamer.records import VideoFrame
-from streamer.redaction import redact, redact_url
-from streamer.sources.buffers import FrameQueue, LatestFrameSlot
+from streamer.redaction import redact
+from streamer.sources.base import ThreadedSource
 
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_DECODE_ERRORS = 25  # on a file: this many failing packets in a row is a broken file
@@ -41,150 +37,69 @@ PROTOCOLS = {
     "udp": "udp,rtp",
     "tcp": "tcp",
     "srt": "srt,udp",
-    "": "file",
+    "": "file",  # files, and V4L2 devices (which open their own path)
     "file": "file",
 }
 
 
-@dataclass
-class SourceStats:
-    decoded: int = 0
-    dropped: int = 0
-    decode_errors: int = 0
-    reconnects: int = 0  # successful connections after the first
-    stalls: int = 0  # reads that timed out on a connected stream
-    connect_failures: int = 0
+class PyAVSource(ThreadedSource):
+    """Files, network cameras (rtsp, rtsps, http(s) MJPEG/HLS/MPEG-TS, rtmp, udp, srt) and V4L2 webcams."""
 
-
-class PyAVSource:
     def __init__(self, config: SourceConfig, queue_frames: int = 8, frame_ready: threading.Event | None = None):
-        """``frame_ready``, if given, is set after every decoded frame: one event the consumer can
-        wait on for all its sources, instead of waiting on each in turn."""
-        self.config = config
-        self.name = config.name
-        self.display_uri = redact_url(config.uri)
+        super().__init__(config, queue_frames, frame_ready)
         self.reconnects_enabled = config.reconnect if config.reconnect is not None else config.is_live
-        self._buffer = FrameQueue(queue_frames) if config.keeps_every_frame else LatestFrameSlot()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._container = None
-        self.stats = SourceStats()
-        self.error: str | None = None  # why decoding ended, when it ended on a failure
-        self.last_error: str | None = None  # the latest connection or stream problem (redacted), for status
-        self.connected = threading.Event()
-        self.finished = threading.Event()  # the decoding thread has ended
-        self.fps: float = 0.0
-        self.total_frames: int | None = None
-        self.size: tuple[int, int] | None = None
-        self._index = 0
-        self._pace_origin: tuple[float, float] | None = None  # (monotonic time, pts) of the first paced frame
-        self._frame_ready = frame_ready
-        self._input_rate = RateMeter()
-
-    @property
-    def live(self) -> bool:
-        return self.config.is_live
-
-    @property
-    def fps_in(self) -> float:
-        """Frames decoded per second over the last 5 s (the camera's real rate, not its nominal one)."""
-        return self._input_rate.rate
-
-    @property
-    def state(self) -> str:
-        """decoding, connecting (waiting for or retrying a connection), ended, or failed."""
-        if self.connected.is_set():
-            return "decoding"
-        if self.finished.is_set():
-            return "failed" if self.error else "ended"
-        return "connecting"
 
     def open(self) -> None:
         """Files: open now and fail with a one-line error. Live sources connect in their thread."""
         if not self.live:
             self._connect()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"source-{self.name}", daemon=True)
-        self._thread.start()
-
-    def read(self, timeout: float) -> VideoFrame | None:
-        """The next frame, or None if none arrived within ``timeout`` seconds."""
-        frame = self._buffer.get(timeout)
-        self.stats.dropped = self._buffer.dropped
-        return frame
-
-    @property
-    def exhausted(self) -> bool:
-        """No more frames will come: the decoder ended and everything buffered was read."""
-        return self.finished.is_set() and len(self._buffer) == 0
-
-    def stop(self, timeout: float = 2.0) -> None:
-        """Asks the thread to end and waits at most ``timeout`` s.
-
-        A thread blocked inside FFmpeg ends when its read times out (``stall_timeout_s``); it is a
-        daemon thread and holds no lock the caller needs, so stop() need not wait for it.
-        """
-        self._stop.set()
-        self._buffer.wake()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self._thread is None or not self._thread.is_alive():
-            self._close()
-
-    # -- the decoding thread ---------------------------------------------------------------
-
-    def _run(self) -> None:
+    def _produce(self) -> None:
         backoff = self.config.backoff_initial_s
         sessions = 0
         failures_in_a_row = 0
-        try:
-            while not self._stop.is_set():
-                if self._container is None:  # files were opened by open(); live sources connect here
-                    try:
-                        self._connect()
-                    except SourceError as exc:
-                        if not self.reconnects_enabled:
-                            self.error = str(exc)
-                            return
-                        self.stats.connect_failures += 1
-                        failures_in_a_row += 1
-                        # Jitter, so cameras behind one switch that failed together don't retry in step.
-                        wait = backoff * random.uniform(0.8, 1.2)
-                        self._note(f"{exc}; retrying in {wait:.1f} s", first_failure=failures_in_a_row == 1)
-                        backoff = min(backoff * 2, self.config.backoff_max_s)
-                        self._stop.wait(wait)
-                        continue
-                if sessions:
-                    self.stats.reconnects += 1
-                    log.warning("source %r: reconnected to %s", self.name, self.display_uri)
-                sessions += 1
-                backoff, failures_in_a_row = self.config.backoff_initial_s, 0
-                self._decode()
-                self._close()
-                if not self.reconnects_enabled or self.error:
-                    return
-        finally:
-            self._close()
-            self.finished.set()
-            self._buffer.wake()
-            if self._frame_ready is not None:
-                self._frame_ready.set()
+        while not self._stop.is_set():
+            if self._container is None:  # files were opened by open(); live sources connect here
+                try:
+                    self._connect()
+                except SourceError as exc:
+                    if not self.reconnects_enabled:
+                        self.error = str(exc)
+                        return
+                    self.stats.connect_failures += 1
+                    failures_in_a_row += 1
+                    # Jitter, so cameras behind one switch that failed together don't retry in step.
+                    wait = backoff * random.uniform(0.8, 1.2)
+                    self._note(f"{exc}; retrying in {wait:.1f} s", first_failure=failures_in_a_row == 1)
+                    backoff = min(backoff * 2, self.config.backoff_max_s)
+                    self._stop.wait(wait)
+                    continue
+            if sessions:
+                self.stats.reconnects += 1
+                log.warning("source %r: reconnected to %s", self.name, self.display_uri)
+            sessions += 1
+            backoff, failures_in_a_row = self.config.backoff_initial_s, 0
+            self._decode()
+            self._release()
+            if not self.reconnects_enabled or self.error:
+                return
 
     def _connect(self) -> None:
         cfg = self.config
-        options = {"protocol_whitelist": PROTOCOLS[_scheme(cfg.uri)], **cfg.options}
-        if cfg.is_live and cfg.uri.lower().startswith("rtsp") and "rtsp_transport" not in options:
-            options["rtsp_transport"] = "tcp"  # UDP loses packets on busy networks: smeared frames
+        options = {"protocol_whitelist": PROTOCOLS[_scheme(cfg.uri)], **_default_options(cfg), **cfg.options}
         # Measured on a stalled RTSP stream: FFmpeg gives up after twice PyAV's read timeout (its demuxer
         # retries the read once), so half the configured stall time keeps detection within it.
         read_timeout = cfg.stall_timeout_s / 2 if cfg.is_live else cfg.stall_timeout_s
         try:
-            container = av.open(cfg.uri, mode="r", options=options, timeout=(cfg.open_timeout_s, read_timeout))
+            container = av.open(cfg.uri, mode="r", format=cfg.input_format, options=options,
+                                timeout=(cfg.open_timeout_s, read_timeout))
         except FileNotFoundError:
-            raise SourceError(f"source {self.name!r}: file not found: {self.display_uri}") from None
+            what = "device" if cfg.kind == "device" else "file"
+            raise SourceError(f"source {self.name!r}: {what} not found: {self.display_uri}") from None
         except Exception as exc:  # av.error.* carry the URL (with any password) in their text
-            raise SourceError(f"source {self.name!r}: cannot open {self.display_uri}: {_describe(exc)}") from None
+            hint = _tls_hint(exc, options)
+            raise SourceError(f"source {self.name!r}: cannot open {self.display_uri}: {_describe(exc)}{hint}") from None
         if not container.streams.video:
             container.close()
             raise SourceError(f"source {self.name!r}: no video stream in {self.display_uri}")
@@ -226,8 +141,9 @@ class PyAVSource:
                     continue
                 consecutive_errors = 0
                 for av_frame in frames:
-                    self._emit(av_frame)
-                    if self.config.max_frames and self._index >= self.config.max_frames:
+                    pts = float(av_frame.time) if av_frame.time is not None else None
+                    self._deliver(av_frame.to_ndarray(format="bgr24"), pts)
+                    if self._enough_frames:
                         self._stop.set()
                         return
         except Exception as exc:
@@ -245,27 +161,7 @@ class PyAVSource:
                     f"source {self.name!r}: decoding {self.display_uri} failed after {self._index} frames: {message}"
                 )
 
-    def _emit(self, av_frame) -> None:
-        pts = float(av_frame.time) if av_frame.time is not None else None
-        if self.config.realtime and pts is not None:
-            self._pace(pts)
-        image = av_frame.to_ndarray(format="bgr24")
-        frame = VideoFrame(self.name, self._index, np.ascontiguousarray(image), pts, time.time(), time.monotonic())
-        self._index += 1
-        self.stats.decoded += 1
-        self._input_rate.tick(frame.decoded_at)
-        self._buffer.put(frame, self._stop)
-        if self._frame_ready is not None:
-            self._frame_ready.set()
-
-    def _pace(self, pts: float) -> None:
-        """Waits until this frame's time has come, measured from the first frame (files as simulated cameras)."""
-        if self._pace_origin is None or pts < self._pace_origin[1]:  # first frame, or the file looped
-            self._pace_origin = (time.monotonic(), pts)
-        due = self._pace_origin[0] + (pts - self._pace_origin[1])
-        self._stop.wait(max(0.0, due - time.monotonic()))
-
-    def _close(self) -> None:
+    def _release(self) -> None:
         container, self._container = self._container, None
         self.connected.clear()
         if container is not None:
@@ -274,10 +170,24 @@ class PyAVSource:
             except Exception:  # closing a broken connection can fail too; nothing is left to save
                 pass
 
-    def _note(self, message: str, first_failure: bool = True) -> None:
-        # The first failure of a run of failures is a warning; repeats are logged quietly.
-        self.last_error = message
-        log.log(logging.WARNING if first_failure else logging.INFO, "%s", message)
+
+def _default_options(cfg: SourceConfig) -> dict[str, str]:
+    scheme = _scheme(cfg.uri)
+    options = {}
+    if scheme.startswith("rtsp"):
+        options["rtsp_transport"] = "tcp"  # UDP loses packets on busy networks: smeared frames
+    if scheme in ("rtsps", "https"):
+        # FFmpeg does not check certificates unless asked: a camera that cannot prove who it is
+        # is refused (options.ca_file trusts a camera's own certificate).
+        options["tls_verify"] = "1"
+    return options
+
+
+def _tls_hint(exc: Exception, options: dict[str, str]) -> str:
+    if options.get("tls_verify") == "1" and getattr(exc, "errno", None) == errno.EIO:
+        return (" (TLS: is the camera's certificate trusted? set options.ca_file to its certificate, "
+                "or options.tls_verify: '0' to accept any)")
+    return ""
 
 
 def _scheme(uri: str) -> str:

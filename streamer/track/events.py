@@ -70,6 +70,7 @@ class TrackEvents:
             "track_id": track.track_id,
             "frame": frame.index if frame else None,
             "pts_s": round(frame.pts_s, 3) if frame and frame.pts_s is not None else None,
+            **({"image_file": frame.image_file} if frame and frame.image_file else {}),
             "time": dt.datetime.fromtimestamp(frame.wall_time if frame else time.time(), dt.timezone.utc).isoformat(
                 timespec="milliseconds"
             ),

@@ -1,6 +1,7 @@
 """A real RTSP server for the tests: GStreamer's gst-rtsp-server, run by the system Python (python3-gi).
 
     /usr/bin/python3 tests/servers/rtsp_server.py --port 8554 --file clip.mp4 [--user U --password P]
+        [--tls-cert cert_and_key.pem]
 
 Serves rtsp://127.0.0.1:PORT/cam: the file decoded and re-encoded live (H.264, key frame every
 10 frames), looping. Prints "ready" once it listens. The tests kill it, SIGSTOP it, or restart it.
@@ -13,7 +14,7 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+from gi.repository import Gio, GLib, Gst, GstRtspServer  # noqa: E402
 
 
 def main() -> None:
@@ -26,6 +27,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--fps", type=int, default=10)
     parser.add_argument("--record", help="instead of serving: accept a pushed H.264 stream into this .ts file")
+    parser.add_argument("--tls-cert", help="PEM certificate + key file: serve rtsps:// only")
     args = parser.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
@@ -44,11 +46,18 @@ def main() -> None:
             f"! rtph264pay name=pay0 pt=96 config-interval=1 )"
         )
     factory.set_shared(True)
+    auth = GstRtspServer.RTSPAuth()
+    if args.tls_cert:
+        auth.set_tls_certificate(Gio.TlsCertificate.new_from_file(args.tls_cert))
+        if not args.user:  # with an auth object set, anonymous clients need a token of their own
+            anonymous = GstRtspServer.RTSPToken()
+            anonymous.set_string("media.factory.role", "camera-user")
+            auth.set_default_token(anonymous)
     if args.user:
-        auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
         token.set_string("media.factory.role", "camera-user")
         auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
+    if args.user or args.tls_cert:
         server.set_auth(auth)
         permissions = GstRtspServer.RTSPPermissions()
         permissions.add_role_from_structure(Gst.Structure.new_from_string(
