@@ -221,7 +221,8 @@ def stream_status(source: ThreadedSource, counters: StreamCounters) -> StreamSta
     return StreamStatus(
         name=source.name, live=source.live, connected=source.connected.is_set(), state=source.state,
         decoded=stats.decoded, frames_out=counters.frames_out, dropped=stats.dropped, reconnects=stats.reconnects,
-        stalls=stats.stalls, decode_errors=stats.decode_errors, connect_failures=stats.connect_failures,
+        stalls=stats.stalls, decode_errors=stats.decode_errors, skipped_damaged=stats.skipped_damaged,
+        connect_failures=stats.connect_failures,
         fps_in=source.fps_in, fps_out=counters.fps_out, latency_ms=counters.mean_latency_ms,
         last_error=source.error or source.last_error, width=width, height=height,
     )

@@ -37,8 +37,10 @@ def run_cli(*args: str, timeout: float = 300, cwd: Path | None = None, env: dict
     )
 
 
-def write_clip(path: Path, frames: int, size=(320, 240), fps: int = 10, fragmented: bool = False) -> Path:
-    """A small H.264 clip of moving gradients (made here, like PyAV's own tests do): MP4, or MPEG-TS for .ts."""
+def write_clip(path: Path, frames: int, size=(320, 240), fps: int = 10, fragmented: bool = False,
+               bframes: int | None = None) -> Path:
+    """A small H.264 clip of moving gradients (made here, like PyAV's own tests do): MP4, or MPEG-TS for .ts.
+    A key frame every 5 frames; ``bframes: 0`` encodes as most cameras do, without B-frames."""
     import av
 
     options = {"movflags": "frag_keyframe+empty_moov"} if fragmented else {}
@@ -46,7 +48,7 @@ def write_clip(path: Path, frames: int, size=(320, 240), fps: int = 10, fragment
     with av.open(str(path), "w", format=container_format, options=options) as container:
         stream = container.add_stream("libx264", rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        stream.options = {"g": "5"}
+        stream.options = {"g": "5", **({"bf": str(bframes)} if bframes is not None else {})}
         for i in range(frames):
             x = np.linspace(0, 255, size[0], dtype=np.float32)[None, :, None]
             image = np.broadcast_to((x + i * 7) % 255, (size[1], size[0], 3)).astype(np.uint8)

@@ -30,7 +30,7 @@ def get(url: str, headers: dict | None = None, timeout: float = 10):
 
 
 def _status(name: str, frames: int) -> StreamStatus:
-    return StreamStatus(name, True, True, "decoding", frames, frames, 0, 0, 0, 0, 0, 10.0, 9.5, 80.0, None, 64, 48)
+    return StreamStatus(name, True, True, "decoding", frames, frames, 0, 0, 0, 0, 0, 0, 10.0, 9.5, 80.0, None, 64, 48)
 
 
 def test_token_is_required_off_localhost_and_checked():

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 class SourceStats:
     decoded: int = 0
     dropped: int = 0
-    decode_errors: int = 0
+    decode_errors: int = 0  # damage seen: packets that failed to decode, or that decoded concealed
+    skipped_damaged: int = 0  # frames not delivered because of damage (up to the next key frame)
     reconnects: int = 0  # successful connections after the first
     stalls: int = 0  # reads that timed out on a connected stream
     connect_failures: int = 0

@@ -19,10 +19,13 @@ import av
 from streamer.config import SourceConfig
 from streamer.errors import SourceError
 from streamer.redaction import redact
-from streamer.sources.base import ThreadedSource
+from streamer.sources.base import SourceStats, ThreadedSource
 
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_DECODE_ERRORS = 25  # on a file: this many failing packets in a row is a broken file
+# Streams refreshed without key frames (intra refresh) would never pass the damage gate: after this
+# long it lets them through.
+MAX_WAIT_FOR_KEY_FRAME_S = 10.0
 
 # What FFmpeg may open for each kind of source, including what a stream refers to (HLS segments,
 # RTSP's RTP channels, HTTP redirects). Defence in depth: FFmpeg's HLS demuxer already refuses
@@ -120,27 +123,32 @@ class PyAVSource(ThreadedSource):
         container = self._container
         stream = container.streams.video[0]
         consecutive_errors = 0
-        waiting_for_keyframe = False
+        gate = DamageGate(round(MAX_WAIT_FOR_KEY_FRAME_S * self.fps), self.stats)
         try:
             for packet in container.demux(stream):
                 if self._stop.is_set():
                     return
-                # (the demuxer's last, empty packet must be decoded: it flushes the decoder's delayed frames)
-                if waiting_for_keyframe and packet.size and not packet.is_keyframe:
-                    continue  # after damage, a frame predicted from broken ones would be smeared
-                waiting_for_keyframe = False
+                if packet.is_corrupt:  # the demuxer saw it damaged (MPEG-TS continuity, ...)
+                    self.stats.decode_errors += 1
+                    gate.damaged()
+                if not gate.passes_packet(packet):
+                    continue
                 try:
                     frames = packet.decode()
                 except av.error.FFmpegError as exc:
                     self.stats.decode_errors += 1
                     consecutive_errors += 1
-                    waiting_for_keyframe = True
+                    gate.damaged()
                     if not self.live and consecutive_errors > MAX_CONSECUTIVE_DECODE_ERRORS:
                         raise
                     log.debug("%s: corrupt packet skipped: %s", self.name, redact(str(exc)))
                     continue
                 consecutive_errors = 0
                 for av_frame in frames:
+                    if av_frame.is_corrupt:  # the decoder concealed damage in it
+                        self.stats.decode_errors += 1
+                    if not gate.passes_frame(av_frame):
+                        continue
                     pts = float(av_frame.time) if av_frame.time is not None else None
                     self._deliver(av_frame.to_ndarray(format="bgr24"), pts)
                     if self._enough_frames:
@@ -169,6 +177,55 @@ class PyAVSource(ThreadedSource):
                 container.close()
             except Exception:  # closing a broken connection can fail too; nothing is left to save
                 pass
+
+
+class DamageGate:
+    """After damage, holds back what was predicted from broken frames, up to the next key frame.
+
+    Two steps, because a threaded decoder returns frames a few packets late: packets are skipped up
+    to a key packet (decoding what depends on the damage is wasted work), and frames still coming
+    out of the decoder are dropped until the key frame does; each is counted in ``stats``.
+    """
+
+    def __init__(self, max_wait_packets: int, stats: SourceStats):
+        self.max_wait_packets = max(1, max_wait_packets)
+        self.stats = stats
+        self.skip_packets = self.drop_frames = False
+        self.waited = 0
+        self.resume_pts: int | None = None  # the key packet decoding resumed at
+
+    def damaged(self) -> None:
+        self.skip_packets = self.drop_frames = True
+        self.waited, self.resume_pts = 0, None
+
+    def passes_packet(self, packet) -> bool:
+        # (the demuxer's last, empty packet must be decoded: it flushes the decoder's delayed frames)
+        if not self.skip_packets or not packet.size:
+            return True
+        if packet.is_keyframe and not packet.is_corrupt:
+            self.skip_packets, self.resume_pts = False, packet.pts
+            return True
+        self.waited += 1
+        if self.waited > self.max_wait_packets:
+            self.skip_packets = self.drop_frames = False
+            return True
+        self.stats.skipped_damaged += 1
+        return False
+
+    def passes_frame(self, frame) -> bool:
+        if frame.is_corrupt:
+            self.damaged()
+        elif not self.drop_frames or self._resumes_at(frame) or self.waited > self.max_wait_packets:
+            self.drop_frames = False
+            return True
+        self.stats.skipped_damaged += 1
+        return False
+
+    def _resumes_at(self, frame) -> bool:
+        # A key frame still in the decoder from before the damage must not open the gate.
+        if not frame.key_frame or self.skip_packets:
+            return False
+        return self.resume_pts is None or frame.pts is None or frame.pts >= self.resume_pts
 
 
 def _default_options(cfg: SourceConfig) -> dict[str, str]:

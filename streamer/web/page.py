@@ -42,6 +42,7 @@ async function refresh() {
       cell("frames", `<span class="frames-out">${s.frames_out}</span>`) +
       cell("drops", s.dropped) + cell("reconnects", s.reconnects) + cell("stalls", s.stalls) +
       cell("decode errors", s.decode_errors);
+      cell("skipped (damage)", s.skipped_damaged);
     card.querySelector(".err").textContent = s.last_error || "";
   }
 }

@@ -60,6 +60,7 @@ class StreamStatus:
     reconnects: int
     stalls: int
     decode_errors: int
+    skipped_damaged: int
     connect_failures: int
     fps_in: float
     fps_out: float
