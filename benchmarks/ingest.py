@@ -3,12 +3,16 @@
     .venv/bin/python benchmarks/ingest.py overhead [--frames 1500]
     .venv/bin/python benchmarks/ingest.py streams [--counts 1 2 4 8]
     .venv/bin/python benchmarks/ingest.py soak [--minutes 10] [--every 30]
+    .venv/bin/python benchmarks/ingest.py faults [--repeats 5]
 
 overhead: the same file decoded to BGR arrays by a bare PyAV loop and by streamer's PyAVSource
 (thread, bounded queue, stats), alternating 3 times; reports the median of each and the ratio.
 streams: N sources on the same file at once, total decoded FPS (files, every frame).
 soak: a live RTSP camera (the tests' gst-rtsp-server) killed and restarted every --every seconds,
 sampling RSS, threads and open descriptors of this process; flat lines mean nothing leaks.
+faults: a live RTSP camera (stall_timeout_s 2, backoff 0.2..1 s) killed and restarted, paused
+(SIGSTOP) for 4 s, its connection dropped or blackholed for 4 s by a TCP proxy; for each fault the
+time to notice it (stall detected) and to have frames again after the camera is back.
 """
 
 from __future__ import annotations
@@ -119,6 +123,79 @@ def soak(args) -> None:
         server.kill()
 
 
+def faults(args) -> None:
+    from tests.proxy import FaultProxy
+    from tests.rtsp import RtspServer, rtsp_available
+
+    ok, why = rtsp_available()
+    if not ok:
+        sys.exit(why)
+    server = RtspServer(CLIP).start()
+    proxy = FaultProxy(("127.0.0.1", server.port)).start()
+    source = PyAVSource(SourceConfig(name="cam", uri=f"rtsp://127.0.0.1:{proxy.port}/cam", stall_timeout_s=2.0,
+                                     backoff_initial_s=0.2, backoff_max_s=1.0, open_timeout_s=3.0))
+    source.start()
+
+    def wait_for(condition, limit: float = 30.0) -> float:
+        started = time.monotonic()
+        while not condition() and time.monotonic() - started < limit:
+            source.read(0.02)
+        return time.monotonic() - started
+
+    def next_frame_after(moment: float) -> float:
+        while True:
+            frame = source.read(0.05)
+            if frame is not None and frame.decoded_at > moment:
+                return frame.decoded_at - moment
+
+    def restart():
+        server.kill()
+        server.start()
+
+    def hold(fault, undo, seconds: float = 4.0):
+        def run():
+            stalls = source.stats.stalls
+            fault()
+            noticed = wait_for(lambda: source.stats.stalls > stalls, seconds)
+            time.sleep(max(0.0, seconds - noticed))
+            undo()
+            return noticed if source.stats.stalls > stalls else None
+        return run
+
+    def instant(fault):
+        def run():
+            fault()
+            return None
+        return run
+
+    cases = {
+        "server killed, restarted at once": instant(restart),
+        "server paused (SIGSTOP) 4 s": hold(server.pause, server.resume),
+        "connection dropped by the proxy": instant(proxy.drop),
+        "link blackholed by the proxy 4 s": hold(proxy.blackhole, proxy.restore),
+    }
+    print("| fault | stall noticed after (s) | frames again after (s), median / max |\n|---|---|---|")
+    try:
+        next_frame_after(time.monotonic())
+        for name, run in cases.items():
+            noticed, back = [], []
+            for _ in range(args.repeats):
+                time.sleep(1.0)
+                noticed_after = run()
+                back_at = time.monotonic()
+                back.append(next_frame_after(back_at))
+                if noticed_after is not None:
+                    noticed.append(noticed_after)
+            noticed_text = f"{statistics.median(noticed):.2f} / {max(noticed):.2f}" if noticed else "-"
+            print(f"| {name} | {noticed_text} | {statistics.median(back):.2f} / {max(back):.2f} |", flush=True)
+    finally:
+        source.stop()
+        proxy.close()
+        server.kill()
+    print(f"reconnects {source.stats.reconnects}, stalls {source.stats.stalls}, "
+          f"connect failures {source.stats.connect_failures}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -130,8 +207,10 @@ def main() -> None:
     p = sub.add_parser("soak")
     p.add_argument("--minutes", type=float, default=10)
     p.add_argument("--every", type=float, default=30)
+    p = sub.add_parser("faults")
+    p.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    {"overhead": overhead, "streams": streams, "soak": soak}[args.mode](args)
+    {"overhead": overhead, "streams": streams, "soak": soak, "faults": faults}[args.mode](args)
 
 
 if __name__ == "__main__":
