@@ -126,6 +126,46 @@ def cmd_demo(args) -> int:
     return 1 if summary.errors else 0
 
 
+def cmd_data_occlusion(args) -> int:
+    from pydantic import ValidationError
+
+    from engines import select_device
+    from streamer.datagen.occluders import OccluderLibrary
+    from streamer.datagen.occlusion_dataset import DatasetSettings, build
+    from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
+    from streamer.errors import ConfigError
+
+    faces = [Path(f) for f in args.faces]
+    for folder in faces + ([Path(args.occluders)] if args.occluders else []):
+        if not folder.is_dir():
+            raise ConfigError(f"not a folder: {folder}")
+    try:
+        detector_config = ScrfdConfig(backend="scrfd", model=Path(args.detector_model), input_size=320)
+    except ValidationError as exc:
+        raise ConfigError(f"--detector-model: {exc.errors()[0]['msg']}") from None
+    detector = ScrfdDetector(detector_config, select_device("cpu"))
+    library = OccluderLibrary(Path(args.occluders) if args.occluders else None)
+    print(f"occluders: {library.describe()}")
+    settings = DatasetSettings(per_face=args.per_face, seed=args.seed, image_size=args.image_size,
+                               write_pairs=not args.no_pairs, limit=args.limit)
+    out = Path(args.out)
+    manifest = build(faces, out, detector, library, settings, progress=lambda line: print(line, flush=True))
+    print(f"dataset: {out / 'yolo' / 'data.yaml'} ({manifest['samples']['train']} train, "
+          f"{manifest['samples']['val']} val samples); pairs: {out / 'pairs'}; manifest: {out / 'manifest.json'}")
+    return 0
+
+
+def cmd_train_occlusion(args) -> int:
+    from streamer.train.occlusion import OcclusionTraining, train
+
+    spec = OcclusionTraining(data=Path(args.data), out=Path(args.out), model=args.model, epochs=args.epochs,
+                             imgsz=args.imgsz, batch=args.batch, device=args.device, seed=args.seed,
+                             workers=args.workers, resume=args.resume)
+    weights = train(spec)
+    print(f"weights: {weights}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamer", description=__doc__)
     parser.add_argument("--version", action="version", version=f"streamer {__version__}")
@@ -167,6 +207,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help=f"pipeline config (default {DEFAULT_DEMO_CONFIG} if present)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("data", help="build training data")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    occ = data_sub.add_parser("occlusion", help="occluders composed onto face photos: YOLO-seg dataset + pairs")
+    occ.add_argument("--faces", nargs="+", required=True, help="folders of face photos (one face each is used)")
+    occ.add_argument("--occluders", help="folder of occluder templates (masks/masks.cfg, *glass*.png, textures/)")
+    occ.add_argument("--detector-model", required=True, help="SCRFD .onnx giving the 5 landmarks")
+    occ.add_argument("--out", required=True, help="output folder")
+    occ.add_argument("--per-face", type=int, default=2, help="samples per photo (default 2)")
+    occ.add_argument("--seed", type=int, default=0)
+    occ.add_argument("--image-size", type=int, default=160, help="YOLO image size, px (default 160)")
+    occ.add_argument("--limit", type=int, help="use at most this many photos (train + val)")
+    occ.add_argument("--no-pairs", action="store_true", help="skip the (occluded, original, mask) crops")
+    occ.set_defaults(func=cmd_data_occlusion)
+
+    p = sub.add_parser("train", help="train the project's models")
+    train_sub = p.add_subparsers(dest="train_command", required=True)
+    occ = train_sub.add_parser("occlusion", help="the occluder YOLO-seg model, from a model yaml (offline)")
+    occ.add_argument("--data", required=True, help="data.yaml from 'streamer data occlusion'")
+    occ.add_argument("--out", required=True, help="run folder (weights/, results.csv)")
+    occ.add_argument("--model", default="yolo11n-seg.yaml", help="model yaml (from scratch) or .pt to fine-tune")
+    occ.add_argument("--epochs", type=int, default=12)
+    occ.add_argument("--imgsz", type=int, default=160)
+    occ.add_argument("--batch", type=int, default=32)
+    occ.add_argument("--device", default="cpu", help="cpu, 0 (first GPU), ...")
+    occ.add_argument("--seed", type=int, default=0)
+    occ.add_argument("--workers", type=int, default=2)
+    occ.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    occ.set_defaults(func=cmd_train_occlusion)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Training the project's own models (offline: from model yamls, on datasets the project builds)."""
