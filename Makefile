@@ -63,7 +63,7 @@ train-occlusion-gpu: install
 		--epochs 150 --imgsz 160 --batch 256 --workers 8 --device 0 --seed 0
 
 eval-occlusion: install
-	$(BIN)/python benchmarks/occlusion_model.py --model models/occlusion/occluders-yolo-seg.pt --data $(OCCLUSION_DATA)
+	$(BIN)/python benchmarks/occlusion_model.py --model streamer/occlusion/weights/occluders-yolo11n-seg.onnx --data $(OCCLUSION_DATA)
 
 clean:
 	rm -rf out .pytest_cache

@@ -23,7 +23,7 @@ from streamer.embed import EmbedderConfig, LbpHistogramConfig
 from streamer.errors import ConfigError
 from streamer.identify.gallery import GalleryConfig
 from streamer.inpaint import InpainterConfig, OpenCVInpaintConfig
-from streamer.occlusion import ColorAnomalyConfig, OcclusionConfig
+from streamer.occlusion import OcclusionConfig, YoloSegConfig
 from streamer.redaction import MASK, redact, register_secret
 from streamer.web.server import WebConfig
 
@@ -148,7 +148,7 @@ class Config(StrictModel):
     sources: list[SourceConfig] = Field(default_factory=list)
     engine: EngineConfig = EngineConfig()
     detector: DetectorConfig = HaarConfig()
-    occlusion: OcclusionConfig = ColorAnomalyConfig()
+    occlusion: OcclusionConfig = YoloSegConfig()
     inpainter: InpainterConfig = OpenCVInpaintConfig()
     embedder: EmbedderConfig = LbpHistogramConfig()
     gallery: GalleryConfig = GalleryConfig()

@@ -136,3 +136,33 @@ def test_colour_anomaly_on_real_masked_faces(cpu):
         rates[kind] = np.mean([o.occluded for o in segmenter.segment(crops)])
     assert rates["with_mask"] >= 0.8, rates
     assert rates["without_mask"] <= 0.3, rates
+
+
+@pytest.mark.shared_models
+def test_shipped_occluder_model_finds_real_face_masks_and_names_them(cpu):
+    """The default occlusion stage (the project's YOLO-seg) on real photos it never saw: masked faces,
+    and unmasked ones from the data engine's held-out split (120 of each)."""
+    from streamer.datagen.occlusion_dataset import split_of
+    from streamer.detect import detect_in_photo
+    from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
+    from streamer.occlusion import YoloSegConfig, build_segmenter
+
+    root = need_shared("data", "masked_faces")
+    detector = ScrfdDetector(ScrfdConfig(backend="scrfd", model=MODELS / "scrfd_500m_bnkps.onnx", input_size=320), cpu)
+    segmenter = build_segmenter(YoloSegConfig(), cpu)
+    found_mask = {}
+    for kind in ("with_mask", "without_mask"):
+        folder = root / kind
+        photos = [p for p in sorted(folder.iterdir()) if kind == "with_mask" or split_of(p, folder) == "test"]
+        crops = []
+        for path in photos[:120]:
+            found, image = detect_in_photo(detector, cv2.imread(str(path)))
+            if len(found):
+                crops.append(align_face(image, found.landmarks[0], 112))
+        occlusions = segmenter.segment(crops)
+        found_mask[kind] = np.mean(["face_mask" in o.classes for o in occlusions])
+        if kind == "with_mask":  # the mask is where a mask is: the lower face, a good share of it
+            fractions = [o.fraction for o in occlusions if "face_mask" in o.classes]
+            assert 0.15 < np.median(fractions) < 0.7, np.median(fractions)
+    assert found_mask["with_mask"] >= 0.75, found_mask
+    assert found_mask["without_mask"] <= 0.05, found_mask

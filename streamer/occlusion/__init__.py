@@ -12,7 +12,8 @@ from streamer.occlusion.region import face_region, occlusion_from_mask
 from streamer.occlusion.yolo_seg import YoloSegConfig, YoloSegSegmenter
 from streamer.records import AlignedCrop, Occlusion
 
-__all__ = ["OcclusionConfig", "OccluderSegmenter", "build_segmenter", "face_region", "occlusion_from_mask"]
+__all__ = ["ColorAnomalyConfig", "OcclusionConfig", "OccluderSegmenter", "YoloSegConfig", "build_segmenter",
+           "face_region", "occlusion_from_mask"]
 
 
 class OccluderSegmenter(Protocol):

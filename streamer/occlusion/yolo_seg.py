@@ -1,7 +1,12 @@
-"""Occluder instance segmentation with an ultralytics YOLO-seg model from a configured path."""
+"""Occluder instance segmentation with an ultralytics YOLO-seg model.
+
+The default model is the project's own (``weights/``, see its MODEL_CARD.md): nine occluder classes,
+trained on the data engine's composed faces. Any other YOLO-seg model loads from a configured path.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -13,10 +18,14 @@ from streamer.errors import ModelError
 from streamer.occlusion.region import occlusion_from_mask
 from streamer.records import AlignedCrop, Occlusion
 
+DEFAULT_MODEL = Path(__file__).parent / "weights" / "occluders-yolo11n-seg.onnx"
+
 
 class YoloSegConfig(StrictModel):
-    backend: Literal["yolo_seg"]
-    model: ExistingPath = Field(description="YOLO-seg checkpoint (.pt, loaded only from this path) or .onnx export")
+    backend: Literal["yolo_seg"] = "yolo_seg"
+    model: ExistingPath = Field(
+        DEFAULT_MODEL, description="YOLO-seg .onnx export, or a .pt checkpoint (a pickle: only one you trust)"
+    )
     imgsz: int = Field(160, ge=32, le=1280, multiple_of=32, description="network input size, px")
     confidence: float = Field(0.25, gt=0, lt=1)
 
