@@ -29,9 +29,13 @@ SHARED_MODELS = ROOT.parent / "shared" / "models"
 
 def model_sets() -> dict[str, dict]:
     demo = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())  # what `make demo` runs
-    sets = {"offline default as in configs/demo.yaml (Haar + colour anomaly + Telea + LBP)": demo}
+    sets = {
+        "offline default as in configs/demo.yaml (Haar + occluder YOLO-seg + learned inpainter + LBP)": demo,
+        "the classical stages instead (colour anomaly + OpenCV Telea)": {
+            **demo, "occlusion": {"backend": "color_anomaly"}, "inpainter": {"backend": "opencv"}},
+    }
     if SHARED_MODELS.is_dir():
-        sets["SCRFD-500MF + colour anomaly + Telea + MobileFaceNet (../shared)"] = {
+        sets["SCRFD-500MF + occluder YOLO-seg + learned inpainter + MobileFaceNet (../shared)"] = {
             "detector": {"backend": "scrfd", "model": str(SHARED_MODELS / "scrfd_500m_bnkps.onnx")},
             "embedder": {"backend": "arcface", "model": str(SHARED_MODELS / "mobilefacenet_128d.onnx")},
         }

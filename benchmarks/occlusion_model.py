@@ -6,9 +6,9 @@
 val:      mask mAP50 / mAP50-95 per class on the dataset's val split (ultralytics val, imgsz 160).
 real:     ../shared/data/masked_faces: on with_mask, the share of faces where a face_mask is found;
           on without_mask, the share with any occluder found (false occlusions) - only photos of the
-          dataset's held-out test split (manifest.json), never trained or validated on. Beside it the
+          face bank's held-out test split, never trained or validated on. Beside it the
           independent AIZOO mask classifier (../shared/models/aizoo_facemask) on the same photos.
-speed:    ms per 112 px aligned crop at batch 1, and crops/s at batch 8 and 32, on this CPU.
+speed:    ms per 112 px aligned crop and crops/s at batch 1, 8, 32 (and 128 on a GPU), on --device.
 onnx:     exports to ONNX (dynamic batch) and compares its masks with the .pt's on val crops (IoU).
 """
 
@@ -25,9 +25,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engines import Device  # noqa: E402
+from engines import Device, select_device  # noqa: E402
 from streamer.align import align_face  # noqa: E402
-from streamer.datagen.occlusion_dataset import photo_key  # noqa: E402
+from streamer.datagen.face_bank import split_of  # noqa: E402
 from streamer.detect import detect_in_photo  # noqa: E402
 from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector  # noqa: E402
 from streamer.occlusion.yolo_seg import YoloSegConfig, YoloSegSegmenter  # noqa: E402
@@ -73,8 +73,6 @@ class Aizoo:
 
 
 def real(model: Path, data: Path, limit: int) -> dict:
-    manifest = json.loads((data / "manifest.json").read_text())
-    held_out = set(manifest["test_photos"])
     device = Device("cpu")
     detector = ScrfdDetector(ScrfdConfig(backend="scrfd", model=SHARED / "models" / "scrfd_2.5g_bnkps.onnx",
                                          input_size=320), device)
@@ -83,7 +81,7 @@ def real(model: Path, data: Path, limit: int) -> dict:
     results = {}
     for kind in ("with_mask", "without_mask"):
         folder = MASKED / kind
-        photos = [p for p in sorted(folder.iterdir()) if kind == "with_mask" or photo_key(p, folder) in held_out]
+        photos = [p for p in sorted(folder.iterdir()) if kind == "with_mask" or split_of(p, folder) == "test"]
         photos = photos[:limit]
         crops, aizoo_says = [], []
         for path in photos:
@@ -100,8 +98,10 @@ def real(model: Path, data: Path, limit: int) -> dict:
             occlusions += segmenter.segment(crops[start:start + 32])
         face_mask = np.mean(["face_mask" in o.classes for o in occlusions])
         anything = np.mean([o.occluded for o in occlusions])
+        fractions = [o.fraction for o in occlusions if "face_mask" in o.classes]
         decided = [a for a in aizoo_says if a is not None]
         results[kind] = {"faces": len(crops), "face_mask_found": float(face_mask), "any_occluder": float(anything),
+                         "median_face_mask_fraction": float(np.median(fractions)) if fractions else None,
                          "aizoo_mask": float(np.mean(decided)) if decided else None,
                          "aizoo_no_face": aizoo_says.count(None)}
         print(f"{kind}: {len(crops)} faces; YOLO-seg face_mask {face_mask:.1%}, any occluder {anything:.1%}; "
@@ -109,18 +109,19 @@ def real(model: Path, data: Path, limit: int) -> dict:
     return results
 
 
-def speed(model: Path, data: Path) -> dict:
-    device = Device("cpu")
+def speed(model: Path, data: Path, preference: str = "cpu") -> dict:
+    device = select_device(preference)
     segmenter = YoloSegSegmenter(YoloSegConfig(backend="yolo_seg", model=model), device)
     images = sorted((data / "pairs" / "val").glob("*_occluded.png"))[:64]
     crops = [AlignedCrop(cv2.resize(cv2.imread(str(p)), (112, 112), interpolation=cv2.INTER_AREA),
                          np.eye(2, 3, dtype=np.float32)) for p in images]
     segmenter.segment(crops[:8])  # warm up
     out = {}
-    for batch in (1, 8, 32):
+    for batch in (1, 8, 32, 128) if device.is_cuda else (1, 8, 32):
+        batch_crops = (crops * (batch // len(crops) + 1))[:batch]
         started, done = time.perf_counter(), 0
-        while done < 64:
-            segmenter.segment(crops[done % len(crops):done % len(crops) + batch])
+        while done < max(64, 4 * batch):
+            segmenter.segment(batch_crops)
             done += batch
         seconds = time.perf_counter() - started
         out[batch] = {"ms_per_crop": 1000 * seconds / done, "crops_per_s": done / seconds}
@@ -144,10 +145,34 @@ def onnx_parity(model: Path, data: Path) -> dict:
         union = (a.mask | b.mask).sum()
         ious.append(1.0 if union == 0 else (a.mask & b.mask).sum() / union)
         same_classes += a.classes == b.classes
-    print(f"ONNX {exported.name}: mask IoU with the .pt mean {np.mean(ious):.4f}, min {np.min(ious):.4f}; "
-          f"same classes on {same_classes}/{len(crops)} crops")
+    occluded = sum(bool(a.mask.any()) for a in torch_seg.segment(crops))
+    raw = _raw_output_difference(model, exported)
+    print(f"ONNX {exported.name}: mask IoU with the .pt mean {np.mean(ious):.4f}, min {np.min(ious):.4f} "
+          f"({occluded} of {len(crops)} crops occluded); same classes on {same_classes}/{len(crops)} crops; "
+          f"raw outputs on random input, batch 1/3/7: max |difference| {raw:.2e}")
     return {"file": str(exported), "mean_iou": float(np.mean(ious)), "min_iou": float(np.min(ious)),
-            "same_classes": same_classes, "crops": len(crops)}
+            "same_classes": same_classes, "crops": len(crops), "max_raw_difference": raw}
+
+
+def _raw_output_difference(model: Path, exported: Path) -> float:
+    """The network's first output (boxes, class scores and mask coefficients of every anchor), torch vs
+    ONNX Runtime, at several batch sizes of the dynamic axis."""
+    import onnxruntime
+    import torch
+
+    from streamer.ultralytics_offline import import_ultralytics
+
+    network = import_ultralytics().YOLO(str(model), task="segment").model.float().eval()
+    session = onnxruntime.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for batch in (1, 3, 7):
+        x = torch.rand(batch, 3, 160, 160, generator=torch.Generator().manual_seed(batch))
+        with torch.no_grad():
+            expected = network(x)[0]
+        expected = [t.numpy() for t in (expected if isinstance(expected, (list, tuple)) else [expected])]
+        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+        worst = max(worst, *(float(np.abs(e - g).max()) for e, g in zip(expected, got)))
+    return worst
 
 
 def main() -> None:
@@ -157,10 +182,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=2000, help="real photos per set, at most")
     parser.add_argument("--only", nargs="+", choices=["val", "real", "speed", "onnx"],
                         default=["val", "real", "speed", "onnx"])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="for speed (default cpu)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     steps = {"val": lambda: val(args.model, args.data), "real": lambda: real(args.model, args.data, args.limit),
-             "speed": lambda: speed(args.model, args.data), "onnx": lambda: onnx_parity(args.model, args.data)}
+             "speed": lambda: speed(args.model, args.data, args.device),
+             "onnx": lambda: onnx_parity(args.model, args.data)}
     figures = {name: steps[name]() for name in args.only}
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1, default=str))

@@ -32,6 +32,9 @@ def _print_summary(summary) -> None:
             print(f"video:  {files[0].parent}/ ({frames} frames in {len(files)} segments)")
     if summary.events_path:
         print(f"events: {summary.events_path} ({summary.events} events)")
+    if summary.inpainted or summary.reused:
+        print(f"reconstructions: {summary.inpainted} faces inpainted, {summary.reused} kept their track's "
+              f"reconstruction")
     stages = ", ".join(f"{k} {v:.1f} ms" for k, v in summary.stage_ms.items())
     print(f"done: {summary.total_frames} frames in {summary.seconds:.1f} s = {summary.fps:.1f} fps"
           + (f" (per item: {stages})" if stages else "")
@@ -126,30 +129,45 @@ def cmd_demo(args) -> int:
     return 1 if summary.errors else 0
 
 
-def cmd_data_occlusion(args) -> int:
+def cmd_data_faces(args) -> int:
     from pydantic import ValidationError
 
     from engines import select_device
-    from streamer.datagen.occluders import OccluderLibrary
-    from streamer.datagen.occlusion_dataset import DatasetSettings, build
+    from streamer.datagen.face_bank import build_face_bank
     from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
     from streamer.errors import ConfigError
 
     faces = [Path(f) for f in args.faces]
-    for folder in faces + ([Path(args.occluders)] if args.occluders else []):
+    for folder in faces:
         if not folder.is_dir():
-            raise ConfigError(f"not a folder: {folder}")
+            raise ConfigError(f"--faces: not a folder: {folder}")
     try:
         detector_config = ScrfdConfig(backend="scrfd", model=Path(args.detector_model), input_size=320)
     except ValidationError as exc:
         raise ConfigError(f"--detector-model: {exc.errors()[0]['msg']}") from None
     detector = ScrfdDetector(detector_config, select_device("cpu"))
+    bank = build_face_bank(faces, Path(args.out), detector, progress=lambda line: print(line, flush=True))
+    counts = ", ".join(f"{len(bank.split(s))} {s}" for s in ("train", "val", "test"))
+    print(f"face bank: {bank.folder} ({counts})")
+    return 0
+
+
+def cmd_data_occlusion(args) -> int:
+    from streamer.datagen.face_bank import FaceBank
+    from streamer.datagen.occluders import OccluderLibrary
+    from streamer.datagen.occlusion_dataset import DatasetSettings, build
+    from streamer.errors import ConfigError
+
+    if args.occluders and not Path(args.occluders).is_dir():
+        raise ConfigError(f"--occluders: not a folder: {args.occluders}")
+    bank = FaceBank(Path(args.bank))
     library = OccluderLibrary(Path(args.occluders) if args.occluders else None)
     print(f"occluders: {library.describe()}")
     settings = DatasetSettings(per_face=args.per_face, seed=args.seed, image_size=args.image_size,
                                write_pairs=not args.no_pairs, limit=args.limit)
     out = Path(args.out)
-    manifest = build(faces, out, detector, library, settings, progress=lambda line: print(line, flush=True))
+    manifest = build(bank, out, library, settings, workers=args.workers,
+                     progress=lambda line: print(line, flush=True))
     print(f"dataset: {out / 'yolo' / 'data.yaml'} ({manifest['samples']['train']} train, "
           f"{manifest['samples']['val']} val samples); pairs: {out / 'pairs'}; manifest: {out / 'manifest.json'}")
     return 0
@@ -160,9 +178,77 @@ def cmd_train_occlusion(args) -> int:
 
     spec = OcclusionTraining(data=Path(args.data), out=Path(args.out), model=args.model, epochs=args.epochs,
                              imgsz=args.imgsz, batch=args.batch, device=args.device, seed=args.seed,
-                             workers=args.workers, resume=args.resume)
+                             workers=args.workers, minutes=args.minutes, resume=args.resume)
     weights = train(spec)
     print(f"weights: {weights}")
+    return 0
+
+
+def cmd_train_inpainter(args) -> int:
+    from streamer.train.inpainter import InpainterTraining, train
+    from streamer.train.inpainter_losses import LossWeights
+
+    spec = InpainterTraining(
+        bank=Path(args.bank), out=Path(args.out), occluders=Path(args.occluders) if args.occluders else None,
+        arch=args.arch, base=args.base, size=args.size, epochs=args.epochs, minutes=args.minutes, batch=args.batch,
+        lr=args.lr, device=args.device, workers=args.workers, seed=args.seed,
+        identity_model=Path(args.identity_model) if args.identity_model else None,
+        adversarial={"on": True, "off": False, "auto": None}[args.gan], resume=args.resume, limit=args.limit,
+        samples_per_epoch=args.samples_per_epoch, log_every=args.log_every,
+        init=Path(args.init) if args.init else None,
+        weights=LossWeights() if args.identity_weight is None else LossWeights(identity=args.identity_weight),
+    )
+    best = train(spec, progress=lambda line: print(line, flush=True))
+    print(f"weights: {best}")
+    return 0
+
+
+def cmd_export_inpainter(args) -> int:
+    from streamer.errors import ConfigError
+    from streamer.inpaint.export import export_checkpoint
+
+    checkpoint = Path(args.checkpoint)
+    if not checkpoint.is_file():
+        raise ConfigError(f"checkpoint not found: {checkpoint}")
+    try:
+        out, difference = export_checkpoint(checkpoint, Path(args.out))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    print(f"onnx: {out} (dynamic batch); torch vs ONNX Runtime at batch 1/3/7: max |difference| {difference:.2e}")
+    return 0 if difference < 1e-3 else 1
+
+
+def cmd_eval_inpainter(args) -> int:
+    import json
+
+    import cv2
+
+    from engines import select_device
+    from streamer.datagen.face_bank import FaceBank
+    from streamer.datagen.occluders import OccluderLibrary
+    from streamer.embed.arcface import ArcFaceConfig, ArcFaceEmbedder
+    from streamer.errors import ConfigError
+    from streamer.eval.inpainter import UPPER_BOUND, build_eval_set, evaluate, model_method, opencv_method, table
+
+    device = select_device(args.device)
+    models = [Path(m) for m in args.model]
+    for model in models:
+        if not model.is_file():
+            raise ConfigError(f"--model: not found: {model}")
+    if not Path(args.embedder).is_file():
+        raise ConfigError(f"--embedder: not found: {args.embedder}")
+    embedder = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=Path(args.embedder)), device)
+    data = build_eval_set(FaceBank(Path(args.bank)), OccluderLibrary(Path(args.occluders) if args.occluders else None),
+                          args.size, args.seed, args.limit)
+    methods = {"no occluder (upper bound)": UPPER_BOUND, "occluded input (no inpainting)": None,
+               "OpenCV Telea": opencv_method(cv2.INPAINT_TELEA),
+               "OpenCV Navier-Stokes": opencv_method(cv2.INPAINT_NS)}
+    for model in models:
+        methods[model.name] = model_method(model, device)
+    results = evaluate(data, methods, embedder.embed, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(table(results, data))
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.__dict__ for r in results], indent=1))
     return 0
 
 
@@ -210,16 +296,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="build training data")
     data_sub = p.add_subparsers(dest="data_command", required=True)
-    occ = data_sub.add_parser("occlusion", help="occluders composed onto face photos: YOLO-seg dataset + pairs")
-    occ.add_argument("--faces", nargs="+", required=True, help="folders of face photos (one face each is used)")
+    faces = data_sub.add_parser("faces", help="align every face photo once (SCRFD's 5 points): the face bank")
+    faces.add_argument("--faces", nargs="+", required=True, help="folders of face photos (one face each is used)")
+    faces.add_argument("--detector-model", required=True, help="SCRFD .onnx giving the 5 landmarks")
+    faces.add_argument("--out", required=True, help="bank folder")
+    faces.set_defaults(func=cmd_data_faces)
+    occ = data_sub.add_parser("occlusion", help="occluders composed onto a face bank: YOLO-seg dataset + pairs")
+    occ.add_argument("--bank", required=True, help="face bank from 'streamer data faces'")
     occ.add_argument("--occluders", help="folder of occluder templates (masks/masks.cfg, *glass*.png, textures/)")
-    occ.add_argument("--detector-model", required=True, help="SCRFD .onnx giving the 5 landmarks")
     occ.add_argument("--out", required=True, help="output folder")
-    occ.add_argument("--per-face", type=int, default=2, help="samples per photo (default 2)")
+    occ.add_argument("--per-face", type=int, default=2, help="samples per face (default 2)")
     occ.add_argument("--seed", type=int, default=0)
     occ.add_argument("--image-size", type=int, default=160, help="YOLO image size, px (default 160)")
-    occ.add_argument("--limit", type=int, help="use at most this many photos (train + val)")
+    occ.add_argument("--limit", type=int, help="use at most this many faces (train + val)")
     occ.add_argument("--no-pairs", action="store_true", help="skip the (occluded, original, mask) crops")
+    occ.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
     occ.set_defaults(func=cmd_data_occlusion)
 
     p = sub.add_parser("train", help="train the project's models")
@@ -234,8 +325,54 @@ def build_parser() -> argparse.ArgumentParser:
     occ.add_argument("--device", default="cpu", help="cpu, 0 (first GPU), ...")
     occ.add_argument("--seed", type=int, default=0)
     occ.add_argument("--workers", type=int, default=2)
+    occ.add_argument("--minutes", type=float, help="train for this long instead (epochs and LR schedule fitted to it)")
     occ.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     occ.set_defaults(func=cmd_train_occlusion)
+    inp = train_sub.add_parser("inpainter", help="a face inpainter, on occluders composed onto a face bank")
+    inp.add_argument("--bank", required=True, help="face bank from 'streamer data faces'")
+    inp.add_argument("--occluders", help="folder of occluder templates (as for 'data occlusion')")
+    inp.add_argument("--out", required=True, help="run folder (last.pt, best.pt, samples/, history.json)")
+    inp.add_argument("--arch", choices=["pconv_unet", "dual_encoder"], default="pconv_unet")
+    inp.add_argument("--base", type=int, default=32, help="channels of the first layer (default 32)")
+    inp.add_argument("--size", type=int, default=128, help="crop size, px, a multiple of 32 (default 128)")
+    inp.add_argument("--epochs", type=int, default=20)
+    inp.add_argument("--minutes", type=float, help="train for this long instead (the LR schedule follows time)")
+    inp.add_argument("--batch", type=int, default=32)
+    inp.add_argument("--lr", type=float, default=2e-4)
+    inp.add_argument("--device", default="cpu", help="cpu or cuda")
+    inp.add_argument("--workers", type=int, default=2, help="data-composing processes")
+    inp.add_argument("--seed", type=int, default=0)
+    inp.add_argument("--identity-model", help="ArcFace-type .onnx for the perceptual, style and identity terms")
+    inp.add_argument("--identity-weight", type=float, help="weight of the identity term (0: an ablation)")
+    inp.add_argument("--gan", choices=["auto", "on", "off"], default="auto",
+                     help="global + local discriminators (auto: on for dual_encoder)")
+    inp.add_argument("--limit", type=int, help="use at most this many training faces")
+    inp.add_argument("--samples-per-epoch", type=int, help="composed samples per epoch (default: one per face)")
+    inp.add_argument("--log-every", type=int, default=50, help="steps between progress lines")
+    inp.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    inp.add_argument("--init", help="start from this checkpoint's weights (a new schedule: fine-tuning)")
+    inp.set_defaults(func=cmd_train_inpainter)
+
+    p = sub.add_parser("eval", help="measure the project's models")
+    eval_sub = p.add_subparsers(dest="eval_command", required=True)
+    ev = eval_sub.add_parser("inpainter", help="pixels and identity on held-out faces, OpenCV as the baseline")
+    ev.add_argument("--bank", required=True, help="face bank (its test split is used)")
+    ev.add_argument("--occluders", help="folder of occluder templates")
+    ev.add_argument("--embedder", required=True, help="ArcFace-type .onnx for the identity figures")
+    ev.add_argument("--model", action="append", default=[], help=".onnx or .pt inpainter; repeat for more")
+    ev.add_argument("--size", type=int, default=128, help="crop size, px (default 128)")
+    ev.add_argument("--limit", type=int, help="faces at most")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    ev.add_argument("--json", help="also write the figures here")
+    ev.set_defaults(func=cmd_eval_inpainter)
+
+    p = sub.add_parser("export", help="export a trained model for the stream's runtimes")
+    export_sub = p.add_subparsers(dest="export_command", required=True)
+    exp = export_sub.add_parser("inpainter", help="ONNX with a dynamic batch axis, checked against torch")
+    exp.add_argument("checkpoint", help="best.pt / last.pt of 'streamer train inpainter'")
+    exp.add_argument("--out", required=True, help="the .onnx to write")
+    exp.set_defaults(func=cmd_export_inpainter)
     return parser
 
 

@@ -22,7 +22,7 @@ from streamer.detect import DetectorConfig, HaarConfig
 from streamer.embed import EmbedderConfig, LbpHistogramConfig
 from streamer.errors import ConfigError
 from streamer.identify.gallery import GalleryConfig
-from streamer.inpaint import InpainterConfig, OpenCVInpaintConfig
+from streamer.inpaint import InpainterConfig, LearnedInpaintConfig
 from streamer.occlusion import OcclusionConfig, YoloSegConfig
 from streamer.redaction import MASK, redact, register_secret
 from streamer.web.server import WebConfig
@@ -110,6 +110,10 @@ class PipelineConfig(StrictModel):
     min_occluded_fraction: float = Field(
         0.05, ge=0, le=1, description="faces with less of the face hidden are not inpainted"
     )
+    reinpaint_every: int = Field(
+        5, ge=1, le=300, description="a tracked face keeps its reconstruction this many frames while its occlusion "
+        "holds still (1: inpaint every frame)"
+    )
     track_min_hits: int = Field(2, ge=1, le=30, description="frames before a face track is reported")
     track_max_misses: int = Field(10, ge=0, le=300, description="frames a track survives without a detection")
     queue_frames: int = Field(8, ge=1, le=256, description="decoded frames buffered per every_frame source")
@@ -149,7 +153,7 @@ class Config(StrictModel):
     engine: EngineConfig = EngineConfig()
     detector: DetectorConfig = HaarConfig()
     occlusion: OcclusionConfig = YoloSegConfig()
-    inpainter: InpainterConfig = OpenCVInpaintConfig()
+    inpainter: InpainterConfig = LearnedInpaintConfig()
     embedder: EmbedderConfig = LbpHistogramConfig()
     gallery: GalleryConfig = GalleryConfig()
     pipeline: PipelineConfig = PipelineConfig()

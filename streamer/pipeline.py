@@ -38,6 +38,8 @@ class RunSummary:
     errors: list[str] = field(default_factory=list)
     interrupted: bool = False
     stage_ms: dict[str, float] = field(default_factory=dict)  # mean ms per item and stage
+    inpainted: int = 0  # faces inpainted afresh
+    reused: int = 0  # faces that kept their track's reconstruction
 
     @property
     def total_frames(self) -> int:
@@ -108,10 +110,12 @@ class StreamOutputs:
         self.recording: Recording | None = None
         self.push: RtspPush | None = None
         self.last_result: FrameResult | None = None
+        self._associated: FrameResult | None = None
         self._shape: tuple[int, ...] | None = None
 
-    def handle(self, result: FrameResult) -> None:
-        out, image = self.config.output, result.frame.image
+    def associate(self, result: FrameResult) -> None:
+        """Track IDs for this frame's faces, before the per-face stages (which reuse work by track)."""
+        image = result.frame.image
         if self.stills:
             self._emit(self.tracker.close(self.last_result))
         elif self._shape is not None and image.shape != self._shape:
@@ -119,6 +123,14 @@ class StreamOutputs:
             log.warning("source %r: frame size changed to %s; tracks reset", self.source.name, image.shape)
             self._emit(self.tracker.close(self.last_result))
         self._shape = image.shape
+        self.tracker.associate(result)
+        self._associated = result
+
+    def handle(self, result: FrameResult) -> None:
+        out, image = self.config.output, result.frame.image
+        if self._associated is not result:
+            self.associate(result)
+        self._associated = None
         self._emit(self.tracker.update(result))
         if out.video or self.live_view or out.rtsp_push:
             annotated = annotate(result, out.show_reconstruction, hud=_hud(result, self.counters))
@@ -185,7 +197,7 @@ def _run_opened(
                         break
                     frame_ready.wait(IDLE_WAIT_S)
                     continue
-                for result in stages.analyze(frames):
+                for result in stages.analyze(frames, lambda r: outputs[r.frame.stream].associate(r)):
                     outputs[result.frame.stream].handle(result)
                 reporter.update(sources, counters)
                 if live_view and time.monotonic() - last_status > 0.5:
@@ -209,6 +221,7 @@ def _run_opened(
     summary.events = events.count if events else 0
     summary.events_path = events.path if events else None
     summary.errors = [s.error for s in sources if s.error]
+    summary.inpainted, summary.reused = stages.reconstructions.inpainted, stages.reconstructions.reused
     summary.stage_ms = {
         k: 1000 * v / max(stages.times.items[k], 1) for k, v in stages.times.seconds.items()
     }

@@ -15,6 +15,7 @@ from streamer.detect import FaceDetector, build_detector
 from streamer.embed import FaceEmbedder, build_embedder
 from streamer.identify.gallery import Gallery
 from streamer.inpaint import Inpainter, build_inpainter, inpaint_batched
+from streamer.inpaint.reuse import ReconstructionCache
 from streamer.occlusion import OccluderSegmenter, build_segmenter
 from streamer.records import Face, FrameResult, VideoFrame
 
@@ -41,6 +42,7 @@ class Stages:
     gallery: Gallery
     crop_size: int
     min_occluded_fraction: float
+    reconstructions: ReconstructionCache = field(default_factory=ReconstructionCache)
     times: StageTimes = field(default_factory=StageTimes)
 
     @classmethod
@@ -59,6 +61,7 @@ class Stages:
             gallery=gallery,
             crop_size=config.pipeline.crop_size,
             min_occluded_fraction=config.pipeline.min_occluded_fraction,
+            reconstructions=ReconstructionCache(config.pipeline.reinpaint_every),
         )
 
     def describe(self) -> list[str]:
@@ -71,8 +74,18 @@ class Stages:
             f"gallery:   {len(self.gallery)} identities, threshold {self.gallery.threshold}",
         ]
 
-    def analyze(self, frames: list[VideoFrame]) -> list[FrameResult]:
-        """Detect per frame, then segment, inpaint, embed and match every face of every frame as one batch each."""
+    def analyze(self, frames: list[VideoFrame], associate=None) -> list[FrameResult]:
+        """Every stage over a batch of frames from any streams; ``associate(result)`` (the streams'
+        trackers) runs between detection and the per-face stages, which reuse work by track."""
+        results = self.detect(frames)
+        if associate is not None:
+            for result in results:
+                associate(result)
+        self.complete(results)
+        return results
+
+    def detect(self, frames: list[VideoFrame]) -> list[FrameResult]:
+        """Faces, their landmarks and aligned crops, per frame."""
         results = []
         t = time.perf_counter()
         for frame in frames:
@@ -84,24 +97,36 @@ class Stages:
             for face in faces:
                 face.crop = align_face(frame.image, face.landmarks, self.crop_size)
             results.append(FrameResult(frame, faces))
-        faces = [f for r in results for f in r.faces]
         self.times.add("detect", time.perf_counter() - t, len(frames))
+        return results
+
+    def complete(self, results: list[FrameResult]) -> None:
+        """Segment, inpaint, embed and match every face of every frame, each stage as one batch."""
+        located = [(r.frame, f) for r in results for f in r.faces]
+        faces = [f for _, f in located]
         if not faces:
-            return results
+            return
 
         t = time.perf_counter()
         for face, occlusion in zip(faces, self.segmenter.segment([f.crop for f in faces])):
             face.occlusion = occlusion
         self.times.add("occlusion", time.perf_counter() - t, len(faces))
 
-        occluded = [f for f in faces if f.occlusion.occluded and f.occlusion.fraction >= self.min_occluded_fraction]
         t = time.perf_counter()
-        if occluded:
-            crops = np.stack([f.crop.image for f in occluded])
-            masks = np.stack([f.occlusion.mask for f in occluded])
-            for face, patch in zip(occluded, inpaint_batched(self.inpainter, crops, masks)):
+        fresh = []
+        for frame, face in located:
+            if not (face.occlusion.occluded and face.occlusion.fraction >= self.min_occluded_fraction):
+                continue
+            face.reconstruction = self.reconstructions.lookup(frame.stream, frame.index, face)
+            if face.reconstruction is None:
+                fresh.append((frame, face))
+        if fresh:
+            crops = np.stack([f.crop.image for _, f in fresh])
+            masks = np.stack([f.occlusion.mask for _, f in fresh])
+            for (frame, face), patch in zip(fresh, inpaint_batched(self.inpainter, crops, masks)):
                 face.reconstruction = patch
-        self.times.add("inpaint", time.perf_counter() - t, len(occluded))
+                self.reconstructions.store(frame.stream, frame.index, face)
+        self.times.add("inpaint", time.perf_counter() - t, len(fresh))
 
         t = time.perf_counter()
         views = np.stack([f.reconstruction if f.reconstructed else f.crop.image for f in faces])
@@ -110,4 +135,3 @@ class Stages:
         for face, vector, match in zip(faces, embeddings, self.gallery.match(embeddings, weights)):
             face.embedding, face.match = vector, match
         self.times.add("embed+match", time.perf_counter() - t, len(faces))
-        return results

@@ -32,7 +32,13 @@ def load_yolo(path: Path, task: str):
     """
     if not Path(path).is_file():
         raise ModelError(f"YOLO model file not found: {path}")
+    import cv2
+
+    threads = cv2.getNumThreads()
     ultralytics = import_ultralytics()
+    # Importing ultralytics turns OpenCV's threading off (for its training data loaders); in the stream
+    # that halves every OpenCV stage (Haar detection, resizing), so the stream keeps its own setting.
+    cv2.setNumThreads(threads)
     try:
         return ultralytics.YOLO(str(path), task=task)
     except Exception as exc:

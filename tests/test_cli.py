@@ -1,6 +1,7 @@
 """The command line as a user meets it: the demo, bad input, Ctrl-C, doctor."""
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -45,6 +46,14 @@ def test_demo_writes_playable_video_and_events_naming_the_occluded_faces(demo_ru
     named = {e["identity"] for e in identified if e["identity"]}
     assert named <= {f["identity"] for f in truth["faces"]}  # nobody is named who is not there
     assert "classical" in result.stdout  # the run says it uses the offline classical stages
+    # The shipped occluder model names what the demo drew (its drawn hand it takes for a face mask).
+    named_occluders = {e["identity"]: set() for e in events}
+    for e in events:
+        named_occluders[e["identity"]] |= set(e["occluders"])
+    assert "sunglasses" in named_occluders["eileen_collins"] and "face_mask" in named_occluders["group_photo_1"]
+    assert "learned pconv_unet" in result.stdout  # the shipped inpainter
+    reconstructions = re.search(r"reconstructions: (\d+) faces inpainted, (\d+) kept", result.stdout)
+    assert reconstructions and int(reconstructions[2]) > 0  # tracked faces keep their reconstruction a while
 
 
 def test_demo_frames_show_reconstruction_marks(demo_run):

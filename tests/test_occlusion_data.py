@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import cv2
@@ -11,22 +10,34 @@ import pytest
 
 from streamer.align import template
 from streamer.datagen.compose import ComposeSettings, compose
+from streamer.datagen.face_bank import FaceBank, split_of
 from streamer.datagen.face_frame import FaceFrame
 from streamer.datagen.occluders import CLASSES, OccluderLibrary
 from tests.conftest import need_shared, run_cli
 
 
 @pytest.fixture(scope="module")
-def face():
-    """A real face from the shared photos, aligned to 224 px, and its 5 points in the crop."""
-    from engines import Device
-    from streamer.datagen.occlusion_dataset import _aligned_face
-    from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
-
+def bank_folder(tmp_path_factory):
+    """A face bank built by the CLI from 40 real photos (linked under their own folder name, so their
+    keys and splits are those of the full set)."""
+    photos = sorted(need_shared("data", "masked_faces", "without_mask").iterdir())[:40]
     model = need_shared("models", "scrfd_500m_bnkps.onnx")
-    detector = ScrfdDetector(ScrfdConfig(backend="scrfd", model=model, input_size=320), Device("cpu"))
-    photo = sorted(need_shared("data", "masked_faces", "without_mask").iterdir())[0]
-    return _aligned_face(photo, detector)
+    root = tmp_path_factory.mktemp("photos") / "without_mask"
+    root.mkdir()
+    for photo in photos:
+        (root / photo.name).symlink_to(photo)
+    bank = tmp_path_factory.mktemp("bank")
+    result = run_cli("data", "faces", "--faces", str(root), "--detector-model", str(model), "--out", str(bank))
+    assert result.returncode == 0, result.stderr
+    assert "face bank:" in result.stdout
+    return bank
+
+
+@pytest.fixture(scope="module")
+def face(bank_folder):
+    """A real face from the bank: aligned to 224 px, and its 5 points in the crop."""
+    first = FaceBank(bank_folder).split("train")[0]
+    return first.image(), first.landmarks
 
 
 @pytest.fixture(scope="module")
@@ -88,23 +99,31 @@ def test_landmarks_follow_the_arcface_layout(face):
     assert np.abs(landmarks - template(224)).max() < 20
 
 
-def test_dataset_cli_writes_yolo_and_pairs_split_by_photo(tmp_path):
-    faces = need_shared("data", "masked_faces", "without_mask")
+def test_face_bank_splits_by_photo_and_keeps_every_split(bank_folder):
+    bank = FaceBank(bank_folder)
+    assert len(bank.faces) >= 36  # 40 photos, a few without a detectable face at most
+    root = need_shared("data", "masked_faces", "without_mask")
+    for face in bank.faces:
+        assert face.split == split_of(root / face.key.split("/", 1)[1], root)
+        assert face.path.is_file() and face.image().shape == (224, 224, 3)
+    assert {f.split for f in bank.faces} == {"train", "val", "test"}
+
+
+def test_dataset_cli_writes_yolo_and_pairs_split_by_photo(bank_folder, tmp_path):
     out = tmp_path / "data"
-    args = ["data", "occlusion", "--faces", str(faces), "--occluders", str(need_shared("data", "occluders")),
-            "--detector-model", str(need_shared("models", "scrfd_500m_bnkps.onnx")), "--out", str(out),
-            "--limit", "24", "--per-face", "2", "--seed", "5"]
-    result = run_cli(*args, timeout=300)
+    args = ["data", "occlusion", "--bank", str(bank_folder), "--occluders", str(need_shared("data", "occluders")),
+            "--out", str(out), "--per-face", "2", "--seed", "5"]
+    result = run_cli(*args, "--workers", "2", timeout=300)
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     data_yaml = (out / "yolo" / "data.yaml").read_text()
     assert all(f"{i}: {name}" in data_yaml for i, name in enumerate(CLASSES))
     ids = {split: {p.stem.rsplit("_", 1)[0] for p in (out / "yolo" / "images" / split).glob("*.jpg")}
            for split in ("train", "val")}
-    assert ids["train"] and ids["val"] and not ids["train"] & ids["val"]  # no photo in both
+    bank = FaceBank(bank_folder)
+    assert ids["train"] == {f.id for f in bank.split("train")} and ids["val"] == {f.id for f in bank.split("val")}
+    assert not {f.id for f in bank.split("test")} & (ids["train"] | ids["val"])  # held-out faces never written
     assert manifest["samples"]["train"] + manifest["samples"]["val"] == 2 * sum(len(v) for v in ids.values())
-    test_ids = {hashlib.sha1(key.encode()).hexdigest()[:12] for key in manifest["test_photos"]}
-    assert test_ids and not test_ids & (ids["train"] | ids["val"])  # held-out photos are never written
     for label in (out / "yolo" / "labels" / "train").glob("*.txt"):
         for line in label.read_text().splitlines():
             values = line.split()
@@ -112,12 +131,11 @@ def test_dataset_cli_writes_yolo_and_pairs_split_by_photo(tmp_path):
             assert all(0.0 <= float(v) <= 1.0 for v in values[1:])
     first = sorted((out / "pairs" / "train").glob("*_mask.png"))[0]
     assert cv2.imread(str(first), cv2.IMREAD_GRAYSCALE).shape == (224, 224)
-    # The same seed rebuilds the same dataset.
+    # The same seed rebuilds the same dataset, in one process as in two.
     again = tmp_path / "again"
-    assert run_cli(*[a if a != str(out) else str(again) for a in args], timeout=300).returncode == 0
-    name = sorted((out / "yolo" / "images" / "train").glob("*.jpg"))[0].name
-    assert (out / "yolo" / "labels" / "train" / name.replace(".jpg", ".txt")).read_text() == (
-        again / "yolo" / "labels" / "train" / name.replace(".jpg", ".txt")).read_text()
+    assert run_cli(*[a if a != str(out) else str(again) for a in args], "--workers", "1").returncode == 0
+    for label in sorted((out / "yolo" / "labels" / "train").glob("*.txt")):
+        assert label.read_text() == (again / "yolo" / "labels" / "train" / label.name).read_text()
 
     # And a model trains on it offline, and the occlusion stage loads what it wrote.
     run = tmp_path / "run"
@@ -136,9 +154,12 @@ def test_dataset_cli_writes_yolo_and_pairs_split_by_photo(tmp_path):
     assert occlusion.mask.shape == (112, 112)
 
 
-def test_dataset_cli_names_a_missing_detector_model(tmp_path):
-    result = run_cli("data", "occlusion", "--faces", str(tmp_path), "--detector-model", str(tmp_path / "none.onnx"),
+def test_bad_data_arguments_get_one_line_naming_them(tmp_path):
+    result = run_cli("data", "faces", "--faces", str(tmp_path), "--detector-model", str(tmp_path / "none.onnx"),
                      "--out", str(tmp_path / "o"))
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: --detector-model") and "none.onnx" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = run_cli("data", "occlusion", "--bank", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2 and "not a face bank" in result.stderr and str(tmp_path) in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

@@ -142,7 +142,7 @@ def test_colour_anomaly_on_real_masked_faces(cpu):
 def test_shipped_occluder_model_finds_real_face_masks_and_names_them(cpu):
     """The default occlusion stage (the project's YOLO-seg) on real photos it never saw: masked faces,
     and unmasked ones from the data engine's held-out split (120 of each)."""
-    from streamer.datagen.occlusion_dataset import split_of
+    from streamer.datagen.face_bank import split_of
     from streamer.detect import detect_in_photo
     from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
     from streamer.occlusion import YoloSegConfig, build_segmenter

@@ -1,40 +1,34 @@
-"""Builds the occluder dataset: an ultralytics YOLO-seg dataset and paired crops for the inpainter.
+"""Builds the occluder dataset from a face bank: an ultralytics YOLO-seg dataset and paired crops.
 
-    streamer data occlusion --faces DIR [DIR ...] --occluders DIR --detector-model scrfd.onnx --out DIR
+    streamer data occlusion --bank BANK --occluders DIR --out DIR [--per-face 2] [--workers 4]
 
-Each face photo is aligned (5 points from SCRFD) to a 224 px ArcFace-layout crop, the layout the
-occlusion stage sees in the stream, and gets ``per_face`` samples of composed occluders. Photos are
-split by a hash of their path, never by sample: train 70%, val 15%, test 15%. Test photos are not
-written at all; their list goes into the manifest, so measurements on real photos can leave out
-every photo the model was trained or validated on. Sample k of photo i is drawn from its own
-random stream (seed, i, k): the same seed gives the same dataset, whatever the order of work.
+Each aligned face of the bank's train and val splits gets ``per_face`` samples of composed
+occluders; the test split is never read, so real-photo measurements can leave out every photo the
+model was trained or validated on. Sample k of face i is drawn from its own random stream
+(seed, i, k): the same seed gives the same dataset, whatever the number of workers.
 
 Output (OUT/):
     yolo/images/{train,val}/*.jpg, yolo/labels/{train,val}/*.txt, yolo/data.yaml
     pairs/{train,val}/NAME_{occluded,original,mask}.png
-    manifest.json  (seed, settings, counts per split and class, test photos)
+    manifest.json  (seed, settings, counts per split and class, the bank it came from)
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from streamer.align import align_face
 from streamer.datagen.compose import ComposeSettings, Sample, compose
+from streamer.datagen.face_bank import BankFace, FaceBank
 from streamer.datagen.occluders import CLASSES, OccluderLibrary
-from streamer.detect import detect_in_photo
-
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-CROP_SIZE = 224  # 2 x the 112 px ArcFace layout: exact halving gives the embedder's input
 
 
 @dataclass
@@ -43,93 +37,86 @@ class DatasetSettings:
     seed: int = 0
     image_size: int = 160  # YOLO training images, px (the occlusion stage's default imgsz)
     write_pairs: bool = True
-    limit: int | None = None  # photos at most, after the split (for quick recipes and tests)
+    limit: int | None = None  # faces at most, train + val (for quick recipes and tests)
     compose: ComposeSettings = field(default_factory=ComposeSettings)
 
 
-def photo_key(photo: Path, root: Path) -> str:
-    """The photo's name as ``ROOT_FOLDER_NAME/relative/path``: the same on every machine."""
-    return f"{root.name}/{photo.relative_to(root).as_posix()}"
+def sample_rng(seed: int, face: BankFace, k: int) -> np.random.Generator:
+    return np.random.default_rng([seed, int(face.id[:8], 16), k])
 
 
-def split_of(photo: Path, root: Path) -> str:
-    """train / val / test by a stable hash of the photo's path inside its folder."""
-    digest = hashlib.sha1(photo_key(photo, root).encode()).digest()
-    bucket = digest[0] * 100 // 256
-    return "train" if bucket < 70 else "val" if bucket < 85 else "test"
-
-
-def list_photos(folders: list[Path]) -> list[tuple[Path, Path]]:
-    """(photo, its root folder) for every image under ``folders``, in a stable order."""
-    photos = []
-    for root in folders:
-        photos += [(p, root) for p in sorted(root.rglob("*")) if p.suffix.lower() in PHOTO_SUFFIXES]
-    return photos
-
-
-def build(faces: list[Path], out: Path, detector, library: OccluderLibrary, settings: DatasetSettings,
+def build(bank: FaceBank, out: Path, library: OccluderLibrary, settings: DatasetSettings, workers: int = 1,
           progress: Callable[[str], None] = print) -> dict:
-    photos = list_photos(faces)
-    by_split: dict[str, list[tuple[Path, Path]]] = {"train": [], "val": [], "test": []}
-    for photo, root in photos:
-        by_split[split_of(photo, root)].append((photo, root))
+    work = {"train": bank.split("train"), "val": bank.split("val")}
     if settings.limit:
-        for split in ("train", "val"):
-            by_split[split] = by_split[split][: max(1, settings.limit * (70 if split == "train" else 15) // 85)]
-    counts = {split: Counter() for split in ("train", "val")}
-    samples_written = {"train": 0, "val": 0}
-    no_face: list[str] = []
+        work["train"] = work["train"][: max(1, settings.limit * 70 // 85)]
+        work["val"] = work["val"][: max(1, settings.limit * 15 // 85)]
+    jobs = [(split, face) for split in ("train", "val") for face in work[split]]
+    counts = {split: Counter() for split in work}
+    samples = {split: 0 for split in work}
     started = time.monotonic()
-    work = [(split, photo) for split in ("train", "val") for photo in by_split[split]]
-    for index, (split, (photo, root)) in enumerate(work):
-        aligned = _aligned_face(photo, detector)
-        if aligned is None:
-            no_face.append(str(photo))
-            continue
-        crop, landmarks = aligned
-        photo_id = hashlib.sha1(photo_key(photo, root).encode()).hexdigest()[:12]
-        for k in range(settings.per_face):
-            rng = np.random.default_rng([settings.seed, int(photo_id[:8], 16), k])
-            sample = compose(crop, landmarks, library, rng, settings.compose)
-            name = f"{photo_id}_{k}"
-            _write_yolo(out / "yolo", split, name, sample, settings.image_size)
-            if settings.write_pairs:
-                _write_pair(out / "pairs" / split, name, sample)
-            counts[split].update(i.name for i in sample.instances)
-            counts[split]["(clean)"] += not sample.instances
-            samples_written[split] += 1
-        if (index + 1) % 100 == 0 or index + 1 == len(work):
-            progress(f"{index + 1}/{len(work)} photos, {sum(samples_written.values())} samples, "
-                     f"{time.monotonic() - started:.0f} s")
+    _init_worker(out, library, settings)
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(out, library, settings)) \
+            if workers > 1 else _Inline() as pool:
+        for index, (split, instance_names) in enumerate(pool.map(_write_face, jobs, chunksize=8)):
+            for names in instance_names:
+                counts[split].update(names)
+                counts[split]["(clean)"] += not names
+                samples[split] += 1
+            if (index + 1) % 200 == 0 or index + 1 == len(jobs):
+                progress(f"{index + 1}/{len(jobs)} faces, {sum(samples.values())} samples, "
+                         f"{time.monotonic() - started:.0f} s")
     _write_data_yaml(out / "yolo")
     manifest = {
         "seed": settings.seed,
         "settings": {k: v for k, v in asdict(settings).items() if k != "compose"},
         "compose": asdict(settings.compose),
         "classes": list(CLASSES),
-        "crop_size": CROP_SIZE,
-        "faces": [str(f) for f in faces],
+        "crop_size": bank.crop_size,
+        "bank": str(bank.folder),
+        "faces": bank.sources,
         "occluders": library.describe(),
-        "samples": samples_written,
+        "samples": samples,
         "instances": {split: dict(sorted(c.items())) for split, c in counts.items()},
-        "photos": {split: len(by_split[split]) for split in by_split},
-        "photos_without_a_face": no_face,
-        "test_photos": [photo_key(p, root) for p, root in by_split["test"]],
+        "photos": {split: len(work[split]) for split in work},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
 
 
-def _aligned_face(photo: Path, detector) -> tuple[np.ndarray, np.ndarray] | None:
-    image = cv2.imread(str(photo))
-    if image is None:
-        return None
-    found, image = detect_in_photo(detector, image)
-    if not len(found):
-        return None
-    landmarks = found.landmarks[int(found.scores.argmax())]
-    crop = align_face(image, landmarks, CROP_SIZE)
-    return crop.image, cv2.transform(landmarks[None].astype(np.float32), crop.matrix)[0]
+class _Inline:
+    """The pool's interface, run in this process (one worker: simpler tracebacks, no forking)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def map(self, fn, items, chunksize=1):
+        return map(fn, items)
+
+
+_worker: dict = {}
+
+
+def _init_worker(out: Path, library: OccluderLibrary, settings: DatasetSettings) -> None:
+    _worker.update(out=out, library=library, settings=settings)
+
+
+def _write_face(job: tuple[str, BankFace]) -> tuple[str, list[list[str]]]:
+    split, face = job
+    out, library, settings = _worker["out"], _worker["library"], _worker["settings"]
+    crop = face.image()
+    names = []
+    for k in range(settings.per_face):
+        sample = compose(crop, face.landmarks, library, sample_rng(settings.seed, face, k), settings.compose)
+        name = f"{face.id}_{k}"
+        _write_yolo(out / "yolo", split, name, sample, settings.image_size)
+        if settings.write_pairs:
+            _write_pair(out / "pairs" / split, name, sample)
+        names.append([i.name for i in sample.instances])
+    return split, names
 
 
 def mask_polygons(mask: np.ndarray, min_area_px: float = 4.0) -> list[np.ndarray]:

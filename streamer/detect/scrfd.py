@@ -37,10 +37,10 @@ def load_insightface_model(path: Path, device: Device, expected: str):
     """Loads an ONNX model through insightface's model_zoo and checks its kind (SCRFD, ArcFaceONNX)."""
     from insightface.model_zoo import get_model
 
-    from engines.onnxruntime_engine import ort_providers
+    from engines.onnxruntime_engine import ort_providers, session_options
 
     try:
-        model = get_model(str(path), providers=ort_providers(device))
+        model = get_model(str(path), providers=ort_providers(device), sess_options=session_options(device))
     except Exception as exc:
         raise ModelError(f"cannot load {path}: {type(exc).__name__}: {exc}") from None
     if model is None or type(model).__name__ != expected:

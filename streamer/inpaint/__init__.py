@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from engines import Device
+from streamer.inpaint.learned import LearnedInpaintConfig, LearnedInpainter
 from streamer.inpaint.opencv import OpenCVInpaintConfig, OpenCVInpainter
 
 
@@ -23,10 +24,9 @@ class Inpainter(Protocol):
         ...
 
 
-# One backend today; the learned inpainters join this union (discriminated by `backend`).
-InpainterConfig = Annotated[OpenCVInpaintConfig, Field(discriminator="backend")]
+InpainterConfig = Annotated[LearnedInpaintConfig | OpenCVInpaintConfig, Field(discriminator="backend")]
 
-_BACKENDS = {"opencv": OpenCVInpainter}
+_BACKENDS = {"learned": LearnedInpainter, "opencv": OpenCVInpainter}
 
 
 def build_inpainter(config: InpainterConfig, device: Device) -> Inpainter:

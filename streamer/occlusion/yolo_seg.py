@@ -47,18 +47,37 @@ class YoloSegSegmenter:
         if getattr(self._model, "task", "segment") != "segment":
             raise ModelError(f"{config.model} is a YOLO '{self._model.task}' model, expected a segmentation model")
         self.description = f"YOLO-seg {config.model.name} @ {config.imgsz}px on {device}"
+        # Warm up now, not on the first frame: ultralytics builds its predictor on the first call.
+        self._predict([np.zeros((112, 112, 3), np.uint8)])
+        if config.model.suffix.lower() == ".onnx" and not device.is_cuda:
+            self._quiet_onnx_threads()
 
-    def segment(self, crops: list[AlignedCrop]) -> list[Occlusion]:
-        if not crops:
-            return []
-        results = self._model.predict(
-            [c.image for c in crops],
+    def _quiet_onnx_threads(self) -> None:
+        """ultralytics opens its ONNX Runtime session with default options, whose threads spin-wait
+        after each run and take the CPU from every other stage; reopen it with the stream's options."""
+        import onnxruntime as ort
+
+        from engines.onnxruntime_engine import session_options
+
+        backend = getattr(getattr(getattr(self._model, "predictor", None), "model", None), "backend", None)
+        if isinstance(getattr(backend, "session", None), ort.InferenceSession):
+            backend.session = ort.InferenceSession(str(self._config.model), session_options(self._device),
+                                                   providers=["CPUExecutionProvider"])
+
+    def _predict(self, images: list[np.ndarray]):
+        return self._model.predict(
+            images,
             imgsz=self._config.imgsz,
             conf=self._config.confidence,
             device=self._device.torch,
             retina_masks=True,  # masks at the crop's own resolution
             verbose=False,
         )
+
+    def segment(self, crops: list[AlignedCrop]) -> list[Occlusion]:
+        if not crops:
+            return []
+        results = self._predict([c.image for c in crops])
         occlusions = []
         for crop, result in zip(crops, results):
             size = crop.image.shape[0]

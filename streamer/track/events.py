@@ -21,15 +21,28 @@ class TrackEvents:
     def __init__(self, stream: str, min_hits: int, max_misses: int):
         self.stream = stream
         self.tracker = IouTracker(min_hits=min_hits, max_misses=max_misses)
+        self._associated: tuple[FrameResult, list[Track | None], list[Track]] | None = None
 
-    def update(self, result: FrameResult) -> list[dict]:
+    def associate(self, result: FrameResult) -> None:
+        """Gives this frame's faces their track IDs (confirmed tracks only), before the later stages run:
+        they reuse per-track work (a face's reconstruction) by these IDs."""
         boxes = np.stack([f.box for f in result.faces]) if result.faces else np.zeros((0, 4), np.float32)
         tracks, ended = self.tracker.update(boxes)
+        for face, track in zip(result.faces, tracks):
+            if track is not None:
+                face.track_id = track.track_id
+        self._associated = (result, tracks, ended)
+
+    def update(self, result: FrameResult) -> list[dict]:
+        """This frame's events (associating its faces first, unless ``associate`` already did)."""
+        if self._associated is None or self._associated[0] is not result:
+            self.associate(result)
+        _, tracks, ended = self._associated
+        self._associated = None
         events = []
         for face, track in zip(result.faces, tracks):
             if track is None:
                 continue
-            face.track_id = track.track_id
             events.extend(self._face_events(face, track, result))
         for track in ended:
             events.append(self._event("track_end", track, result, track.state.get("last_face")))

@@ -30,6 +30,7 @@ class OcclusionTraining:
     device: str = "cpu"
     seed: int = 0
     workers: int = 2
+    minutes: float | None = None  # a time budget: ultralytics fits the epochs and the LR schedule into it
     resume: bool = False
 
 
@@ -38,6 +39,7 @@ def train(spec: OcclusionTraining) -> Path:
         raise ConfigError(f"--data: not found: {spec.data} (build it with 'streamer data occlusion')")
     os.environ["YOLO_VERBOSE"] = "true"  # its per-batch progress bars (the stream stages keep it quiet)
     ultralytics = import_ultralytics()
+    _no_amp_download()
     last = spec.out / "weights" / "last.pt"
     if spec.resume:
         if not last.is_file():
@@ -50,7 +52,10 @@ def train(spec: OcclusionTraining) -> Path:
         _report_epochs(model)
         model.train(
             data=str(spec.data.resolve()), epochs=spec.epochs, imgsz=spec.imgsz, batch=spec.batch,
-            device=spec.device, seed=spec.seed, deterministic=True, workers=spec.workers,
+            device=spec.device, seed=spec.seed, workers=spec.workers,
+            # On a GPU deterministic kernels cost speed, and mixed precision is not bit-exact anyway.
+            deterministic=spec.device == "cpu",
+            time=spec.minutes / 60 if spec.minutes else None,
             project=str(spec.out.resolve().parent), name=spec.out.name, exist_ok=True,
             pretrained=False, amp=spec.device != "cpu", plots=False,  # plots would fetch a font from the web
             fliplr=0.5, mosaic=0.0,  # crops are aligned faces: a 2x2 mosaic of faces is not what the stage sees
@@ -62,11 +67,22 @@ def train(spec: OcclusionTraining) -> Path:
     return shipped
 
 
+def _no_amp_download() -> None:
+    """ultralytics checks mixed precision on a GPU by downloading a reference model and comparing its
+    outputs; offline that download is the only thing that can fail, so the check is taken as passed
+    (amp=False on the command line still turns mixed precision off)."""
+    from ultralytics.engine import trainer
+
+    trainer.check_amp = lambda model: True
+
+
 def _report_epochs(model) -> None:
     """One line per epoch, whatever ultralytics' own verbosity: epoch, mask mAP, time so far."""
     started = time.monotonic()
 
     def on_epoch_end(trainer) -> None:
+        if trainer.epoch >= trainer.epochs:  # the final re-validation of best.pt, not an epoch
+            return
         metrics = trainer.metrics or {}
         print(f"epoch {trainer.epoch + 1}/{trainer.epochs}: mask mAP50 {metrics.get('metrics/mAP50(M)', 0):.3f}, "
               f"mAP50-95 {metrics.get('metrics/mAP50-95(M)', 0):.3f}, {time.monotonic() - started:.0f} s",

@@ -1,0 +1,130 @@
+"""The face bank: every face photo aligned once to the ArcFace layout, with its 5 points, split by photo.
+
+    streamer data faces --faces DIR [DIR ...] --detector-model scrfd.onnx --out BANK
+
+The bank is the one step of the data engine that needs a face detector. Everything after it (the
+occluder dataset, the inpainter's training pairs, which are composed on the fly) reads only the
+bank, so it runs wherever OpenCV and NumPy do, a GPU machine without insightface included.
+
+Photos are split by a stable hash of their path inside their folder: train 70%, val 15%, test 15%.
+The test split is written too: it is what every held-out measurement (real masked faces, the
+inpainter's evaluation) is taken on, and the training commands never read it.
+
+Layout (BANK/):
+    faces.json          crop size, sources, and per face: id, photo key, split, 5 points in the crop
+    {train,val,test}/ID.jpg   aligned (224, 224) crops, JPEG quality 95
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamer.errors import ConfigError
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+CROP_SIZE = 224  # 2 x the 112 px ArcFace layout: exact halving gives the embedder's input
+SPLITS = ("train", "val", "test")
+JPEG_QUALITY = 95  # the source photos are JPEGs already; 95 keeps the bank small enough to carry
+
+
+def photo_key(photo: Path, root: Path) -> str:
+    """The photo's name as ``ROOT_FOLDER_NAME/relative/path``: the same on every machine."""
+    return f"{root.name}/{photo.relative_to(root).as_posix()}"
+
+
+def face_id(key: str) -> str:
+    return hashlib.sha1(key.encode()).hexdigest()[:12]
+
+
+def split_of(photo: Path, root: Path) -> str:
+    """train / val / test by a stable hash of the photo's path inside its folder."""
+    bucket = hashlib.sha1(photo_key(photo, root).encode()).digest()[0] * 100 // 256
+    return "train" if bucket < 70 else "val" if bucket < 85 else "test"
+
+
+def list_photos(folders: list[Path]) -> list[tuple[Path, Path]]:
+    """(photo, its root folder) for every image under ``folders``, in a stable order."""
+    photos = []
+    for root in folders:
+        photos += [(p, root) for p in sorted(root.rglob("*")) if p.suffix.lower() in PHOTO_SUFFIXES]
+    return photos
+
+
+@dataclass(frozen=True)
+class BankFace:
+    id: str
+    key: str  # the photo it came from, as photo_key() names it
+    split: str
+    landmarks: np.ndarray  # (5, 2) float32, pixels of the aligned crop
+    path: Path
+
+    def image(self) -> np.ndarray:
+        """(224, 224, 3) uint8 BGR."""
+        image = cv2.imread(str(self.path))
+        if image is None:
+            raise ConfigError(f"face bank: cannot read {self.path}")
+        return image
+
+
+class FaceBank:
+    def __init__(self, folder: Path):
+        index = Path(folder) / "faces.json"
+        if not index.is_file():
+            raise ConfigError(f"not a face bank (no faces.json): {folder} (build one with 'streamer data faces')")
+        meta = json.loads(index.read_text())
+        self.folder = Path(folder)
+        self.crop_size: int = meta["crop_size"]
+        self.sources: list[str] = meta["sources"]
+        self.faces = [BankFace(f["id"], f["key"], f["split"], np.asarray(f["landmarks"], np.float32),
+                               self.folder / f["split"] / f"{f['id']}.jpg") for f in meta["faces"]]
+
+    def split(self, name: str) -> list[BankFace]:
+        return [f for f in self.faces if f.split == name]
+
+    def keys(self, split: str) -> set[str]:
+        return {f.key for f in self.split(split)}
+
+
+def build_face_bank(folders: list[Path], out: Path, detector,
+                    progress: Callable[[str], None] = print) -> FaceBank:
+    """Aligns the most confident face of every photo under ``folders`` into ``out``."""
+    from streamer.align import align_face
+    from streamer.detect import detect_in_photo
+
+    photos = list_photos(folders)
+    if not photos:
+        raise ConfigError(f"--faces: no photos ({', '.join(PHOTO_SUFFIXES)}) under {', '.join(map(str, folders))}")
+    for split in SPLITS:
+        (out / split).mkdir(parents=True, exist_ok=True)
+    faces, no_face = [], []
+    started = time.monotonic()
+    for index, (photo, root) in enumerate(photos):
+        image = cv2.imread(str(photo))
+        found, image = detect_in_photo(detector, image) if image is not None else ([], None)
+        if not len(found):
+            no_face.append(photo_key(photo, root))
+            continue
+        points = found.landmarks[int(found.scores.argmax())]
+        crop = align_face(image, points, CROP_SIZE)
+        key = photo_key(photo, root)
+        record = {"id": face_id(key), "key": key, "split": split_of(photo, root),
+                  "landmarks": np.round(cv2.transform(points[None].astype(np.float32), crop.matrix)[0], 2).tolist()}
+        cv2.imwrite(str(out / record["split"] / f"{record['id']}.jpg"), crop.image,
+                    [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        faces.append(record)
+        if (index + 1) % 200 == 0 or index + 1 == len(photos):
+            progress(f"{index + 1}/{len(photos)} photos aligned, {len(no_face)} without a face, "
+                     f"{time.monotonic() - started:.0f} s")
+    meta = {"crop_size": CROP_SIZE, "sources": [str(f) for f in folders],
+            "detector": getattr(detector, "description", type(detector).__name__),
+            "faces": faces, "photos_without_a_face": no_face}
+    (out / "faces.json").write_text(json.dumps(meta, indent=0))
+    return FaceBank(out)

@@ -1,0 +1,1 @@
+"""Evaluations of the project's models on held-out data."""

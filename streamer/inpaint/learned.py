@@ -1,0 +1,129 @@
+"""The project's learned inpainters in the stream: one network contract, three runtimes.
+
+An ``.onnx`` export runs on TensorRT where ``tensorrt`` and a GPU exist (an FP16 engine with a batch
+1..max_batch profile, built once and cached), else on ONNX Runtime; a ``.pt`` training checkpoint
+runs on torch (FP16 and CUDA graphs on a GPU). Crops of any aligned size are resized to the
+network's size and back, and only the (slightly grown) occluded pixels are replaced.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+from pydantic import Field, field_validator
+
+from engines import Device, open_engine
+from streamer.config_base import ExistingPath, StrictModel
+from streamer.errors import ModelError
+
+DEFAULT_MODEL = Path(__file__).parent / "weights" / "inpainter-pconv-unet-128.onnx"
+
+
+class LearnedInpaintConfig(StrictModel):
+    backend: Literal["learned"] = "learned"
+    model: ExistingPath = Field(DEFAULT_MODEL, description="an .onnx export, or a .pt checkpoint of 'train inpainter'")
+    runtime: Literal["auto", "tensorrt", "onnxruntime", "torch"] = Field(
+        "auto", description="auto: TensorRT for .onnx on a GPU with tensorrt, else ONNX Runtime; torch for .pt")
+    fp16: bool = Field(True, description="half precision on a GPU (TensorRT, torch)")
+    cuda_graphs: bool = Field(True, description="torch on a GPU: replay captured CUDA graphs")
+    max_batch: int = Field(32, ge=1, le=1024, description="faces per network call (and the TensorRT profile's max)")
+    dilate_px: int = Field(2, ge=0, le=10, description="grow the mask so occluder edges are replaced too")
+
+    @field_validator("model")
+    @classmethod
+    def _known_format(cls, path):
+        if path.suffix.lower() not in (".onnx", ".pt"):
+            raise ValueError(f"expected an .onnx export or a .pt checkpoint, got {path.name}")
+        return path
+
+
+class LearnedInpainter:
+    def __init__(self, config: LearnedInpaintConfig, device: Device):
+        self._config = config
+        self.max_batch = config.max_batch
+        path = config.model
+        try:
+            if path.suffix.lower() == ".pt":
+                self.engine, self.size, arch = _torch_engine(path, config, device)
+            else:
+                self.engine, self.size, arch = _onnx_engine(path, config, device)
+        except Exception as exc:  # a corrupt file fails in protobuf, torch or a runtime: all mean "bad model"
+            raise ModelError(f"cannot load inpainter {path}: {type(exc).__name__}: {exc}") from None
+        self.description = f"learned {arch} ({path.name}, {self.size} px) on {self.engine.backend}, {device}"
+
+    def inpaint(self, crops: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        if len(crops) == 0:
+            return crops.copy()
+        holes = grow(masks, self._config.dilate_px)
+        image, hole = network_input(crops, holes, self.size)
+        [out] = self.engine.run({"image": image, "hole": hole})[:1]
+        return paste_output(out, crops, holes)
+
+
+def grow(masks: np.ndarray, pixels: int) -> np.ndarray:
+    if not pixels:
+        return masks.astype(bool)
+    kernel = np.ones((2 * pixels + 1, 2 * pixels + 1), np.uint8)
+    return np.stack([cv2.dilate(m.astype(np.uint8), kernel) for m in masks]).astype(bool)
+
+
+def network_input(crops: np.ndarray, holes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, S, S, 3) uint8 BGR + (n, S, S) bool -> image (n, 3, size, size) RGB [0, 1], hole (n, 1, size, size)."""
+    n, s = crops.shape[:2]
+    if s != size:
+        crops = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_LINEAR if size > s else cv2.INTER_AREA)
+                          for c in crops])
+        # Any sub-pixel of a hole makes the resized pixel a hole: better one pixel too many than a fringe left.
+        holes = np.stack([cv2.resize(h.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) for h in holes])
+    image = np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2), np.float32) / 255.0
+    hole = (holes > 0.01).astype(np.float32)[:, None]
+    return image, hole
+
+
+def paste_output(out: np.ndarray, crops: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """The network's (n, 3, size, size) RGB [0, 1] back at the crops' size, only inside the holes."""
+    s = crops.shape[1]
+    bgr = (np.clip(out.transpose(0, 2, 3, 1)[..., ::-1], 0, 1) * 255.0 + 0.5).astype(np.uint8)
+    if bgr.shape[1] != s:
+        bgr = np.stack([cv2.resize(b, (s, s), interpolation=cv2.INTER_AREA if bgr.shape[1] > s else cv2.INTER_LINEAR)
+                        for b in bgr])
+    return np.where(holes[..., None], bgr, crops)
+
+
+def _torch_engine(path: Path, config: LearnedInpaintConfig, device: Device):
+    if config.runtime not in ("auto", "torch"):
+        raise ValueError(f"runtime {config.runtime} needs an .onnx export; a .pt checkpoint runs on torch")
+    from engines.torch_engine import TorchEngine
+    from streamer.inpaint.nets import load_net
+
+    net, _ = load_net(path)
+    engine = TorchEngine(net, device, ["image", "hole"], ["inpainted"], fp16=config.fp16,
+                         cuda_graphs=config.cuda_graphs)
+    return engine, net.size, net.arch
+
+
+def _onnx_engine(path: Path, config: LearnedInpaintConfig, device: Device):
+    import onnx
+
+    if config.runtime == "torch":
+        raise ValueError("runtime torch needs a .pt checkpoint; an .onnx export runs on TensorRT or ONNX Runtime")
+    model = onnx.load(str(path), load_external_data=False)
+    inputs = {i.name: i for i in model.graph.input}
+    if set(inputs) != {"image", "hole"}:
+        raise ValueError(f"expected inputs 'image' and 'hole' (an export of 'streamer export inpainter'), "
+                         f"got {', '.join(inputs)}")
+    size = inputs["image"].type.tensor_type.shape.dim[2].dim_value
+    arch = next((p.value for p in model.metadata_props if p.key == "arch"), "inpainter")
+    options = {}
+    backend = config.runtime
+    if backend in ("auto", "tensorrt") and device.is_cuda:
+        from engines.tensorrt_engine import BuildSpec, tensorrt_status
+
+        if backend == "tensorrt" or tensorrt_status()[0]:
+            backend = "tensorrt"
+            options["spec"] = BuildSpec(max_batch=config.max_batch, opt_batch=max(1, config.max_batch // 2),
+                                        fp16=config.fp16)
+    return open_engine(path, device, backend=backend, **options), size, arch

@@ -1,0 +1,251 @@
+"""The learned inpainters: networks, training, export, the shipped model on real faces, and the stream's reuse."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from engines import Device
+from streamer.inpaint.learned import DEFAULT_MODEL, LearnedInpaintConfig, LearnedInpainter
+from streamer.inpaint.nets import ARCHITECTURES, InpaintingNet, load_net
+from tests.conftest import need_shared, run_cli
+
+
+@pytest.fixture(scope="module")
+def cpu():
+    return Device("cpu")
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory):
+    """A face bank of 40 real photos (SCRFD-aligned by the CLI)."""
+    photos = sorted(need_shared("data", "masked_faces", "without_mask").iterdir())[:40]
+    root = tmp_path_factory.mktemp("photos") / "without_mask"
+    root.mkdir()
+    for photo in photos:
+        (root / photo.name).symlink_to(photo)
+    out = tmp_path_factory.mktemp("bank")
+    result = run_cli("data", "faces", "--faces", str(root), "--detector-model",
+                     str(need_shared("models", "scrfd_500m_bnkps.onnx")), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_hidden_pixels_never_reach_the_output_and_camera_pixels_are_kept(arch):
+    torch.manual_seed(0)
+    net = InpaintingNet(arch, base=8, size=64).eval()
+    image = torch.rand(2, 3, 64, 64)
+    hole = torch.zeros(2, 1, 64, 64)
+    hole[:, :, 36:60, 12:52] = 1
+    other = image.clone()
+    other[:, :, 36:60, 12:52] = torch.rand(2, 3, 24, 40)  # different occluder pixels, same hole
+    with torch.no_grad():
+        a, b = net(image, hole), net(other, hole)
+    assert torch.allclose(a, b, atol=1e-6)  # whatever hid the face does not leak into the reconstruction
+    assert torch.equal(a * (1 - hole), image * (1 - hole))  # outside the hole: the camera's own pixels
+    assert a.min() >= 0 and a.max() <= 1
+
+
+def test_onnx_export_matches_torch_at_every_batch_size(tmp_path):
+    from streamer.inpaint.export import export_onnx, parity
+
+    torch.manual_seed(1)
+    net = InpaintingNet("pconv_unet", base=8, size=64).eval()
+    path = export_onnx(net, tmp_path / "net.onnx")
+    assert parity(net, path, batches=(1, 3, 7)) < 1e-4
+
+
+def test_embedder_rebuilt_in_torch_matches_onnx_runtime():
+    import onnxruntime
+
+    from engines.onnx_torch import OnnxConvNet
+
+    model = need_shared("models", "mobilefacenet_128d.onnx")
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 112, 112)).astype(np.float32)
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    expected = np.concatenate([session.run(None, {"input": x[i:i + 1]})[0] for i in range(2)])
+    with torch.no_grad():
+        got = OnnxConvNet(model)(torch.from_numpy(x)).numpy()
+    assert np.abs(got - expected).max() < 1e-4
+
+
+def test_training_cli_writes_checkpoints_grids_and_resumes(bank, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "inpainter", "--bank", str(bank), "--occluders", str(need_shared("data", "occluders")),
+            "--out", str(out), "--arch", "pconv_unet", "--base", "8", "--size", "64", "--batch", "4",
+            "--limit", "8", "--workers", "0", "--log-every", "1",
+            "--identity-model", str(need_shared("models", "mobilefacenet_128d.onnx"))]
+    result = run_cli(*args, "--epochs", "1", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "epoch 1/1: val hole L1" in result.stdout and "identity" in result.stdout
+    assert (out / "samples" / "epoch_001.png").is_file() and (out / "best.pt").is_file()
+    grid = cv2.imread(str(out / "samples" / "epoch_001.png"))
+    assert grid.shape[0] == 3 * 64  # occluded | reconstruction | original
+    result = run_cli(*args, "--epochs", "2", "--resume", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "resumed" in result.stdout and "epoch 2/2" in result.stdout and "epoch 1/" not in result.stdout
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    net, meta = load_net(out / "last.pt")
+    assert net.arch == "pconv_unet" and meta["epoch"] == 2
+    # A checkpoint of another architecture is refused by name.
+    other = [a if a != "pconv_unet" else "dual_encoder" for a in args]
+    result = run_cli(*other[:-2], "--out", str(tmp_path / "other"), "--epochs", "1", "--init", str(out / "last.pt"))
+    assert result.returncode == 2 and result.stderr.startswith("error: --init") and "pconv_unet" in result.stderr
+
+
+def _faces_with_masks(bank_folder, count: int = 16):
+    """Real held-out faces at 112 px with a lower-face mask hole, as a face mask makes."""
+    from streamer.datagen.face_bank import FaceBank
+
+    faces = FaceBank(bank_folder).faces[:count]
+    crops = np.stack([cv2.resize(f.image(), (112, 112), interpolation=cv2.INTER_AREA) for f in faces])
+    masks = np.zeros((len(crops), 112, 112), bool)
+    cv2.ellipse(masks[0].view(np.uint8), (56, 92), (34, 26), 0, 0, 360, 1, -1)
+    masks[:] = masks[0]
+    occluded = crops.copy()
+    occluded[masks] = (90, 160, 200)  # a flat light-blue surgical mask
+    return crops, occluded, masks
+
+
+def test_shipped_inpainter_rebuilds_real_faces_better_than_opencv(bank, cpu):
+    from streamer.inpaint.opencv import OpenCVInpaintConfig, OpenCVInpainter
+
+    crops, occluded, masks = _faces_with_masks(bank)
+    learned = LearnedInpainter(LearnedInpaintConfig(), cpu)
+    assert DEFAULT_MODEL.name in learned.description and "onnxruntime" in learned.description
+    ours = learned.inpaint(occluded, masks)
+    telea = OpenCVInpainter(OpenCVInpaintConfig(), cpu).inpaint(occluded, masks)
+    grown = cv2.dilate(masks[0].astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert np.array_equal(ours[:, ~grown], occluded[:, ~grown])  # only the (grown) hole is touched
+    error = {name: np.abs(out.astype(int) - crops.astype(int))[:, masks[0]].mean() for name, out in
+             (("learned", ours), ("telea", telea))}
+    assert error["learned"] < 0.85 * error["telea"], error
+
+
+@pytest.mark.shared_models
+def test_shipped_inpainter_wins_back_identity_lost_to_a_mask(bank, cpu):
+    from streamer.embed.arcface import ArcFaceConfig, ArcFaceEmbedder
+
+    crops, occluded, masks = _faces_with_masks(bank)
+    embedder = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=need_shared("models", "mobilefacenet_128d.onnx")),
+                               cpu)
+    reference = embedder.embed(crops)
+    restored = LearnedInpainter(LearnedInpaintConfig(), cpu).inpaint(occluded, masks)
+    before = (embedder.embed(occluded) * reference).sum(1).mean()
+    after = (embedder.embed(restored) * reference).sum(1).mean()
+    assert after > before + 0.1, (before, after)
+
+
+def test_bad_inpainter_models_are_named(tmp_path, cpu):
+    from streamer.errors import ModelError
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not onnx")
+    with pytest.raises(ModelError, match="broken.onnx"):
+        LearnedInpainter(LearnedInpaintConfig(model=broken), cpu)
+    text = tmp_path / "weights.txt"
+    text.write_text("")
+    with pytest.raises(ValueError, match="expected an .onnx export or a .pt checkpoint"):
+        LearnedInpaintConfig(model=text)
+    with pytest.raises(ModelError, match="runtime torch needs a .pt checkpoint"):
+        LearnedInpainter(LearnedInpaintConfig(runtime="torch"), cpu)
+
+
+def test_torch_checkpoint_and_onnx_export_agree_in_the_stage(tmp_path, cpu):
+    from streamer.inpaint.export import export_onnx
+
+    torch.manual_seed(2)
+    net = InpaintingNet("pconv_unet", base=8, size=64).eval()
+    checkpoint = tmp_path / "net.pt"
+    torch.save(net.checkpoint(), checkpoint)
+    onnx_path = export_onnx(net, tmp_path / "net.onnx")
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (3, 112, 112, 3), np.uint8)
+    masks = np.zeros((3, 112, 112), bool)
+    masks[:, 60:100, 20:90] = True
+    a = LearnedInpainter(LearnedInpaintConfig(model=checkpoint, cuda_graphs=False), cpu).inpaint(crops, masks)
+    b = LearnedInpainter(LearnedInpaintConfig(model=onnx_path), cpu).inpaint(crops, masks)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+@pytest.mark.needs_cuda
+def test_torch_runtime_with_cuda_graphs_matches_eager_on_gpu(tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (none here)")
+    from engines import select_device
+
+    gpu = select_device("cuda")
+    net = InpaintingNet("pconv_unet", base=8, size=64).eval()
+    checkpoint = tmp_path / "net.pt"
+    torch.save(net.checkpoint(), checkpoint)
+    crops = np.random.default_rng(0).integers(0, 255, (5, 112, 112, 3), np.uint8)
+    masks = np.zeros((5, 112, 112), bool)
+    masks[:, 60:100, 20:90] = True
+    eager = LearnedInpainter(LearnedInpaintConfig(model=checkpoint, fp16=False, cuda_graphs=False), gpu)
+    graphs = LearnedInpainter(LearnedInpaintConfig(model=checkpoint, fp16=True, cuda_graphs=True), gpu)
+    for batch in (1, 3, 5):  # buckets 1, 4 (padded) and 8 (padded)
+        diff = eager.inpaint(crops[:batch], masks[:batch]).astype(int) - graphs.inpaint(crops[:batch], masks[:batch])
+        assert np.abs(diff).max() <= 3
+
+
+def test_reconstructions_are_reused_while_the_occlusion_holds_still():
+    from streamer.inpaint.reuse import ReconstructionCache
+    from streamer.records import AlignedCrop, Face, Occlusion
+
+    cache = ReconstructionCache(every_frames=3)
+
+    def face(mask, track=7, classes=("face_mask",)):
+        crop = AlignedCrop(np.zeros((32, 32, 3), np.uint8), np.eye(2, 3, dtype=np.float32))
+        f = Face(box=np.zeros(4, np.float32), score=1.0, landmarks=np.zeros((5, 2), np.float32), track_id=track,
+                 crop=crop)
+        f.occlusion = Occlusion(mask, classes, float(mask.mean()))
+        return f
+
+    mask = np.zeros((32, 32), bool)
+    mask[16:30, 4:28] = True
+    first = face(mask)
+    assert cache.lookup("cam", 0, first) is None
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # as the inpainter grows it
+    first.reconstruction = np.where(grown[..., None], 200, 0).astype(np.uint8)
+    cache.store("cam", 0, first)
+    again = cache.lookup("cam", 1, face(mask))
+    assert again is not None and (again[grown] == 200).all() and (again[~grown] == 0).all()
+    moved = np.roll(mask, 6, axis=1)
+    assert cache.lookup("cam", 2, face(moved)) is None  # the occluder moved: inpaint afresh
+    assert cache.lookup("cam", 2, face(mask, classes=("hand",))) is None  # another occluder
+    assert cache.lookup("cam", 3, face(mask)) is None  # every 3 frames at most
+    assert cache.lookup("cam", 1, face(mask, track=-1)) is None  # tentative tracks are not reused
+    assert cache.lookup("other", 1, face(mask)) is None  # per stream
+    later = face(mask, track=8)
+    later.reconstruction = np.zeros((32, 32, 3), np.uint8)
+    cache.store("cam", 100, later)
+    assert len(cache) == 1  # track 7, unseen for long, was forgotten
+
+
+@pytest.mark.needs_cuda
+def test_tensorrt_engine_matches_onnx_runtime(tmp_path):
+    from engines.tensorrt_engine import tensorrt_status
+
+    available, why = tensorrt_status()
+    if not available or not torch.cuda.is_available():
+        pytest.skip(f"needs tensorrt and a CUDA GPU: {why if not available else 'no CUDA GPU'}")
+    from engines import select_device
+    from streamer.inpaint.export import export_onnx
+
+    gpu = select_device("cuda")
+    onnx_path = export_onnx(InpaintingNet("pconv_unet", base=8, size=64).eval(), tmp_path / "net.onnx")
+    crops = np.random.default_rng(0).integers(0, 255, (7, 112, 112, 3), np.uint8)
+    masks = np.zeros((7, 112, 112), bool)
+    masks[:, 60:100, 20:90] = True
+    reference = LearnedInpainter(LearnedInpaintConfig(model=onnx_path, runtime="onnxruntime"), Device("cpu"))
+    engine = LearnedInpainter(LearnedInpaintConfig(model=onnx_path, runtime="tensorrt", max_batch=8), gpu)
+    assert "tensorrt" in engine.description
+    for batch in (1, 3, 7):  # inside the 1..8 profile
+        expected = reference.inpaint(crops[:batch], masks[:batch]).astype(int)
+        assert np.abs(expected - engine.inpaint(crops[:batch], masks[:batch])).max() <= 4  # FP16
