@@ -26,9 +26,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engines import Device, select_device  # noqa: E402
-from streamer.align import align_face  # noqa: E402
 from streamer.datagen.face_bank import split_of  # noqa: E402
-from streamer.detect import detect_in_photo  # noqa: E402
+from streamer.detect import align_most_confident  # noqa: E402
 from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector  # noqa: E402
 from streamer.occlusion.yolo_seg import YoloSegConfig, YoloSegSegmenter  # noqa: E402
 from streamer.records import AlignedCrop  # noqa: E402
@@ -88,10 +87,10 @@ def real(model: Path, data: Path, limit: int) -> dict:
             image = cv2.imread(str(path))
             if image is None:
                 continue
-            found, padded = detect_in_photo(detector, image)
-            if not len(found):
+            aligned = align_most_confident(detector, image, 112)
+            if aligned is None:
                 continue
-            crops.append(align_face(padded, found.landmarks[int(found.scores.argmax())], 112))
+            crops.append(aligned[0])
             aizoo_says.append(aizoo.wears_mask(image))
         occlusions = []
         for start in range(0, len(crops), 32):

@@ -228,7 +228,7 @@ def cmd_eval_inpainter(args) -> int:
     from streamer.datagen.occluders import OccluderLibrary
     from streamer.embed.arcface import ArcFaceConfig, ArcFaceEmbedder
     from streamer.errors import ConfigError
-    from streamer.eval.inpainter import UPPER_BOUND, build_eval_set, evaluate, model_method, opencv_method, table
+    from streamer.eval.inpainter import build_eval_set, evaluate, model_method, opencv_method, table
 
     device = select_device(args.device)
     models = [Path(m) for m in args.model]
@@ -240,7 +240,8 @@ def cmd_eval_inpainter(args) -> int:
     embedder = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=Path(args.embedder)), device)
     data = build_eval_set(FaceBank(Path(args.bank)), OccluderLibrary(Path(args.occluders) if args.occluders else None),
                           args.size, args.seed, args.limit)
-    methods = {"no occluder (upper bound)": UPPER_BOUND, "occluded input (no inpainting)": None,
+    methods = {"no occluder (upper bound)": lambda crops, holes: data.originals,
+               "occluded input (no inpainting)": None,
                "OpenCV Telea": opencv_method(cv2.INPAINT_TELEA),
                "OpenCV Navier-Stokes": opencv_method(cv2.INPAINT_NS)}
     for model in models:

@@ -96,8 +96,7 @@ class FaceBank:
 def build_face_bank(folders: list[Path], out: Path, detector,
                     progress: Callable[[str], None] = print) -> FaceBank:
     """Aligns the most confident face of every photo under ``folders`` into ``out``."""
-    from streamer.align import align_face
-    from streamer.detect import detect_in_photo
+    from streamer.detect import align_most_confident
 
     photos = list_photos(folders)
     if not photos:
@@ -108,15 +107,14 @@ def build_face_bank(folders: list[Path], out: Path, detector,
     started = time.monotonic()
     for index, (photo, root) in enumerate(photos):
         image = cv2.imread(str(photo))
-        found, image = detect_in_photo(detector, image) if image is not None else ([], None)
-        if not len(found):
+        aligned = align_most_confident(detector, image, CROP_SIZE) if image is not None else None
+        if aligned is None:
             no_face.append(photo_key(photo, root))
             continue
-        points = found.landmarks[int(found.scores.argmax())]
-        crop = align_face(image, points, CROP_SIZE)
+        crop, points = aligned
         key = photo_key(photo, root)
         record = {"id": face_id(key), "key": key, "split": split_of(photo, root),
-                  "landmarks": np.round(cv2.transform(points[None].astype(np.float32), crop.matrix)[0], 2).tolist()}
+                  "landmarks": np.round(points, 2).tolist()}
         cv2.imwrite(str(out / record["split"] / f"{record['id']}.jpg"), crop.image,
                     [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         faces.append(record)

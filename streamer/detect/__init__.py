@@ -11,7 +11,7 @@ from pydantic import Field
 from engines import Device
 from streamer.detect.haar import HaarConfig, HaarDetector
 from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
-from streamer.records import Detections
+from streamer.records import AlignedCrop, Detections
 
 
 class FaceDetector(Protocol):
@@ -43,3 +43,16 @@ def detect_in_photo(detector: FaceDetector, image: np.ndarray) -> tuple[Detectio
         image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         found = detector.detect(image)
     return found, image
+
+
+def align_most_confident(detector: FaceDetector, image: np.ndarray, size: int) -> tuple[AlignedCrop, np.ndarray] | None:
+    """The most confident face of a still photo aligned to a (size, size) crop, and its 5 points in
+    that crop; None if there is no face."""
+    from streamer.align import align_face
+
+    found, image = detect_in_photo(detector, image)
+    if not len(found):
+        return None
+    points = found.landmarks[int(found.scores.argmax())]
+    crop = align_face(image, points, size)
+    return crop, cv2.transform(points[None].astype(np.float32), crop.matrix)[0]

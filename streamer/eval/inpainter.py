@@ -27,16 +27,11 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from streamer.datagen.compose import ComposeSettings, compose
 from streamer.datagen.face_bank import FaceBank
 from streamer.datagen.occluders import OccluderLibrary
-from streamer.train.inpainter_data import hole_of
+from streamer.train.inpainter_data import ComposedPairs
 
-EVAL_COMPOSE = ComposeSettings(clean_share=0.0)
-
-
-def UPPER_BOUND(crops: np.ndarray, holes: np.ndarray) -> np.ndarray:  # noqa: N802 - a marker, used by identity
-    raise AssertionError("a marker: evaluate() shows the originals for it")
+EVAL_EPOCH = 7918  # the evaluation's own random stream of occluders, apart from every training epoch
 
 
 @dataclass
@@ -63,18 +58,12 @@ class MethodResult:
 
 def build_eval_set(bank: FaceBank, library: OccluderLibrary, size: int, seed: int, limit: int | None) -> EvalSet:
     faces = bank.split("test")[:limit] if limit else bank.split("test")
+    pairs = ComposedPairs(faces, library, size, seed)
     items = defaultdict(list)
-    for index, face in enumerate(faces):
-        image = cv2.resize(face.image(), (size, size), interpolation=cv2.INTER_AREA)
-        landmarks = face.landmarks * size / face.image().shape[0]
-        rng = np.random.default_rng([seed, 7919, index])
-        for _ in range(8):
-            sample = compose(image, landmarks, library, rng, EVAL_COMPOSE)
-            hole = hole_of(sample.coverage)
-            if hole.mean() > 0.005:
-                break
+    for index in range(len(faces)):
+        sample, hole = pairs.sample(index, EVAL_EPOCH)
         items["originals"].append(sample.original)
-        items["gallery"].append(image)
+        items["gallery"].append(pairs.face(index)[0])
         items["occluded"].append(sample.occluded)
         items["holes"].append(hole)
         items["classes"].append(tuple(sorted({i.name for i in sample.instances})))
@@ -104,17 +93,13 @@ def verification_auc(gallery: np.ndarray, probes: np.ndarray) -> float:
 
 def evaluate(data: EvalSet, methods: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray] | None],
              embed: Callable[[np.ndarray], np.ndarray], progress: Callable[[str], None] = print) -> list[MethodResult]:
-    """``methods``: name -> inpaint(crops, holes); None is the occluded input as it is, and
-    ``UPPER_BOUND`` the originals themselves (the same camera faults, no occluder)."""
+    """``methods``: name -> inpaint(crops, holes); None is the occluded input as it is."""
     gallery = embed(data.gallery)
     results = []
     for name, inpaint in methods.items():
         started = time.perf_counter()
-        if inpaint is UPPER_BOUND:
-            outputs = data.originals
-        else:
-            outputs = data.occluded if inpaint is None else inpaint(data.occluded, data.holes)
-        ms = 0.0 if inpaint in (None, UPPER_BOUND) else 1000 * (time.perf_counter() - started) / len(outputs)
+        outputs = data.occluded if inpaint is None else inpaint(data.occluded, data.holes)
+        ms = 0.0 if inpaint is None else 1000 * (time.perf_counter() - started) / len(outputs)
         embeddings = embed(outputs)
         similarity = (embeddings * gallery).sum(axis=1)
         by_class = defaultdict(list)

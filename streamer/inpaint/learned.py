@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 from engines import Device, open_engine
 from streamer.config_base import ExistingPath, StrictModel
 from streamer.errors import ModelError
+from streamer.inpaint.masks import grow
 
 DEFAULT_MODEL = Path(__file__).parent / "weights" / "inpainter-pconv-unet-128.onnx"
 
@@ -61,13 +62,6 @@ class LearnedInpainter:
         image, hole = network_input(crops, holes, self.size)
         [out] = self.engine.run({"image": image, "hole": hole})[:1]
         return paste_output(out, crops, holes)
-
-
-def grow(masks: np.ndarray, pixels: int) -> np.ndarray:
-    if not pixels:
-        return masks.astype(bool)
-    kernel = np.ones((2 * pixels + 1, 2 * pixels + 1), np.uint8)
-    return np.stack([cv2.dilate(m.astype(np.uint8), kernel) for m in masks]).astype(bool)
 
 
 def network_input(crops: np.ndarray, holes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

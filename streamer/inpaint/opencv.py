@@ -10,6 +10,7 @@ from pydantic import Field
 
 from engines import Device
 from streamer.config_base import StrictModel
+from streamer.inpaint.masks import grow
 
 
 class OpenCVInpaintConfig(StrictModel):
@@ -28,10 +29,7 @@ class OpenCVInpainter:
         self.description = f"OpenCV {config.method} inpainting (classical, no weights; CPU)"
 
     def inpaint(self, crops: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        k = 2 * self._config.dilate_px + 1
-        kernel = np.ones((k, k), np.uint8)
         out = np.empty_like(crops)
-        for i, (crop, mask) in enumerate(zip(crops, masks)):
-            hole = cv2.dilate(mask.astype(np.uint8), kernel) if self._config.dilate_px else mask.astype(np.uint8)
-            out[i] = cv2.inpaint(crop, hole, self._config.radius, self._flag)
+        for i, (crop, hole) in enumerate(zip(crops, grow(masks, self._config.dilate_px))):
+            out[i] = cv2.inpaint(crop, hole.astype(np.uint8), self._config.radius, self._flag)
         return out

@@ -109,7 +109,7 @@ class _Run:
                  "generator": self.net.checkpoint(spec=_jsonable(asdict(self.spec)), epoch=self.epoch,
                                                   history=self.history),
                  "optimizer": self.optimizer.state_dict(), "epoch": self.epoch, "step": self.step,
-                 "seconds": self.seconds, "best": self.best, "history_json": json.dumps(self.history)}
+                 "seconds": self.seconds, "best": self.best}
         if self.discriminators is not None:
             state["discriminators"] = self.discriminators.state_dict()
             state["d_optimizer"] = self.d_optimizer.state_dict()
@@ -128,7 +128,7 @@ class _Run:
             self.discriminators.load_state_dict(state["discriminators"])
             self.d_optimizer.load_state_dict(state["d_optimizer"])
         self.epoch, self.step, self.seconds = state["epoch"], state["step"], state["seconds"]
-        self.best, self.history = state["best"], json.loads(state["history_json"])
+        self.best, self.history = state["best"], generator["meta"]["history"]
         self.progress(f"resumed {path}: epoch {self.epoch} done, {self.seconds / 60:.1f} min trained")
 
     def save(self, name: str) -> Path:

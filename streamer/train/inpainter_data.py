@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 from streamer.datagen.compose import ComposeSettings, compose
 from streamer.datagen.face_bank import BankFace
 from streamer.datagen.occluders import OccluderLibrary
+from streamer.inpaint.masks import grow
 
 # Every training sample hides something: a clean face teaches the inpainter nothing.
 TRAINING_COMPOSE = ComposeSettings(clean_share=0.0)
@@ -65,7 +66,7 @@ class ComposedPairs(Dataset):
 def hole_of(coverage: np.ndarray) -> np.ndarray:
     """Every pixel an occluder touched, grown by a pixel: the soft fringe of an occluder's edge is not
     the camera's face either, and the stage grows its segmentation masks the same way."""
-    return cv2.dilate((coverage > 0.1).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    return grow((coverage > 0.1)[None], 1)[0]
 
 
 def to_tensor(bgr: np.ndarray) -> torch.Tensor:
