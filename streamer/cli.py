@@ -32,6 +32,12 @@ def _print_summary(summary) -> None:
             print(f"video:  {files[0].parent}/ ({frames} frames in {len(files)} segments)")
     if summary.events_path:
         print(f"events: {summary.events_path} ({summary.events} events)")
+    if summary.store_path:
+        print(f"store:  {summary.store_path}")
+    if summary.webhook:
+        hook = summary.webhook
+        print(f"webhook: {hook['delivered']} events delivered, {hook['failures']} failed requests retried, "
+              f"{hook['dropped']} dropped (backlog full), {hook['undelivered']} undelivered")
     if summary.inpainted or summary.reused:
         print(f"reconstructions: {summary.inpainted} faces inpainted, {summary.reused} kept their track's "
               f"reconstruction")
@@ -313,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     occ.add_argument("--no-pairs", action="store_true", help="skip the (occluded, original, mask) crops")
     occ.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
     occ.set_defaults(func=cmd_data_occlusion)
+
+    from streamer.gallery_cli import add_parser as add_gallery_parser
+
+    add_gallery_parser(sub)
 
     p = sub.add_parser("train", help="train the project's models")
     train_sub = p.add_subparsers(dest="train_command", required=True)

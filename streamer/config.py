@@ -21,10 +21,11 @@ from streamer.config_base import StrictModel
 from streamer.detect import DetectorConfig, HaarConfig
 from streamer.embed import EmbedderConfig, LbpHistogramConfig
 from streamer.errors import ConfigError
-from streamer.identify.gallery import GalleryConfig
+from streamer.identify import GalleryConfig, IdentityConfig, StoreConfig
 from streamer.inpaint import InpainterConfig, LearnedInpaintConfig
 from streamer.occlusion import OcclusionConfig, YoloSegConfig
 from streamer.redaction import MASK, redact, register_secret
+from streamer.sinks.webhook import WebhookConfig
 from streamer.web.server import WebConfig
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "http", "https", "rtmp", "udp", "tcp", "srt")
@@ -116,6 +117,10 @@ class PipelineConfig(StrictModel):
     )
     track_min_hits: int = Field(2, ge=1, le=30, description="frames before a face track is reported")
     track_max_misses: int = Field(10, ge=0, le=300, description="frames a track survives without a detection")
+    track_reattach_similarity: float | None = Field(
+        0.6, ge=-1, le=1, description="a new track whose face is this similar to a lost track's continues it "
+        "(same ID); null: boxes alone"
+    )
     queue_frames: int = Field(8, ge=1, le=256, description="decoded frames buffered per every_frame source")
 
 
@@ -134,6 +139,8 @@ class OutputConfig(StrictModel):
         default_factory=dict, description="FFmpeg options for the push, e.g. ca_file (rtsps), rtsp_transport"
     )
     events: bool = True
+    event_embeddings: bool = Field(False, description="put the track's embedding (and model id) in identity events")
+    webhook: WebhookConfig | None = Field(None, description="also POST every event to this HTTP endpoint")
     show_reconstruction: bool = Field(True, description="paste reconstructed pixels into the annotated video")
 
     @field_validator("rtsp_push")
@@ -156,6 +163,8 @@ class Config(StrictModel):
     inpainter: InpainterConfig = LearnedInpaintConfig()
     embedder: EmbedderConfig = LbpHistogramConfig()
     gallery: GalleryConfig = GalleryConfig()
+    identity: IdentityConfig = IdentityConfig()
+    store: StoreConfig = StoreConfig()
     pipeline: PipelineConfig = PipelineConfig()
     output: OutputConfig = OutputConfig()
     web: WebConfig = WebConfig()

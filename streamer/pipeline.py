@@ -15,12 +15,14 @@ from streamer.annotate import annotate
 from streamer.config import Config
 from streamer.errors import ConfigError, StreamerError
 from streamer.progress import ProgressReporter, StreamCounters
-from streamer.records import FrameResult
+from streamer.records import FrameResult, TrackEvent
 from streamer.sinks.events import JsonLinesEvents
 from streamer.sinks.recording import Recording
 from streamer.sinks.rtsp_push import RtspPush
+from streamer.sinks.webhook import WebhookEvents
 from streamer.sources import ThreadedSource, make_source
 from streamer.stages import Stages
+from streamer.store.sightings import SightingStore
 from streamer.track.events import TrackEvents
 from streamer.web.server import LiveView, StreamStatus
 
@@ -40,6 +42,8 @@ class RunSummary:
     stage_ms: dict[str, float] = field(default_factory=dict)  # mean ms per item and stage
     inpainted: int = 0  # faces inpainted afresh
     reused: int = 0  # faces that kept their track's reconstruction
+    store_path: Path | None = None
+    webhook: dict[str, int] = field(default_factory=dict)  # delivered, dropped, failures, undelivered
 
     @property
     def total_frames(self) -> int:
@@ -80,32 +84,64 @@ def run(config: Config, reporter: ProgressReporter | None = None, banner=print) 
     except DeviceUnavailable as exc:
         raise ConfigError(f"engine.device: {exc}") from None
     stages = Stages.build(config, device)
-    for line in stages.describe():
-        banner(line)
-    frame_ready = threading.Event()
-    sources = [make_source(s, config.pipeline.queue_frames, frame_ready) for s in config.sources]
-    opened: list[ThreadedSource] = []
     try:
-        for source in sources:
-            source.open()
-            opened.append(source)
-    except StreamerError:
-        for source in opened:
-            source.stop()
-        raise
-    return _run_opened(config, stages, sources, frame_ready, reporter or ProgressReporter(enabled=False))
+        for line in stages.describe():
+            banner(line)
+        frame_ready = threading.Event()
+        sources = [make_source(s, config.pipeline.queue_frames, frame_ready) for s in config.sources]
+        opened: list[ThreadedSource] = []
+        try:
+            for source in sources:
+                source.open()
+                opened.append(source)
+        except StreamerError:
+            for source in opened:
+                source.stop()
+            raise
+        return _run_opened(config, stages, sources, frame_ready, reporter or ProgressReporter(enabled=False))
+    finally:
+        stages.store.close()
+
+
+class EventOutputs:
+    """Where events go, in this order: the store (committed first: a sighting is never lost), the
+    JSON-lines file, the webhook."""
+
+    def __init__(self, config: Config, stages: Stages):
+        self.sightings = SightingStore(stages.store)
+        self.file = JsonLinesEvents(config.output.dir / "events.jsonl") if config.output.events else None
+        self.webhook = WebhookEvents(config.output.webhook) if config.output.webhook else None
+        self.count = 0
+
+    def emit(self, events: list[TrackEvent]) -> None:
+        self.sightings.record(events)
+        for event in events:
+            if self.file:
+                self.file.emit(event.fields)
+            if self.webhook:
+                self.webhook.emit(event.fields)
+        self.count += len(events)
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
+        if self.webhook:
+            self.webhook.close()
 
 
 class StreamOutputs:
     """Everything one stream's results go to: its tracks and events, recording, live view and push."""
 
-    def __init__(self, source: ThreadedSource, config: Config, events: JsonLinesEvents | None, live_view):
+    def __init__(self, source: ThreadedSource, config: Config, events: EventOutputs, live_view,
+                 resolver):
         self.source, self.config, self.events, self.live_view = source, config, events, live_view
         # A folder's images are stills, not a video: each face is reported in each image, on its own.
         self.stills = source.config.kind == "folder"
         pipeline = config.pipeline
         min_hits, max_misses = (1, 0) if self.stills else (pipeline.track_min_hits, pipeline.track_max_misses)
-        self.tracker = TrackEvents(source.name, min_hits, max_misses)
+        self.tracker = TrackEvents(source.name, resolver, min_hits, max_misses,
+                                   None if self.stills else pipeline.track_reattach_similarity,
+                                   config.output.event_embeddings, stills=self.stills)
         self.counters = StreamCounters()
         self.recording: Recording | None = None
         self.push: RtspPush | None = None
@@ -161,10 +197,8 @@ class StreamOutputs:
         if self.push:
             self.push.close()
 
-    def _emit(self, events: list[dict]) -> None:
-        if self.events:
-            for event in events:
-                self.events.emit(event)
+    def _emit(self, events: list[TrackEvent]) -> None:
+        self.events.emit(events)
 
 
 def _run_opened(
@@ -175,11 +209,11 @@ def _run_opened(
     reporter: ProgressReporter,
 ) -> RunSummary:
     summary = RunSummary()
-    events = JsonLinesEvents(config.output.dir / "events.jsonl") if config.output.events else None
+    events = EventOutputs(config, stages)
     live_view = LiveView(config.web, [s.name for s in sources]).start() if config.web.enabled else None
     if live_view:
         log.warning("live view: %s", live_view.url)
-    outputs = {s.name: StreamOutputs(s, config, events, live_view) for s in sources}
+    outputs = {s.name: StreamOutputs(s, config, events, live_view, stages.resolver) for s in sources}
     counters = {name: o.counters for name, o in outputs.items()}
     last_status = 0.0
     started = time.monotonic()
@@ -212,14 +246,18 @@ def _run_opened(
                 output.close()
             if live_view:
                 live_view.close()
-            if events:
-                events.close()
+            events.close()
             reporter.update(sources, counters, force=True)
             reporter.finish()
     summary.frames = {name: c.frames_out for name, c in counters.items()}
     summary.videos = [path for o in outputs.values() if o.recording for path in o.recording.paths]
-    summary.events = events.count if events else 0
-    summary.events_path = events.path if events else None
+    summary.events = events.count
+    summary.events_path = events.file.path if events.file else None
+    summary.store_path = Path(stages.store.execute("PRAGMA database_list").fetchone()[2])
+    if events.webhook:
+        hook = events.webhook
+        summary.webhook = {"delivered": hook.delivered, "dropped": hook.dropped, "failures": hook.failures,
+                           "undelivered": hook.backlog}
     summary.errors = [s.error for s in sources if s.error]
     summary.inpainted, summary.reused = stages.reconstructions.inpainted, stages.reconstructions.reused
     summary.stage_ms = {

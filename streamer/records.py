@@ -90,6 +90,7 @@ class Occlusion:
 class Match:
     identity: str | None  # None = unknown
     score: float  # cosine similarity to the best gallery identity
+    pseudo: bool = False  # a pseudo-identity (an unknown face seen before), not an enrolled person
 
 
 @dataclass
@@ -103,8 +104,10 @@ class Face:
     crop: AlignedCrop | None = None
     occlusion: Occlusion | None = None
     reconstruction: np.ndarray | None = None  # (S, S, 3) uint8: the crop with the occluded pixels synthesised
-    embedding: np.ndarray | None = None  # (D,) float32, L2-normalised
-    match: Match | None = None
+    embedding: np.ndarray | None = None  # (D,) float32, L2-normalised: of the crop as the camera saw it
+    visible_weights: np.ndarray | None = None  # (D,) weights of the dimensions the camera saw (None: all)
+    reconstruction_embedding: np.ndarray | None = None  # (D,) of the reconstruction, when there is one
+    match: Match | None = None  # the face's track's identity decision
 
     @property
     def reconstructed(self) -> bool:
@@ -115,3 +118,15 @@ class Face:
 class FrameResult:
     frame: VideoFrame
     faces: list[Face] = field(default_factory=list)
+
+
+@dataclass
+class TrackEvent:
+    """A change on a face track: what sinks send (``fields``) and what the store keeps besides."""
+
+    fields: dict  # JSON-ready: type, stream, track_id, time, identity, score, occluders, ...
+    time: float  # wall-clock seconds
+    identity_id: int | None = None  # the store's row of the identity named
+    crop: np.ndarray | None = None  # the face at that moment (identity events)
+    embedding: np.ndarray | None = None  # the track's aggregated embedding (identity events)
+    model_id: str | None = None

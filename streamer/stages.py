@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -13,7 +14,8 @@ from streamer.align import align_face
 from streamer.config import Config
 from streamer.detect import FaceDetector, build_detector
 from streamer.embed import FaceEmbedder, build_embedder
-from streamer.identify.gallery import Gallery
+from streamer.identify import open_identification
+from streamer.identify.track_identity import IdentityResolver
 from streamer.inpaint import Inpainter, build_inpainter, inpaint_batched
 from streamer.inpaint.reuse import ReconstructionCache
 from streamer.occlusion import OccluderSegmenter, build_segmenter
@@ -39,7 +41,8 @@ class Stages:
     segmenter: OccluderSegmenter
     inpainter: Inpainter
     embedder: FaceEmbedder
-    gallery: Gallery
+    resolver: IdentityResolver
+    store: sqlite3.Connection
     crop_size: int
     min_occluded_fraction: float
     reconstructions: ReconstructionCache = field(default_factory=ReconstructionCache)
@@ -49,16 +52,15 @@ class Stages:
     def build(cls, config: Config, device: Device) -> Stages:
         detector = build_detector(config.detector, device)
         embedder = build_embedder(config.embedder, device)
-        gallery = Gallery.enroll_folder(
-            config.gallery.dir, detector, embedder, config.pipeline.crop_size, config.gallery.threshold
-        )
+        store, resolver = open_identification(config, detector, embedder)
         return cls(
             device=device,
             detector=detector,
             segmenter=build_segmenter(config.occlusion, device),
             inpainter=build_inpainter(config.inpainter, device),
             embedder=embedder,
-            gallery=gallery,
+            resolver=resolver,
+            store=store,
             crop_size=config.pipeline.crop_size,
             min_occluded_fraction=config.pipeline.min_occluded_fraction,
             reconstructions=ReconstructionCache(config.pipeline.reinpaint_every),
@@ -71,7 +73,8 @@ class Stages:
             f"occlusion: {self.segmenter.description}",
             f"inpainter: {self.inpainter.description}",
             f"embedder:  {self.embedder.description}",
-            f"gallery:   {len(self.gallery)} identities, threshold {self.gallery.threshold}",
+            f"gallery:   {self.resolver.index.people} people, {len(self.resolver.index) - self.resolver.index.people} "
+            f"pseudo-identities, threshold {self.resolver.base_threshold}",
         ]
 
     def analyze(self, frames: list[VideoFrame], associate=None) -> list[FrameResult]:
@@ -101,7 +104,7 @@ class Stages:
         return results
 
     def complete(self, results: list[FrameResult]) -> None:
-        """Segment, inpaint, embed and match every face of every frame, each stage as one batch."""
+        """Segment, inpaint and embed every face of every frame, each stage as one batch (tracks match)."""
         located = [(r.frame, f) for r in results for f in r.faces]
         faces = [f for _, f in located]
         if not faces:
@@ -128,10 +131,16 @@ class Stages:
                 self.reconstructions.store(frame.stream, frame.index, face)
         self.times.add("inpaint", time.perf_counter() - t, len(fresh))
 
+        # Both what the camera saw and the reconstruction are embedded, in one batch: the track's
+        # decision says which one matched, so an operator sees whether reconstruction helped.
         t = time.perf_counter()
-        views = np.stack([f.reconstruction if f.reconstructed else f.crop.image for f in faces])
+        rebuilt = [f for f in faces if f.reconstructed]
+        views = np.stack([f.crop.image for f in faces] + [f.reconstruction for f in rebuilt])
         embeddings = self.embedder.embed(views)
         weights = self.embedder.visible_dims(np.stack([f.occlusion.mask for f in faces]))
-        for face, vector, match in zip(faces, embeddings, self.gallery.match(embeddings, weights)):
-            face.embedding, face.match = vector, match
-        self.times.add("embed+match", time.perf_counter() - t, len(faces))
+        for i, face in enumerate(faces):
+            face.embedding = embeddings[i]
+            face.visible_weights = weights[i] if weights is not None else None
+        for face, vector in zip(rebuilt, embeddings[len(faces):]):
+            face.reconstruction_embedding = vector
+        self.times.add("embed", time.perf_counter() - t, len(views))

@@ -1,1 +1,65 @@
-"""Matching face embeddings to known identities."""
+"""Who a face is: the gallery (in the store), quality-gated per-track decisions, pseudo-identities."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+from pydantic import Field
+
+from streamer.config_base import StrictModel
+from streamer.errors import StreamerError
+from streamer.identify.gallery import GalleryConfig, GalleryIndex, enroll, photos_by_name
+from streamer.identify.track_identity import IdentityConfig, IdentityResolver
+from streamer.store.database import connect
+from streamer.store.gallery import GalleryStore
+from streamer.store.sightings import SightingStore
+
+log = logging.getLogger(__name__)
+
+
+class StoreConfig(StrictModel):
+    path: Path | None = Field(
+        None, description="SQLite file holding gallery, tracks and sightings (default OUTPUT_DIR/streamer.db); "
+        "give one path to every run for a gallery that lasts"
+    )
+    retention_days: float | None = Field(
+        30, gt=0, description="sightings, ended tracks and unseen pseudo-identities older than this are deleted"
+    )
+
+
+def store_path(store: StoreConfig, output_dir: Path) -> Path:
+    return store.path if store.path is not None else output_dir / "streamer.db"
+
+
+def open_identification(config, detector, embedder) -> tuple[sqlite3.Connection, IdentityResolver]:
+    """Opens the store, enrols ``gallery.dir`` (new photos only), prunes by retention, and loads the
+    gallery as the configured embedder sees it."""
+    path = store_path(config.store, config.output.dir)
+    conn = connect(path)
+    try:
+        store = GalleryStore(conn)
+        if config.gallery.dir is not None:
+            faceless_people = []
+            for name, photos in photos_by_name(config.gallery.dir).items():
+                added, faceless = enroll(store, name, photos, detector, embedder, config.pipeline.crop_size)
+                if faceless and len(faceless) == len(photos) and store.identity_id(name) is None:
+                    faceless_people.append(name)
+                    log.warning("gallery: no face found for %r in %s", name, config.gallery.dir)
+            if faceless_people and not store.list():
+                raise StreamerError(f"gallery.dir: no face could be enrolled from {config.gallery.dir}")
+        if config.store.retention_days:
+            pruned = SightingStore(conn).prune(config.store.retention_days)
+            if any(pruned.values()):
+                log.warning("store: retention %g days: deleted %s", config.store.retention_days,
+                            ", ".join(f"{n} {k}" for k, n in pruned.items()))
+        index = GalleryIndex.load(store, embedder.model_id, str(path))
+    except Exception:
+        conn.close()
+        raise
+    threshold = config.gallery.threshold if config.gallery.threshold is not None else embedder.default_threshold
+    return conn, IdentityResolver(index, config.gallery, config.identity, threshold, store)
+
+
+__all__ = ["GalleryConfig", "IdentityConfig", "StoreConfig", "open_identification", "store_path"]

@@ -1,14 +1,14 @@
-"""An in-memory gallery enrolled from a folder of images at start-up.
+"""The gallery in memory for matching: one model's vectors from the store, searched by cosine.
 
-Layout: ``DIR/<identity>/*.jpg`` (several photos per person) or
-``DIR/<identity>.jpg``. Each photo goes through the stream's own detection,
-alignment and embedding, so gallery and stream embeddings are comparable.
-The persistent SQLite gallery of the re-identification issue replaces the folder.
+People have several faces (one row each); an identity scores its best face. An operator's
+"not this person" faces are negatives: an identity is not named when a negative of it is at least
+as close to the probe as its own best face.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -18,85 +18,182 @@ from pydantic import Field
 from streamer.align import align_face
 from streamer.config_base import ExistingDir, StrictModel
 from streamer.errors import StreamerError
-from streamer.records import Match
+from streamer.store.gallery import GalleryStore, ModelVectors
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 class GalleryConfig(StrictModel):
-    dir: ExistingDir | None = Field(None, description="folder of known faces: DIR/<name>/*.jpg or DIR/<name>.jpg")
+    dir: ExistingDir | None = Field(
+        None, description="folder of known faces enrolled into the store at start: DIR/<name>/*.jpg or DIR/<name>.jpg"
+    )
     threshold: float | None = Field(
         None, ge=-1, le=1, description="cosine similarity needed to name a face (default: the embedder's own)"
     )
+    occluder_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="threshold per occluder class for faces wearing it, e.g. {face_mask: 0.30}; "
+        "a face with several occluders needs the highest of theirs",
+    )
+
+    def threshold_for(self, occluders: tuple[str, ...] | list[str], base: float) -> float:
+        return max([self.occluder_thresholds.get(c, base) for c in occluders], default=base)
 
 
-class Gallery:
-    def __init__(self, names: list[str], embeddings: np.ndarray, model_id: str, threshold: float):
-        self.names = names
-        self.embeddings = embeddings  # (k, D) float32, L2-normalised, one per identity
+@dataclass(frozen=True)
+class Candidate:
+    identity_id: int
+    name: str
+    pseudo: bool
+    score: float
+
+
+class GalleryIndex:
+    def __init__(self, model_id: str, rows: ModelVectors):
         self.model_id = model_id
-        self.threshold = threshold
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def match(self, embeddings: np.ndarray, weights: np.ndarray | None = None) -> list[Match]:
-        """The best identity for each (n, D) embedding, or identity None under the threshold.
-
-        ``weights`` (n, D), where given, restrict the cosine to the dimensions the camera saw
-        (see ``FaceEmbedder.visible_dims``); rows of ones give the plain cosine.
-        """
-        if len(embeddings) == 0:
-            return []
-        if not self.names:
-            return [Match(None, 0.0)] * len(embeddings)
-        if weights is None:
-            scores = embeddings @ self.embeddings.T
-        else:
-            numerator = (embeddings * weights) @ self.embeddings.T
-            probe_norm = np.sqrt(((embeddings**2) * weights).sum(axis=1, keepdims=True))
-            gallery_norm = np.sqrt(weights @ (self.embeddings**2).T)
-            scores = numerator / np.maximum(probe_norm * gallery_norm, 1e-12)
-        best = scores.argmax(axis=1)
-        return [
-            Match(self.names[b] if scores[i, b] >= self.threshold else None, float(scores[i, b]))
-            for i, b in enumerate(best)
-        ]
+        self.names, self.kinds = dict(rows.names), dict(rows.kinds)
+        self._ids = list(rows.identity_ids)
+        self._polarity = list(rows.polarity)
+        self._rows = [v for v in rows.vectors]
+        self._matrix: tuple | None = None
 
     @classmethod
-    def enroll_folder(
-        cls, folder: Path | None, detector, embedder, crop_size: int, threshold: float | None
-    ) -> Gallery:
-        if threshold is None:
-            threshold = embedder.default_threshold
-        if folder is None:
-            return cls([], np.zeros((0, 0), np.float32), embedder.model_id, threshold)
-        photos: dict[str, list[Path]] = {}
-        for entry in sorted(folder.iterdir()):
-            if entry.is_dir():
-                photos[entry.name] = sorted(p for p in entry.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            elif entry.suffix.lower() in IMAGE_SUFFIXES:
-                photos.setdefault(entry.stem, []).append(entry)
-        names, vectors = [], []
-        for name, paths in photos.items():
-            crops = [c for c in (_largest_face_crop(p, detector, crop_size) for p in paths) if c is not None]
-            if not crops:
-                log.warning("gallery: no face found for %r in %s", name, folder)
-                continue
-            mean = embedder.embed(np.stack(crops)).mean(axis=0)
-            names.append(name)
-            vectors.append(mean / max(np.linalg.norm(mean), 1e-12))
-        if photos and not names:
-            raise StreamerError(f"gallery.dir: no face could be enrolled from {folder}")
-        embeddings = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 0), np.float32)
-        return cls(names, embeddings, embedder.model_id, threshold)
+    def load(cls, store: GalleryStore, model_id: str, where: str) -> GalleryIndex:
+        """The gallery as embedded by ``model_id``; refuses a gallery embedded by other models only."""
+        others = {m: n for m, n in store.model_ids().items() if m != model_id}
+        rows = store.vectors(model_id)
+        covered = set(rows.identity_ids[rows.polarity > 0].tolist())
+        stale = [n for i, n in rows.names.items() if i not in covered and rows.kinds[i] == "person"]
+        if stale and others:
+            raise StreamerError(
+                f"gallery in {where}: {len(stale)} identities (e.g. {stale[0]!r}) were embedded by "
+                f"{', '.join(others)}, not by the configured embedder {model_id}: embeddings of different models "
+                "are never compared; run 'streamer gallery reembed' with this config"
+            )
+        return cls(model_id, rows)
+
+    def __len__(self) -> int:
+        return len({i for i, p in zip(self._ids, self._polarity) if p > 0})
+
+    @property
+    def people(self) -> int:
+        return len({i for i, p in zip(self._ids, self._polarity) if p > 0 and self.kinds[i] == "person"})
+
+    def add(self, identity_id: int, name: str, pseudo: bool, vector: np.ndarray, polarity: int = 1) -> None:
+        self.names[identity_id], self.kinds[identity_id] = name, "pseudo" if pseudo else "person"
+        self._ids.append(identity_id)
+        self._polarity.append(polarity)
+        self._rows.append(np.asarray(vector, np.float32))
+        self._matrix = None
+
+    def forget(self, identity_id: int) -> None:
+        keep = [k for k, i in enumerate(self._ids) if i != identity_id]
+        self._ids = [self._ids[k] for k in keep]
+        self._polarity = [self._polarity[k] for k in keep]
+        self._rows = [self._rows[k] for k in keep]
+        self._matrix = None
+
+    def _prepared(self):
+        """Positive rows sorted by identity (for a max per identity) and the negatives, built once per change."""
+        if self._matrix is None:
+            ids, polarity = np.array(self._ids, np.int64), np.array(self._polarity, np.int8)
+            vectors = np.stack(self._rows).astype(np.float32) if self._rows else np.zeros((0, 1), np.float32)
+            positive = np.flatnonzero(polarity > 0)
+            positive = positive[np.argsort(ids[positive], kind="stable")]
+            identities, starts = np.unique(ids[positive], return_index=True)
+            negative = np.flatnonzero(polarity < 0)
+            column_of = {int(i): c for c, i in enumerate(identities)}
+            negative = negative[[int(ids[k]) in column_of for k in negative]] if len(negative) else negative
+            self._matrix = (identities, starts, vectors[positive], vectors[negative],
+                            np.array([column_of[int(ids[k])] for k in negative], np.int64))
+        return self._matrix
+
+    def scores(self, vectors: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(identity ids (k,), scores (n, k)): each identity's best cosine to each probe, -1 where a
+        negative of it is at least as close. ``weights`` (n, D) restrict the cosine to seen dimensions."""
+        identities, starts, positives, negatives, negative_column = self._prepared()
+        if len(identities) == 0:
+            return identities, np.zeros((len(vectors), 0), np.float32)
+        if vectors.shape[1] != positives.shape[1]:
+            raise StreamerError(f"gallery: probe has {vectors.shape[1]} dimensions, the gallery's model "
+                                f"{self.model_id} has {positives.shape[1]}")
+        per_row = _cosine(vectors, positives, weights)
+        best = np.maximum.reduceat(per_row, starts, axis=1)
+        if len(negatives):
+            against = _cosine(vectors, negatives, weights)
+            for column in np.unique(negative_column):
+                closest_negative = against[:, negative_column == column].max(axis=1)
+                best[closest_negative >= best[:, column], column] = -1.0
+        return identities, best
+
+    def best(self, vector: np.ndarray, weights: np.ndarray | None = None,
+             only: int | None = None) -> Candidate | None:
+        """The closest identity to one probe (or identity ``only``'s score), None for an empty gallery."""
+        identities, scores = self.scores(vector[None], None if weights is None else weights[None])
+        if len(identities) == 0:
+            return None
+        if only is not None:
+            hits = np.flatnonzero(identities == only)
+            if not len(hits):
+                return None
+            column = int(hits[0])
+        else:
+            column = int(scores[0].argmax())
+        identity = int(identities[column])
+        return Candidate(identity, self.names[identity], self.kinds[identity] == "pseudo", float(scores[0, column]))
 
 
-def _largest_face_crop(path: Path, detector, crop_size: int) -> np.ndarray | None:
+def _cosine(probes: np.ndarray, rows: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    if weights is None:
+        return probes @ rows.T
+    numerator = (probes * weights) @ rows.T
+    probe_norm = np.sqrt(((probes**2) * weights).sum(axis=1, keepdims=True))
+    row_norm = np.sqrt(weights @ (rows**2).T)
+    return numerator / np.maximum(probe_norm * row_norm, 1e-12)
+
+
+def photos_by_name(folder: Path) -> dict[str, list[Path]]:
+    """``DIR/<name>/*.jpg`` and ``DIR/<name>.jpg`` as {name: photos}."""
+    photos: dict[str, list[Path]] = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.is_dir():
+            photos[entry.name] = sorted(p for p in entry.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif entry.suffix.lower() in IMAGE_SUFFIXES:
+            photos.setdefault(entry.stem, []).append(entry)
+    return photos
+
+
+def enroll(store: GalleryStore, name: str, photos: list[Path], detector, embedder, crop_size: int,
+           progress=None) -> tuple[int, list[Path]]:
+    """Adds each photo's largest face to ``name`` (created if new), with the stream's own detection,
+    alignment and embedding. Photos enrolled before are skipped. Returns (faces added, photos without a face)."""
+    identity = store.identity_id(name)
+    if identity is not None and store.conn.execute(
+            "SELECT kind FROM identities WHERE id = ?", (identity,)).fetchone()[0] != "person":
+        raise StreamerError(f"gallery: {name!r} is a pseudo-identity; name it with 'streamer gallery name'")
+    added, faceless = 0, []
+    for photo in photos:
+        source = str(photo.resolve())
+        if identity is not None and store.has_source(identity, source):
+            continue
+        crop = largest_face_crop(photo, detector, crop_size)
+        if crop is None:
+            faceless.append(photo)
+            continue
+        if identity is None:
+            identity = store.create(name)
+        store.add_face(identity, crop, source, embedder.model_id, embedder.embed(crop[None])[0])
+        added += 1
+        if progress:
+            progress(f"{name}: {photo.name}")
+    return added, faceless
+
+
+def largest_face_crop(path: Path, detector, crop_size: int) -> np.ndarray | None:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise StreamerError(f"gallery.dir: cannot read image {path}")
+        raise StreamerError(f"gallery: cannot read image {path}")
     from streamer.detect import detect_in_photo
 
     found, image = detect_in_photo(detector, image)

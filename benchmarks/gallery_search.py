@@ -1,0 +1,79 @@
+"""Gallery search at scale: 100,000 identities in the SQLite store, loaded and searched as a run does.
+
+    .venv/bin/python benchmarks/gallery_search.py [--identities 100000] [--dim 128 512]
+
+Measures: writing the identities (one transaction), loading one model's vectors into the index,
+and the decision's search (every identity's best cosine for a track's visible and reconstructed
+aggregate) for 1 probe and for a batch of 32, p50/p95 over repeated queries; and that the
+right identity is found (each probe a noisy copy of a stored vector).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from streamer.identify.gallery import GalleryIndex
+from streamer.store.database import connect, transaction
+from streamer.store.gallery import GalleryStore
+
+
+def run(identities: int, dim: int, folder: Path) -> dict:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(identities, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    crop = rng.integers(0, 255, (112, 112, 3), np.uint8)
+    store = GalleryStore(connect(folder / f"gallery-{dim}.db"))
+    started = time.perf_counter()
+    with transaction(store.conn):
+        for i in range(identities):
+            identity = store._insert_identity(f"person-{i:06d}", "person", 0.0)
+            store._insert_face(identity, crop, "bench", "bench-model", vectors[i], 1, 0.0)
+    write_s = time.perf_counter() - started
+    started = time.perf_counter()
+    index = GalleryIndex.load(store, "bench-model", "bench")
+    index.scores(vectors[:1])  # builds the search matrix
+    load_s = time.perf_counter() - started
+    truth = rng.integers(0, identities, 32)
+    probes = vectors[truth] + rng.normal(scale=0.04, size=(32, dim)).astype(np.float32)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    single, batch = [], []
+    for i in range(50):
+        t = time.perf_counter()
+        best = index.best(probes[i % 32])
+        single.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        ids, scores = index.scores(probes)
+        batch.append(time.perf_counter() - t)
+    found = np.mean([index.names[int(i)] == f"person-{t:06d}" for i, t in zip(ids[scores.argmax(axis=1)], truth)])
+    size_mb = sum(p.stat().st_size for p in folder.glob(f"gallery-{dim}.db*")) / 1e6
+    store.conn.close()
+    return {"identities": identities, "dim": dim, "write_s": write_s, "load_s": load_s, "db_mb": size_mb,
+            "single_ms": np.percentile(single, [50, 95]) * 1000, "batch32_ms": np.percentile(batch, [50, 95]) * 1000,
+            "found": found, "best_score": best.score}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--identities", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, nargs="+", default=[128, 512])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        print("| identities | dim | write (1 txn) | db size | load index | search 1 probe p50/p95 | "
+              "search 32 probes p50/p95 | right identity |")
+        print("|---|---|---|---|---|---|---|---|")
+        for dim in args.dim:
+            r = run(args.identities, dim, Path(tmp))
+            print(f"| {r['identities']:,} | {dim} | {r['write_s']:.1f} s | {r['db_mb']:.0f} MB | {r['load_s']:.2f} s | "
+                  f"{r['single_ms'][0]:.1f} / {r['single_ms'][1]:.1f} ms | "
+                  f"{r['batch32_ms'][0]:.1f} / {r['batch32_ms'][1]:.1f} ms | {r['found']:.0%} |", flush=True)
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

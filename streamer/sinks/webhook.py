@@ -1,0 +1,172 @@
+"""Events to an HTTP endpoint: POSTed as JSON batches from a thread of their own, retried with
+backoff until the receiver takes them, from a bounded backlog.
+
+Nothing is dropped silently: when the receiver stays away so long that the backlog is full, the
+oldest events are dropped, counted (``dropped``, the live view's metrics), logged, and the next
+batch delivered starts with an ``events_dropped`` event saying how many and since when. Every
+event is also in the store and the JSON-lines file, written before it gets here.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import logging
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from pydantic import Field, field_validator
+
+from streamer.config_base import StrictModel
+from streamer.redaction import redact, register_secret
+
+log = logging.getLogger(__name__)
+
+
+class WebhookConfig(StrictModel):
+    url: str = Field(description="http(s):// endpoint; events are POSTed as {\"events\": [...]}")
+    headers: dict[str, str] = Field(default_factory=dict, description="e.g. Authorization: Bearer ${HOOK_TOKEN}")
+    timeout_s: float = Field(5.0, gt=0, le=120)
+    batch: int = Field(100, ge=1, le=10000, description="events per request at most")
+    max_backlog: int = Field(10000, ge=1, le=10_000_000, description="undelivered events kept; beyond, the "
+                             "oldest are dropped and reported")
+    retry_initial_s: float = Field(0.5, gt=0, le=60)
+    retry_max_s: float = Field(30.0, gt=0, le=3600)
+    drain_s: float = Field(5.0, ge=0, le=600, description="at the end of a run, keep delivering this long")
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http:// or https:// URL, got {redact(url)}")
+        register_secret(parts.password)
+        return url
+
+    @field_validator("headers")
+    @classmethod
+    def _secret_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if name.lower() in ("authorization", "proxy-authorization", "x-api-key"):
+                register_secret(value)
+                register_secret(value.split(" ", 1)[-1])
+        return headers
+
+
+class WebhookEvents:
+    def __init__(self, config: WebhookConfig):
+        self.config = config
+        self._url, self._headers = _without_credentials(config.url)
+        self._headers = {"Content-Type": "application/json", **self._headers, **config.headers}
+        self.delivered = 0
+        self.dropped = 0
+        self.failures = 0  # failed requests (each retried)
+        self._backlog: collections.deque[dict] = collections.deque()
+        self._dropped_unreported = 0
+        self._dropped_since: str | None = None
+        self._lock = threading.Condition()
+        self._closing = False
+        self._in_flight = 0
+        self._thread = threading.Thread(target=self._deliver, name="webhook", daemon=True)
+        self._thread.start()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._backlog)
+
+    def emit(self, event: dict) -> None:
+        with self._lock:
+            self._backlog.append(event)
+            self._trim()
+            self._lock.notify()
+
+    def _trim(self) -> None:
+        """Drops the oldest events beyond ``max_backlog`` (under the lock), counting and logging them."""
+        while len(self._backlog) > self.config.max_backlog:
+            lost = self._backlog.popleft()
+            self.dropped += 1
+            self._dropped_unreported += 1
+            self._dropped_since = self._dropped_since or lost.get("time")
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning("webhook %s: backlog full (%d): %d oldest events dropped so far",
+                            redact(self.config.url), self.config.max_backlog, self.dropped)
+
+    def close(self) -> None:
+        """Delivers what it can within ``drain_s``; reports what stayed undelivered."""
+        deadline = time.monotonic() + self.config.drain_s
+        with self._lock:
+            while (self._backlog or self._in_flight) and time.monotonic() < deadline and self._thread.is_alive():
+                self._lock.wait(0.05)
+            self._closing = True
+            self._lock.notify_all()
+        self._thread.join(timeout=self.config.timeout_s + 1)
+        if self._backlog:
+            log.error("webhook %s: %d events not delivered (they are in the store and events.jsonl)",
+                      redact(self.config.url), len(self._backlog))
+
+    def _next_batch(self) -> list[dict] | None:
+        """Takes up to ``batch`` events off the backlog (they are given back if delivery fails)."""
+        with self._lock:
+            while not self._backlog and not self._closing:
+                self._lock.wait()
+            if self._closing:
+                return None
+            batch = [self._backlog.popleft() for _ in range(min(self.config.batch, len(self._backlog)))]
+            self._in_flight = len(batch)
+            return batch
+
+    def _deliver(self) -> None:
+        wait = self.config.retry_initial_s
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            with self._lock:
+                dropped = self._dropped_unreported
+                notice = [{"type": "events_dropped", "count": dropped, "since": self._dropped_since}] if dropped else []
+            if self._post(notice + batch):
+                wait = self.config.retry_initial_s
+                with self._lock:
+                    self.delivered += len(batch)
+                    self._in_flight = 0
+                    self._dropped_unreported -= dropped
+                    if not self._dropped_unreported:
+                        self._dropped_since = None
+                    self._lock.notify_all()
+                continue
+            self.failures += 1
+            with self._lock:
+                self._backlog.extendleft(reversed(batch))
+                self._in_flight = 0
+                self._trim()
+                if self._closing:
+                    return
+                self._lock.wait(wait * random.uniform(0.8, 1.2))
+            wait = min(wait * 2, self.config.retry_max_s)
+
+    def _post(self, batch: list[dict]) -> bool:
+        body = json.dumps({"events": batch}, separators=(",", ":")).encode()
+        request = urllib.request.Request(self._url, data=body, method="POST", headers=self._headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.config.timeout_s) as response:
+                return 200 <= response.status < 300
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            if self.failures == 0 or self.failures % 20 == 0:
+                log.warning("webhook %s: %s (retrying)", redact(self.config.url), redact(str(exc)))
+            return False
+
+
+def _without_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """``http://user:pw@host/`` -> (``http://host/``, a basic-auth header): urllib takes no credentials in URLs."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, {}
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
+    register_secret(token)
+    return urlunsplit(parts._replace(netloc=host)), {"Authorization": f"Basic {token}"}

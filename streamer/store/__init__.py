@@ -1,0 +1,1 @@
+"""The embedded store: gallery, tracks and sightings in one SQLite database (WAL)."""

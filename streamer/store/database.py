@@ -1,0 +1,131 @@
+"""Opens the store's SQLite database: WAL journal, full sync, foreign keys, secure delete.
+
+Why these settings: WAL lets readers (``streamer gallery list`` while a run writes) work beside the
+writer, and a transaction that returned from COMMIT survives ``kill -9`` of the process
+(``synchronous=FULL`` also makes it survive a power cut). ``secure_delete`` overwrites erased rows
+in the file, so an erased person's crops and vectors do not linger in free pages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from streamer.errors import StreamerError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE identities (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('person', 'pseudo')),  -- pseudo: an unknown face seen again and again
+    created REAL NOT NULL,
+    last_seen REAL
+);
+-- A face image of an identity: what enrolment read, or the best crop of a track. polarity -1 is an
+-- operator's "not this person": matching keeps that face (and faces like it) away from the identity.
+CREATE TABLE crops (
+    id INTEGER PRIMARY KEY,
+    identity_id INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+    polarity INTEGER NOT NULL DEFAULT 1 CHECK (polarity IN (1, -1)),
+    jpeg BLOB NOT NULL,  -- the aligned face crop: what `gallery reembed` embeds again
+    source TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX crops_identity ON crops(identity_id);
+CREATE TABLE embeddings (
+    id INTEGER PRIMARY KEY,
+    crop_id INTEGER NOT NULL REFERENCES crops(id) ON DELETE CASCADE,
+    model_id TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vector BLOB NOT NULL,  -- float32 little-endian, L2-normalised
+    UNIQUE (crop_id, model_id)
+);
+CREATE INDEX embeddings_model ON embeddings(model_id);
+CREATE TABLE tracks (
+    id INTEGER PRIMARY KEY,
+    run TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    track_id INTEGER NOT NULL,
+    started REAL NOT NULL,
+    ended REAL,
+    identity_id INTEGER REFERENCES identities(id) ON DELETE CASCADE,
+    UNIQUE (run, stream, track_id)
+);
+CREATE INDEX tracks_started ON tracks(started);
+-- One row per event (track start, identity decided or changed, occlusion change, track end).
+CREATE TABLE sightings (
+    id INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    type TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    track INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    identity_id INTEGER REFERENCES identities(id) ON DELETE CASCADE,
+    rejected_identity TEXT,  -- set by "not this person"
+    event TEXT NOT NULL,  -- the event as JSON
+    crop BLOB,  -- the face at that moment (JPEG)
+    model_id TEXT,
+    embedding BLOB  -- the track's aggregated embedding at that moment
+);
+CREATE INDEX sightings_time ON sightings(time);
+CREATE INDEX sightings_identity ON sightings(identity_id);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """The store at ``path``, created with its schema when new."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)  # explicit transactions below
+    except (OSError, sqlite3.Error) as exc:
+        raise StreamerError(f"store.path: cannot open {path}: {exc}") from None
+    try:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise StreamerError(f"store.path: {path}: the file system does not support SQLite's WAL journal")
+        for pragma in ("synchronous=FULL", "foreign_keys=ON", "secure_delete=ON", "busy_timeout=30000"):
+            conn.execute(f"PRAGMA {pragma}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            with transaction(conn):
+                if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    raise StreamerError(f"store.path: {path} is an SQLite database of something else")
+                for statement in _statements(SCHEMA):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        elif version > SCHEMA_VERSION:
+            raise StreamerError(f"store.path: {path} was written by a newer streamer (schema {version})")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StreamerError(f"store.path: {path} is not a streamer database ({exc})") from None
+    except StreamerError:
+        conn.close()
+        raise
+    return conn
+
+
+def _statements(script: str) -> list[str]:
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction: committed (durably) when the block ends, rolled back if it raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def checkpoint(conn: sqlite3.Connection) -> None:
+    """Moves the WAL into the main file and empties it: erased data leaves the WAL too."""
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

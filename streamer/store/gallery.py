@@ -1,0 +1,263 @@
+"""The gallery's rows: identities (people and pseudo-identities), their face crops and embeddings.
+
+Every embedding carries the id of the model that made it; callers ask for one model's vectors
+and never get another's. Crops are kept so a new model can embed them again (``reembed``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from streamer.errors import StreamerError
+from streamer.store.database import checkpoint, transaction
+
+PSEUDO_PREFIX = "unknown-"
+
+
+def encode_vector(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+def decode_vector(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4")
+
+
+def encode_crop(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    if not ok:
+        raise ValueError("cannot encode crop as JPEG")
+    return data.tobytes()
+
+
+def decode_crop(blob: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
+
+
+@dataclass(frozen=True)
+class IdentityRow:
+    id: int
+    name: str
+    kind: str  # person | pseudo
+    created: float
+    last_seen: float | None
+    crops: int
+    rejected: int  # "not this person" faces
+    models: dict[str, int]  # model id -> embeddings
+
+
+@dataclass(frozen=True)
+class ModelVectors:
+    """One model's gallery vectors, row-aligned."""
+
+    identity_ids: np.ndarray  # (m,) int64
+    polarity: np.ndarray  # (m,) int8: 1 = this person, -1 = not this person
+    vectors: np.ndarray  # (m, D) float32
+    names: dict[int, str]
+    kinds: dict[int, str]
+
+
+class GalleryStore:
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    # --- identities -------------------------------------------------------------------------
+
+    def identity_id(self, name: str) -> int | None:
+        row = self.conn.execute("SELECT id FROM identities WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def require(self, name: str) -> int:
+        identity = self.identity_id(name)
+        if identity is None:
+            raise StreamerError(f"gallery: no identity named {name!r} (see 'streamer gallery list')")
+        return identity
+
+    def create(self, name: str, kind: str = "person") -> int:
+        now = time.time()
+        with transaction(self.conn):
+            return self._insert_identity(name, kind, now)
+
+    def _insert_identity(self, name: str, kind: str, now: float) -> int:
+        cursor = self.conn.execute(
+            "INSERT INTO identities (name, kind, created, last_seen) VALUES (?, ?, ?, NULL)", (name, kind, now)
+        )
+        return cursor.lastrowid
+
+    def create_pseudo(self, vector: np.ndarray, crop: np.ndarray, model_id: str, source: str) -> tuple[int, str]:
+        """A new pseudo-identity ``unknown-NNNNN`` holding one face; returns (id, name)."""
+        now = time.time()
+        with transaction(self.conn):
+            next_id = self.conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM identities").fetchone()[0]
+            name = f"{PSEUDO_PREFIX}{next_id:05d}"
+            identity = self._insert_identity(name, "pseudo", now)
+            self._insert_face(identity, crop, source, 1, model_id, vector, now)
+            self.conn.execute("UPDATE identities SET last_seen = ? WHERE id = ?", (now, identity))
+        return identity, name
+
+    def add_face(self, identity: int, crop: np.ndarray, source: str, model_id: str, vector: np.ndarray,
+                 polarity: int = 1, keep_latest: int | None = None) -> int:
+        """Stores one face (crop + its embedding) of an identity; ``keep_latest`` caps how many
+        positive faces the identity keeps (oldest dropped): pseudo-identities follow a face over time."""
+        now = time.time()
+        with transaction(self.conn):
+            crop_id = self._insert_face(identity, crop, source, polarity, model_id, vector, now)
+            if keep_latest:
+                self.conn.execute(
+                    "DELETE FROM crops WHERE identity_id = ? AND polarity = 1 AND id NOT IN "
+                    "(SELECT id FROM crops WHERE identity_id = ? AND polarity = 1 ORDER BY id DESC LIMIT ?)",
+                    (identity, identity, keep_latest),
+                )
+        return crop_id
+
+    def _insert_face(self, identity: int, crop: np.ndarray, source: str, polarity: int, model_id: str,
+                     vector: np.ndarray, now: float) -> int:
+        jpeg = encode_crop(crop)
+        crop_id = self.conn.execute(
+            "INSERT INTO crops (identity_id, polarity, jpeg, source, sha256, created) VALUES (?, ?, ?, ?, ?, ?)",
+            (identity, polarity, jpeg, source, hashlib.sha256(jpeg).hexdigest(), now),
+        ).lastrowid
+        self.conn.execute(
+            "INSERT INTO embeddings (crop_id, model_id, dim, vector) VALUES (?, ?, ?, ?)",
+            (crop_id, model_id, int(vector.shape[-1]), encode_vector(vector)),
+        )
+        return crop_id
+
+    def has_source(self, identity: int, source: str) -> bool:
+        return self.conn.execute(
+            "SELECT 1 FROM crops WHERE identity_id = ? AND source = ?", (identity, source)
+        ).fetchone() is not None
+
+    def seen(self, identity_ids: list[int], when: float) -> None:
+        if identity_ids:
+            with transaction(self.conn):
+                self.conn.executemany("UPDATE identities SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE id = ?",
+                                      [(when, i) for i in identity_ids])
+
+    def list(self) -> list[IdentityRow]:
+        rows = []
+        for identity, name, kind, created, last_seen in self.conn.execute(
+            "SELECT id, name, kind, created, last_seen FROM identities ORDER BY kind, name"
+        ).fetchall():
+            crops = dict(self.conn.execute(
+                "SELECT polarity, count(*) FROM crops WHERE identity_id = ? GROUP BY polarity", (identity,)
+            ).fetchall())
+            models = dict(self.conn.execute(
+                "SELECT e.model_id, count(*) FROM embeddings e JOIN crops c ON c.id = e.crop_id "
+                "WHERE c.identity_id = ? GROUP BY e.model_id", (identity,)
+            ).fetchall())
+            rows.append(IdentityRow(identity, name, kind, created, last_seen, crops.get(1, 0), crops.get(-1, 0),
+                                    models))
+        return rows
+
+    def faces(self, identity: int) -> list[tuple[int, int, str, np.ndarray]]:
+        """(crop id, polarity, source, image) of every face of an identity."""
+        return [(i, p, s, decode_crop(j)) for i, p, s, j in self.conn.execute(
+            "SELECT id, polarity, source, jpeg FROM crops WHERE identity_id = ? ORDER BY id", (identity,)
+        )]
+
+    def model_ids(self) -> dict[str, int]:
+        """Model id -> identities with at least one face embedded by it."""
+        return dict(self.conn.execute(
+            "SELECT e.model_id, count(DISTINCT c.identity_id) FROM embeddings e JOIN crops c ON c.id = e.crop_id "
+            "WHERE c.polarity = 1 GROUP BY e.model_id"
+        ).fetchall())
+
+    def vectors(self, model_id: str) -> ModelVectors:
+        rows = self.conn.execute(
+            "SELECT c.identity_id, c.polarity, e.dim, e.vector FROM embeddings e JOIN crops c ON c.id = e.crop_id "
+            "WHERE e.model_id = ? ORDER BY c.identity_id, c.id", (model_id,)
+        ).fetchall()
+        identities = self.conn.execute("SELECT id, name, kind FROM identities").fetchall()
+        dims = {r[2] for r in rows}
+        if len(dims) > 1:
+            raise StreamerError(f"gallery: model {model_id} has embeddings of several sizes {sorted(dims)}")
+        dim = dims.pop() if dims else 0
+        vectors = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), dim) if rows else \
+            np.zeros((0, 0), np.float32)
+        return ModelVectors(
+            identity_ids=np.array([r[0] for r in rows], np.int64),
+            polarity=np.array([r[1] for r in rows], np.int8),
+            vectors=vectors.astype(np.float32),
+            names={i: n for i, n, _ in identities},
+            kinds={i: k for i, _, k in identities},
+        )
+
+    def missing_embeddings(self, model_id: str) -> list[tuple[int, np.ndarray]]:
+        """(crop id, image) of every crop without an embedding from ``model_id``."""
+        return [(i, decode_crop(j)) for i, j in self.conn.execute(
+            "SELECT id, jpeg FROM crops WHERE id NOT IN (SELECT crop_id FROM embeddings WHERE model_id = ?)",
+            (model_id,),
+        )]
+
+    def add_embeddings(self, model_id: str, items: list[tuple[int, np.ndarray]]) -> None:
+        with transaction(self.conn):
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO embeddings (crop_id, model_id, dim, vector) VALUES (?, ?, ?, ?)",
+                [(crop_id, model_id, int(v.shape[-1]), encode_vector(v)) for crop_id, v in items],
+            )
+
+    def drop_other_models(self, model_id: str) -> int:
+        with transaction(self.conn):
+            return self.conn.execute("DELETE FROM embeddings WHERE model_id != ?", (model_id,)).rowcount
+
+    # --- operator actions -------------------------------------------------------------------
+
+    def erase(self, name: str) -> dict[str, int]:
+        """Removes a person entirely: identity, crops, vectors, tracks and sightings naming them."""
+        identity = self.require(name)
+        counts = {}
+        with transaction(self.conn):
+            for table, column in (("sightings", "identity_id"), ("tracks", "identity_id"), ("crops", "identity_id")):
+                counts[table] = self.conn.execute(f"SELECT count(*) FROM {table} WHERE {column} = ?",
+                                                  (identity,)).fetchone()[0]
+            # The cascades delete crops, embeddings, tracks and their sightings with the identity.
+            self.conn.execute("DELETE FROM identities WHERE id = ?", (identity,))
+        checkpoint(self.conn)
+        return counts
+
+    def rename(self, name: str, new_name: str) -> str:
+        """Names a pseudo-identity (or renames a person). Naming it after an existing person merges the two."""
+        identity = self.require(name)
+        if new_name.startswith(PSEUDO_PREFIX):
+            raise StreamerError(f"gallery: names starting {PSEUDO_PREFIX!r} are kept for pseudo-identities")
+        target = self.identity_id(new_name)
+        with transaction(self.conn):
+            if target is None:
+                self.conn.execute("UPDATE identities SET name = ?, kind = 'person' WHERE id = ?", (new_name, identity))
+                return "renamed"
+            for table in ("crops", "tracks", "sightings"):
+                self.conn.execute(f"UPDATE {table} SET identity_id = ? WHERE identity_id = ?", (target, identity))
+            self.conn.execute("DELETE FROM identities WHERE id = ?", (identity,))
+            return "merged"
+
+    def reject(self, sighting: int) -> str:
+        """"Not this person": the sighting's face becomes a negative example of the identity it was given,
+        and the sighting (and its track) no longer name it. Returns the identity's name."""
+        row = self.conn.execute(
+            "SELECT s.identity_id, s.crop, s.model_id, s.embedding, s.track, i.name FROM sightings s "
+            "LEFT JOIN identities i ON i.id = s.identity_id WHERE s.id = ?", (sighting,)
+        ).fetchone()
+        if row is None:
+            raise StreamerError(f"gallery: no sighting {sighting}")
+        identity, crop, model_id, embedding, track, name = row
+        if identity is None:
+            raise StreamerError(f"gallery: sighting {sighting} names nobody")
+        if crop is None or embedding is None:
+            raise StreamerError(f"gallery: sighting {sighting} has no face stored (only identity events have one)")
+        now = time.time()
+        with transaction(self.conn):
+            self._insert_face(identity, decode_crop(crop), f"rejected sighting {sighting}", -1, model_id,
+                              decode_vector(embedding), now)
+            self.conn.execute("UPDATE sightings SET identity_id = NULL, rejected_identity = ? WHERE track = ? "
+                              "AND identity_id = ?", (name, track, identity))
+            self.conn.execute("UPDATE tracks SET identity_id = NULL WHERE id = ? AND identity_id = ?",
+                              (track, identity))
+            self.conn.execute("DELETE FROM crops WHERE identity_id = ? AND polarity = 1 AND source = ?",
+                              (identity, f"track {track}"))
+        return name

@@ -1,0 +1,350 @@
+"""Re-identification: per-track identity decisions, pseudo-identities, the SQLite store (crash
+safety, erasure, retention, model ids), the gallery command and the webhook."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from streamer.errors import StreamerError
+from streamer.identify.gallery import GalleryConfig, GalleryIndex
+from streamer.identify.track_identity import IdentityConfig, IdentityResolver
+from streamer.records import AlignedCrop, Face, FrameResult, Occlusion, VideoFrame
+from streamer.store.database import connect
+from streamer.store.gallery import GalleryStore
+from streamer.store.sightings import SightingStore
+from streamer.track.events import TrackEvents
+from tests.conftest import ROOT, need_shared, run_cli
+
+MODEL = "test-model"
+RNG = np.random.default_rng(7)
+
+
+def _unit(v):
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+PEOPLE = {name: _unit(RNG.normal(size=16)) for name in ("alice", "bob")}
+
+
+def _stranger(seed: int) -> np.ndarray:
+    """Someone unlike everyone enrolled (orthogonal to them)."""
+    v = np.random.default_rng(seed).normal(size=16)
+    for person in PEOPLE.values():
+        v -= (v @ person) * person
+    return _unit(v)
+
+
+def _sharp_crop(seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (112, 112, 3), np.uint8)  # texture: passes the sharpness gate
+
+
+def _store(tmp_path, people=("alice", "bob")) -> GalleryStore:
+    store = GalleryStore(connect(tmp_path / "streamer.db"))
+    for name in people:
+        store.add_face(store.create(name), _sharp_crop(len(name) * 7 + ord(name[0])), f"{name}.jpg", MODEL,
+                       PEOPLE[name])
+    return store
+
+
+def _resolver(store: GalleryStore, **gallery) -> IdentityResolver:
+    return IdentityResolver(GalleryIndex.load(store, MODEL, "test"), GalleryConfig(**gallery),
+                            IdentityConfig(min_frames=2, pseudo_min_frames=3), 0.5, store)
+
+
+def _face(vector, width=80.0, occluders=(), reconstruction=None, x=10.0) -> Face:
+    landmarks = np.array([[30, 40], [60, 40], [45, 55], [33, 70], [57, 70]], np.float32) * width / 90 + [x, 10]
+    face = Face(np.array([x, 10, x + width, 10 + width], np.float32), 0.9, landmarks)
+    face.crop = AlignedCrop(_sharp_crop(), np.eye(2, 3))
+    mask = np.zeros((112, 112), bool)
+    mask[60:] = bool(occluders)
+    face.occlusion = Occlusion(mask, tuple(occluders), 0.4 if occluders else 0.0)
+    face.embedding = _unit(vector)
+    if reconstruction is not None:
+        face.reconstruction = face.crop.image
+        face.reconstruction_embedding = _unit(reconstruction)
+    return face
+
+
+def _frames(events: TrackEvents, faces_per_frame, start=0):
+    out = []
+    for i, faces in enumerate(faces_per_frame, start):
+        frame = VideoFrame("cam", i, np.zeros((240, 320, 3), np.uint8), i / 10, time.time(), 0.0)
+        out += events.update(FrameResult(frame, faces))
+    return out
+
+
+def _noisy(vector, scale=0.35, seed=0):
+    return vector + np.random.default_rng(seed).normal(scale=scale / 4, size=vector.shape)
+
+
+def test_identity_waits_for_usable_faces_and_says_what_matched(tmp_path):
+    store = _store(tmp_path)
+    events = TrackEvents("cam", _resolver(store), min_hits=1, max_misses=5)
+    hidden = PEOPLE["alice"] * 0.3 + PEOPLE["bob"] * 0.2 + RNG.normal(size=16) * 0.3  # a masked face: not alice
+    tiny = [[_face(PEOPLE["alice"], width=20)] for _ in range(4)]  # too small to be used
+    emitted = _frames(events, tiny)
+    assert [e.fields["type"] for e in emitted] == ["track_start"]
+    assert emitted[0].fields["decided"] is False and "20 px" in emitted[0].fields["unusable_because"]
+
+    events = TrackEvents("cam2", _resolver(store), min_hits=1, max_misses=5)
+    masked = [[_face(hidden, occluders=["face_mask"], reconstruction=_noisy(PEOPLE["alice"], seed=i))]
+              for i in range(3)]
+    emitted = [e.fields for e in _frames(events, masked)]
+    identity = next(e for e in emitted if e["type"] == "identity")
+    assert identity["identity"] == "alice" and identity["matched_on"] == "reconstruction"
+    assert identity["score_reconstructed"] > 0.5 > identity["score_visible"]
+    assert identity["occluders"] == ["face_mask"] and identity["reconstructed"] is True
+
+
+def test_threshold_per_occluder_class(tmp_path):
+    store = _store(tmp_path)
+    weak = PEOPLE["bob"] * 0.45 + _unit(RNG.normal(size=16)) * 0.9  # bob, badly hidden: cosine about 0.45
+    faces = [[_face(weak, occluders=["sunglasses"])] for _ in range(3)]
+    score = float(_unit(weak) @ PEOPLE["bob"])
+    assert 0.3 < score < 0.5
+    strict = TrackEvents("cam", _resolver(store), min_hits=1, max_misses=5)
+    lenient = TrackEvents("cam", _resolver(store, occluder_thresholds={"sunglasses": 0.3}), min_hits=1, max_misses=5)
+    decided = [[e.fields for e in _frames(t, faces) if e.fields["type"] == "identity"] for t in (strict, lenient)]
+    assert decided[1][0]["identity"] == "bob" and decided[1][0]["threshold"] == 0.3
+    assert all(e["identity"] != "bob" for e in decided[0])
+
+
+def test_unknown_face_becomes_a_pseudo_identity_recognised_later_and_nameable(tmp_path):
+    stranger = _stranger(1)
+    store = _store(tmp_path)
+    first = [e.fields for e in _frames(TrackEvents("cam", _resolver(store), 1, 2),
+                                       [[_face(_noisy(stranger, seed=i))] for i in range(6)] + [[]] * 4)]
+    made = [e for e in first if e["type"] == "identity"]
+    assert made[-1]["identity"].startswith("unknown-") and made[-1]["pseudo"] is True
+    pseudo = made[-1]["identity"]
+    store.conn.close()
+
+    store = GalleryStore(connect(tmp_path / "streamer.db"))  # a later run: the pseudo-identity persisted
+    later = [e.fields for e in _frames(TrackEvents("cam", _resolver(store), 1, 2),
+                                       [[_face(_noisy(stranger, seed=10 + i))] for i in range(4)])]
+    assert [e["identity"] for e in later if e["type"] == "identity"] == [pseudo]
+    assert run_cli("gallery", "name", pseudo, "carol", "--db", str(tmp_path / "streamer.db")).returncode == 0
+    store = GalleryStore(connect(tmp_path / "streamer.db"))
+    named = [e.fields for e in _frames(TrackEvents("cam", _resolver(store), 1, 2),
+                                       [[_face(_noisy(stranger, seed=20 + i))] for i in range(4)])]
+    assert [e["identity"] for e in named if e["type"] == "identity"] == ["carol"]
+    assert [e["pseudo"] for e in named if e["type"] == "identity"] == [False]
+
+
+def test_not_this_person_keeps_that_face_away_from_the_identity(tmp_path):
+    lookalike = _unit(PEOPLE["alice"] + 0.5 * _unit(RNG.normal(size=16)))  # close to alice, not her
+    assert float(lookalike @ PEOPLE["alice"]) > 0.7
+    store = _store(tmp_path)
+    resolver = _resolver(store)
+    events = TrackEvents("cam", resolver, 1, 5)
+    emitted = _frames(events, [[_face(_noisy(lookalike, 0.1, seed=i))] for i in range(3)])
+    SightingStore(store.conn).record(emitted)
+    wrong = next(e for e in emitted if e.fields["type"] == "identity")
+    assert wrong.fields["identity"] == "alice"
+    assert run_cli("gallery", "reject", str(wrong.fields["sighting"]), "--db", str(tmp_path / "streamer.db"),
+                   ).returncode == 0
+    store = GalleryStore(connect(tmp_path / "streamer.db"))
+    again = [e.fields for e in _frames(TrackEvents("cam", _resolver(store), 1, 5),
+                                       [[_face(_noisy(lookalike, 0.1, seed=9 + i))] for i in range(3)])]
+    assert all(e["identity"] != "alice" for e in again)
+    real = [e.fields for e in _frames(TrackEvents("cam", _resolver(store), 1, 5),
+                                      [[_face(_noisy(PEOPLE["alice"], 0.1, seed=30 + i))] for i in range(3)])]
+    assert [e["identity"] for e in real if e["type"] == "identity"] == ["alice"]  # alice herself still is
+
+
+def test_lost_track_is_continued_by_its_face_not_a_new_id(tmp_path):
+    """The face vanishes (turned away) and reappears far from where it was: boxes cannot link the two,
+    the embedding does; another person appearing there gets a new ID."""
+    store = _store(tmp_path)
+    events = TrackEvents("cam", _resolver(store), min_hits=2, max_misses=8, reattach_similarity=0.6)
+    alice = [[_face(_noisy(PEOPLE["alice"], 0.1, seed=i), x=10)] for i in range(5)]
+    gap = [[] for _ in range(3)]
+    back = [[_face(_noisy(PEOPLE["alice"], 0.1, seed=50 + i), x=200)] for i in range(3)]
+    emitted = [e.fields for e in _frames(events, alice + gap + back)]
+    assert {e["track_id"] for e in emitted} == {1} and events.reattached == 1
+    assert [e["type"] for e in emitted].count("track_start") == 1
+    other = TrackEvents("cam", _resolver(store), min_hits=2, max_misses=8, reattach_similarity=0.6)
+    bob = [[_face(_noisy(PEOPLE["bob"], 0.1, seed=70 + i), x=200)] for i in range(3)]
+    emitted = [e.fields for e in _frames(other, alice + gap + bob)]
+    assert {e["track_id"] for e in emitted} == {1, 2} and other.reattached == 0
+
+
+def test_embeddings_of_another_model_are_refused_until_reembedded(tmp_path):
+    faces = need_shared("data", "faces", "identities", "knn_examples", "train")
+    db = str(tmp_path / "g.db")
+    enrolled = run_cli("gallery", "enroll", "obama", str(faces / "obama"), "--db", db)
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert "2 faces enrolled" in enrolled.stdout
+    assert "1 already enrolled" in run_cli("gallery", "enroll", "obama", str(faces / "obama" / "obama.jpg"),
+                                           "--db", db).stdout
+    config = tmp_path / "other.yaml"
+    config.write_text(f"embedder: {{backend: lbp_histogram, grid: 4}}\nstore: {{path: {db}}}\n"
+                      f"sources: [{{name: x, uri: {faces / 'obama' / 'obama.jpg'}}}]\n")
+    refused = run_cli("run", str(config), "--out", str(tmp_path / "out"), "-q")
+    assert refused.returncode == 2
+    assert "never compared" in refused.stderr and "reembed" in refused.stderr and "obama" in refused.stderr
+    migrated = run_cli("gallery", "reembed", "--config", str(config), "--drop-old")
+    assert migrated.returncode == 0 and "re-embedded 2 faces" in migrated.stdout
+    listed = run_cli("gallery", "list", "--db", db).stdout
+    assert "lbp_histogram:g4" in listed and "g6" not in listed
+    assert run_cli("run", str(config), "--out", str(tmp_path / "out"), "-q").returncode == 0
+
+
+def test_erasing_a_person_leaves_no_trace_in_the_database_file(tmp_path):
+    store = _store(tmp_path)
+    events = TrackEvents("cam", _resolver(store), 1, 5)
+    emitted = _frames(events, [[_face(_noisy(PEOPLE["bob"], 0.1, seed=i))] for i in range(3)])
+    SightingStore(store.conn).record(emitted)
+    crop_bytes = store.conn.execute("SELECT jpeg FROM crops c JOIN identities i ON i.id = c.identity_id "
+                                    "WHERE i.name = 'bob'").fetchone()[0]
+    vector_bytes = PEOPLE["bob"].astype("<f4").tobytes()
+    assert store.conn.execute("SELECT count(*) FROM sightings WHERE identity_id IS NOT NULL").fetchone()[0] > 0
+    result = run_cli("gallery", "remove", "bob", "--db", str(tmp_path / "streamer.db"))
+    assert result.returncode == 0 and "erased bob" in result.stdout
+    counts = [store.conn.execute(q).fetchone()[0] for q in (
+        "SELECT count(*) FROM identities WHERE name = 'bob'", "SELECT count(*) FROM sightings WHERE identity_id "
+        "IS NOT NULL", "SELECT count(*) FROM tracks WHERE identity_id IS NOT NULL")]
+    assert counts == [0, 0, 0]
+    store.conn.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("streamer.db*"))
+    assert crop_bytes[-300:] not in raw and vector_bytes not in raw  # overwritten, not just unlinked
+    assert b"alice" in raw  # the others are still there
+
+
+def test_retention_deletes_old_sightings_and_unseen_pseudo_identities(tmp_path):
+    store = _store(tmp_path)
+    resolver = _resolver(store)
+    stranger = _stranger(2)
+    emitted = _frames(TrackEvents("cam", resolver, 1, 1), [[_face(_noisy(stranger, seed=i))] for i in range(5)])
+    sightings = SightingStore(store.conn)
+    sightings.record(emitted)
+    assert sightings.prune(30, now=time.time() + 86400) == {"sightings": 0, "tracks": 0, "pseudo-identities": 0}
+    pruned = sightings.prune(30, now=time.time() + 31 * 86400)
+    assert pruned["sightings"] == len(emitted) and pruned["pseudo-identities"] == 1
+    assert {r.name for r in store.list()} == {"alice", "bob"}  # enrolled people are kept
+
+
+WRITER = """
+import sys, time
+sys.path.insert(0, {root!r})
+import numpy as np
+from streamer.records import TrackEvent
+from streamer.store.database import connect
+from streamer.store.sightings import SightingStore
+store = SightingStore(connect({db!r}))
+crop = np.random.default_rng(0).integers(0, 255, (112, 112, 3), np.uint8)
+n = 0
+while True:
+    batch = []
+    for _ in range(20):
+        n += 1
+        batch.append(TrackEvent({{"type": "identity", "stream": "cam", "track_id": n % 50, "n": n}}, time.time(),
+                                crop=crop, embedding=np.ones(128, np.float32), model_id="m"))
+    store.record(batch)
+    print(" ".join(str(e.fields["sighting"]) for e in batch), flush=True)  # acknowledged: committed
+"""
+
+
+def test_kill_9_during_heavy_writing_never_corrupts_or_loses_acknowledged_sightings(tmp_path):
+    db = tmp_path / "crash.db"
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER.format(root=str(ROOT), db=str(db)))
+    acknowledged: set[int] = set()
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        writer = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+        time.sleep(0.6 + rng.uniform(0, 0.6))  # mid-transaction, most likely: it writes all the time
+        os.kill(writer.pid, signal.SIGKILL)
+        out, _ = writer.communicate()
+        lines = out.splitlines()
+        acknowledged |= {int(x) for line in lines[:-1] for x in line.split()}  # the last line may be cut
+        conn = sqlite3.connect(db)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        stored = {r[0] for r in conn.execute("SELECT id FROM sightings")}
+        conn.close()
+        assert acknowledged <= stored, f"lost {len(acknowledged - stored)} acknowledged sightings"
+    assert len(acknowledged) > 500  # it really was writing when killed
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    failures_left = 0
+    received: list = []
+
+    def do_POST(self):
+        type(self).auth = self.headers.get("Authorization")
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if type(self).failures_left > 0:
+            type(self).failures_left -= 1
+            self.send_response(503)
+            self.end_headers()
+            return
+        type(self).received.extend(body["events"])
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def receiver():
+    _Receiver.failures_left, _Receiver.received = 0, []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server, _Receiver
+    server.shutdown()
+
+
+def test_webhook_retries_until_delivered_in_order(receiver, caplog):
+    from streamer.sinks.webhook import WebhookConfig, WebhookEvents
+
+    server, handler = receiver
+    handler.failures_left = 3
+    url = f"http://hook:s3cret-pw@127.0.0.1:{server.server_address[1]}/events"
+    hook = WebhookEvents(WebhookConfig(url=url, retry_initial_s=0.05, batch=7))
+    for n in range(30):
+        hook.emit({"type": "identity", "n": n})
+    hook.close()
+    assert [e["n"] for e in handler.received] == list(range(30))
+    assert hook.failures == 3 and hook.delivered == 30 and hook.dropped == 0
+    assert handler.auth == "Basic aG9vazpzM2NyZXQtcHc="  # hook:s3cret-pw
+    assert "s3cret-pw" not in caplog.text
+
+
+def test_webhook_backlog_is_bounded_and_reports_what_it_dropped(receiver):
+    from streamer.sinks.webhook import WebhookConfig, WebhookEvents
+
+    server, handler = receiver
+    handler.failures_left = 10**6  # the receiver is down
+    hook = WebhookEvents(WebhookConfig(url=f"http://127.0.0.1:{server.server_address[1]}/", max_backlog=5,
+                                       retry_initial_s=0.05, retry_max_s=0.1, drain_s=5))
+    for n in range(20):
+        hook.emit({"type": "identity", "n": n, "time": f"t{n}"})
+    assert hook.backlog + (hook._in_flight or 0) <= 5 + hook.config.batch
+    time.sleep(0.3)
+    handler.failures_left = 0  # back up
+    hook.close()
+    notices = [e for e in handler.received if e["type"] == "events_dropped"]
+    delivered = [e["n"] for e in handler.received if e["type"] == "identity"]
+    assert sum(n["count"] for n in notices) == hook.dropped == 20 - len(delivered)
+    assert delivered == sorted(delivered) and delivered[-1] == 19  # the newest are kept
+
+
+def test_store_errors_name_the_file(tmp_path):
+    bad = tmp_path / "not-a-db.db"
+    bad.write_text("hello, this is not SQLite" * 100)
+    with pytest.raises(StreamerError, match="not-a-db.db"):
+        connect(bad)
+    missing = run_cli("gallery", "list", "--db", str(tmp_path / "nowhere.db"))
+    assert missing.returncode == 2 and "nowhere.db" in missing.stderr
