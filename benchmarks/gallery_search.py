@@ -33,7 +33,7 @@ def run(identities: int, dim: int, folder: Path) -> dict:
     with transaction(store.conn):
         for i in range(identities):
             identity = store._insert_identity(f"person-{i:06d}", "person", 0.0)
-            store._insert_face(identity, crop, "bench", "bench-model", vectors[i], 1, 0.0)
+            store._insert_face(identity, crop, "bench", 1, "bench-model", vectors[i], 0.0)
     write_s = time.perf_counter() - started
     started = time.perf_counter()
     index = GalleryIndex.load(store, "bench-model", "bench")
