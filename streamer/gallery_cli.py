@@ -114,7 +114,8 @@ def _reject(args, config, path, store) -> int:
 
 def _export(args, config, path, store) -> int:
     out = Path(args.out)
-    names = [args.name] if args.name else [r.name for r in store.list()]
+    kinds = {r.name: r.kind for r in store.list()}
+    names = [args.name] if args.name else list(kinds)
     manifest = []
     for name in names:
         identity = store.require(name)
@@ -126,8 +127,7 @@ def _export(args, config, path, store) -> int:
             cv2.imwrite(str(file), image)
             vectors = {m: v.tolist() for m, v in _embeddings_of(store, crop_id).items()}
             faces.append({"file": file.name, "polarity": polarity, "source": source, "embeddings": vectors})
-        kind = next(r.kind for r in store.list() if r.name == name)
-        manifest.append({"name": name, "kind": kind, "faces": faces})
+        manifest.append({"name": name, "kind": kinds[name], "faces": faces})
     (out / "gallery.json").write_text(json.dumps(manifest, indent=1))
     print(f"exported {len(manifest)} identities to {out} (gallery.json + face crops)")
     return 0

@@ -87,13 +87,6 @@ class GalleryIndex:
         self._rows.append(np.asarray(vector, np.float32))
         self._matrix = None
 
-    def forget(self, identity_id: int) -> None:
-        keep = [k for k, i in enumerate(self._ids) if i != identity_id]
-        self._ids = [self._ids[k] for k in keep]
-        self._polarity = [self._polarity[k] for k in keep]
-        self._rows = [self._rows[k] for k in keep]
-        self._matrix = None
-
     def _prepared(self):
         """Positive rows sorted by identity (for a max per identity) and the negatives, built once per change."""
         if self._matrix is None:
@@ -127,19 +120,12 @@ class GalleryIndex:
                 best[closest_negative >= best[:, column], column] = -1.0
         return identities, best
 
-    def best(self, vector: np.ndarray, weights: np.ndarray | None = None,
-             only: int | None = None) -> Candidate | None:
-        """The closest identity to one probe (or identity ``only``'s score), None for an empty gallery."""
+    def best(self, vector: np.ndarray, weights: np.ndarray | None = None) -> Candidate | None:
+        """The closest identity to one probe, None for an empty gallery."""
         identities, scores = self.scores(vector[None], None if weights is None else weights[None])
         if len(identities) == 0:
             return None
-        if only is not None:
-            hits = np.flatnonzero(identities == only)
-            if not len(hits):
-                return None
-            column = int(hits[0])
-        else:
-            column = int(scores[0].argmax())
+        column = int(scores[0].argmax())
         identity = int(identities[column])
         return Candidate(identity, self.names[identity], self.kinds[identity] == "pseudo", float(scores[0, column]))
 
