@@ -13,7 +13,7 @@ RTSP_CHECK := import gi; gi.require_version("GstRtspServer", "1.0"); from gi.rep
 	assert all(Gst.ElementFactory.find(e) for e in ("x264enc", "rtph264pay", "decodebin", "multifilesrc")); \
 	assert Gio.TlsBackend.get_default().supports_tls()
 
-.PHONY: install system-deps demo test lint bench clean face-bank occlusion-data train-occlusion-cpu \
+.PHONY: install system-deps demo test lint bench bench-offline clean face-bank occlusion-data train-occlusion-cpu \
 	train-occlusion-gpu eval-occlusion train-inpainter-cpu train-inpainter-gpu eval-inpainter
 
 # The occluder model's recipes (see streamer/occlusion/weights/MODEL_CARD.md). They read ../shared, never the product.
@@ -49,8 +49,17 @@ test: install system-deps
 lint: install
 	$(BIN)/ruff check streamer engines tests benchmarks
 
+# streamer bench on ../shared's real models and real footage (2 CPU cores: about 10 min). On a GPU
+# machine the same target measures the GPU (engine.device auto) and the real-time 1080p capacity.
+BENCH_CLIPS := $(addprefix $(SHARED)/data/video/,intel_one-by-one-person-detection.mp4 \
+	intel_preview_head-pose-face-detection-female-and-male.gif overhead_pedestrians_lamminhthien_vtest.avi)
 bench: install
-	$(BIN)/python benchmarks/demo_fps.py
+	$(BIN)/streamer bench --config configs/dev-shared-models.yaml $(addprefix --clip ,$(BENCH_CLIPS)) \
+		--faces 0 1 8 --out out/bench $(BENCH_ARGS)
+
+# Without ../shared: the offline default stages on generated clips only.
+bench-offline: install
+	$(BIN)/streamer bench --out out/bench-offline $(BENCH_ARGS)
 
 $(FACE_BANK)/faces.json: | install
 	$(BIN)/streamer data faces --faces $(SHARED)/data/masked_faces/without_mask $(SHARED)/data/faces/identities \

@@ -25,45 +25,14 @@ import threading
 import time
 from pathlib import Path
 
-import av
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from streamer.bench.decode import bare_pyav, streamer_sources  # noqa: E402
 from streamer.config import SourceConfig  # noqa: E402
 from streamer.sources import PyAVSource  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CLIP = SHARED / "data" / "video" / "intel_one-by-one-person-detection.mp4"
-
-
-def bare_pyav(path: Path, limit: int) -> float:
-    started, n = time.perf_counter(), 0
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            frame.to_ndarray(format="bgr24")
-            n += 1
-            if n >= limit:
-                break
-    return n / (time.perf_counter() - started)
-
-
-def streamer_sources(path: Path, limit: int, count: int = 1) -> float:
-    sources = [PyAVSource(SourceConfig(name=f"s{i}", uri=str(path), max_frames=limit)) for i in range(count)]
-    started = time.perf_counter()
-    for source in sources:
-        source.open()
-        source.start()
-    n = 0
-    while not all(s.exhausted for s in sources):
-        for source in sources:
-            if source.read(0.01) is not None:
-                n += 1
-    elapsed = time.perf_counter() - started
-    for source in sources:
-        source.stop()
-    return n / elapsed
 
 
 def overhead(args) -> None:

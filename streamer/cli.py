@@ -364,6 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
     inp.add_argument("--init", help="start from this checkpoint's weights (a new schedule: fine-tuning)")
     inp.set_defaults(func=cmd_train_inpainter)
 
+    from streamer.bench.cli import add_parser as add_bench_parser
+
+    add_bench_parser(sub)
+
     p = sub.add_parser("eval", help="measure the project's models")
     eval_sub = p.add_subparsers(dest="eval_command", required=True)
     ev = eval_sub.add_parser("inpainter", help="pixels and identity on held-out faces, OpenCV as the baseline")

@@ -115,6 +115,14 @@ class PipelineConfig(StrictModel):
         5, ge=1, le=300, description="a tracked face keeps its reconstruction this many frames while its occlusion "
         "holds still (1: inpaint every frame)"
     )
+    reanalyse_every: int = Field(
+        5, ge=1, le=300, description="a followed face is segmented and embedded every this many frames after its "
+        "first few; in between it carries its last occlusion (1: every frame)"
+    )
+    full_detection_every: int = Field(
+        5, ge=1, le=300, description="frames between full-frame detections of a stream; in between, only around "
+        "the faces it follows (new faces are found up to this many frames late; 1: every frame in full)"
+    )
     track_min_hits: int = Field(2, ge=1, le=30, description="frames before a face track is reported")
     track_max_misses: int = Field(10, ge=0, le=300, description="frames a track survives without a detection")
     track_reattach_similarity: float | None = Field(

@@ -157,23 +157,35 @@ def _alpha(size: int) -> np.ndarray:
 
 
 def build_demo(out_dir: Path, frames: int = 120, size: tuple[int, int] = (1280, 720),
-               fps: int = 15, seed: int = 0) -> dict:
-    """Writes ``demo.mp4``, ``gallery/<name>.png`` and ``ground_truth.json`` under ``out_dir``."""
+               fps: int = 15, seed: int = 0, faces: int | None = None) -> dict:
+    """Writes ``demo.mp4``, ``gallery/<name>.png`` and ``ground_truth.json`` under ``out_dir``.
+
+    ``faces``: how many faces each frame holds (default: one per sprite, 4). More than there are
+    sprites repeats them; up to 4 lanes of faces, each lane split into as many slots as it holds.
+    """
     import av
 
     rng = np.random.default_rng(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     gallery = out_dir / "gallery"
     gallery.mkdir(exist_ok=True)
-    sprites = make_sprites()
-    for sprite in sprites:
+    unique = make_sprites()
+    for sprite in unique:
         cv2.imwrite(str(gallery / f"{sprite.name}.png"), sprite.image)
+    count = len(unique) if faces is None else faces
+    sprites = [unique[k % len(unique)] for k in range(count)]
     width, height = size
     scene = _scene(width, height, rng)
     alpha = _alpha(SPRITE_PX)
-    lanes = np.linspace(20, height - SPRITE_PX - 20, len(sprites))
-    starts = rng.uniform(0, width - SPRITE_PX, len(sprites))
-    speeds = rng.choice([-1, 1], len(sprites)) * rng.uniform(2.0, 4.0, len(sprites))
+    lane_count = min(count, 4)
+    per_lane = -(-count // lane_count) if count else 1
+    slot = width // per_lane  # each face bounces within its own slot of its lane
+    if slot < SPRITE_PX or height < lane_count * SPRITE_PX:
+        raise StreamerError(f"demo: {count} faces of {SPRITE_PX} px do not fit in {width}x{height}")
+    lanes = np.linspace(20, height - SPRITE_PX - 20, lane_count)[np.arange(count) % lane_count]
+    offsets = slot * (np.arange(count) // lane_count)
+    starts = rng.uniform(0, slot - SPRITE_PX, count)
+    speeds = rng.choice([-1, 1], count) * rng.uniform(2.0, 4.0, count)
     drawn = [draw_occluder(s.image, s.landmarks, s.occluder) if s.occluder else s.image for s in sprites]
     truth = {"clip": "demo.mp4", "frames": frames, "fps": fps, "size": [width, height],
              "faces": [{"identity": s.name, "occluder": s.occluder, "boxes": []} for s in sprites]}
@@ -185,9 +197,9 @@ def build_demo(out_dir: Path, frames: int = 120, size: tuple[int, int] = (1280, 
         for t in range(frames):
             canvas = scene.astype(np.float32)
             for k, (sprite, image) in enumerate(zip(sprites, drawn)):
-                span = width - SPRITE_PX
+                span = slot - SPRITE_PX
                 x = starts[k] + speeds[k] * t
-                x = int(abs((x % (2 * span)) - span) if span else 0)  # bounce between the walls
+                x = int(offsets[k] + (abs((x % (2 * span)) - span) if span else 0))  # bounce within the slot
                 y = int(lanes[k] + 6 * np.sin(t / 9 + k))
                 roi = canvas[y : y + SPRITE_PX, x : x + SPRITE_PX]
                 roi[:] = roi * (1 - alpha) + image.astype(np.float32) * alpha

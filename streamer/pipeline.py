@@ -11,14 +11,13 @@ from pathlib import Path
 
 from engines import select_device
 from engines.device import DeviceUnavailable
-from streamer.annotate import annotate
 from streamer.config import Config
 from streamer.errors import ConfigError, StreamerError
+from streamer.latency import LatencyRecorder
 from streamer.progress import ProgressReporter, StreamCounters
 from streamer.records import FrameResult, TrackEvent
+from streamer.sinks.annotated import AnnotatedVideo
 from streamer.sinks.events import JsonLinesEvents
-from streamer.sinks.recording import Recording
-from streamer.sinks.rtsp_push import RtspPush
 from streamer.sinks.webhook import WebhookEvents
 from streamer.sources import ThreadedSource, make_source
 from streamer.stages import Stages
@@ -44,6 +43,8 @@ class RunSummary:
     reused: int = 0  # faces that kept their track's reconstruction
     store_path: Path | None = None
     webhook: dict[str, int] = field(default_factory=dict)  # delivered, dropped, failures, undelivered
+    dropped: dict[str, int] = field(default_factory=dict)  # per stream: frames replaced before analysis (live)
+    latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # per stage, all streams: p50/p95/p99
 
     @property
     def total_frames(self) -> int:
@@ -143,8 +144,9 @@ class StreamOutputs:
                                    None if self.stills else pipeline.track_reattach_similarity,
                                    config.output.event_embeddings, stills=self.stills)
         self.counters = StreamCounters()
-        self.recording: Recording | None = None
-        self.push: RtspPush | None = None
+        out = config.output
+        self.video = AnnotatedVideo(source, config, live_view, self._frame_done) \
+            if out.video or live_view or out.rtsp_push else None
         self.last_result: FrameResult | None = None
         self._associated: FrameResult | None = None
         self._shape: tuple[int, ...] | None = None
@@ -163,39 +165,28 @@ class StreamOutputs:
         self._associated = result
 
     def handle(self, result: FrameResult) -> None:
-        out, image = self.config.output, result.frame.image
         if self._associated is not result:
             self.associate(result)
         self._associated = None
+        started = time.perf_counter()
         self._emit(self.tracker.update(result))
-        if out.video or self.live_view or out.rtsp_push:
-            annotated = annotate(result, out.show_reconstruction, hud=_hud(result, self.counters))
-            height, width = image.shape[:2]
-            if out.video:
-                self.recording = self.recording or Recording(
-                    out.dir, self.source.name, self.source.fps, (width, height), out.codec, out.crf, out.segment_s
-                )
-                self.recording.write(annotated)
-            if self.live_view:
-                self.live_view.publish(self.source.name, annotated)
-            if out.rtsp_push:
-                url = out.rtsp_push.replace("{stream}", self.source.name)
-                self.push = self.push or RtspPush(
-                    url, self.source.name, self.source.fps, (width, height), out.rtsp_push_options
-                )
-                self.push.push(annotated)
-        self.counters.frame_done(result.frame.decoded_at)
+        result.stage_s["identify"] = time.perf_counter() - started
+        if self.video:
+            self.video.submit(result, _hud(result, self.counters))
+        else:
+            self._frame_done(result)
         self.last_result = result
+
+    def _frame_done(self, result: FrameResult) -> None:
+        self.counters.frame_done(result.frame.decoded_at, result.stage_s)
 
     def status(self) -> StreamStatus:
         return stream_status(self.source, self.counters)
 
     def close(self) -> None:
         self._emit(self.tracker.close(self.last_result))
-        if self.recording:
-            self.recording.close()
-        if self.push:
-            self.push.close()
+        if self.video:
+            self.video.close()
 
     def _emit(self, events: list[TrackEvent]) -> None:
         self.events.emit(events)
@@ -250,7 +241,13 @@ def _run_opened(
             reporter.update(sources, counters, force=True)
             reporter.finish()
     summary.frames = {name: c.frames_out for name, c in counters.items()}
-    summary.videos = [path for o in outputs.values() if o.recording for path in o.recording.paths]
+    summary.dropped = {s.name: s.stats.dropped for s in sources}
+    latency = LatencyRecorder()
+    for c in counters.values():
+        latency.merge(c.latency)
+    summary.latency_ms = latency.summary_ms()
+    summary.videos = [path for o in outputs.values() if o.video and o.video.recording
+                      for path in o.video.recording.paths]
     summary.events = events.count
     summary.events_path = events.file.path if events.file else None
     summary.store_path = Path(stages.store.execute("PRAGMA database_list").fetchone()[2])

@@ -6,6 +6,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from streamer.latency import LatencyRecorder
 from streamer.rate import RateMeter
 
 
@@ -16,12 +17,14 @@ class StreamCounters:
     frames_out: int = 0
     latency_ms_sum: float = 0.0
     output_rate: RateMeter = field(default_factory=RateMeter)
+    latency: LatencyRecorder = field(default_factory=LatencyRecorder)
 
-    def frame_done(self, decoded_at: float) -> None:
+    def frame_done(self, decoded_at: float, stage_s: dict[str, float] | None = None) -> None:
         now = time.monotonic()
         self.frames_out += 1
         self.latency_ms_sum += (now - decoded_at) * 1000
         self.output_rate.tick(now)
+        self.latency.add({**(stage_s or {}), "total": now - decoded_at})
 
     @property
     def fps_out(self) -> float:

@@ -118,6 +118,9 @@ class Face:
 class FrameResult:
     frame: VideoFrame
     faces: list[Face] = field(default_factory=list)
+    # Seconds this frame spent in each stage, waiting for its batch mates included (queue: decoded to
+    # picked up for analysis): the per-stage latency behind the percentiles a run reports.
+    stage_s: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from engines import Device
 from streamer.align import align_face
 from streamer.config import Config
 from streamer.detect import FaceDetector, build_detector
+from streamer.detect.regions import RegionScheduler
 from streamer.embed import FaceEmbedder, build_embedder
 from streamer.identify import open_identification
 from streamer.identify.track_identity import IdentityResolver
@@ -20,6 +21,7 @@ from streamer.inpaint import Inpainter, build_inpainter, inpaint_batched
 from streamer.inpaint.reuse import ReconstructionCache
 from streamer.occlusion import OccluderSegmenter, build_segmenter
 from streamer.records import Face, FrameResult, VideoFrame
+from streamer.track.reanalysis import ReanalysisSchedule
 
 
 @dataclass
@@ -29,9 +31,12 @@ class StageTimes:
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     items: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
-    def add(self, stage: str, seconds: float, items: int) -> None:
+    def add(self, stage: str, seconds: float, items: int, results: list[FrameResult] = ()) -> None:
+        """Also charges ``seconds`` to every frame of the batch (``results``): each waited that long."""
         self.seconds[stage] += seconds
         self.items[stage] += items
+        for result in results:
+            result.stage_s[stage] = result.stage_s.get(stage, 0.0) + seconds
 
 
 @dataclass
@@ -45,6 +50,8 @@ class Stages:
     store: sqlite3.Connection
     crop_size: int
     min_occluded_fraction: float
+    regions: RegionScheduler
+    reanalysis: ReanalysisSchedule
     reconstructions: ReconstructionCache = field(default_factory=ReconstructionCache)
     times: StageTimes = field(default_factory=StageTimes)
 
@@ -63,13 +70,19 @@ class Stages:
             store=store,
             crop_size=config.pipeline.crop_size,
             min_occluded_fraction=config.pipeline.min_occluded_fraction,
+            regions=RegionScheduler(detector, config.pipeline.full_detection_every),
+            # A track is analysed on every frame until it has faces enough to be named or made a pseudo-identity.
+            reanalysis=ReanalysisSchedule(config.pipeline.reanalyse_every,
+                                          max(config.identity.min_frames, config.identity.pseudo_min_frames)),
             reconstructions=ReconstructionCache(config.pipeline.reinpaint_every),
         )
 
     def describe(self) -> list[str]:
         return [
             f"device:    {self.device} ({self.device.reason})",
-            f"detector:  {self.detector.description}",
+            f"detector:  {self.detector.description}" + (
+                f"; full frame every {self.regions.full_every} frames, around followed faces between"
+                if self.regions.full_every > 1 else ""),
             f"occlusion: {self.segmenter.description}",
             f"inpainter: {self.inpainter.description}",
             f"embedder:  {self.embedder.description}",
@@ -80,10 +93,15 @@ class Stages:
     def analyze(self, frames: list[VideoFrame], associate=None) -> list[FrameResult]:
         """Every stage over a batch of frames from any streams; ``associate(result)`` (the streams'
         trackers) runs between detection and the per-face stages, which reuse work by track."""
+        picked_up = time.monotonic()
         results = self.detect(frames)
+        for result in results:
+            result.stage_s["queue"] = max(0.0, picked_up - result.frame.decoded_at)
         if associate is not None:
+            t = time.perf_counter()
             for result in results:
                 associate(result)
+            self.times.add("track", time.perf_counter() - t, len(results), results)
         self.complete(results)
         return results
 
@@ -92,7 +110,7 @@ class Stages:
         results = []
         t = time.perf_counter()
         for frame in frames:
-            found = self.detector.detect(frame.image)
+            found = self.regions.detect(frame)
             faces = [
                 Face(box=b, score=float(s), landmarks=lm)
                 for b, s, lm in zip(found.boxes, found.scores, found.landmarks)
@@ -100,20 +118,23 @@ class Stages:
             for face in faces:
                 face.crop = align_face(frame.image, face.landmarks, self.crop_size)
             results.append(FrameResult(frame, faces))
-        self.times.add("detect", time.perf_counter() - t, len(frames))
+        self.times.add("detect", time.perf_counter() - t, len(frames), results)
         return results
 
     def complete(self, results: list[FrameResult]) -> None:
-        """Segment, inpaint and embed every face of every frame, each stage as one batch (tracks match)."""
+        """Segment, inpaint and embed the faces due for analysis, each stage as one batch over every
+        frame of the batch (tracks match); the other tracked faces carry their track's last occlusion."""
         located = [(r.frame, f) for r in results for f in r.faces]
-        faces = [f for _, f in located]
-        if not faces:
+        if not located:
             return
+        due = [(frame, face) for frame, face in located
+               if not self.reanalysis.carry(frame.stream, frame.index, face)]
 
         t = time.perf_counter()
-        for face, occlusion in zip(faces, self.segmenter.segment([f.crop for f in faces])):
+        for (frame, face), occlusion in zip(due, self.segmenter.segment([f.crop for _, f in due])):
             face.occlusion = occlusion
-        self.times.add("occlusion", time.perf_counter() - t, len(faces))
+            self.reanalysis.done(frame.stream, frame.index, face)
+        self.times.add("occlusion", time.perf_counter() - t, len(due), results)
 
         t = time.perf_counter()
         fresh = []
@@ -129,18 +150,20 @@ class Stages:
             for (frame, face), patch in zip(fresh, inpaint_batched(self.inpainter, crops, masks)):
                 face.reconstruction = patch
                 self.reconstructions.store(frame.stream, frame.index, face)
-        self.times.add("inpaint", time.perf_counter() - t, len(fresh))
+        self.times.add("inpaint", time.perf_counter() - t, len(fresh), results)
 
         # Both what the camera saw and the reconstruction are embedded, in one batch: the track's
         # decision says which one matched, so an operator sees whether reconstruction helped.
         t = time.perf_counter()
+        faces = [f for _, f in due]
         rebuilt = [f for f in faces if f.reconstructed]
-        views = np.stack([f.crop.image for f in faces] + [f.reconstruction for f in rebuilt])
-        embeddings = self.embedder.embed(views)
-        weights = self.embedder.visible_dims(np.stack([f.occlusion.mask for f in faces]))
-        for i, face in enumerate(faces):
-            face.embedding = embeddings[i]
-            face.visible_weights = weights[i] if weights is not None else None
-        for face, vector in zip(rebuilt, embeddings[len(faces):]):
-            face.reconstruction_embedding = vector
-        self.times.add("embed", time.perf_counter() - t, len(views))
+        if faces:
+            views = np.stack([f.crop.image for f in faces] + [f.reconstruction for f in rebuilt])
+            embeddings = self.embedder.embed(views)
+            weights = self.embedder.visible_dims(np.stack([f.occlusion.mask for f in faces]))
+            for i, face in enumerate(faces):
+                face.embedding = embeddings[i]
+                face.visible_weights = weights[i] if weights is not None else None
+            for face, vector in zip(rebuilt, embeddings[len(faces):]):
+                face.reconstruction_embedding = vector
+        self.times.add("embed", time.perf_counter() - t, len(faces) + len(rebuilt), results)

@@ -39,9 +39,17 @@ class HaarDetector:
         self._face = _cascade("haarcascade_frontalface_alt2.xml")
         self._eye = _cascade("haarcascade_eye.xml")
         self.description = "OpenCV Haar face + eye-pair cascades (classical, bundled with OpenCV; CPU)"
+        # Not on regions: the eye pair that gives the landmarks depends on the window searched, and on the
+        # demo's regions it aligned faces differently enough to lose a borderline name (LBP matching).
+        self.supports_regions = False
 
     def detect(self, image: np.ndarray) -> Detections:
-        scale = min(1.0, self._config.max_side / max(image.shape[:2]))
+        return self._scaled(image, min(1.0, self._config.max_side / max(image.shape[:2])))
+
+    def detect_region(self, image: np.ndarray, frame_shape: tuple[int, ...]) -> Detections:
+        return self._scaled(image, min(1.0, self._config.max_side / max(frame_shape[:2])))
+
+    def _scaled(self, image: np.ndarray, scale: float) -> Detections:
         if scale < 1.0:
             image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         found = self._detect(image, max(int(self._config.min_face_px * scale), 20))

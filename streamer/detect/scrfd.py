@@ -13,6 +13,8 @@ from streamer.config_base import ExistingPath, StrictModel
 from streamer.errors import ModelError
 from streamer.records import Detections
 
+REGION_PX = 128  # network input for a region around a followed face: the face spans about 80 px
+
 
 class ScrfdConfig(StrictModel):
     backend: Literal["scrfd"]
@@ -61,9 +63,13 @@ class ScrfdDetector:
         )
         self._min_face = config.min_face_px
         self.description = f"SCRFD {path.name} @ {config.input_size}px on {device}"
+        # A model exported with a fixed input size costs the same on a region as on the whole frame.
+        height, width = self._model.session.get_inputs()[0].shape[2:4]
+        self.supports_regions = not (isinstance(height, int) and isinstance(width, int))
 
-    def detect(self, image: np.ndarray) -> Detections:
-        dets, kps = self._model.detect(image)
+    def detect(self, image: np.ndarray, input_size: int | None = None) -> Detections:
+        size = (input_size, input_size) if input_size else None
+        dets, kps = self._model.detect(image, input_size=size)
         if len(dets) == 0 or kps is None:
             return Detections.empty()
         keep = (dets[:, 3] - dets[:, 1]) >= self._min_face
@@ -72,3 +78,6 @@ class ScrfdDetector:
             scores=dets[keep, 4].astype(np.float32),
             landmarks=kps[keep].astype(np.float32),
         )
+
+    def detect_region(self, image: np.ndarray, frame_shape: tuple[int, ...]) -> Detections:
+        return self.detect(image, REGION_PX)

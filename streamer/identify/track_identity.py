@@ -107,6 +107,8 @@ class IdentityResolver:
 
     def observe(self, state: TrackIdentity, face: Face, min_frames: int | None = None) -> Decision | None:
         """Adds one face of the track; returns the track's decision (None while undecided)."""
+        if face.embedding is None:
+            return state.decision  # not analysed on this frame: it carries its track's last analysis
         state.frames += 1
         quality = assess(face.box, face.landmarks, face.crop.image, self.config.quality)
         if quality.passed and face.embedding is not None:

@@ -1,0 +1,57 @@
+"""Which tracked faces go through the per-face stages (occluder segmentation, embedding) this frame.
+
+A followed face changes little from one frame to the next: its aligned crop keeps the same layout,
+so the occlusion found a few frames ago (a mask in crop coordinates) still holds. A confirmed
+track's face is analysed on its first ``warmup`` frames (its identity is decided as early as with
+analysis on every frame), then every ``every`` frames (DeepStream's secondary re-inference interval). Tracks born
+together stay due together, which keeps the segmenter's batches full (one call has a fixed cost
+of several milliseconds). In between, the face carries its last occlusion, and its reconstruction
+is reused by the reconstruction cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streamer.records import Face, Occlusion
+
+
+@dataclass
+class _Analysed:
+    frame: int  # the last frame analysed
+    count: int  # analyses so far
+    occlusion: Occlusion
+    seen: int  # the last frame the track's face was here
+
+
+class ReanalysisSchedule:
+    def __init__(self, every: int, warmup: int = 3):
+        if every < 1:
+            raise ValueError(f"every must be at least 1, got {every}")
+        self.every, self.warmup = every, warmup
+        self._tracks: dict[tuple[str, int], _Analysed] = {}
+        self.analysed = 0
+        self.carried = 0
+
+    def carry(self, stream: str, frame: int, face: Face) -> bool:
+        """Gives ``face`` its track's last occlusion and returns True if it is not due for analysis."""
+        if self.every == 1 or face.track_id < 0:
+            return False
+        entry = self._tracks.get((stream, face.track_id))
+        if entry is None or entry.count < self.warmup or frame - entry.frame >= self.every:
+            return False
+        entry.seen = frame
+        face.occlusion = entry.occlusion
+        self.carried += 1
+        return True
+
+    def done(self, stream: str, frame: int, face: Face) -> None:
+        """Records the analysis of ``face`` on ``frame``."""
+        self.analysed += 1
+        if face.track_id < 0:
+            return
+        key = (stream, face.track_id)
+        entry = self._tracks.get(key)
+        self._tracks[key] = _Analysed(frame, entry.count + 1 if entry else 1, face.occlusion, frame)
+        for stale in [k for k, e in self._tracks.items() if k[0] == stream and frame - e.seen > 4 * self.every]:
+            del self._tracks[stale]

@@ -1,0 +1,128 @@
+"""streamer bench: the report a benchmark user reads, and the scheduling that makes streamer fast."""
+
+import json
+
+import av
+import numpy as np
+import pytest
+
+from streamer.demo import build_demo
+from streamer.latency import LatencyRecorder
+from streamer.records import Face, Occlusion, VideoFrame
+from tests.conftest import need_shared, run_cli
+
+
+def test_latency_percentiles_are_those_of_the_frames():
+    recorder = LatencyRecorder()
+    for ms in range(1, 101):  # 1..100 ms
+        recorder.add({"detect": ms / 1000, "total": 2 * ms / 1000})
+    summary = recorder.summary_ms()
+    assert list(summary) == ["detect", "total"]
+    assert summary["detect"]["p50"] == pytest.approx(50.5)
+    assert summary["detect"]["p99"] == pytest.approx(99.01)
+    assert summary["total"]["p95"] == pytest.approx(190.1)
+    assert summary["total"]["frames"] == 100
+
+
+def _demo_frames(tmp_path, count, faces=3):
+    build_demo(tmp_path, frames=count, size=(960, 540), faces=faces)
+    with av.open(str(tmp_path / "demo.mp4")) as container:
+        return [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+
+
+def test_demo_clip_holds_the_asked_number_of_faces(tmp_path):
+    truth = build_demo(tmp_path, frames=3, size=(1280, 720), faces=7)
+    assert len(truth["faces"]) == 7 and all(len(f["boxes"]) == 3 for f in truth["faces"])
+    boxes = np.array([f["boxes"][0] for f in truth["faces"]])
+    overlap = [(max(a[0], b[0]) < min(a[2], b[2])) and (max(a[1], b[1]) < min(a[3], b[3]))
+               for i, a in enumerate(boxes) for b in boxes[i + 1:]]
+    assert not any(overlap)  # every face is in full view
+    assert build_demo(tmp_path / "none", frames=2, size=(640, 360), faces=0)["faces"] == []
+
+
+def test_region_frames_find_the_faces_that_full_frames_find(tmp_path, cpu):
+    from streamer.detect.regions import RegionScheduler
+    from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
+    from streamer.track.iou import iou_matrix
+
+    detector = ScrfdDetector(ScrfdConfig(backend="scrfd", model=need_shared("models", "scrfd_2.5g_bnkps.onnx")), cpu)
+    assert detector.supports_regions  # its input size is dynamic
+    images = _demo_frames(tmp_path, 10)
+    scheduler = RegionScheduler(detector, full_every=5)
+    for k, image in enumerate(images):
+        found = scheduler.detect(VideoFrame("cam", k, image, None, 0.0, 0.0))
+        full = detector.detect(image)
+        if k % 5:  # a region frame: the same faces, boxes and eyes within a few pixels
+            assert len(found) == len(full) == 3, k
+            best = iou_matrix(found.boxes, full.boxes).argmax(axis=1)
+            assert (iou_matrix(found.boxes, full.boxes).max(axis=1) > 0.8).all(), k
+            assert np.abs(found.landmarks[:, :2] - full.landmarks[best, :2]).max() < 6, k
+    assert (scheduler.full_frames, scheduler.region_frames) == (2, 8)
+    # A second stream takes its key frames out of step with the first.
+    other = RegionScheduler(detector, full_every=5)
+    for k in range(6):
+        for stream in ("a", "b"):
+            other.detect(VideoFrame(stream, k, images[k], None, 0.0, 0.0))
+    assert other.full_frames == 3  # a: frames 0 and 5, b: frame 0 only (its next is frame 6)
+
+
+def test_detectors_whose_cost_does_not_shrink_with_the_region_detect_every_frame_in_full(haar):
+    from streamer.detect.regions import RegionScheduler
+
+    assert RegionScheduler(haar, full_every=5).full_every == 1
+
+
+def test_a_followed_face_carries_its_occlusion_between_analyses():
+    from streamer.track.reanalysis import ReanalysisSchedule
+
+    schedule = ReanalysisSchedule(every=4, warmup=2)
+    masked = Occlusion(np.ones((112, 112), bool), ("face_mask",), 0.4)
+    due = []
+    for frame in range(12):
+        face = Face(np.zeros(4, np.float32), 0.9, np.zeros((5, 2), np.float32), track_id=7)
+        if schedule.carry("cam", frame, face):
+            assert face.occlusion is masked
+        else:
+            due.append(frame)
+            face.occlusion = masked
+            schedule.done("cam", frame, face)
+    assert due == [0, 1, 5, 9]  # the warm-up frames, then every 4
+    unconfirmed = Face(np.zeros(4, np.float32), 0.9, np.zeros((5, 2), np.float32))
+    assert not schedule.carry("cam", 3, unconfirmed)  # a tentative face is always analysed
+
+
+def test_bench_writes_its_report_with_the_baseline_ratio_and_latency_per_stage(tmp_path):
+    out = tmp_path / "bench"
+    result = run_cli("bench", "--only", "decode", "stages", "streams", "capacity", "--streams", "2",
+                     "--multi-faces", "2", "--size", "640x400", "--frames", "8", "--batch-sizes", "1", "2",
+                     "--capacity-size", "640x400", "--capacity-fps", "5", "--capacity-seconds", "2",
+                     "--max-streams", "1", "--out", str(out), timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "bench.json").read_text())
+    cases = {c["kind"]: c for c in report["cases"] if c["section"] == "streams"}
+    ours, base = cases["pipeline"]["result"], cases["baseline"]["result"]
+    assert ours["frames"] == base["frames"] == 2 * 8  # the same frames through both
+    assert ours["fps"] > 0 and base["fps"] > 0 and base["faces"] > 0
+    latency = ours["latency_ms"]
+    for stage in ("queue", "detect", "track", "occlusion", "embed", "identify", "output", "total"):
+        assert latency[stage]["p50"] <= latency[stage]["p95"] <= latency[stage]["p99"], stage
+    assert latency["total"]["p50"] >= latency["detect"]["p50"]
+    assert ours["peak_rss_mb"] > 100 and report["decode"]["bare_fps"] > 0
+    assert set(report["stages"]["batches"]) == {"1", "2"} and report["stages"]["faces_found"] > 0
+    capacity = report["capacity"]
+    assert capacity["streams_held"] in (0, 1) and "1" in capacity["tried"]
+    text = (out / "bench.md").read_text()
+    assert "streamer / baseline" in text and "Real-time capacity" in text
+    ratio = round(ours["fps"] / base["fps"], 2)
+    assert f"**{ratio:.2f}×**" in text
+    for name in ("fps_vs_streams.png", "latency_vs_load.png", "time_per_stage.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_bench_names_a_clip_it_cannot_read(tmp_path):
+    bad = tmp_path / "notavideo.mp4"
+    bad.write_text("hello")
+    result = run_cli("bench", "--clip", str(bad), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "notavideo.mp4" in result.stderr
+    assert not (tmp_path / "out" / "bench.json").exists()
