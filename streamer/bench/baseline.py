@@ -21,8 +21,6 @@ import cv2
 import numpy as np
 
 from streamer.align import align_face
-from streamer.detect import align_most_confident
-from streamer.identify.gallery import IMAGE_SUFFIXES
 from streamer.latency import LatencyRecorder
 from streamer.stages import Stages
 
@@ -43,24 +41,12 @@ class BaselineRun:
         return self.frames / self.seconds if self.seconds else 0.0
 
 
-def gallery_matrix(stages: Stages, gallery_dir: Path | None) -> tuple[list[str], np.ndarray]:
-    names, vectors = [], []
-    for path in sorted(gallery_dir.iterdir()) if gallery_dir else []:
-        image = cv2.imread(str(path)) if path.suffix.lower() in IMAGE_SUFFIXES else None
-        aligned = align_most_confident(stages.detector, image, stages.crop_size) if image is not None else None
-        if aligned is not None:
-            names.append(path.stem)
-            vectors.append(stages.embedder.embed(aligned[0].image[None])[0])
-    return names, np.array(vectors, np.float32) if vectors else np.zeros((0, 0), np.float32)
-
-
-def run_baseline(stages: Stages, clips: list[Path], out_dir: Path, gallery_dir: Path | None = None,
-                 max_frames: int | None = None) -> BaselineRun:
+def run_baseline(stages: Stages, clips: list[Path], out_dir: Path, max_frames: int | None = None) -> BaselineRun:
+    """The gallery is the one ``Stages.build`` enrolled into the store (the same people, the same vectors)."""
     from ultralytics.engine.results import Boxes
     from ultralytics.trackers.byte_tracker import BYTETracker
 
-    names, gallery = gallery_matrix(stages, gallery_dir)
-    threshold = stages.resolver.base_threshold
+    gallery, threshold = stages.resolver.index, stages.resolver.base_threshold
     out_dir.mkdir(parents=True, exist_ok=True)
     readers = [cv2.VideoCapture(str(clip)) for clip in clips]
     trackers = [BYTETracker(SimpleNamespace(**BYTETRACK_DEFAULTS)) for _ in clips]
@@ -90,9 +76,10 @@ def run_baseline(stages: Stages, clips: list[Path], out_dir: Path, gallery_dir: 
                 if occlusion.occluded and occlusion.fraction >= stages.min_occluded_fraction:
                     view = stages.inpainter.inpaint(crop.image[None], occlusion.mask[None])[0]
                 vector = stages.embedder.embed(view[None])[0]
-                scores = gallery @ vector if len(gallery) else np.zeros(0)
-                best = int(scores.argmax()) if len(scores) else -1
-                name = names[best] if best >= 0 and scores[best] >= threshold else f"#{int(track_id)}"
+                identities, scores = gallery.scores(vector[None])
+                best = int(scores[0].argmax()) if scores.size else -1
+                name = gallery.names[int(identities[best])] if best >= 0 and scores[0, best] >= threshold \
+                    else f"#{int(track_id)}"
                 labels.append(((int(x1), int(y1), int(x2), int(y2)), name))
             run.faces += len(labels)
             t3 = time.perf_counter()

@@ -59,8 +59,7 @@ def _baseline(case: dict, clip: Clip) -> dict:
     config = case_config(case, clip)
     stages = Stages.build(config, select_device(config.engine.device))
     try:
-        done = run_baseline(stages, [clip.path] * case["streams"], Path(case["out_dir"]), clip.gallery,
-                            case["frames"])
+        done = run_baseline(stages, [clip.path] * case["streams"], Path(case["out_dir"]), case["frames"])
     finally:
         stages.store.close()
     return {"fps": round(done.fps, 2), "seconds": round(done.seconds, 2), "frames": done.frames,
