@@ -18,6 +18,7 @@ class Device:
     index: int = 0
     name: str = "cpu"
     reason: str = ""  # why this device was chosen
+    cpu_threads: int = 0  # threads per model on the CPU; 0: the runtime's own default (all cores)
 
     @property
     def is_cuda(self) -> bool:
@@ -29,7 +30,10 @@ class Device:
         return f"cuda:{self.index}" if self.is_cuda else "cpu"
 
     def __str__(self) -> str:
-        return f"{self.torch} ({self.name})" if self.is_cuda else "cpu"
+        if self.is_cuda:
+            return f"{self.torch} ({self.name})"
+        threads = self.cpu_threads
+        return f"cpu ({threads} thread{'s' if threads > 1 else ''})" if threads else "cpu"
 
 
 def cuda_status() -> tuple[bool, str]:
@@ -51,12 +55,23 @@ def cuda_status() -> tuple[bool, str]:
     return True, torch.cuda.get_device_name(0)
 
 
-def select_device(preference: DevicePreference = "auto") -> Device:
+def select_device(preference: DevicePreference = "auto", cpu_threads: int = 0) -> Device:
+    """``cpu_threads``: each model's threads on the CPU (0: the runtime's default); the GPU ignores it."""
     if preference == "cpu":
-        return Device("cpu", name="cpu", reason="configured")
+        return Device("cpu", name="cpu", reason="configured", cpu_threads=cpu_threads)
     available, detail = cuda_status()
     if available:
         return Device("cuda", 0, name=detail, reason="GPU present" if preference == "auto" else "configured")
     if preference == "cuda":
         raise DeviceUnavailable(f"cuda was requested but is not available: {detail}")
-    return Device("cpu", name="cpu", reason=detail)
+    return Device("cpu", name="cpu", reason=detail, cpu_threads=cpu_threads)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container limits), at least 1."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)

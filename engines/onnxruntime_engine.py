@@ -19,13 +19,15 @@ def ort_providers(device: Device) -> list[str]:
 
 
 def session_options(device: Device, threads: int = 0):
-    """Options for every ONNX Runtime session of the stream. On a CPU the stages share a few cores
+    """Options for every ONNX Runtime session of the stream: ``threads`` (else the device's
+    cpu_threads, else ONNX Runtime's default) intra-op threads. On a CPU the stages share a few cores
     (several sessions, decoding threads, OpenCV): a session's threads must not spin-wait for work
     after each run, which on 2 cores doubled the other stages' time."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    threads = threads or (0 if device.is_cuda else device.cpu_threads)
     if threads:
         options.intra_op_num_threads = threads
     if not device.is_cuda:

@@ -104,6 +104,10 @@ class SourceConfig(StrictModel):
 
 class EngineConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: the GPU when one is present")
+    cpu_threads: int = Field(
+        0, ge=0, le=256, description="threads of each per-face model on a CPU (0: every core this process may "
+        "use); the detector, which runs beside them on a thread of its own, gets half as many"
+    )
 
 
 class PipelineConfig(StrictModel):

@@ -6,12 +6,13 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engines import select_device
-from engines.device import DeviceUnavailable
+from engines.device import DeviceUnavailable, usable_cores
 from streamer.config import Config
+from streamer.detect.ahead import DetectionAhead
 from streamer.errors import ConfigError, StreamerError
 from streamer.latency import LatencyRecorder
 from streamer.progress import ProgressReporter, StreamCounters
@@ -26,7 +27,6 @@ from streamer.track.events import TrackEvents
 from streamer.web.server import LiveView, StreamStatus
 
 log = logging.getLogger(__name__)
-IDLE_WAIT_S = 0.1  # with no frame from any source, wait this long at most for the next one
 
 
 @dataclass
@@ -81,10 +81,13 @@ def run(config: Config, reporter: ProgressReporter | None = None, banner=print) 
     if not config.sources:
         raise ConfigError("no sources: add 'sources' to the config or pass --source URI")
     try:
-        device = select_device(config.engine.device)
+        device = select_device(config.engine.device, config.engine.cpu_threads)
     except DeviceUnavailable as exc:
         raise ConfigError(f"engine.device: {exc}") from None
-    stages = Stages.build(config, device)
+    # The detector runs on its own thread beside the per-face stages (detect/ahead.py): on a CPU it
+    # takes half the cores, and the per-face models all of them, as they get both whenever it waits.
+    detector_threads = max(1, (device.cpu_threads or usable_cores()) // 2)
+    stages = Stages.build(config, device, replace(device, cpu_threads=detector_threads))
     try:
         for line in stages.describe():
             banner(line)
@@ -148,7 +151,6 @@ class StreamOutputs:
         self.video = AnnotatedVideo(source, config, live_view, self._frame_done) \
             if out.video or live_view or out.rtsp_push else None
         self.last_result: FrameResult | None = None
-        self._associated: FrameResult | None = None
         self._shape: tuple[int, ...] | None = None
 
     def associate(self, result: FrameResult) -> None:
@@ -162,12 +164,9 @@ class StreamOutputs:
             self._emit(self.tracker.close(self.last_result))
         self._shape = image.shape
         self.tracker.associate(result)
-        self._associated = result
 
     def handle(self, result: FrameResult) -> None:
-        if self._associated is not result:
-            self.associate(result)
-        self._associated = None
+        """Events and output for a frame whose faces ``associate`` gave track IDs."""
         started = time.perf_counter()
         self._emit(self.tracker.update(result))
         result.stage_s["identify"] = time.perf_counter() - started
@@ -212,22 +211,17 @@ def _run_opened(
         for source in sources:
             source.start()
         try:
-            while not stop.event.is_set():
-                # Clear before reading: a frame that lands after the reads sets the event again, so the
-                # wait below returns at once. No source is ever waited on alone (a dead camera costs nothing).
-                frame_ready.clear()
-                frames = [f for f in (s.read(0) for s in sources if not s.exhausted) if f is not None]
-                if not frames:
-                    if all(s.exhausted for s in sources):
-                        break
-                    frame_ready.wait(IDLE_WAIT_S)
-                    continue
-                for result in stages.analyze(frames, lambda r: outputs[r.frame.stream].associate(r)):
-                    outputs[result.frame.stream].handle(result)
-                reporter.update(sources, counters)
-                if live_view and time.monotonic() - last_status > 0.5:
-                    live_view.update_status([o.status() for o in outputs.values()])
-                    last_status = time.monotonic()
+            ahead = max(2, config.pipeline.reanalyse_every)  # batches: one burst of per-face analysis
+            with DetectionAhead(sources, frame_ready, stages, stop.event, ahead) as detected:
+                for results in detected.batches():
+                    stages.track(results, lambda r: outputs[r.frame.stream].associate(r))
+                    stages.complete(results)
+                    for result in results:
+                        outputs[result.frame.stream].handle(result)
+                    reporter.update(sources, counters)
+                    if live_view and time.monotonic() - last_status > 0.5:
+                        live_view.update_status([o.status() for o in outputs.values()])
+                        last_status = time.monotonic()
             summary.interrupted = stop.event.is_set()
         finally:
             summary.seconds = time.monotonic() - started

@@ -108,6 +108,7 @@ class Face:
     visible_weights: np.ndarray | None = None  # (D,) weights of the dimensions the camera saw (None: all)
     reconstruction_embedding: np.ndarray | None = None  # (D,) of the reconstruction, when there is one
     match: Match | None = None  # the face's track's identity decision
+    track_named: bool = False  # its track had a name (a person or a pseudo-identity) before this frame
 
     @property
     def reconstructed(self) -> bool:

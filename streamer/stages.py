@@ -56,8 +56,9 @@ class Stages:
     times: StageTimes = field(default_factory=StageTimes)
 
     @classmethod
-    def build(cls, config: Config, device: Device) -> Stages:
-        detector = build_detector(config.detector, device)
+    def build(cls, config: Config, device: Device, detector_device: Device | None = None) -> Stages:
+        """``detector_device``: the device for the detector, when its threads differ from the others'."""
+        detector = build_detector(config.detector, detector_device or device)
         embedder = build_embedder(config.embedder, device)
         store, resolver = open_identification(config, detector, embedder)
         return cls(
@@ -71,9 +72,11 @@ class Stages:
             crop_size=config.pipeline.crop_size,
             min_occluded_fraction=config.pipeline.min_occluded_fraction,
             regions=RegionScheduler(detector, config.pipeline.full_detection_every),
-            # A track is analysed on every frame until it has faces enough to be named or made a pseudo-identity.
+            # A track is analysed on every frame until it has faces enough to be named or made a pseudo-identity,
+            # and while it is undecided, for as many faces as its identity aggregates.
             reanalysis=ReanalysisSchedule(config.pipeline.reanalyse_every,
-                                          max(config.identity.min_frames, config.identity.pseudo_min_frames)),
+                                          max(config.identity.min_frames, config.identity.pseudo_min_frames),
+                                          config.identity.window),
             reconstructions=ReconstructionCache(config.pipeline.reinpaint_every),
         )
 
@@ -90,36 +93,29 @@ class Stages:
             f"pseudo-identities, threshold {self.resolver.base_threshold}",
         ]
 
-    def analyze(self, frames: list[VideoFrame], associate=None) -> list[FrameResult]:
-        """Every stage over a batch of frames from any streams; ``associate(result)`` (the streams'
-        trackers) runs between detection and the per-face stages, which reuse work by track."""
-        picked_up = time.monotonic()
-        results = self.detect(frames)
-        for result in results:
-            result.stage_s["queue"] = max(0.0, picked_up - result.frame.decoded_at)
-        if associate is not None:
-            t = time.perf_counter()
-            for result in results:
-                associate(result)
-            self.times.add("track", time.perf_counter() - t, len(results), results)
-        self.complete(results)
-        return results
-
     def detect(self, frames: list[VideoFrame]) -> list[FrameResult]:
         """Faces, their landmarks and aligned crops, per frame."""
+        picked_up = time.monotonic()
         results = []
         t = time.perf_counter()
-        for frame in frames:
-            found = self.regions.detect(frame)
+        for frame, found in zip(frames, self.regions.detect(frames)):
             faces = [
                 Face(box=b, score=float(s), landmarks=lm)
                 for b, s, lm in zip(found.boxes, found.scores, found.landmarks)
             ]
             for face in faces:
                 face.crop = align_face(frame.image, face.landmarks, self.crop_size)
-            results.append(FrameResult(frame, faces))
+            results.append(FrameResult(frame, faces, stage_s={"queue": max(0.0, picked_up - frame.decoded_at)}))
         self.times.add("detect", time.perf_counter() - t, len(frames), results)
         return results
+
+    def track(self, results: list[FrameResult], associate) -> None:
+        """``associate(result)`` (the streams' trackers) gives the faces their track IDs, which the
+        per-face stages reuse work by."""
+        t = time.perf_counter()
+        for result in results:
+            associate(result)
+        self.times.add("track", time.perf_counter() - t, len(results), results)
 
     def complete(self, results: list[FrameResult]) -> None:
         """Segment, inpaint and embed the faces due for analysis, each stage as one batch over every

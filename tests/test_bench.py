@@ -3,6 +3,7 @@
 import json
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -50,7 +51,7 @@ def test_region_frames_find_the_faces_that_full_frames_find(tmp_path, cpu):
     images = _demo_frames(tmp_path, 10)
     scheduler = RegionScheduler(detector, full_every=5)
     for k, image in enumerate(images):
-        found = scheduler.detect(VideoFrame("cam", k, image, None, 0.0, 0.0))
+        found = scheduler.detect([VideoFrame("cam", k, image, None, 0.0, 0.0)])[0]
         full = detector.detect(image)
         if k % 5:  # a region frame: the same faces, boxes and eyes within a few pixels
             assert len(found) == len(full) == 3, k
@@ -61,9 +62,31 @@ def test_region_frames_find_the_faces_that_full_frames_find(tmp_path, cpu):
     # A second stream takes its key frames out of step with the first.
     other = RegionScheduler(detector, full_every=5)
     for k in range(6):
-        for stream in ("a", "b"):
-            other.detect(VideoFrame(stream, k, images[k], None, 0.0, 0.0))
+        found = other.detect([VideoFrame(stream, k, images[k], None, 0.0, 0.0) for stream in ("a", "b")])
+        assert [len(f) for f in found] == [3, 3], k  # both streams' regions, searched in one mosaic
     assert other.full_frames == 3  # a: frames 0 and 5, b: frame 0 only (its next is frame 6)
+    # A batch holding one stream's consecutive frames searches each around what the one before found.
+    again = RegionScheduler(detector, full_every=5)
+    found = again.detect([VideoFrame("cam", k, images[k], None, 0.0, 0.0) for k in range(4)])
+    assert [len(f) for f in found] == [3, 3, 3, 3] and (again.full_frames, again.region_frames) == (1, 3)
+
+
+def test_region_mosaics_take_few_input_shapes_however_faces_vary(tmp_path, cpu):
+    """Each new input shape costs a session of its own (about 10 MB): faces of every size and number
+    must not grow memory for as long as a stream runs."""
+    from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
+
+    detector = ScrfdDetector(ScrfdConfig(backend="scrfd", model=need_shared("models", "scrfd_2.5g_bnkps.onnx")), cpu)
+    shapes, forward = set(), detector._model.forward
+    detector._model.forward = lambda image, threshold: shapes.add(image.shape) or forward(image, threshold)
+    rng = np.random.default_rng(0)
+    face = _demo_frames(tmp_path, 1)[0]
+    for count in range(1, 20):
+        sides = rng.integers(20, 900, count)
+        crops = [np.ascontiguousarray(cv2.resize(face[:300, :300], (int(n), int(n)))) for n in sides]
+        frames = [(720, 1280, 3) if k % 2 else (270, 480, 3) for k in range(count)]
+        assert len(detector.detect_regions(crops, frames)) == count
+    assert len(shapes) <= 20, sorted(shapes)
 
 
 def test_detectors_whose_cost_does_not_shrink_with_the_region_detect_every_frame_in_full(haar):
@@ -75,18 +98,21 @@ def test_detectors_whose_cost_does_not_shrink_with_the_region_detect_every_frame
 def test_a_followed_face_carries_its_occlusion_between_analyses():
     from streamer.track.reanalysis import ReanalysisSchedule
 
-    schedule = ReanalysisSchedule(every=4, warmup=2)
+    schedule = ReanalysisSchedule(every=4, warmup=2, undecided_limit=6)
     masked = Occlusion(np.ones((112, 112), bool), ("face_mask",), 0.4)
-    due = []
-    for frame in range(12):
-        face = Face(np.zeros(4, np.float32), 0.9, np.zeros((5, 2), np.float32), track_id=7)
-        if schedule.carry("cam", frame, face):
-            assert face.occlusion is masked
-        else:
-            due.append(frame)
-            face.occlusion = masked
-            schedule.done("cam", frame, face)
-    assert due == [0, 1, 5, 9]  # the warm-up frames, then every 4
+    due = {7: [], 8: []}
+    for frame in range(14):
+        for track, named in ((7, True), (8, False)):
+            face = Face(np.zeros(4, np.float32), 0.9, np.zeros((5, 2), np.float32), track_id=track,
+                        track_named=named)
+            if schedule.carry("cam", frame, face):
+                assert face.occlusion is masked
+            else:
+                due[track].append(frame)
+                face.occlusion = masked
+                schedule.done("cam", frame, face)
+    assert due[7] == [0, 1, 5, 9, 13]  # the warm-up frames, then every 4
+    assert due[8] == [0, 1, 2, 3, 4, 5, 9, 13]  # nameless: every frame, up to 6 analyses
     unconfirmed = Face(np.zeros(4, np.float32), 0.9, np.zeros((5, 2), np.float32))
     assert not schedule.carry("cam", 3, unconfirmed)  # a tentative face is always analysed
 
@@ -126,3 +152,20 @@ def test_bench_names_a_clip_it_cannot_read(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "notavideo.mp4" in result.stderr
     assert not (tmp_path / "out" / "bench.json").exists()
+
+
+def test_a_failing_case_is_reported_and_the_bench_goes_on(tmp_path):
+    broken = tmp_path / "broken-detector.onnx"
+    broken.write_bytes(b"not a model")  # passes the config check (the file exists), fails in the worker
+    config = tmp_path / "bench.yaml"
+    config.write_text(f"detector:\n  backend: scrfd\n  model: {broken}\n")
+    out = tmp_path / "out"
+    result = run_cli("bench", "--config", str(config), "--only", "decode", "streams", "--streams", "1", "--multi-faces",
+                     "1", "--size", "320x240", "--frames", "4", "--no-baseline", "--out", str(out), timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "broken-detector.onnx" in result.stderr
+    report = json.loads((out / "bench.json").read_text())
+    assert report["decode"]["bare_fps"] > 0  # measured before the failure, and kept
+    failed = [c for c in report["cases"] if c["error"]]
+    assert [c["kind"] for c in failed] == ["pipeline"] and report["failures"] == [failed[0]["error"]]
+    assert "## Failed cases" in (out / "bench.md").read_text()

@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -132,9 +133,17 @@ def test_camera_down_at_start_is_retried_and_its_password_never_shown(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "streamer", "run", str(config)], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "GATE_PW": "Tr0ub4dor&3"})
-    time.sleep(6)  # several attempts: 0.2 s, 0.4 s, 0.8 s, ... apart
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: [lines.append(line) for line in proc.stderr], daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 90  # start-up (model loading) takes seconds, more on a busy machine
+    while time.monotonic() < deadline and not any("retrying in" in line for line in lines):
+        time.sleep(0.2)
+    time.sleep(1.5)  # several more attempts: 0.2 s, 0.4 s, 0.8 s, ... apart (warned once)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    proc.wait(timeout=60)
+    reader.join(timeout=10)
+    stdout, stderr = proc.stdout.read(), "".join(lines)
     assert proc.returncode == 130, stderr
     assert "Tr0ub4dor" not in stdout + stderr
     assert "source 'gate': cannot open rtsp://admin:***@127.0.0.1:9/stream" in stderr

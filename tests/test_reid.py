@@ -206,6 +206,8 @@ def test_erasing_a_person_leaves_no_trace_in_the_database_file(tmp_path):
     events = TrackEvents("cam", _resolver(store), 1, 5)
     emitted = _frames(events, [[_face(_noisy(PEOPLE["bob"], 0.1, seed=i))] for i in range(3)])
     SightingStore(store.conn).record(emitted)
+    seen = max(e.time for e in emitted if e.identity_id is not None)
+    assert store.conn.execute("SELECT last_seen FROM identities WHERE name = 'bob'").fetchone()[0] == seen
     crop_bytes = store.conn.execute("SELECT jpeg FROM crops c JOIN identities i ON i.id = c.identity_id "
                                     "WHERE i.name = 'bob'").fetchone()[0]
     vector_bytes = PEOPLE["bob"].astype("<f4").tobytes()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamer.errors import ConfigError
+from streamer.errors import ConfigError, StreamerError
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -66,4 +66,8 @@ def cmd_bench(args) -> int:
     report = Suite(plan, say=lambda line: print(line, flush=True)).run()
     for path in write_report(report, plan.out):
         print(f"wrote {path}")
+    if report["failures"]:
+        first = report["failures"][0]
+        more = f" (and {len(report['failures']) - 1} more, listed in bench.md)" if len(report["failures"]) > 1 else ""
+        raise StreamerError(f"{first}{more}")
     return 0

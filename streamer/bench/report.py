@@ -10,7 +10,7 @@ STAGE_ORDER = ("queue", "detect", "track", "occlusion", "inpaint", "embed", "ide
 
 def _pairs(report: dict, section: str) -> list[tuple[dict, dict | None]]:
     """(streamer case, baseline case or None) for each point of a section, in the order measured."""
-    cases = [c for c in report["cases"] if c["section"] == section]
+    cases = [c for c in report["cases"] if c["section"] == section and c["result"] is not None]
     out = []
     for case in (c for c in cases if c["kind"] == "pipeline"):
         twin = next((c for c in cases if c["kind"] == "baseline" and c["clip"] == case["clip"]
@@ -90,14 +90,18 @@ def markdown(report: dict) -> str:
                   "|---|---|---|---|---|"]
         for n, t in c["tried"].items():
             fps = ", ".join(f"{v:.1f}" for v in t["stream_fps"].values())
-            held = "yes" if t["held"] else "no"
+            held = "yes" if t["held"] else "failed" if t.get("error") else "no"
             lines.append(f"| {n} | {held} | {100 * t['min_kept']:.1f}% | {_fmt(t['p99_ms'], 0)} | {fps} |")
         lines.append("")
+    if report.get("failures"):
+        lines += ["## Failed cases", "", "Their figures are missing above; every other case ran.", "",
+                  *[f"- {error}" for error in report["failures"]], ""]
     return "\n".join(lines)
 
 
 def stage_latency_table(report: dict) -> list[str]:
-    cases = [c for c in report["cases"] if c["kind"] == "pipeline" and c["section"] in ("streams", "capacity")]
+    cases = [c for c in report["cases"] if c["kind"] == "pipeline" and c["section"] in ("streams", "capacity")
+             and c["result"] is not None]
     if not cases:
         return []
     lines = ["## Latency per stage (decode to annotated output), ms p50 / p95 / p99", "",
@@ -131,8 +135,8 @@ def plots(report: dict, out: Path) -> list[Path]:
         ax.grid(alpha=0.3)
         ax.legend()
         written.append(_save(fig, out / "fps_vs_streams.png"))
-    load = [c for c in report["cases"] if c["kind"] == "pipeline" and c["section"] == "capacity"] or \
-        [c for c, _ in streams]
+    load = [c for c in report["cases"] if c["kind"] == "pipeline" and c["section"] == "capacity"
+            and c["result"] is not None] or [c for c, _ in streams]
     if load:
         fig, ax = plt.subplots(figsize=(6, 4))
         load = sorted(load, key=lambda c: c["streams"])
@@ -146,7 +150,8 @@ def plots(report: dict, out: Path) -> list[Path]:
         ax.grid(alpha=0.3)
         ax.legend()
         written.append(_save(fig, out / "latency_vs_load.png"))
-    measured = [c for c in report["cases"] if c["kind"] == "pipeline" and c["section"] in ("faces", "streams")]
+    measured = [c for c in report["cases"] if c["kind"] == "pipeline" and c["section"] in ("faces", "streams")
+                and c["result"] is not None]
     if measured:
         fig, ax = plt.subplots(figsize=(7, 4))
         labels = [f"{c['faces_per_frame']}f x{c['streams']}" for c in measured]

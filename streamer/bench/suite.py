@@ -39,11 +39,15 @@ class BenchPlan:
 
 
 def run_worker(case: dict, timeout_s: float = 3600) -> dict:
-    process = subprocess.run([sys.executable, "-m", "streamer.bench.worker"], input=json.dumps(case),
-                             capture_output=True, text=True, timeout=timeout_s)
+    what = f"bench case {case['kind']} on {Path(case['clip']['path']).name} x{case['streams']}"
+    try:
+        process = subprocess.run([sys.executable, "-m", "streamer.bench.worker"], input=json.dumps(case),
+                                 capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise StreamerError(f"{what} failed: still running after {timeout_s:.0f} s") from None
     if process.returncode != 0:
         last = (process.stderr.strip().splitlines() or ["no output"])[-1]
-        raise StreamerError(f"bench case {case['kind']} on {Path(case['clip']['path']).name} failed: {last}")
+        raise StreamerError(f"{what} failed: {last}")
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 
@@ -59,12 +63,17 @@ class Suite:
                 "frames": self.plan.frames, "out_dir": str(self.plan.out / "runs" / f"{self._count:03d}-{kind}"),
                 **extra}
         started = time.monotonic()
-        result = run_worker(case)
         record = {"section": section, "kind": kind, "clip": clip.label, "streams": streams,
-                  "faces_per_frame": clip.faces_per_frame, "result": result}
+                  "faces_per_frame": clip.faces_per_frame, "result": None, "error": None}
+        try:
+            record["result"] = result = run_worker(case)
+            outcome = f"{result['fps']:.2f} fps" if "fps" in result else "done"
+        except StreamerError as exc:
+            # One case failing (a model that will not load on this GPU, a worker killed for memory) costs
+            # its own figures, not the ones measured before and after it.
+            record["error"] = outcome = str(exc)
         self.cases.append(record)
-        fps = f"{result['fps']:.2f} fps" if "fps" in result else "done"
-        self.say(f"[{section}] {kind} {clip.label} x{streams}: {fps} ({time.monotonic() - started:.0f} s)")
+        self.say(f"[{section}] {kind} {clip.label} x{streams}: {outcome} ({time.monotonic() - started:.0f} s)")
         return record
 
     def _pair(self, clip: Clip, section: str, streams: int) -> None:
@@ -101,6 +110,7 @@ class Suite:
                      "capacity_size": list(plan.capacity_size), "capacity_fps": plan.capacity_fps,
                      "capacity_seconds": plan.capacity_seconds},
             "decode": decode, "stages": stages, "cases": self.cases, "capacity": capacity,
+            "failures": [c["error"] for c in self.cases if c["error"]],
         }
 
     def _capacity(self, cache: Path) -> dict:
@@ -115,6 +125,9 @@ class Suite:
         def held(n: int) -> bool:
             record = self._case("pipeline", clip, "capacity", n, realtime=True, frames=frames)
             result = record["result"]
+            if result is None:
+                tried[n] = {"held": False, "min_kept": 0.0, "p99_ms": None, "stream_fps": {}, "error": record["error"]}
+                return False
             kept = [1 - result["dropped"].get(name, 0) / max(frames, 1) for name in result["stream_fps"]]
             p99 = result["latency_ms"].get("total", {}).get("p99", float("inf"))
             ok = bool(kept) and min(kept) >= 0.98 and p99 <= plan.latency_bound_ms and not result["errors"]

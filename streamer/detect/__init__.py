@@ -16,14 +16,15 @@ from streamer.records import AlignedCrop, Detections
 
 class FaceDetector(Protocol):
     description: str  # what runs, for the start-up banner and `doctor`
-    supports_regions: bool  # detect_region is cheaper than detect (see detect/regions.py)
+    supports_regions: bool  # detect_regions is cheaper than detect (see detect/regions.py)
 
     def detect(self, image: np.ndarray) -> Detections:
         """Faces in one (H, W, 3) uint8 BGR image."""
         ...
 
-    def detect_region(self, image: np.ndarray, frame_shape: tuple[int, ...]) -> Detections:
-        """Faces in a small cut-out around a face the stream is following, in a frame of ``frame_shape``."""
+    def detect_regions(self, crops: list[np.ndarray], frame_shapes: list[tuple[int, ...]]) -> list[Detections]:
+        """Faces in small cut-outs around faces the streams follow (each from a frame of the shape given),
+        each in its cut-out's pixels."""
         ...
 
 

@@ -46,8 +46,10 @@ class HaarDetector:
     def detect(self, image: np.ndarray) -> Detections:
         return self._scaled(image, min(1.0, self._config.max_side / max(image.shape[:2])))
 
-    def detect_region(self, image: np.ndarray, frame_shape: tuple[int, ...]) -> Detections:
-        return self._scaled(image, min(1.0, self._config.max_side / max(frame_shape[:2])))
+    def detect_regions(self, crops: list[np.ndarray], frame_shapes: list[tuple[int, ...]]) -> list[Detections]:
+        # At the scale the full frame is searched at, so a face is found as in the full frame.
+        return [self._scaled(crop, min(1.0, self._config.max_side / max(shape[:2])))
+                for crop, shape in zip(crops, frame_shapes)]
 
     def _scaled(self, image: np.ndarray, scale: float) -> Detections:
         if scale < 1.0:

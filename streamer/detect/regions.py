@@ -1,10 +1,11 @@
 """Full-frame detection on key frames; in between, the detector searches only around the faces it
 found last (DeepStream's detector ``interval`` with the tracker's regions, rather than blind frames).
 
-Most of a CCTV frame holds no face, and a face moves a few pixels a frame: searching a square 1.6 times
+Most of a CCTV frame holds no face, and a face moves a few pixels a frame: searching a square twice
 its size finds it again, with fresh landmarks, for a fraction of the full frame's cost. New faces
 are found on the next key frame, at most ``full_every - 1`` frames late. Streams take their key
-frames in turn, so no batch carries every stream's full detection at once.
+frames in turn, so no batch carries every stream's full detection at once, and the regions of all
+the streams' region frames go through the detector together.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from streamer.records import Detections, VideoFrame
 from streamer.track.iou import iou_matrix
 
-REGION_SCALE = 1.6  # search square side / the face box's longer side
+REGION_SCALE = 2.0  # search square side / the face box's longer side (less context moved turned faces' landmarks)
 DUPLICATE_IOU = 0.5  # two regions' detections this similar are one face
 
 
@@ -28,6 +29,16 @@ class _StreamState:
     last_boxes: np.ndarray  # faces found on the previous frame
 
 
+@dataclass
+class _Search:
+    """One region of one frame: the square cut out, and where the followed face's centre was."""
+
+    frame: int  # index in the batch
+    left: int
+    top: int
+    centre: tuple[float, float]  # in the cut-out's pixels
+
+
 class RegionScheduler:
     def __init__(self, detector, full_every: int):
         self.detector = detector
@@ -37,54 +48,85 @@ class RegionScheduler:
         self.full_frames = 0
         self.region_frames = 0
 
-    def detect(self, frame: VideoFrame) -> Detections:
-        image = frame.image
-        state = self._streams.get(frame.stream)
-        full = (self.full_every == 1 or state is None or state.shape != image.shape
-                or state.since_full + 1 >= self.full_every or frame.image_file is not None)
-        if full:
-            found = self.detector.detect(image)
-            self.full_frames += 1
-            # A new stream starts its region frames at once, but its next key frame is staggered.
-            since = -(len(self._streams) % self.full_every) if state is None else 0
-            self._streams[frame.stream] = _StreamState(since, image.shape, found.boxes, found.boxes)
-            return found
-        regions = _union(state.last_boxes, state.keyframe_boxes)
-        found = self._in_regions(image, regions)
-        self.region_frames += 1
-        state.since_full += 1
-        state.last_boxes = found.boxes
+    def detect(self, frames: list[VideoFrame]) -> list[Detections]:
+        """Faces per frame. The regions of every region frame go to the detector in one call; a stream
+        seen twice in ``frames`` has its second frame searched around what its first found."""
+        found: list[Detections] = []
+        batch: list[VideoFrame] = []
+        for frame in frames:
+            if any(f.stream == frame.stream for f in batch):
+                found += self._detect_round(batch)
+                batch = []
+            batch.append(frame)
+        return found + (self._detect_round(batch) if batch else [])
+
+    def _detect_round(self, frames: list[VideoFrame]) -> list[Detections]:
+        found: list[Detections | None] = [None] * len(frames)
+        searches: list[_Search] = []
+        crops: list[np.ndarray] = []
+        shapes: list[tuple[int, ...]] = []
+        for i, frame in enumerate(frames):
+            state = self._streams.get(frame.stream)
+            image = frame.image
+            if (self.full_every == 1 or state is None or state.shape != image.shape
+                    or state.since_full + 1 >= self.full_every or frame.image_file is not None):
+                found[i] = self.detector.detect(image)
+                self.full_frames += 1
+                # A new stream starts its region frames at once, but its next key frame is staggered.
+                since = -(len(self._streams) % self.full_every) if state is None else 0
+                self._streams[frame.stream] = _StreamState(since, image.shape, found[i].boxes, found[i].boxes)
+                continue
+            for search, crop in _squares(i, image, _union(state.last_boxes, state.keyframe_boxes)):
+                searches.append(search)
+                crops.append(crop)
+                shapes.append(image.shape)
+            self.region_frames += 1
+            state.since_full += 1
+        per_crop = self.detector.detect_regions(crops, shapes) if crops else []
+        picked: list[list[tuple[np.ndarray, float, np.ndarray]]] = [[] for _ in frames]
+        for search, in_crop in zip(searches, per_crop):
+            if len(in_crop):
+                picked[search.frame].append(_nearest_centre(search, in_crop))
+        for i, frame in enumerate(frames):
+            if found[i] is None:
+                found[i] = _deduplicated(picked[i])
+                self._streams[frame.stream].last_boxes = found[i].boxes
         return found
 
-    def _in_regions(self, image: np.ndarray, boxes: np.ndarray) -> Detections:
-        height, width = image.shape[:2]
-        picked: list[tuple[np.ndarray, float, np.ndarray]] = []
-        for x1, y1, x2, y2 in boxes:
-            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-            half = REGION_SCALE * max(x2 - x1, y2 - y1) / 2
-            left, top = int(max(0, cx - half)), int(max(0, cy - half))
-            right, bottom = int(min(width, cx + half)), int(min(height, cy + half))
-            if right - left < 8 or bottom - top < 8:
-                continue
-            found = self.detector.detect_region(image[top:bottom, left:right], image.shape)
-            if not len(found):
-                continue
-            # The face this region follows is the one nearest its centre; a neighbour reaching into
-            # the region is found whole by its own region.
-            centres = (found.boxes[:, :2] + found.boxes[:, 2:]) / 2
-            k = int(np.argmin(((centres - [cx - left, cy - top]) ** 2).sum(axis=1)))
-            offset = np.array([left, top], np.float32)
-            picked.append((found.boxes[k] + np.tile(offset, 2), float(found.scores[k]), found.landmarks[k] + offset))
-        if not picked:
-            return Detections.empty()
-        order = sorted(range(len(picked)), key=lambda i: -picked[i][1])
-        kept: list[int] = []
-        for i in order:
-            if not kept or iou_matrix(picked[i][0][None], np.stack([picked[j][0] for j in kept])).max() < DUPLICATE_IOU:
-                kept.append(i)
-        return Detections(np.stack([picked[i][0] for i in kept]).astype(np.float32),
-                          np.array([picked[i][1] for i in kept], np.float32),
-                          np.stack([picked[i][2] for i in kept]).astype(np.float32))
+
+def _squares(frame: int, image: np.ndarray, boxes: np.ndarray):
+    """A square REGION_SCALE times each box's longer side around its centre, clipped to the image."""
+    height, width = image.shape[:2]
+    for x1, y1, x2, y2 in boxes:
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        half = REGION_SCALE * max(x2 - x1, y2 - y1) / 2
+        left, top = int(max(0, cx - half)), int(max(0, cy - half))
+        right, bottom = int(min(width, cx + half)), int(min(height, cy + half))
+        if right - left >= 8 and bottom - top >= 8:
+            yield _Search(frame, left, top, (cx - left, cy - top)), image[top:bottom, left:right]
+
+
+def _nearest_centre(search: _Search, found: Detections) -> tuple[np.ndarray, float, np.ndarray]:
+    """The face this region follows: the one nearest its centre (a neighbour reaching into the region
+    is found whole by its own region), in frame pixels."""
+    centres = (found.boxes[:, :2] + found.boxes[:, 2:]) / 2
+    k = int(np.argmin(((centres - search.centre) ** 2).sum(axis=1)))
+    offset = np.array([search.left, search.top], np.float32)
+    return found.boxes[k] + np.tile(offset, 2), float(found.scores[k]), found.landmarks[k] + offset
+
+
+def _deduplicated(picked: list[tuple[np.ndarray, float, np.ndarray]]) -> Detections:
+    """Regions that found the same face (followed faces that came close) keep its best detection."""
+    if not picked:
+        return Detections.empty()
+    order = sorted(range(len(picked)), key=lambda i: -picked[i][1])
+    kept: list[int] = []
+    for i in order:
+        if not kept or iou_matrix(picked[i][0][None], np.stack([picked[j][0] for j in kept])).max() < DUPLICATE_IOU:
+            kept.append(i)
+    return Detections(np.stack([picked[i][0] for i in kept]).astype(np.float32),
+                      np.array([picked[i][1] for i in kept], np.float32),
+                      np.stack([picked[i][2] for i in kept]).astype(np.float32))
 
 
 def _union(first: np.ndarray, second: np.ndarray) -> np.ndarray:

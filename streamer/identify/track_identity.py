@@ -191,7 +191,3 @@ class IdentityResolver:
         self.store.add_face(decision.identity_id, state.best_crop, track_key, self.index.model_id, vector,
                             keep_latest=self.config.pseudo_faces)
         self.index.add(decision.identity_id, decision.name, True, vector)
-
-    def seen(self, identity_ids: list[int], when: float) -> None:
-        if self.store:
-            self.store.seen(identity_ids, when)

@@ -133,12 +133,6 @@ class GalleryStore:
             "SELECT 1 FROM crops WHERE identity_id = ? AND source = ?", (identity, source)
         ).fetchone() is not None
 
-    def seen(self, identity_ids: list[int], when: float) -> None:
-        if identity_ids:
-            with transaction(self.conn):
-                self.conn.executemany("UPDATE identities SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE id = ?",
-                                      [(when, i) for i in identity_ids])
-
     def list(self) -> list[IdentityRow]:
         rows = []
         for identity, name, kind, created, last_seen in self.conn.execute(

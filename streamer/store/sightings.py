@@ -53,6 +53,9 @@ class SightingStore:
                 fields["sighting"] = cursor.lastrowid
                 self.conn.execute("UPDATE sightings SET event = ? WHERE id = ?",
                                   (json.dumps(fields, separators=(",", ":")), cursor.lastrowid))
+            # When each identity was last seen (what keeps a pseudo-identity from expiring), in the same commit.
+            self.conn.executemany("UPDATE identities SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE id = ?",
+                                  [(e.time, e.identity_id) for e in events if e.identity_id is not None])
 
     def prune(self, retention_days: float, now: float | None = None) -> dict[str, int]:
         """Deletes what is older than the retention: sightings, ended tracks, and pseudo-identities

@@ -42,6 +42,8 @@ class TrackEvents:
         for face, track in zip(faces, tracks):
             if track is not None:
                 face.track_id = track.track_id
+                identity: TrackIdentity | None = track.state.get("identity")
+                face.track_named = bool(identity and identity.decision and identity.decision.name)
         self._associated = (result, tracks, ended)
 
     def update(self, result: FrameResult) -> list[TrackEvent]:
@@ -59,8 +61,6 @@ class TrackEvents:
             events.extend(self._face_events(face, track, result))
         for track in ended:
             events.append(self._end(track, result))
-        decided = [e.identity_id for e in events if e.identity_id is not None]
-        self.resolver.seen(decided, result.frame.wall_time)
         return events
 
     def close(self, result: FrameResult | None) -> list[TrackEvent]:

@@ -2,8 +2,10 @@
 
 A followed face changes little from one frame to the next: its aligned crop keeps the same layout,
 so the occlusion found a few frames ago (a mask in crop coordinates) still holds. A confirmed
-track's face is analysed on its first ``warmup`` frames (its identity is decided as early as with
-analysis on every frame), then every ``every`` frames (DeepStream's secondary re-inference interval). Tracks born
+track's face is analysed on its first ``warmup`` frames, and on every frame after them while the
+track has no name (a person or a pseudo-identity), up to ``undecided_limit`` analyses: a face gets
+its name as early as with analysis on every frame. Then it is analysed every ``every`` frames (DeepStream's
+secondary re-inference interval). Tracks born
 together stay due together, which keeps the segmenter's batches full (one call has a fixed cost
 of several milliseconds). In between, the face carries its last occlusion, and its reconstruction
 is reused by the reconstruction cache.
@@ -25,10 +27,10 @@ class _Analysed:
 
 
 class ReanalysisSchedule:
-    def __init__(self, every: int, warmup: int = 3):
+    def __init__(self, every: int, warmup: int = 3, undecided_limit: int = 30):
         if every < 1:
             raise ValueError(f"every must be at least 1, got {every}")
-        self.every, self.warmup = every, warmup
+        self.every, self.warmup, self.undecided_limit = every, warmup, undecided_limit
         self._tracks: dict[tuple[str, int], _Analysed] = {}
         self.analysed = 0
         self.carried = 0
@@ -38,7 +40,8 @@ class ReanalysisSchedule:
         if self.every == 1 or face.track_id < 0:
             return False
         entry = self._tracks.get((stream, face.track_id))
-        if entry is None or entry.count < self.warmup or frame - entry.frame >= self.every:
+        if (entry is None or entry.count < self.warmup or frame - entry.frame >= self.every
+                or (not face.track_named and entry.count < self.undecided_limit)):
             return False
         entry.seen = frame
         face.occlusion = entry.occlusion
