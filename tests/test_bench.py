@@ -98,7 +98,7 @@ def test_detectors_whose_cost_does_not_shrink_with_the_region_detect_every_frame
 def test_a_followed_face_carries_its_occlusion_between_analyses():
     from streamer.track.reanalysis import ReanalysisSchedule
 
-    schedule = ReanalysisSchedule(every=4, warmup=2, undecided_limit=6)
+    schedule = ReanalysisSchedule(every=4, warmup=2, unnamed_limit=6)
     masked = Occlusion(np.ones((112, 112), bool), ("face_mask",), 0.4)
     due = {7: [], 8: []}
     for frame in range(14):

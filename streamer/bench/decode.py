@@ -43,7 +43,7 @@ def streamer_sources(path: Path, limit: int, count: int = 1) -> float:
     return n / elapsed
 
 
-def decode_ceiling(path: Path, frames: int, stream_counts: list[int], repeats: int = 3) -> dict:
+def decode_ceiling(path: Path, frames: int, stream_counts: list[int], repeats: int = 7) -> dict:
     """Bare decode and streamer's ingest alternated ``repeats`` times (medians), then N streams at once."""
     bare, ours = [], []
     for _ in range(repeats):

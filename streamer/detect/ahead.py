@@ -1,8 +1,9 @@
 """Reads the sources and detects faces on a thread of its own, a few batches ahead of the per-face stages.
 
-On a CPU the two halves each get their own cores: a small network gains little from a second
-thread (SCRFD on a 128 px region: 1.1x on 2 threads), so two stages on one core each do more than
-one stage on both. On a GPU the detector's work overlaps the per-face batches. The hand-off holds
+On a CPU a small network gains little from a second thread (SCRFD on a 128 px region: 1.1x on 2
+threads), so two stages running side by side do more than one stage at a time on every core: the
+detector takes half the cores, the per-face models all of them (they get both whenever detection
+waits). On a GPU the detector's work overlaps the per-face batches. The hand-off holds
 few batches: the per-face stages come in bursts (a track's faces are analysed every few frames, see
 track/reanalysis.py), and through a burst detection keeps working on the frames after it instead of
 waiting, up to ``depth`` batches ahead.

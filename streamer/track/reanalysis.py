@@ -3,12 +3,11 @@
 A followed face changes little from one frame to the next: its aligned crop keeps the same layout,
 so the occlusion found a few frames ago (a mask in crop coordinates) still holds. A confirmed
 track's face is analysed on its first ``warmup`` frames, and on every frame after them while the
-track has no name (a person or a pseudo-identity), up to ``undecided_limit`` analyses: a face gets
-its name as early as with analysis on every frame. Then it is analysed every ``every`` frames (DeepStream's
-secondary re-inference interval). Tracks born
-together stay due together, which keeps the segmenter's batches full (one call has a fixed cost
-of several milliseconds). In between, the face carries its last occlusion, and its reconstruction
-is reused by the reconstruction cache.
+track has no name (a person or a pseudo-identity), up to ``unnamed_limit`` analyses, so a face is
+named about as early as with analysis on every frame. Then it is analysed every ``every`` frames
+(DeepStream's secondary re-inference interval). Tracks born together stay due together, which
+keeps the segmenter's batches full (one call has a fixed cost of several milliseconds). In between,
+the face carries its last occlusion, and its reconstruction is reused by the reconstruction cache.
 """
 
 from __future__ import annotations
@@ -27,10 +26,10 @@ class _Analysed:
 
 
 class ReanalysisSchedule:
-    def __init__(self, every: int, warmup: int = 3, undecided_limit: int = 30):
+    def __init__(self, every: int, warmup: int = 3, unnamed_limit: int = 30):
         if every < 1:
             raise ValueError(f"every must be at least 1, got {every}")
-        self.every, self.warmup, self.undecided_limit = every, warmup, undecided_limit
+        self.every, self.warmup, self.unnamed_limit = every, warmup, unnamed_limit
         self._tracks: dict[tuple[str, int], _Analysed] = {}
         self.analysed = 0
         self.carried = 0
@@ -41,7 +40,7 @@ class ReanalysisSchedule:
             return False
         entry = self._tracks.get((stream, face.track_id))
         if (entry is None or entry.count < self.warmup or frame - entry.frame >= self.every
-                or (not face.track_named and entry.count < self.undecided_limit)):
+                or (not face.track_named and entry.count < self.unnamed_limit)):
             return False
         entry.seen = frame
         face.occlusion = entry.occlusion
