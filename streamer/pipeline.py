@@ -211,7 +211,10 @@ def _run_opened(
         for source in sources:
             source.start()
         try:
-            ahead = max(2, config.pipeline.reanalyse_every)  # batches: one burst of per-face analysis
+            # Batches detection may run ahead: files, one burst of per-face analysis; a camera whose newest
+            # frame wins, 2, so its frames are not kept waiting (they are dropped at the source instead).
+            keeps_all = all(s.config.keeps_every_frame for s in sources)
+            ahead = max(2, config.pipeline.reanalyse_every) if keeps_all else 2
             with DetectionAhead(sources, frame_ready, stages, stop.event, ahead) as detected:
                 for results in detected.batches():
                     stages.track(results, lambda r: outputs[r.frame.stream].associate(r))
