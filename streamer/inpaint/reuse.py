@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamer.records import Face
+from streamer.track.memory import TrackMemory
 
 
 @dataclass
@@ -31,7 +32,7 @@ class ReconstructionCache:
         if every_frames < 1:
             raise ValueError(f"every_frames must be at least 1, got {every_frames}")
         self.every_frames, self.min_iou, self.min_inside = every_frames, min_iou, min_inside
-        self._entries: dict[tuple[str, int], _Entry] = {}
+        self._entries = TrackMemory(horizon=4 * every_frames)  # (stream, track ID) -> _Entry
         self.reused = 0
         self.inpainted = 0
 
@@ -58,9 +59,7 @@ class ReconstructionCache:
             changed = (face.reconstruction != face.crop.image).any(axis=2)
             self._entries[(stream, face.track_id)] = _Entry(frame, frame, face.occlusion.mask, face.occlusion.classes,
                                                             face.reconstruction, changed)
-        # Forget tracks not seen for a while (ended or lost): the cache never grows without bound.
-        for key in [k for k, e in self._entries.items() if k[0] == stream and frame - e.seen > 4 * self.every_frames]:
-            del self._entries[key]
+        self._entries.forget_unseen(stream, frame)
 
     def __len__(self) -> int:
         return len(self._entries)

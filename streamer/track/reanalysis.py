@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from streamer.records import Face, Occlusion
+from streamer.track.memory import TrackMemory
 
 
 @dataclass
@@ -30,7 +31,7 @@ class ReanalysisSchedule:
         if every < 1:
             raise ValueError(f"every must be at least 1, got {every}")
         self.every, self.warmup, self.unnamed_limit = every, warmup, unnamed_limit
-        self._tracks: dict[tuple[str, int], _Analysed] = {}
+        self._tracks = TrackMemory(horizon=4 * every)  # (stream, track ID) -> _Analysed
         self.analysed = 0
         self.carried = 0
 
@@ -55,5 +56,4 @@ class ReanalysisSchedule:
         key = (stream, face.track_id)
         entry = self._tracks.get(key)
         self._tracks[key] = _Analysed(frame, entry.count + 1 if entry else 1, face.occlusion, frame)
-        for stale in [k for k, e in self._tracks.items() if k[0] == stream and frame - e.seen > 4 * self.every]:
-            del self._tracks[stale]
+        self._tracks.forget_unseen(stream, frame)
