@@ -21,7 +21,7 @@ import yaml
 from engines import select_device
 from streamer.config import parse_config
 from streamer.demo import build_demo
-from streamer.pipeline import run
+from streamer.runtime import run
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MODELS = ROOT.parent / "shared" / "models"

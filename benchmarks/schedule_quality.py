@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer import pipeline
 from streamer.config import parse_config
 from streamer.demo import build_demo
+from streamer.runtime import run
 from streamer.track.iou import iou_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,21 +34,27 @@ REAL_CLIPS = ["intel_one-by-one-person-detection.mp4", "intel_preview_head-pose-
 SCHEDULES = {"every frame": (1, 1), "defaults": (5, 5)}
 
 
+class _ShownFaces:
+    """A frame sink keeping what the operator sees of each frame: boxes, track IDs, names."""
+
+    def __init__(self, shown: dict):
+        self.shown = shown
+
+    def write(self, frame) -> None:
+        self.shown[frame.result.frame.index] = [(f.box.copy(), f.track_id, f.match.identity if f.match else None)
+                                                for f in frame.result.faces if f.track_id >= 0]
+
+    def close(self) -> None:
+        pass
+
+    def files(self) -> list:
+        return []
+
+
 def shown_faces(config) -> tuple[dict[int, list[tuple[np.ndarray, int, str | None]]], float]:
     """{frame index: [(box, track ID, name shown)]} of one stream as the operator sees it, and the FPS."""
     shown: dict[int, list] = {}
-    handle = pipeline.StreamOutputs.handle
-
-    def recording(self, result):
-        handle(self, result)
-        shown[result.frame.index] = [(f.box.copy(), f.track_id, f.match.identity if f.match else None)
-                                     for f in result.faces if f.track_id >= 0]
-
-    pipeline.StreamOutputs.handle = recording
-    try:
-        summary = pipeline.run(config, banner=lambda line: None)
-    finally:
-        pipeline.StreamOutputs.handle = handle
+    summary = run(config, banner=lambda line: None, extra_frame_sinks=[lambda stream: _ShownFaces(shown)])
     return shown, summary.fps
 
 

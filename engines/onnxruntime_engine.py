@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from engines.device import Device
+
+# ONNX Runtime's element type names -> numpy dtypes (the ones a vision model's inputs and outputs use).
+_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+           "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
+           "tensor(bool)": np.bool_}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of a model as the session declares it."""
+
+    name: str
+    shape: tuple[int | None, ...]  # None: an axis the model leaves dynamic (batch, height, ...)
+    dtype: np.dtype | None  # None: an element type this table does not know
+
+    @classmethod
+    def of(cls, arg) -> TensorSpec:
+        """From an ``onnxruntime.NodeArg``, whose dynamic axes are names (or None) rather than sizes."""
+        shape = tuple(d if isinstance(d, int) and d > 0 else None for d in (arg.shape or ()))
+        dtype = _DTYPES.get(arg.type)
+        return cls(arg.name, shape, np.dtype(dtype) if dtype is not None else None)
 
 
 def ort_providers(device: Device) -> list[str]:
@@ -36,16 +58,27 @@ def session_options(device: Device, threads: int = 0):
 
 
 class OnnxRuntimeEngine:
+    """One ONNX Runtime session with the stream's options.
+
+    Besides the names, it says what the model declares: ``inputs`` and ``outputs`` (shapes, dtypes)
+    and ``metadata`` (the model's custom metadata, e.g. an ultralytics export's ``task`` and ``names``),
+    so model adapters check a file and size their batches without opening the session themselves.
+    """
+
     backend = "onnxruntime"
 
     def __init__(self, path: str | Path, device: Device, threads: int = 0):
         import onnxruntime as ort
 
         self.device = device
+        self.path = Path(path)
         self.session = ort.InferenceSession(str(path), sess_options=session_options(device, threads),
                                             providers=ort_providers(device))
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.inputs = [TensorSpec.of(i) for i in self.session.get_inputs()]
+        self.outputs = [TensorSpec.of(o) for o in self.session.get_outputs()]
+        self.input_names = [i.name for i in self.inputs]
+        self.output_names = [o.name for o in self.outputs]
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
 
     def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self.session.run(self.output_names, inputs)

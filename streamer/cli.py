@@ -24,44 +24,52 @@ def _setup_logging(verbose: int) -> None:
 
 
 def _print_summary(summary) -> None:
+    if summary.run_dir:
+        print(f"run:    {summary.run_dir}")
     for name, frames in summary.frames.items():
         files = [p for p in summary.videos if p.stem == name or p.parent.name == name]
         if len(files) == 1:
             print(f"video:  {files[0]} ({frames} frames)")
         elif files:
             print(f"video:  {files[0].parent}/ ({frames} frames in {len(files)} segments)")
-    if summary.events_path:
-        print(f"events: {summary.events_path} ({summary.events} events)")
+    for line in summary.outputs:
+        print(line)
     if summary.store_path:
         print(f"store:  {summary.store_path}")
-    if summary.webhook:
-        hook = summary.webhook
-        print(f"webhook: {hook['delivered']} events delivered, {hook['failures']} failed requests retried, "
-              f"{hook['dropped']} dropped (backlog full), {hook['undelivered']} undelivered")
     if summary.inpainted or summary.reused:
         print(f"reconstructions: {summary.inpainted} faces inpainted, {summary.reused} kept their track's "
               f"reconstruction")
     stages = ", ".join(f"{k} {v:.1f} ms" for k, v in summary.stage_ms.items())
     print(f"done: {summary.total_frames} frames in {summary.seconds:.1f} s = {summary.fps:.1f} fps"
           + (f" (per item: {stages})" if stages else "")
-          + (" - stopped by Ctrl-C, outputs closed" if summary.interrupted else ""))
+          + (f" - stopped by {summary.stopped_by}, outputs closed" if summary.stopped_by else ""))
+
+
+def _exit_code(summary) -> int:
+    """What the run's end says to a script or a service manager; problems go to stderr, one line each."""
+    for line in summary.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    for error in summary.errors:
+        print(f"error: {redact(error)}", file=sys.stderr)
+    if summary.fatal:
+        return 2  # an output could not be written (a full disk): the user must act
+    if summary.errors or summary.warnings:
+        return 1  # a source failed, or a file gave fewer frames than it holds
+    # Ctrl-C is a user's interruption; SIGTERM is how a service manager stops a service: a clean stop.
+    return 130 if summary.stopped_by == "SIGINT" else 0
 
 
 def cmd_run(args) -> int:
     from streamer.config import load_config
-    from streamer.pipeline import run
     from streamer.progress import ProgressReporter
+    from streamer.runtime import run
 
     config = load_config(args.config, args.source)
     if args.out:
         config = config.model_copy(update={"output": config.output.model_copy(update={"dir": Path(args.out)})})
     summary = run(config, ProgressReporter(enabled=not args.quiet))
     _print_summary(summary)
-    for error in summary.errors:
-        print(f"error: {error}", file=sys.stderr)
-    if summary.errors:
-        return 1
-    return 130 if summary.interrupted else 0
+    return _exit_code(summary)
 
 
 def cmd_config_show(args) -> int:
@@ -116,8 +124,8 @@ def cmd_models(args) -> int:
 def cmd_demo(args) -> int:
     from streamer.config import load_config, parse_config
     from streamer.demo import build_demo
-    from streamer.pipeline import run
     from streamer.progress import ProgressReporter
+    from streamer.runtime import run
 
     out = Path(args.out)
     config_path = Path(args.config) if args.config else DEFAULT_DEMO_CONFIG
@@ -132,7 +140,7 @@ def cmd_demo(args) -> int:
     summary = run(config, ProgressReporter(enabled=not args.quiet))
     _print_summary(summary)
     print(f"ground truth: {out / 'input' / 'ground_truth.json'}")
-    return 1 if summary.errors else 0
+    return _exit_code(summary)
 
 
 def cmd_data_faces(args) -> int:

@@ -8,6 +8,7 @@ never printed.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -23,7 +24,7 @@ from streamer.embed import EmbedderConfig, LbpHistogramConfig
 from streamer.errors import ConfigError
 from streamer.identify import GalleryConfig, IdentityConfig, StoreConfig
 from streamer.inpaint import InpainterConfig, LearnedInpaintConfig
-from streamer.occlusion import OcclusionConfig, YoloSegConfig
+from streamer.occlusion import OcclusionConfig, YoloSegConfig, occluder_class_names
 from streamer.redaction import MASK, redact, register_secret
 from streamer.sinks.webhook import WebhookConfig
 from streamer.web.server import WebConfig
@@ -73,10 +74,22 @@ class SourceConfig(StrictModel):
             raise ValueError(f"unsupported scheme {scheme!r} in {redact(uri)}: use a file or {', '.join(LIVE_SCHEMES)}")
         return uri
 
+    @field_validator("options")
+    @classmethod
+    def _no_protocol_override(cls, options: dict[str, str]) -> dict[str, str]:
+        # streamer decides which protocols a source may open (sources/pyav_source.py: PROTOCOLS).
+        for key in options:
+            if key.lower() in ("protocol_whitelist", "protocol_blacklist"):
+                raise ValueError(f"{key} cannot be set: streamer allows each kind of source its own protocols only")
+        return options
+
     @model_validator(mode="after")
-    def _check_folder_settings(self):
+    def _check_settings_together(self):
         if self.watch and self.kind != "folder":
             raise ValueError(f"watch is for folders of images; {redact(self.uri)} is not a folder")
+        if self.backoff_initial_s > self.backoff_max_s:
+            raise ValueError(f"backoff_initial_s ({self.backoff_initial_s:g}) must be at most backoff_max_s "
+                             f"({self.backoff_max_s:g})")
         return self
 
     @property
@@ -181,6 +194,18 @@ class Config(StrictModel):
     output: OutputConfig = OutputConfig()
     web: WebConfig = WebConfig()
 
+    @model_validator(mode="after")
+    def _thresholds_name_known_occluders(self):
+        given = self.gallery.occluder_thresholds
+        known = occluder_class_names(self.occlusion) if given else None
+        for name in given:
+            if known is not None and name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(f"gallery.occluder_thresholds: {name!r} is not a class of the occlusion model "
+                                 f"(it knows {', '.join(known)}){hint}")
+        return self
+
     @field_validator("sources")
     @classmethod
     def _unique_names(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
@@ -189,6 +214,26 @@ class Config(StrictModel):
         if duplicates:
             raise ValueError(f"source names must be unique, repeated: {', '.join(duplicates)}")
         return sources
+
+
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_NODES = 100_000  # values after YAML aliases are expanded: a real config has a few hundred
+
+
+def _check_size(node: Any, origin: str) -> None:
+    """YAML aliases can make a small file expand to billions of values (an "alias bomb"): count them,
+    with shared sub-trees counted each time they are used, and stop early."""
+    count, pending = 0, [node]
+    while pending:
+        item = pending.pop()
+        count += 1
+        if count > MAX_CONFIG_NODES:
+            raise ConfigError(f"{origin}: more than {MAX_CONFIG_NODES} values once its YAML aliases are expanded")
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -242,6 +287,8 @@ def _format_error(error: dict) -> str:
     if kind == "union_tag_invalid":
         message = f"unknown backend {error['ctx']['tag']!r}; expected one of {error['ctx']['expected_tags']}"
     message = message.removeprefix("Value error, ")
+    if not error["loc"]:  # a check across sections names its keys itself
+        return redact(message)
     return f"{path}: {redact(message)}"
 
 
@@ -250,6 +297,7 @@ def parse_config(data: dict, origin: str = "config") -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping of settings at the top level")
+    _check_size(data, origin)
     try:
         data = _interpolate(data, "")
     except ConfigError as exc:
@@ -266,9 +314,13 @@ def load_config(path: str | Path, extra_sources: list[str] | None = None) -> Con
     """Reads a YAML config; ``extra_sources`` (URIs from the command line) are appended as sources."""
     path = Path(path)
     try:
-        text = path.read_text()
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size} bytes is too large for a config file")
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file (byte {exc.start} is not UTF-8): give a YAML config") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -300,6 +352,11 @@ def _source_name(uri: str, taken: set) -> str:
 
 def redacted_dump(config: Config) -> str:
     """The effective config as YAML with passwords masked."""
+    return yaml.safe_dump(redacted_data(config), sort_keys=False)
+
+
+def redacted_data(config: Config) -> dict:
+    """The effective config as JSON-ready data with passwords masked (``run.json`` keeps it)."""
     data = config.model_dump(mode="json")
 
     def scrub(node: Any, key: str = "") -> Any:
@@ -311,4 +368,4 @@ def redacted_dump(config: Config) -> str:
             return MASK if re.search(r"pass|secret|token", key, re.I) and node else redact(node)
         return node
 
-    return yaml.safe_dump(scrub(data), sort_keys=False)
+    return scrub(data)

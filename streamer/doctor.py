@@ -57,7 +57,9 @@ def environment_checks() -> list[Check]:
 
 
 def stage_checks(config) -> list[Check]:
-    """Builds every configured stage, which loads its model: the real test that it works here."""
+    """Builds every configured stage, which loads its model: the real test that it works here. The store
+    is not opened: a check must not enrol, prune or create anything in a production store."""
+    from streamer.identify import store_path
     from streamer.stages import Stages
 
     try:
@@ -68,7 +70,10 @@ def stage_checks(config) -> list[Check]:
         stages = Stages.build(config, device)
     except Exception as exc:
         return [Check("stages", False, f"{type(exc).__name__}: {exc}")]
-    return [Check(line.split(":", 1)[0], True, line.split(":", 1)[1].strip()) for line in stages.describe()]
+    checks = [Check(line.split(":", 1)[0], True, line.split(":", 1)[1].strip()) for line in stages.describe()]
+    path = store_path(config.store, config.output.dir)
+    state = "exists" if path.exists() else "will be created by the first run"
+    return checks + [Check("store", True, f"{path} ({state}; not opened by doctor)")]
 
 
 def render(checks: list[Check]) -> str:

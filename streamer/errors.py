@@ -19,3 +19,7 @@ class ModelError(StreamerError):
 
 class SourceError(StreamerError):
     pass
+
+
+class OutputError(StreamerError):
+    """An output cannot be written (a full disk, a folder that is not writable): the run stops cleanly."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
+import sqlite3
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from streamer.errors import ConfigError, StreamerError
@@ -48,16 +49,40 @@ def _when(timestamp: float | None) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _display(name: str) -> str:
+    """A stored name as output shows it: as is when it is a valid name, escaped and cut short when not
+    (a store written before names were checked may hold newlines or terminal escapes)."""
+    from streamer.identify.names import name_problem, shown
+
+    return name if name_problem(name) is None else shown(name)
+
+
+def _check_args(args) -> None:
+    """Refuses bad input before the store is opened (or created) and models are loaded."""
+    from streamer.identify.names import check_person_name
+
+    if args.action == "enroll":
+        check_person_name(args.name, "gallery enroll")
+    elif args.action == "name":
+        check_person_name(args.new_name, "gallery name")
+    elif args.action == "export":
+        _check_out(Path(args.out))
+
+
 def cmd_gallery(args) -> int:
+    _check_args(args)
     config, path, store = _open(args)
     try:
         return _ACTIONS[args.action](args, config, path, store)
+    except sqlite3.OperationalError as exc:  # locked by another writer past the timeout, disk full, read-only
+        raise StreamerError(f"store {path}: {exc}") from None
     finally:
         store.conn.close()
 
 
 def _enroll(args, config, path, store) -> int:
     from streamer.identify.gallery import IMAGE_SUFFIXES, enroll
+    from streamer.identify.names import printable
 
     photos: list[Path] = []
     for item in map(Path, args.images):
@@ -73,7 +98,7 @@ def _enroll(args, config, path, store) -> int:
     added, faceless = enroll(store, args.name, photos, detector, embedder, config.pipeline.crop_size,
                              progress=lambda line: print(f"  {line}", flush=True))
     for photo in faceless:
-        print(f"  no face found in {photo}")
+        print(f"  no face found in {printable(str(photo))}")
     skipped = len(photos) - added - len(faceless)
     print(f"{args.name}: {added} faces enrolled with {embedder.model_id}"
           + (f", {skipped} already enrolled" if skipped else "") + f" ({path})")
@@ -89,55 +114,88 @@ def _list(args, config, path, store) -> int:
     for row in rows:
         models = ", ".join(f"{m} x{n}" for m, n in row.models.items()) or "no embeddings"
         rejected = f", {row.rejected} rejected" if row.rejected else ""
-        print(f"  {row.name:<24} {row.kind:<6} {row.crops} faces{rejected}; last seen {_when(row.last_seen)}; {models}")
+        print(f"  {_display(row.name):<24} {row.kind:<6} {row.crops} faces{rejected}; "
+              f"last seen {_when(row.last_seen)}; {models}")
     return 0
 
 
 def _remove(args, config, path, store) -> int:
     counts = store.erase(args.name)
-    print(f"erased {args.name}: identity, {counts['crops']} faces with their embeddings, {counts['tracks']} tracks, "
-          f"{counts['sightings']} sightings (files already written elsewhere, such as events.jsonl, are not touched)")
+    print(f"erased {_display(args.name)}: identity, {counts['crops']} faces with their embeddings, "
+          f"{counts['tracks']} tracks, {counts['sightings']} sightings "
+          "(files already written elsewhere, such as events.jsonl, are not touched)")
     return 0
 
 
 def _name(args, config, path, store) -> int:
     outcome = store.rename(args.name, args.new_name)
-    print(f"{args.name} {outcome} {'into' if outcome == 'merged' else 'to'} {args.new_name}")
+    if outcome == "kept":
+        print(f"{_display(args.name)}: already named {args.new_name}")
+    else:
+        print(f"{_display(args.name)} {outcome} {'into' if outcome == 'merged' else 'to'} {args.new_name}")
     return 0
 
 
 def _reject(args, config, path, store) -> int:
-    name = store.reject(args.sighting)
+    name = _display(store.reject(args.sighting))
     print(f"sighting {args.sighting}: not {name}; the face is kept as a negative of {name}")
     return 0
 
 
+def _check_out(out: Path) -> None:
+    """Export writes into a new or empty folder only: never over a previous export's gallery.json, never
+    mixing its crops with older ones."""
+    if out.exists() and not out.is_dir():
+        raise StreamerError(f"gallery export: --out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise StreamerError(f"gallery export: --out {out} is not empty; give a new or empty folder")
+
+
 def _export(args, config, path, store) -> int:
+    """Writes each identity's faces to ``OUT/<id>[-<slug>]/`` and, last, ``gallery.json`` listing every
+    identity (its name as data, with its folder), so a complete gallery.json means a complete export.
+    A name is never a path: stores written before names were checked may hold ``../x`` or 5,000
+    characters."""
     out = Path(args.out)
-    kinds = {r.name: r.kind for r in store.list()}
-    names = [args.name] if args.name else list(kinds)
-    manifest = []
-    for name in names:
-        identity = store.require(name)
-        folder = out / name
-        folder.mkdir(parents=True, exist_ok=True)
-        faces = []
-        for crop_id, polarity, source, image in store.faces(identity):
-            file = folder / f"{crop_id}{'' if polarity > 0 else '-rejected'}.jpg"
-            cv2.imwrite(str(file), image)
-            vectors = {m: v.tolist() for m, v in _embeddings_of(store, crop_id).items()}
-            faces.append({"file": file.name, "polarity": polarity, "source": source, "embeddings": vectors})
-        manifest.append({"name": name, "kind": kinds[name], "faces": faces})
-    (out / "gallery.json").write_text(json.dumps(manifest, indent=1))
-    print(f"exported {len(manifest)} identities to {out} (gallery.json + face crops)")
+    identities = [r for r in store.list() if r.name == args.name] if args.name else store.list()
+    if args.name and not identities:
+        store.require(args.name)  # the one-line "no identity named" error
+    _check_out(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        manifest = [_export_identity(store, row, out) for row in identities]
+        _write_atomically(out / "gallery.json", json.dumps(manifest, indent=1))
+    except OSError as exc:  # disk full, no permission: the export is incomplete (no gallery.json)
+        raise StreamerError(f"gallery export: cannot write into {out}: {exc}") from None
+    faces = sum(len(item["faces"]) for item in manifest)
+    print(f"exported {len(manifest)} identities ({faces} faces) to {out}: gallery.json and one folder per identity")
     return 0
 
 
-def _embeddings_of(store, crop_id: int) -> dict[str, np.ndarray]:
-    from streamer.store.gallery import decode_vector
+def _export_identity(store, row, out: Path) -> dict:
+    """One identity's crops (copied as stored) into its own folder; its gallery.json entry."""
+    from streamer.identify.names import slug
 
-    return {m: decode_vector(v) for m, v in store.conn.execute(
-        "SELECT model_id, vector FROM embeddings WHERE crop_id = ?", (crop_id,))}
+    folder_name = f"{row.id}-{slug(row.name)}" if slug(row.name) else str(row.id)
+    folder = out / folder_name
+    folder.mkdir()
+    faces = []
+    for crop_id, polarity, source, jpeg in store.face_files(row.id):
+        file = folder / f"{crop_id}{'' if polarity > 0 else '-rejected'}.jpg"
+        file.write_bytes(jpeg)
+        vectors = {m: v.tolist() for m, v in store.embeddings_of(crop_id).items()}
+        faces.append({"file": file.name, "polarity": polarity, "source": source, "embeddings": vectors})
+    return {"id": row.id, "name": row.name, "kind": row.kind, "folder": folder_name, "faces": faces}
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """``path`` appears whole or not at all: written to a temporary file beside it, then renamed."""
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "w", encoding="utf-8") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(partial, path)
 
 
 def _reembed(args, config, path, store) -> int:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from streamer.latency import LatencyRecorder
 from streamer.rate import RateMeter
+from streamer.records import StreamStatus
 
 
 @dataclass
@@ -45,14 +47,15 @@ class ProgressReporter:
         self._last = 0.0
         self._width = 0
 
-    def update(self, sources, counters: dict[str, StreamCounters], force: bool = False) -> None:
+    def update(self, statuses: Callable[[], list[StreamStatus]], force: bool = False) -> None:
+        """Redraws the line if it is due; ``statuses`` is only called then."""
         if not self.enabled:
             return
         now = time.monotonic()
         if not force and now - self._last < (0.2 if self.tty else 5.0):
             return
         self._last = now
-        line = "  ".join(_describe(s, counters[s.name]) for s in sources)
+        line = "  ".join(_describe(s) for s in statuses())
         if self.tty:
             pad = max(self._width - len(line), 0)
             self.stream.write("\r" + line + " " * pad)
@@ -67,19 +70,19 @@ class ProgressReporter:
             self.stream.flush()
 
 
-def _describe(source, c: StreamCounters) -> str:
-    stats = source.stats
-    if source.state == "connecting":
-        return f"{source.name}: connecting (attempt {stats.connect_failures + 1}), reconnects {stats.reconnects}"
-    if source.live or not source.total_frames:
+def _describe(s: StreamStatus) -> str:
+    if s.state == "connecting":
+        return f"{s.name}: connecting"
+    if s.state == "down":
+        since = f", last frame {s.last_frame_age_s:.0f} s ago" if s.last_frame_age_s is not None else ", no frame yet"
+        return f"{s.name}: DOWN, retrying ({s.connect_failures} failed attempts, {s.reconnects} reconnects){since}"
+    if s.live or not s.total_frames:
         return (
-            f"{source.name}: in {source.fps_in:.1f} fps, out {c.fps_out:.1f} fps, "
-            f"latency {c.mean_latency_ms:.0f} ms, drops {stats.dropped}, reconnects {stats.reconnects}, "
-            f"stalls {stats.stalls}, decode errors {stats.decode_errors}"
+            f"{s.name}: {s.state}, in {s.fps_in:.1f} fps, out {s.fps_out:.1f} fps, latency {s.latency_ms:.0f} ms, "
+            f"drops {s.dropped}, reconnects {s.reconnects}, stalls {s.stalls}, decode errors {s.decode_errors}"
         )
-    total = source.total_frames
-    done = min(c.frames_out, total)
+    total = s.total_frames
+    done = min(s.frames_out, total)
     filled = int(20 * done / total)
-    fps = c.fps_out
-    eta = f"{(total - done) / fps:.0f}s" if fps > 0 else "?"
-    return f"{source.name} [{'#' * filled}{'.' * (20 - filled)}] {done}/{total} {fps:.1f} fps ETA {eta}"
+    eta = f"{(total - done) / s.fps_out:.0f}s" if s.fps_out > 0 else "?"
+    return f"{s.name} [{'#' * filled}{'.' * (20 - filled)}] {done}/{total} {s.fps_out:.1f} fps ETA {eta}"

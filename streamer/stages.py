@@ -1,10 +1,13 @@
-"""Builds every stage from the config and analyses a batch of frames from all streams at once."""
+"""The model stages: built from the config (models only: no store, no data), they detect faces in a batch
+of frames from all streams at once and analyse the faces (occluders, reconstruction, embeddings)."""
 
 from __future__ import annotations
 
-import sqlite3
+import contextlib
+import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,12 +18,10 @@ from streamer.config import Config
 from streamer.detect import FaceDetector, build_detector
 from streamer.detect.regions import RegionScheduler
 from streamer.embed import FaceEmbedder, build_embedder
-from streamer.identify import open_identification
-from streamer.identify.track_identity import IdentityResolver
 from streamer.inpaint import Inpainter, build_inpainter, inpaint_batched
 from streamer.inpaint.reuse import ReconstructionCache
 from streamer.occlusion import OccluderSegmenter, build_segmenter
-from streamer.records import Face, FrameResult, VideoFrame
+from streamer.records import Face, FrameResult, Stage, VideoFrame
 from streamer.track.reanalysis import ReanalysisSchedule
 
 
@@ -28,15 +29,28 @@ from streamer.track.reanalysis import ReanalysisSchedule
 class StageTimes:
     """Cumulative wall time per stage, seconds, and how many items each saw."""
 
-    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    items: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    seconds: dict[Stage, float] = field(default_factory=lambda: defaultdict(float))
+    items: dict[Stage, int] = field(default_factory=lambda: defaultdict(int))
+    # Added to from the loop, the detection thread and each stream's render thread.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, stage: str, seconds: float, items: int, results: list[FrameResult] = ()) -> None:
+    def add(self, stage: Stage, seconds: float, items: int, results: list[FrameResult] = ()) -> None:
         """Also charges ``seconds`` to every frame of the batch (``results``): each waited that long."""
-        self.seconds[stage] += seconds
-        self.items[stage] += items
+        with self._lock:
+            self.seconds[stage] += seconds
+            self.items[stage] += items
         for result in results:
             result.stage_s[stage] = result.stage_s.get(stage, 0.0) + seconds
+
+    @contextlib.contextmanager
+    def timing(self, stage: Stage, results: list[FrameResult], items: int | None = None) -> Iterator[None]:
+        """Times the block as ``stage`` for the batch ``results`` (items: one per frame unless given)."""
+        started = time.perf_counter()
+        yield
+        self.add(stage, time.perf_counter() - started, len(results) if items is None else items, results)
+
+    def ms_per_item(self) -> dict[Stage, float]:
+        return {stage: 1000 * s / max(self.items[stage], 1) for stage, s in self.seconds.items()}
 
 
 @dataclass
@@ -46,8 +60,6 @@ class Stages:
     segmenter: OccluderSegmenter
     inpainter: Inpainter
     embedder: FaceEmbedder
-    resolver: IdentityResolver
-    store: sqlite3.Connection
     crop_size: int
     min_occluded_fraction: float
     regions: RegionScheduler
@@ -57,18 +69,15 @@ class Stages:
 
     @classmethod
     def build(cls, config: Config, device: Device, detector_device: Device | None = None) -> Stages:
-        """``detector_device``: the device for the detector, when its threads differ from the others'."""
+        """Loads (and warms up) every model. Touches no data: the store is opened by the run alone.
+        ``detector_device``: the device for the detector, when its threads differ from the others'."""
         detector = build_detector(config.detector, detector_device or device)
-        embedder = build_embedder(config.embedder, device)
-        store, resolver = open_identification(config, detector, embedder)
         return cls(
             device=device,
             detector=detector,
             segmenter=build_segmenter(config.occlusion, device),
             inpainter=build_inpainter(config.inpainter, device),
-            embedder=embedder,
-            resolver=resolver,
-            store=store,
+            embedder=build_embedder(config.embedder, device),
             crop_size=config.pipeline.crop_size,
             min_occluded_fraction=config.pipeline.min_occluded_fraction,
             regions=RegionScheduler(detector, config.pipeline.full_detection_every),
@@ -80,6 +89,17 @@ class Stages:
             reconstructions=ReconstructionCache(config.pipeline.reinpaint_every),
         )
 
+    def forget_track(self, stream: str, track_id: int) -> None:
+        """A track ended: what the per-face stages kept for it goes."""
+        self.reanalysis.forget_track(stream, track_id)
+        self.reconstructions.forget_track(stream, track_id)
+
+    def forget_stream(self, stream: str) -> None:
+        """A stream ended, went down or changed resolution: every track of it ended."""
+        self.reanalysis.forget_stream(stream)
+        self.reconstructions.forget_stream(stream)
+        self.regions.forget_stream(stream)
+
     def describe(self) -> list[str]:
         return [
             f"device:    {self.device} ({self.device.reason})",
@@ -89,8 +109,6 @@ class Stages:
             f"occlusion: {self.segmenter.description}",
             f"inpainter: {self.inpainter.description}",
             f"embedder:  {self.embedder.description}",
-            f"gallery:   {self.resolver.index.people} people, {len(self.resolver.index) - self.resolver.index.people} "
-            f"pseudo-identities, threshold {self.resolver.base_threshold}",
         ]
 
     def detect(self, frames: list[VideoFrame]) -> list[FrameResult]:
@@ -105,19 +123,11 @@ class Stages:
             ]
             for face in faces:
                 face.crop = align_face(frame.image, face.landmarks, self.crop_size)
-            results.append(FrameResult(frame, faces, stage_s={"queue": max(0.0, picked_up - frame.decoded_at)}))
-        self.times.add("detect", time.perf_counter() - t, len(frames), results)
+            results.append(FrameResult(frame, faces, stage_s={Stage.QUEUE: max(0.0, picked_up - frame.decoded_at)}))
+        self.times.add(Stage.DETECT, time.perf_counter() - t, len(frames), results)
         return results
 
-    def track(self, results: list[FrameResult], associate) -> None:
-        """``associate(result)`` (the streams' trackers) gives the faces their track IDs, which the
-        per-face stages reuse work by."""
-        t = time.perf_counter()
-        for result in results:
-            associate(result)
-        self.times.add("track", time.perf_counter() - t, len(results), results)
-
-    def complete(self, results: list[FrameResult]) -> None:
+    def analyse(self, results: list[FrameResult]) -> None:
         """Segment, inpaint and embed the faces due for analysis, each stage as one batch over every
         frame of the batch (tracks match); the other tracked faces carry their track's last occlusion."""
         located = [(r.frame, f) for r in results for f in r.faces]
@@ -130,7 +140,7 @@ class Stages:
         for (frame, face), occlusion in zip(due, self.segmenter.segment([f.crop for _, f in due])):
             face.occlusion = occlusion
             self.reanalysis.done(frame.stream, frame.index, face)
-        self.times.add("occlusion", time.perf_counter() - t, len(due), results)
+        self.times.add(Stage.OCCLUSION, time.perf_counter() - t, len(due), results)
 
         t = time.perf_counter()
         fresh = []
@@ -146,7 +156,7 @@ class Stages:
             for (frame, face), patch in zip(fresh, inpaint_batched(self.inpainter, crops, masks)):
                 face.reconstruction = patch
                 self.reconstructions.store(frame.stream, frame.index, face)
-        self.times.add("inpaint", time.perf_counter() - t, len(fresh), results)
+        self.times.add(Stage.INPAINT, time.perf_counter() - t, len(fresh), results)
 
         # Both what the camera saw and the reconstruction are embedded, in one batch: the track's
         # decision says which one matched, so an operator sees whether reconstruction helped.
@@ -162,4 +172,4 @@ class Stages:
                 face.visible_weights = weights[i] if weights is not None else None
             for face, vector in zip(rebuilt, embeddings[len(faces):]):
                 face.reconstruction_embedding = vector
-        self.times.add("embed", time.perf_counter() - t, len(faces) + len(rebuilt), results)
+        self.times.add(Stage.EMBED, time.perf_counter() - t, len(faces) + len(rebuilt), results)

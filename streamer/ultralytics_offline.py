@@ -1,4 +1,8 @@
-"""Imports ultralytics so that it never pip-installs or downloads anything at run time."""
+"""Imports ultralytics so that it never pip-installs or downloads anything at run time.
+
+The stream itself needs ultralytics only for a .pt YOLO checkpoint (a pickle nothing else can load);
+.onnx exports run on the engine layer without it. Training and `doctor` use it too.
+"""
 
 from __future__ import annotations
 
@@ -35,11 +39,20 @@ def load_yolo(path: Path, task: str):
     import cv2
 
     threads = cv2.getNumThreads()
-    ultralytics = import_ultralytics()
+    try:
+        ultralytics = import_ultralytics()
+    except Exception as exc:  # a .pt checkpoint needs ultralytics (and torch) to unpickle it
+        raise ModelError(f"cannot load YOLO model {path}: ultralytics is not importable "
+                         f"({type(exc).__name__}: {_one_line(exc)})") from None
     # Importing ultralytics turns OpenCV's threading off (for its training data loaders); in the stream
     # that halves every OpenCV stage (Haar detection, resizing), so the stream keeps its own setting.
     cv2.setNumThreads(threads)
     try:
         return ultralytics.YOLO(str(path), task=task)
     except Exception as exc:
-        raise ModelError(f"cannot load YOLO model {path}: {type(exc).__name__}: {exc}") from None
+        raise ModelError(f"cannot load YOLO model {path}: {type(exc).__name__}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: Exception) -> str:
+    """ultralytics' messages run over several lines (advice, links): the user's error is one line."""
+    return " ".join(str(exc).split())[:300]

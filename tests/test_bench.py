@@ -72,13 +72,13 @@ def test_region_frames_find_the_faces_that_full_frames_find(tmp_path, cpu):
 
 
 def test_region_mosaics_take_few_input_shapes_however_faces_vary(tmp_path, cpu):
-    """Each new input shape costs a session of its own (about 10 MB): faces of every size and number
-    must not grow memory for as long as a stream runs."""
+    """ONNX Runtime keeps memory planned per input shape: faces of every size and number must not grow
+    memory for as long as a stream runs."""
     from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
 
     detector = ScrfdDetector(ScrfdConfig(backend="scrfd", model=need_shared("models", "scrfd_2.5g_bnkps.onnx")), cpu)
-    shapes, forward = set(), detector._model.forward
-    detector._model.forward = lambda image, threshold: shapes.add(image.shape) or forward(image, threshold)
+    shapes, candidates = set(), detector._candidates
+    detector._candidates = lambda canvas: shapes.add(canvas.shape) or candidates(canvas)
     rng = np.random.default_rng(0)
     face = _demo_frames(tmp_path, 1)[0]
     for count in range(1, 20):
@@ -130,7 +130,7 @@ def test_bench_writes_its_report_with_the_baseline_ratio_and_latency_per_stage(t
     assert ours["frames"] == base["frames"] == 2 * 8  # the same frames through both
     assert ours["fps"] > 0 and base["fps"] > 0 and base["faces"] > 0
     latency = ours["latency_ms"]
-    for stage in ("queue", "detect", "track", "occlusion", "embed", "identify", "output", "total"):
+    for stage in ("queue", "detect", "track", "occlusion", "embed", "identify", "emit", "render", "total"):
         assert latency[stage]["p50"] <= latency[stage]["p95"] <= latency[stage]["p99"], stage
     assert latency["total"]["p50"] >= latency["detect"]["p50"]
     assert ours["peak_rss_mb"] > 100 and report["decode"]["bare_fps"] > 0

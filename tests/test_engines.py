@@ -45,6 +45,20 @@ def test_onnxruntime_and_torch_agree_on_dynamic_batches(tiny_model, batch):
     assert np.allclose(ts.run({"input": x})[0], expected, atol=1e-5)
 
 
+def test_onnxruntime_engine_says_what_the_model_declares(tiny_model):
+    import onnx
+
+    _, folder = tiny_model
+    model = onnx.load(str(folder / "tiny.onnx"))
+    model.metadata_props.append(onnx.StringStringEntryProto(key="task", value="segment"))
+    onnx.save(model, str(folder / "tiny-meta.onnx"))
+    engine = open_engine(folder / "tiny-meta.onnx", Device("cpu"), backend="onnxruntime")
+    [image], [output] = engine.inputs, engine.outputs
+    assert (image.name, image.shape, image.dtype) == ("input", (None, 4, 32, 32), np.float32)  # None: dynamic batch
+    assert (output.name, output.shape) == ("output", (None, 3, 32, 32))
+    assert engine.metadata == {"task": "segment"}
+
+
 def test_missing_model_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="model file not found"):
         open_engine(tmp_path / "none.onnx", Device("cpu"))

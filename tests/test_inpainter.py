@@ -225,7 +225,11 @@ def test_reconstructions_are_reused_while_the_occlusion_holds_still():
     later = face(mask, track=8)
     later.reconstruction = np.zeros((32, 32, 3), np.uint8)
     cache.store("cam", 100, later)
-    assert len(cache) == 1  # track 7, unseen for long, was forgotten
+    assert len(cache) == 2
+    cache.forget_track("cam", 7)  # track 7 ended
+    assert len(cache) == 1 and cache.lookup("cam", 101, face(mask)) is None
+    cache.forget_stream("cam")  # the camera went down
+    assert len(cache) == 0
 
 
 @pytest.mark.needs_cuda

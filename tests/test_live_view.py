@@ -30,11 +30,16 @@ def get(url: str, headers: dict | None = None, timeout: float = 10):
 
 
 def _status(name: str, frames: int) -> StreamStatus:
-    return StreamStatus(name, True, True, "decoding", frames, frames, 0, 0, 0, 0, 0, 0, 10.0, 9.5, 80.0, None, 64, 48)
+    now = time.time()
+    return StreamStatus(
+        name=name, live=True, state="decoding", connected=True, decoded=frames, frames_out=frames, dropped=0,
+        reconnects=0, stalls=0, decode_errors=0, skipped_damaged=0, connect_failures=0, fps_in=10.0, fps_out=9.5,
+        latency_ms=80.0, last_error=None, width=64, height=48, last_frame_time=now, last_frame_age_s=0.0, updated=now,
+    )
 
 
 def test_token_is_required_off_localhost_and_checked():
-    view = LiveView(WebConfig(enabled=True, port=0, token="tok-123"), ["cam"]).start()
+    view = LiveView(WebConfig(enabled=True, port=0, token="tok-123"), lambda: [_status("cam", 0)]).start()
     try:
         with pytest.raises(urllib.error.HTTPError) as refused:
             get(view.url + "metrics")
@@ -52,10 +57,9 @@ def test_token_is_required_off_localhost_and_checked():
 
 
 def test_mjpeg_and_metrics_from_published_frames():
-    view = LiveView(WebConfig(enabled=True, port=0), ["cam"]).start()
+    view = LiveView(WebConfig(enabled=True, port=0), lambda: [_status("cam", 7)]).start()
     try:
         view.publish("cam", np.full((48, 64, 3), 200, np.uint8))
-        view.update_status([_status("cam", 7)])
         status, jpeg = get(view.url + "streams/cam.jpg")
         assert status == 200 and jpeg[:2] == b"\xff\xd8"
         _, page = get(view.url + "metrics")

@@ -1,16 +1,13 @@
 """Re-identification: per-track identity decisions, pseudo-identities, the SQLite store (crash
-safety, erasure, retention, model ids), the gallery command and the webhook."""
+safety, erasure, retention, model ids) and the gallery command."""
 
 from __future__ import annotations
 
-import http.server
-import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -19,7 +16,7 @@ import pytest
 from streamer.errors import StreamerError
 from streamer.identify.gallery import GalleryConfig, GalleryIndex
 from streamer.identify.track_identity import IdentityConfig, IdentityResolver
-from streamer.records import AlignedCrop, Face, FrameResult, Occlusion, VideoFrame
+from streamer.records import AlignedCrop, EventKind, Face, FrameResult, Occlusion, VideoFrame
 from streamer.store.database import connect
 from streamer.store.gallery import GalleryStore
 from streamer.store.sightings import SightingStore
@@ -94,13 +91,13 @@ def test_identity_waits_for_usable_faces_and_says_what_matched(tmp_path):
     hidden = PEOPLE["alice"] * 0.3 + PEOPLE["bob"] * 0.2 + RNG.normal(size=16) * 0.3  # a masked face: not alice
     tiny = [[_face(PEOPLE["alice"], width=20)] for _ in range(4)]  # too small to be used
     emitted = _frames(events, tiny)
-    assert [e.fields["type"] for e in emitted] == ["track_start"]
-    assert emitted[0].fields["decided"] is False and "20 px" in emitted[0].fields["unusable_because"]
+    assert [e.kind for e in emitted] == [EventKind.TRACK_START]
+    assert emitted[0].to_json()["decided"] is False and "20 px" in emitted[0].unusable_because
 
     events = TrackEvents("cam2", _resolver(store), min_hits=1, max_misses=5)
     masked = [[_face(hidden, occluders=["face_mask"], reconstruction=_noisy(PEOPLE["alice"], seed=i))]
               for i in range(3)]
-    emitted = [e.fields for e in _frames(events, masked)]
+    emitted = [e.to_json() for e in _frames(events, masked)]
     identity = next(e for e in emitted if e["type"] == "identity")
     assert identity["identity"] == "alice" and identity["matched_on"] == "reconstruction"
     assert identity["score_reconstructed"] > 0.5 > identity["score_visible"]
@@ -115,7 +112,7 @@ def test_threshold_per_occluder_class(tmp_path):
     assert 0.3 < score < 0.5
     strict = TrackEvents("cam", _resolver(store), min_hits=1, max_misses=5)
     lenient = TrackEvents("cam", _resolver(store, occluder_thresholds={"sunglasses": 0.3}), min_hits=1, max_misses=5)
-    decided = [[e.fields for e in _frames(t, faces) if e.fields["type"] == "identity"] for t in (strict, lenient)]
+    decided = [[e.to_json() for e in _frames(t, faces) if e.kind is EventKind.IDENTITY] for t in (strict, lenient)]
     assert decided[1][0]["identity"] == "bob" and decided[1][0]["threshold"] == 0.3
     assert all(e["identity"] != "bob" for e in decided[0])
 
@@ -123,7 +120,7 @@ def test_threshold_per_occluder_class(tmp_path):
 def test_unknown_face_becomes_a_pseudo_identity_recognised_later_and_nameable(tmp_path):
     stranger = _stranger(1)
     store = _store(tmp_path)
-    first = [e.fields for e in _frames(TrackEvents("cam", _resolver(store), 1, 2),
+    first = [e.to_json() for e in _frames(TrackEvents("cam", _resolver(store), 1, 2),
                                        [[_face(_noisy(stranger, seed=i))] for i in range(6)] + [[]] * 4)]
     made = [e for e in first if e["type"] == "identity"]
     assert made[-1]["identity"].startswith("unknown-") and made[-1]["pseudo"] is True
@@ -131,12 +128,12 @@ def test_unknown_face_becomes_a_pseudo_identity_recognised_later_and_nameable(tm
     store.conn.close()
 
     store = GalleryStore(connect(tmp_path / "streamer.db"))  # a later run: the pseudo-identity persisted
-    later = [e.fields for e in _frames(TrackEvents("cam", _resolver(store), 1, 2),
+    later = [e.to_json() for e in _frames(TrackEvents("cam", _resolver(store), 1, 2),
                                        [[_face(_noisy(stranger, seed=10 + i))] for i in range(4)])]
     assert [e["identity"] for e in later if e["type"] == "identity"] == [pseudo]
     assert run_cli("gallery", "name", pseudo, "carol", "--db", str(tmp_path / "streamer.db")).returncode == 0
     store = GalleryStore(connect(tmp_path / "streamer.db"))
-    named = [e.fields for e in _frames(TrackEvents("cam", _resolver(store), 1, 2),
+    named = [e.to_json() for e in _frames(TrackEvents("cam", _resolver(store), 1, 2),
                                        [[_face(_noisy(stranger, seed=20 + i))] for i in range(4)])]
     assert [e["identity"] for e in named if e["type"] == "identity"] == ["carol"]
     assert [e["pseudo"] for e in named if e["type"] == "identity"] == [False]
@@ -149,16 +146,16 @@ def test_not_this_person_keeps_that_face_away_from_the_identity(tmp_path):
     resolver = _resolver(store)
     events = TrackEvents("cam", resolver, 1, 5)
     emitted = _frames(events, [[_face(_noisy(lookalike, 0.1, seed=i))] for i in range(3)])
-    SightingStore(store.conn).record(emitted)
-    wrong = next(e for e in emitted if e.fields["type"] == "identity")
-    assert wrong.fields["identity"] == "alice"
-    assert run_cli("gallery", "reject", str(wrong.fields["sighting"]), "--db", str(tmp_path / "streamer.db"),
+    sightings = SightingStore(store.conn).record(emitted)
+    wrong = next(k for k, e in enumerate(emitted) if e.kind is EventKind.IDENTITY)
+    assert emitted[wrong].decision.name == "alice"
+    assert run_cli("gallery", "reject", str(sightings[wrong]), "--db", str(tmp_path / "streamer.db"),
                    ).returncode == 0
     store = GalleryStore(connect(tmp_path / "streamer.db"))
-    again = [e.fields for e in _frames(TrackEvents("cam", _resolver(store), 1, 5),
+    again = [e.to_json() for e in _frames(TrackEvents("cam", _resolver(store), 1, 5),
                                        [[_face(_noisy(lookalike, 0.1, seed=9 + i))] for i in range(3)])]
     assert all(e["identity"] != "alice" for e in again)
-    real = [e.fields for e in _frames(TrackEvents("cam", _resolver(store), 1, 5),
+    real = [e.to_json() for e in _frames(TrackEvents("cam", _resolver(store), 1, 5),
                                       [[_face(_noisy(PEOPLE["alice"], 0.1, seed=30 + i))] for i in range(3)])]
     assert [e["identity"] for e in real if e["type"] == "identity"] == ["alice"]  # alice herself still is
 
@@ -171,12 +168,12 @@ def test_lost_track_is_continued_by_its_face_not_a_new_id(tmp_path):
     alice = [[_face(_noisy(PEOPLE["alice"], 0.1, seed=i), x=10)] for i in range(5)]
     gap = [[] for _ in range(3)]
     back = [[_face(_noisy(PEOPLE["alice"], 0.1, seed=50 + i), x=200)] for i in range(3)]
-    emitted = [e.fields for e in _frames(events, alice + gap + back)]
+    emitted = [e.to_json() for e in _frames(events, alice + gap + back)]
     assert {e["track_id"] for e in emitted} == {1} and events.reattached == 1
     assert [e["type"] for e in emitted].count("track_start") == 1
     other = TrackEvents("cam", _resolver(store), min_hits=2, max_misses=8, reattach_similarity=0.6)
     bob = [[_face(_noisy(PEOPLE["bob"], 0.1, seed=70 + i), x=200)] for i in range(3)]
-    emitted = [e.fields for e in _frames(other, alice + gap + bob)]
+    emitted = [e.to_json() for e in _frames(other, alice + gap + bob)]
     assert {e["track_id"] for e in emitted} == {1, 2} and other.reattached == 0
 
 
@@ -231,7 +228,8 @@ def test_retention_deletes_old_sightings_and_unseen_pseudo_identities(tmp_path):
     emitted = _frames(TrackEvents("cam", resolver, 1, 1), [[_face(_noisy(stranger, seed=i))] for i in range(5)])
     sightings = SightingStore(store.conn)
     sightings.record(emitted)
-    assert sightings.prune(30, now=time.time() + 86400) == {"sightings": 0, "tracks": 0, "pseudo-identities": 0}
+    assert sightings.prune(30, now=time.time() + 86400) == {"sightings": 0, "tracks": 0, "pseudo-identities": 0,
+                                                             "runs": 0}
     pruned = sightings.prune(30, now=time.time() + 31 * 86400)
     assert pruned["sightings"] == len(emitted) and pruned["pseudo-identities"] == 1
     assert {r.name for r in store.list()} == {"alice", "bob"}  # enrolled people are kept
@@ -241,7 +239,7 @@ WRITER = """
 import sys, time
 sys.path.insert(0, {root!r})
 import numpy as np
-from streamer.records import TrackEvent
+from streamer.records import EventKind, TrackEvent
 from streamer.store.database import connect
 from streamer.store.sightings import SightingStore
 store = SightingStore(connect({db!r}))
@@ -251,10 +249,10 @@ while True:
     batch = []
     for _ in range(20):
         n += 1
-        batch.append(TrackEvent({{"type": "identity", "stream": "cam", "track_id": n % 50, "n": n}}, time.time(),
-                                crop=crop, embedding=np.ones(128, np.float32), model_id="m"))
-    store.record(batch)
-    print(" ".join(str(e.fields["sighting"]) for e in batch), flush=True)  # acknowledged: committed
+        batch.append(TrackEvent(EventKind.IDENTITY, "cam", n % 50, time.time(), frame=n, crop=crop,
+                                embedding=np.ones(128, np.float32), model_id="m"))
+    sightings = store.record(batch)
+    print(" ".join(str(s) for s in sightings), flush=True)  # acknowledged: committed
 """
 
 
@@ -277,70 +275,6 @@ def test_kill_9_during_heavy_writing_never_corrupts_or_loses_acknowledged_sighti
         conn.close()
         assert acknowledged <= stored, f"lost {len(acknowledged - stored)} acknowledged sightings"
     assert len(acknowledged) > 500  # it really was writing when killed
-
-
-class _Receiver(http.server.BaseHTTPRequestHandler):
-    failures_left = 0
-    received: list = []
-
-    def do_POST(self):
-        type(self).auth = self.headers.get("Authorization")
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if type(self).failures_left > 0:
-            type(self).failures_left -= 1
-            self.send_response(503)
-            self.end_headers()
-            return
-        type(self).received.extend(body["events"])
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def receiver():
-    _Receiver.failures_left, _Receiver.received = 0, []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server, _Receiver
-    server.shutdown()
-
-
-def test_webhook_retries_until_delivered_in_order(receiver, caplog):
-    from streamer.sinks.webhook import WebhookConfig, WebhookEvents
-
-    server, handler = receiver
-    handler.failures_left = 3
-    url = f"http://hook:s3cret-pw@127.0.0.1:{server.server_address[1]}/events"
-    hook = WebhookEvents(WebhookConfig(url=url, retry_initial_s=0.05, batch=7))
-    for n in range(30):
-        hook.emit({"type": "identity", "n": n})
-    hook.close()
-    assert [e["n"] for e in handler.received] == list(range(30))
-    assert hook.failures == 3 and hook.delivered == 30 and hook.dropped == 0
-    assert handler.auth == "Basic aG9vazpzM2NyZXQtcHc="  # hook:s3cret-pw
-    assert "s3cret-pw" not in caplog.text
-
-
-def test_webhook_backlog_is_bounded_and_reports_what_it_dropped(receiver):
-    from streamer.sinks.webhook import WebhookConfig, WebhookEvents
-
-    server, handler = receiver
-    handler.failures_left = 10**6  # the receiver is down
-    hook = WebhookEvents(WebhookConfig(url=f"http://127.0.0.1:{server.server_address[1]}/", max_backlog=5,
-                                       retry_initial_s=0.05, retry_max_s=0.1, drain_s=5))
-    for n in range(20):
-        hook.emit({"type": "identity", "n": n, "time": f"t{n}"})
-    assert hook.backlog + (hook._in_flight or 0) <= 5 + hook.config.batch
-    time.sleep(0.3)
-    handler.failures_left = 0  # back up
-    hook.close()
-    notices = [e for e in handler.received if e["type"] == "events_dropped"]
-    delivered = [e["n"] for e in handler.received if e["type"] == "identity"]
-    assert sum(n["count"] for n in notices) == hook.dropped == 20 - len(delivered)
-    assert delivered == sorted(delivered) and delivered[-1] == 19  # the newest are kept
 
 
 def test_store_errors_name_the_file(tmp_path):

@@ -30,9 +30,12 @@ class MjpegCamera:
     """An MJPEG-over-HTTP camera: streamer's own live view, fed with frames whose brightness counts up."""
 
     def __init__(self):
+        from streamer.records import StreamStatus
         from streamer.web.server import LiveView, WebConfig
 
-        self.view = LiveView(WebConfig(enabled=True, port=0), ["cam"]).start()
+        status = StreamStatus("cam", True, "decoding", True, 0, 0, 0, 0, 0, 0, 0, 0, 10.0, 10.0, 0.0, None, 320, 240,
+                              None, None, time.time())
+        self.view = LiveView(WebConfig(enabled=True, port=0), lambda: [status]).start()
         self.url = self.view.url.rstrip("/") + "/streams/cam.mjpg"
         self.sending = threading.Event()
         self.sending.set()
@@ -161,13 +164,13 @@ def test_streamer_runs_over_a_folder_of_real_photos(tmp_path):
     import av
 
     first = cv2.imread(str(folder / names[0]))
-    with av.open(str(tmp_path / "out" / "stills.mp4")) as container:
+    with av.open(str(tmp_path / "out" / "latest" / "stills.mp4")) as container:
         stream = container.streams.video[0]
         frames = list(container.decode(stream))
     assert len(frames) == len(names)
     assert abs(stream.width - first.shape[1]) <= 1 and abs(stream.height - first.shape[0]) <= 1
     # Each photo is a still of its own: every face found is reported with the photo it is in.
-    events = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in (tmp_path / "out" / "latest" / "events.jsonl").read_text().splitlines()]
     starts = [e for e in events if e["type"] == "track_start"]
     ends = [e for e in events if e["type"] == "track_end"]
     assert len(starts) >= 3 and len(ends) == len(starts)

@@ -108,11 +108,12 @@ def test_mp4_stays_playable_after_kill_9(tmp_path):
 
 
 def test_recording_in_segments_each_playable(tmp_path):
+    from streamer.sinks.base import StreamInfo
     from streamer.sinks.recording import Recording
 
-    recording = Recording(tmp_path, "cam", 10.0, (160, 120), "libx264", 23, segment_s=1.0)
+    recording = Recording(tmp_path, StreamInfo("cam", 10.0, (160, 120)), "libx264", 23, segment_s=1.0)
     for i in range(35):
-        recording.write(np.full((120, 160, 3), i * 7, np.uint8))
+        recording.write_image(np.full((120, 160, 3), i * 7, np.uint8))
     recording.close()
     assert [p.parent.name for p in recording.paths] == ["cam"] * 4
     assert [count_frames(p) for p in recording.paths] == [10, 10, 10, 5]

@@ -34,6 +34,19 @@ def test_yolo_seg_loads_from_the_configured_path_and_returns_crop_masks(yolo_che
         assert occlusion.mask.shape == (112, 112) and occlusion.mask.dtype == bool
         assert 0.0 <= occlusion.fraction <= 1.0
     assert os.environ["YOLO_AUTOINSTALL"] == "false"
+    assert len(segmenter.class_names) == 80  # the yaml's (COCO-sized) head, its names the class indices
+    assert "ultralytics" in segmenter.description  # a checkpoint runs through ultralytics, an export does not
+
+
+def test_a_checkpoint_that_is_not_a_yolo_model_is_refused_by_name(tmp_path, cpu):
+    from streamer.errors import ModelError
+    from streamer.occlusion.yolo_seg import YoloSegConfig, YoloSegSegmenter
+
+    checkpoint = tmp_path / "occluders.pt"
+    checkpoint.write_bytes(b"not a pickle, not a zip" * 50)
+    with pytest.raises(ModelError, match=f"cannot load YOLO model {checkpoint}") as caught:
+        YoloSegSegmenter(YoloSegConfig(backend="yolo_seg", model=checkpoint), cpu)
+    assert "\n" not in str(caught.value)
 
 
 def test_missing_yolo_file_is_a_clear_error_not_a_download(tmp_path):

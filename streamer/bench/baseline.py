@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from streamer.align import align_face
+from streamer.identify.track_identity import IdentityResolver
 from streamer.latency import LatencyRecorder
 from streamer.stages import Stages
 
@@ -41,12 +42,13 @@ class BaselineRun:
         return self.frames / self.seconds if self.seconds else 0.0
 
 
-def run_baseline(stages: Stages, clips: list[Path], out_dir: Path, max_frames: int | None = None) -> BaselineRun:
-    """The gallery is the one ``Stages.build`` enrolled into the store (the same people, the same vectors)."""
+def run_baseline(stages: Stages, resolver: IdentityResolver, clips: list[Path], out_dir: Path,
+                 max_frames: int | None = None) -> BaselineRun:
+    """The gallery is the one the run's store holds (the same people, the same vectors)."""
     from ultralytics.engine.results import Boxes
     from ultralytics.trackers.byte_tracker import BYTETracker
 
-    gallery, threshold = stages.resolver.index, stages.resolver.base_threshold
+    gallery, threshold = resolver.index, resolver.base_threshold
     out_dir.mkdir(parents=True, exist_ok=True)
     readers = [cv2.VideoCapture(str(clip)) for clip in clips]
     trackers = [BYTETracker(SimpleNamespace(**BYTETRACK_DEFAULTS)) for _ in clips]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-STAGE_ORDER = ("queue", "detect", "track", "occlusion", "inpaint", "embed", "identify", "output")
+from streamer.records import Stage
+
+STAGE_ORDER = tuple(stage.value for stage in Stage)
 
 
 def _pairs(report: dict, section: str) -> list[tuple[dict, dict | None]]:

@@ -33,7 +33,7 @@ def case_config(case: dict, clip: Clip) -> Config:
 
 
 def _pipeline(case: dict, clip: Clip) -> dict:
-    from streamer.pipeline import run
+    from streamer.runtime import run
 
     config = case_config(case, clip)
     summary = run(config, banner=lambda line: None)
@@ -54,14 +54,14 @@ def _pipeline(case: dict, clip: Clip) -> dict:
 def _baseline(case: dict, clip: Clip) -> dict:
     from engines import select_device
     from streamer.bench.baseline import run_baseline
+    from streamer.identify import open_identification
     from streamer.stages import Stages
 
     config = case_config(case, clip)
     stages = Stages.build(config, select_device(config.engine.device))
-    try:
-        done = run_baseline(stages, [clip.path] * case["streams"], Path(case["out_dir"]), case["frames"])
-    finally:
-        stages.store.close()
+    with open_identification(config, stages.detector, stages.embedder) as identification:
+        done = run_baseline(stages, identification.resolver, [clip.path] * case["streams"], Path(case["out_dir"]),
+                            case["frames"])
     return {"fps": round(done.fps, 2), "seconds": round(done.seconds, 2), "frames": done.frames,
             "faces": done.faces, "latency_ms": done.latency.summary_ms()}
 
@@ -73,11 +73,8 @@ def _stages(case: dict, clip: Clip) -> dict:
 
     config = case_config({**case, "streams": 1}, clip)
     stages = Stages.build(config, select_device(config.engine.device))
-    try:
-        return {"device": str(stages.device), "models": stages.describe()[:5],
-                **sweep_stages(stages, clip.path, case["batch_sizes"])}
-    finally:
-        stages.store.close()
+    return {"device": str(stages.device), "models": stages.describe()[:5],
+            **sweep_stages(stages, clip.path, case["batch_sizes"])}
 
 
 def _decode(case: dict, clip: Clip) -> dict:

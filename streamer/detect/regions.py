@@ -45,12 +45,19 @@ class RegionScheduler:
         # Region search pays only where it is cheaper than the full frame (see each detector's supports_regions).
         self.full_every = full_every if getattr(detector, "supports_regions", False) else 1
         self._streams: dict[str, _StreamState] = {}
+        self._forgotten: set[str] = set()  # streams to forget, taken by the detecting thread (it owns _streams)
         self.full_frames = 0
         self.region_frames = 0
+
+    def forget_stream(self, stream: str) -> None:
+        """The stream ended or went down: its next frame, if any, is searched in full. Safe from any thread."""
+        self._forgotten.add(stream)
 
     def detect(self, frames: list[VideoFrame]) -> list[Detections]:
         """Faces per frame. The regions of every region frame go to the detector in one call; a stream
         seen twice in ``frames`` has its second frame searched around what its first found."""
+        while self._forgotten:
+            self._streams.pop(self._forgotten.pop(), None)
         found: list[Detections] = []
         batch: list[VideoFrame] = []
         for frame in frames:

@@ -1,7 +1,15 @@
-"""SCRFD face detector (insightface), from a configured .onnx file or model-pack folder."""
+"""SCRFD face detector (insightface's weights), from a configured .onnx file or model-pack folder.
+
+The network runs on the project's engine layer (one ONNX Runtime session per model, with the stream's
+session options); the pre-processing, the decoding of its score / box / keypoint maps and the NMS are
+insightface's ``SCRFD.detect``, re-implemented here so that nothing of insightface is imported.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -10,16 +18,18 @@ import numpy as np
 from pydantic import Field
 
 from engines import Device
+from engines.onnxruntime_engine import OnnxRuntimeEngine
 from streamer.config_base import ExistingPath, StrictModel
 from streamer.errors import ModelError
 from streamer.records import Detections
 
-# A region's side in the mosaic, and the mosaics' layouts (columns, rows), come from short lists: with
-# a fixed-shape session per input shape (insightface >= 2), about 10 MB each, a free choice of sizes
-# would grow memory with every new shape for as long as the stream runs. 6 sizes x 5 layouts at most.
+# A region's side in the mosaic, and the mosaics' layouts (columns, rows), come from short lists: every
+# new input shape costs ONNX Runtime a little planning and memory in its arena, so a free choice of sizes
+# would keep growing it for as long as the stream runs. 6 sizes x 5 layouts at most.
 TILE_LADDER = (64, 96, 128, 192, 256, 384)
 LAYOUTS = ((1, 1), (2, 1), (4, 1), (4, 2), (4, 4))  # the first that holds the regions; 16 at most
 STRIDE = 32  # SCRFD's coarsest feature stride: a dynamic input's sides are multiples of it
+INPUT_MEAN, INPUT_STD = 127.5, 128.0  # insightface's SCRFD normalisation
 
 
 class ScrfdConfig(StrictModel):
@@ -41,45 +51,184 @@ def resolve_model_file(path: Path, pattern: str) -> Path:
     return matches[0]
 
 
-def load_insightface_model(path: Path, device: Device, expected: str):
-    """Loads an ONNX model through insightface's model_zoo and checks its kind (SCRFD, ArcFaceONNX)."""
-    from insightface.model_zoo import get_model
-
-    from engines.onnxruntime_engine import ort_providers, session_options
-
+def open_onnx_model(path: Path, device: Device, expected: str) -> OnnxRuntimeEngine:
+    """An ONNX Runtime session of ``path`` with the stream's options; a file ONNX Runtime cannot load
+    (garbage, truncated, an unknown operator) is a one-line ModelError naming it and ``expected``."""
     try:
-        model = get_model(str(path), providers=ort_providers(device), sess_options=session_options(device))
-    except Exception as exc:
-        raise ModelError(f"cannot load {path}: {type(exc).__name__}: {exc}") from None
-    if model is None or type(model).__name__ != expected:
-        found = "an unrecognised model" if model is None else type(model).__name__
-        raise ModelError(f"{path} is {found}, expected an insightface {expected} model")
-    return model
+        return OnnxRuntimeEngine(path, device)
+    except Exception as exc:  # protobuf, graph and provider errors all mean "not a model we can run"
+        raise ModelError(f"cannot load {path} ({one_line(exc)}); expected {expected}") from None
+
+
+def warm_up(path: Path, run: Callable[[], object]) -> None:
+    """Calls ``run`` (a dummy input through the model) so that the first real call does not pay the
+    runtime's first-run set-up; a model that loads but cannot run is a one-line ModelError naming ``path``."""
+    try:
+        run()
+    except ModelError:
+        raise
+    except Exception as exc:  # shapes the model's graph does not accept, an operator failing at run time
+        raise ModelError(f"cannot run {path} ({one_line(exc)})") from None
+
+
+def one_line(exc: Exception, limit: int = 200) -> str:
+    """``exc``'s type and message on one line (runtimes' messages span lines), at most ``limit`` characters."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:limit]}"
+
+
+@dataclass(frozen=True)
+class ScrfdLayout:
+    """How an SCRFD export lays out its outputs: for each stride a score map, then a box map, then
+    (with keypoints) a keypoint map, each (cells x anchors, 1 | 4 | 10), optionally with a batch axis."""
+
+    strides: tuple[int, ...]
+    anchors: int  # anchor centres per feature-map cell
+    keypoints: bool
+
+    @property
+    def levels(self) -> int:
+        return len(self.strides)
+
+
+# insightface tells the variants apart by their number of outputs, and so does this.
+SCRFD_LAYOUTS = {
+    6: ScrfdLayout((8, 16, 32), 2, False),
+    9: ScrfdLayout((8, 16, 32), 2, True),
+    10: ScrfdLayout((8, 16, 32, 64, 128), 1, False),
+    15: ScrfdLayout((8, 16, 32, 64, 128), 1, True),
+}
+_OUTPUT_WIDTHS = (1, 4, 10)  # score, box distances, keypoint distances
+EXPECTED_SCRFD = "an SCRFD face detector (one (1, 3, H, W) input; 6, 9, 10 or 15 score/box/keypoint outputs)"
+
+
+def scrfd_layout(engine: OnnxRuntimeEngine) -> ScrfdLayout | None:
+    """The layout of ``engine``'s outputs if they are an SCRFD model's, else None."""
+    layout = SCRFD_LAYOUTS.get(len(engine.outputs))
+    if layout is None or len(engine.inputs) != 1 or len(engine.inputs[0].shape) != 4:
+        return None
+    if engine.inputs[0].shape[1] not in (3, None):
+        return None
+    for index, output in enumerate(engine.outputs):
+        width = _OUTPUT_WIDTHS[index // layout.levels]
+        if len(output.shape) not in (2, 3) or output.shape[-1] not in (width, None):
+            return None
+    return layout
+
+
+@lru_cache(maxsize=64)
+def anchor_centres(rows: int, columns: int, stride: int, anchors: int) -> np.ndarray:
+    """(rows * columns * anchors, 2) float32 (x, y) input pixels of a feature map's anchors, row-major,
+    each cell's anchors consecutive (insightface's order)."""
+    centres = np.stack(np.mgrid[:rows, :columns][::-1], axis=-1).astype(np.float32)
+    centres = (centres * stride).reshape(-1, 2)
+    if anchors > 1:
+        centres = np.repeat(centres, anchors, axis=0)
+    centres.flags.writeable = False
+    return centres
+
+
+def decode_scrfd(outputs: list[np.ndarray], layout: ScrfdLayout, input_hw: tuple[int, int],
+                 threshold: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """The candidates whose score reaches ``threshold``, most confident first (a stable order).
+
+    ``outputs``: the network's outputs for one (1, 3, H, W) input, ``input_hw`` = (H, W). Returns
+    (n, 5) float32 [x1, y1, x2, y2, score] and (n, 5, 2) float32 keypoints (None without keypoints),
+    in input pixels. Only the candidates are decoded: the rest of the maps' anchors are never touched.
+    """
+    height, width = input_hw
+    levels = layout.levels
+    dets, points = [], []
+    for level, stride in enumerate(layout.strides):
+        scores = outputs[level].reshape(-1)
+        picked = np.flatnonzero(scores >= threshold)
+        if not len(picked):
+            continue
+        centres = anchor_centres(height // stride, width // stride, stride, layout.anchors)[picked]
+        distance = outputs[level + levels].reshape(-1, 4)[picked] * stride
+        dets.append(np.column_stack([centres - distance[:, :2], centres + distance[:, 2:], scores[picked]]))
+        if layout.keypoints:
+            offsets = outputs[level + 2 * levels].reshape(-1, 10)[picked] * stride
+            points.append(centres[:, None, :] + offsets.reshape(-1, 5, 2))
+    if not dets:
+        return np.zeros((0, 5), np.float32), (np.zeros((0, 5, 2), np.float32) if layout.keypoints else None)
+    found = np.concatenate(dets).astype(np.float32, copy=False)
+    order = np.argsort(-found[:, 4], kind="stable")
+    return found[order], (np.concatenate(points)[order] if layout.keypoints else None)
+
+
+def nms(dets: np.ndarray, threshold: float) -> np.ndarray:
+    """Indices of the boxes greedy NMS keeps, in ``dets``' order of decreasing score.
+
+    ``dets``: (n, 5) [x1, y1, x2, y2, score]. insightface's variant: areas count the end pixel (+1),
+    a box is dropped when its overlap with a kept one exceeds ``threshold``.
+    """
+    x1, y1, x2, y2, scores = dets.T
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        width = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        height = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        inter = width * height
+        order = rest[inter / (areas[i] + areas[rest] - inter) <= threshold]
+    return np.asarray(keep, np.intp)
+
+
+def letterboxed(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """``image`` resized into a (height, width) = ``size`` black canvas keeping its aspect, top-left placed
+    (insightface's SCRFD.detect), and the scale from image to canvas pixels."""
+    canvas_h, canvas_w = size
+    ratio = image.shape[0] / image.shape[1]
+    if ratio > canvas_h / canvas_w:
+        new_h = canvas_h
+        new_w = int(new_h / ratio)
+    else:
+        new_w = canvas_w
+        new_h = int(new_w * ratio)
+    canvas = np.zeros((canvas_h, canvas_w, 3), np.uint8)
+    canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h))
+    return canvas, new_h / image.shape[0]
 
 
 class ScrfdDetector:
     def __init__(self, config: ScrfdConfig, device: Device):
         path = resolve_model_file(config.model, "det_*.onnx")
-        self._model = load_insightface_model(path, device, "SCRFD")
-        self._model.prepare(
-            ctx_id=0 if device.is_cuda else -1,
-            input_size=(config.input_size, config.input_size),
-            det_thresh=config.score_threshold,
-            nms_thresh=config.nms_threshold,
-        )
+        self._engine = open_onnx_model(path, device, EXPECTED_SCRFD)
+        layout = scrfd_layout(self._engine)
+        if layout is None:
+            shapes = ", ".join(str(o.shape) for o in self._engine.outputs)
+            raise ModelError(f"{path} is not {EXPECTED_SCRFD}: it has outputs {shapes}")
+        if not layout.keypoints:
+            raise ModelError(f"{path} is an SCRFD model without the 5 landmarks the faces are aligned on: "
+                             f"use a keypoint (*_kps / *_bnkps) export")
+        self._layout = layout
+        self._input_name = self._engine.input_names[0]
+        self._score_threshold = config.score_threshold
+        self._nms_threshold = config.nms_threshold
         self._min_face = config.min_face_px
         self._input_size = config.input_size
-        self.description = f"SCRFD {path.name} @ {config.input_size}px on {device}"
+        height, width = self._engine.inputs[0].shape[2:4]
         # A model exported with a fixed input size costs the same on a region as on the whole frame.
-        height, width = self._model.session.get_inputs()[0].shape[2:4]
-        self.supports_regions = not (isinstance(height, int) and isinstance(width, int))
+        self._fixed_hw = (height, width) if height and width else None
+        self.supports_regions = self._fixed_hw is None
+        shown = f"{width}x{height}px (fixed)" if self._fixed_hw else f"{config.input_size}px"
+        self.description = f"SCRFD {path.name} @ {shown} on {device}"
+        warm_up(path, lambda: self.detect(np.zeros((config.input_size, config.input_size, 3), np.uint8)))
 
     def detect(self, image: np.ndarray) -> Detections:
         # A dynamic input is fitted to the frame's aspect (640 x 384 for 16:9) rather than letterboxed into
         # a square: the same scale, 40% fewer pixels through the network.
-        size = _fitted_input(image.shape, self._input_size) if self.supports_regions else None
-        dets, kps = self._model.detect(image, input_size=size)
-        return self._kept(dets, kps)
+        if self._fixed_hw:
+            size = self._fixed_hw
+        else:
+            width, height = _fitted_input(image.shape, self._input_size)
+            size = (height, width)
+        canvas, scale = letterboxed(image, size)
+        dets, points = self._candidates(canvas)
+        keep = nms(dets, self._nms_threshold)
+        return self._kept(np.hstack([dets[keep, :4] / scale, dets[keep, 4:]]), points[keep] / scale)
 
     def detect_regions(self, crops: list[np.ndarray], frame_shapes: list[tuple[int, ...]]) -> list[Detections]:
         """Every crop at the scale its frame's full detection would see it (so a region finds what the full
@@ -97,6 +246,14 @@ class ScrfdDetector:
                     found[k] = detections
         return found
 
+    def _candidates(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The network on one (H, W, 3) uint8 BGR canvas: (n, 5) candidates, most confident first, and
+        their (n, 5, 2) keypoints, in canvas pixels."""
+        height, width = canvas.shape[:2]
+        blob = cv2.dnn.blobFromImage(canvas, 1.0 / INPUT_STD, (width, height), (INPUT_MEAN,) * 3, swapRB=True)
+        outputs = self._engine.run({self._input_name: blob})
+        return decode_scrfd(outputs, self._layout, (height, width), self._score_threshold)
+
     def _mosaic(self, crops: list[np.ndarray], tile: int) -> list[Detections]:
         columns, rows = next(layout for layout in LAYOUTS if layout[0] * layout[1] >= len(crops))
         mosaic = np.zeros((rows * tile, columns * tile, 3), np.uint8)
@@ -107,14 +264,10 @@ class ScrfdDetector:
             top, left = (k // columns) * tile, (k % columns) * tile
             mosaic[top:top + fitted.shape[0], left:left + fitted.shape[1]] = fitted
             origins[k], scales[k] = (left, top), scale
-        scores, boxes, points = self._model.forward(mosaic, self._model.det_thresh)
-        if not sum(len(s) for s in scores):
+        dets, points = self._candidates(mosaic)
+        if not len(dets):
             return [Detections.empty() for _ in crops]
-        dets = np.hstack([np.vstack(boxes), np.vstack(scores)]).astype(np.float32)
-        points = np.vstack(points)
-        order = np.argsort(-dets[:, 4], kind="stable")
-        dets, points = dets[order], points[order]
-        keep = self._model.nms(dets)
+        keep = nms(dets, self._nms_threshold)
         dets, points = dets[keep], points[keep]
         # A face belongs to the region its centre lies in (regions touch: a face is about 60% of its
         # region's side and centred in it, so none reaches far into a neighbour).
@@ -129,8 +282,9 @@ class ScrfdDetector:
                 (points[mine] - offset) / scale))
         return found
 
-    def _kept(self, dets: np.ndarray, kps: np.ndarray | None) -> Detections:
-        if len(dets) == 0 or kps is None:
+    def _kept(self, dets: np.ndarray, kps: np.ndarray) -> Detections:
+        """``dets`` (n, 5) and ``kps`` (n, 5, 2) in image pixels, less the faces under min_face_px."""
+        if len(dets) == 0:
             return Detections.empty()
         keep = (dets[:, 3] - dets[:, 1]) >= self._min_face
         return Detections(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import Field
@@ -14,6 +15,7 @@ from streamer.identify.gallery import GalleryConfig, GalleryIndex, enroll, photo
 from streamer.identify.track_identity import IdentityConfig, IdentityResolver
 from streamer.store.database import connect
 from streamer.store.gallery import GalleryStore
+from streamer.store.runs import RunRegistry
 from streamer.store.sightings import SightingStore
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,31 @@ def store_path(store: StoreConfig, output_dir: Path) -> Path:
     return store.path if store.path is not None else output_dir / "streamer.db"
 
 
-def open_identification(config, detector, embedder) -> tuple[sqlite3.Connection, IdentityResolver]:
+@dataclass
+class Identification:
+    """The store a run writes to and the resolver that names its tracks: opened by a run, never by
+    building the models (``streamer doctor`` must not change a production store)."""
+
+    conn: sqlite3.Connection
+    resolver: IdentityResolver
+    path: Path
+
+    def describe(self) -> str:
+        index = self.resolver.index
+        return (f"gallery:   {index.people} people, {len(index) - index.people} pseudo-identities, "
+                f"threshold {self.resolver.base_threshold} ({self.path})")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Identification:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_identification(config, detector, embedder) -> Identification:
     """Opens the store, enrols ``gallery.dir`` (new photos only), prunes by retention, and loads the
     gallery as the configured embedder sees it."""
     path = store_path(config.store, config.output.dir)
@@ -41,25 +67,33 @@ def open_identification(config, detector, embedder) -> tuple[sqlite3.Connection,
     try:
         store = GalleryStore(conn)
         if config.gallery.dir is not None:
-            faceless_people = []
-            for name, photos in photos_by_name(config.gallery.dir).items():
-                added, faceless = enroll(store, name, photos, detector, embedder, config.pipeline.crop_size)
-                if faceless and len(faceless) == len(photos) and store.identity_id(name) is None:
-                    faceless_people.append(name)
-                    log.warning("gallery: no face found for %r in %s", name, config.gallery.dir)
-            if faceless_people and not store.list():
-                raise StreamerError(f"gallery.dir: no face could be enrolled from {config.gallery.dir}")
+            _enroll_folder(store, config, detector, embedder)
+        # Tracks that runs killed before they could end them are ended now, so retention can treat them.
+        ended = RunRegistry(conn).close_dead()
+        if ended:
+            log.warning("store: %d tracks left open by runs that were killed are now ended", ended)
         if config.store.retention_days:
             pruned = SightingStore(conn).prune(config.store.retention_days)
             if any(pruned.values()):
                 log.warning("store: retention %g days: deleted %s", config.store.retention_days,
                             ", ".join(f"{n} {k}" for k, n in pruned.items()))
         index = GalleryIndex.load(store, embedder.model_id, str(path))
-    except Exception:
+    except BaseException:
         conn.close()
         raise
     threshold = config.gallery.threshold if config.gallery.threshold is not None else embedder.default_threshold
-    return conn, IdentityResolver(index, config.gallery, config.identity, threshold, store)
+    return Identification(conn, IdentityResolver(index, config.gallery, config.identity, threshold, store), path)
 
 
-__all__ = ["GalleryConfig", "IdentityConfig", "StoreConfig", "open_identification", "store_path"]
+def _enroll_folder(store: GalleryStore, config, detector, embedder) -> None:
+    faceless_people = []
+    for name, photos in photos_by_name(config.gallery.dir).items():
+        added, faceless = enroll(store, name, photos, detector, embedder, config.pipeline.crop_size)
+        if faceless and len(faceless) == len(photos) and store.identity_id(name) is None:
+            faceless_people.append(name)
+            log.warning("gallery: no face found for %r in %s", name, config.gallery.dir)
+    if faceless_people and not store.list():
+        raise StreamerError(f"gallery.dir: no face could be enrolled from {config.gallery.dir}")
+
+
+__all__ = ["GalleryConfig", "Identification", "IdentityConfig", "StoreConfig", "open_identification", "store_path"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import cv2
 import numpy as np
@@ -18,6 +19,7 @@ from pydantic import Field
 from streamer.align import align_face
 from streamer.config_base import ExistingDir, StrictModel
 from streamer.errors import StreamerError
+from streamer.identify.names import check_person_name, printable
 from streamer.store.gallery import GalleryStore, ModelVectors
 
 log = logging.getLogger(__name__)
@@ -26,15 +28,18 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 class GalleryConfig(StrictModel):
     dir: ExistingDir | None = Field(
-        None, description="folder of known faces enrolled into the store at start: DIR/<name>/*.jpg or DIR/<name>.jpg"
+        None, description="folder of known faces enrolled into the store at start: DIR/<name>/*.jpg or DIR/<name>.jpg; "
+        "a name is data, never a path: at most 128 characters, no '/' or backslash, no control characters, no "
+        "surrounding spaces, not starting 'unknown-' (a run refuses a folder holding such a name)"
     )
+    # Above 0: unrelated faces score about 0, so a threshold at or below it names strangers as enrolled people.
     threshold: float | None = Field(
-        None, ge=-1, le=1, description="cosine similarity needed to name a face (default: the embedder's own)"
+        None, gt=0, le=1, description="cosine similarity needed to name a face (default: the embedder's own)"
     )
-    occluder_thresholds: dict[str, float] = Field(
+    occluder_thresholds: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(
         default_factory=dict,
         description="threshold per occluder class for faces wearing it, e.g. {face_mask: 0.30}; "
-        "a face with several occluders needs the highest of theirs",
+        "a face with several occluders needs the highest of theirs; the classes are the occlusion model's",
     )
 
     def threshold_for(self, occluders: tuple[str, ...] | list[str], base: float) -> float:
@@ -140,39 +145,46 @@ def _cosine(probes: np.ndarray, rows: np.ndarray, weights: np.ndarray | None) ->
 
 
 def photos_by_name(folder: Path) -> dict[str, list[Path]]:
-    """``DIR/<name>/*.jpg`` and ``DIR/<name>.jpg`` as {name: photos}."""
+    """``DIR/<name>/*.jpg`` and ``DIR/<name>.jpg`` as {name: photos}. Each name is checked
+    (:func:`check_person_name`): a bad folder or file name stops the run with the file named."""
     photos: dict[str, list[Path]] = {}
     for entry in sorted(folder.iterdir()):
         if entry.is_dir():
-            photos[entry.name] = sorted(p for p in entry.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            name = check_person_name(entry.name, f"gallery.dir: {entry}")
+            photos[name] = sorted(p for p in entry.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         elif entry.suffix.lower() in IMAGE_SUFFIXES:
-            photos.setdefault(entry.stem, []).append(entry)
+            name = check_person_name(entry.stem, f"gallery.dir: {entry}")
+            photos.setdefault(name, []).append(entry)
     return photos
 
 
 def enroll(store: GalleryStore, name: str, photos: list[Path], detector, embedder, crop_size: int,
-           progress=None) -> tuple[int, list[Path]]:
+           progress=None, where: str = "gallery enroll") -> tuple[int, list[Path]]:
     """Adds each photo's largest face to ``name`` (created if new), with the stream's own detection,
-    alignment and embedding. Photos enrolled before are skipped. Returns (faces added, photos without a face)."""
+    alignment and embedding. Photos enrolled before are skipped. Returns (faces added, photos without a face).
+
+    Safe to run from several processes at once on one store: the person and each photo are added
+    once (:meth:`GalleryStore.enroll_face`). ``where`` names the culprit of a refused name.
+    """
+    check_person_name(name, where)
     identity = store.identity_id(name)
-    if identity is not None and store.conn.execute(
-            "SELECT kind FROM identities WHERE id = ?", (identity,)).fetchone()[0] != "person":
+    if identity is not None and store.kind(identity) != "person":
         raise StreamerError(f"gallery: {name!r} is a pseudo-identity; name it with 'streamer gallery name'")
     added, faceless = 0, []
     for photo in photos:
         source = str(photo.resolve())
         if identity is not None and store.has_source(identity, source):
-            continue
+            continue  # a cheap early skip; enroll_face checks again under the write lock
         crop = largest_face_crop(photo, detector, crop_size)
         if crop is None:
             faceless.append(photo)
             continue
-        if identity is None:
-            identity = store.create(name)
-        store.add_face(identity, crop, source, embedder.model_id, embedder.embed(crop[None])[0])
+        identity, crop_id = store.enroll_face(name, crop, source, embedder.model_id, embedder.embed(crop[None])[0])
+        if crop_id is None:
+            continue  # another process enrolled this photo meanwhile
         added += 1
         if progress:
-            progress(f"{name}: {photo.name}")
+            progress(f"{name}: {printable(photo.name)}")
     return added, faceless
 
 

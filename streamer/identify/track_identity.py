@@ -11,13 +11,13 @@ import collections
 from dataclasses import dataclass, field
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from streamer.config_base import StrictModel
 from streamer.embed.vectors import l2_normalise
 from streamer.identify.gallery import GalleryConfig, GalleryIndex
 from streamer.identify.quality import QualityConfig, assess
-from streamer.records import Face, Match
+from streamer.records import Decision, Face
 from streamer.store.gallery import GalleryStore
 
 
@@ -31,22 +31,13 @@ class IdentityConfig(StrictModel):
     hold_margin: float = Field(0.05, ge=0, le=1, description="a decided person is kept while the score stays "
                                "within this of the threshold")
 
-
-@dataclass(frozen=True)
-class Decision:
-    identity_id: int | None
-    name: str | None  # None: unknown
-    pseudo: bool
-    score: float | None  # cosine of the matching embedding to the identity (None: a pseudo-identity just made)
-    matched_on: str | None  # "visible" | "reconstruction": which embedding decided
-    score_visible: float | None  # the identity's score on what the camera saw
-    score_reconstructed: float | None  # ... and on the reconstruction (None: nothing was reconstructed)
-    threshold: float
-    occluders: tuple[str, ...]
-
-    @property
-    def match(self) -> Match:
-        return Match(self.name, self.score if self.score is not None else 1.0, self.pseudo)
+    @model_validator(mode="after")
+    def _counts_fit_the_window(self):
+        # A track aggregates at most ``window`` faces: a count above it could never be reached.
+        for key in ("min_frames", "pseudo_min_frames"):
+            if getattr(self, key) > self.window:
+                raise ValueError(f"{key} ({getattr(self, key)}) must be at most window ({self.window})")
+        return self
 
 
 @dataclass

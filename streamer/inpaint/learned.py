@@ -54,6 +54,16 @@ class LearnedInpainter:
         except Exception as exc:  # a corrupt file fails in protobuf, torch or a runtime: all mean "bad model"
             raise ModelError(f"cannot load inpainter {path}: {type(exc).__name__}: {exc}") from None
         self.description = f"learned {arch} ({path.name}, {self.size} px) on {self.engine.backend}, {device}"
+        self._warm_up(path)
+
+    def _warm_up(self, path: Path) -> None:
+        """One tiny batch now, so the first occluded face does not pay the runtime's first-call set-up
+        (ONNX Runtime's allocations, cuDNN's algorithm search, a CUDA graph's capture)."""
+        try:
+            self.inpaint(np.zeros((1, self.size, self.size, 3), np.uint8), np.ones((1, self.size, self.size), bool))
+        except Exception as exc:  # a model that loads but cannot run (wrong shapes inside, out of memory)
+            detail = " ".join(str(exc).split())[:300]  # runtimes' messages span lines; the user's error is one
+            raise ModelError(f"cannot run inpainter {path}: {type(exc).__name__}: {detail}") from None
 
     def inpaint(self, crops: np.ndarray, masks: np.ndarray) -> np.ndarray:
         if len(crops) == 0:

@@ -20,7 +20,6 @@ from streamer.track.memory import TrackMemory
 @dataclass
 class _Entry:
     frame: int  # the frame it was inpainted on
-    seen: int  # the last frame it was used on
     mask: np.ndarray  # (S, S) bool, the occlusion it reconstructed
     classes: tuple[str, ...]
     reconstruction: np.ndarray  # (S, S, 3) uint8
@@ -32,7 +31,7 @@ class ReconstructionCache:
         if every_frames < 1:
             raise ValueError(f"every_frames must be at least 1, got {every_frames}")
         self.every_frames, self.min_iou, self.min_inside = every_frames, min_iou, min_inside
-        self._entries = TrackMemory(horizon=4 * every_frames)  # (stream, track ID) -> _Entry
+        self._entries = TrackMemory()  # (stream, track ID) -> _Entry
         self.reused = 0
         self.inpainted = 0
 
@@ -49,7 +48,6 @@ class ReconstructionCache:
         overlap = (mask & entry.mask).sum()
         if overlap / mask.sum() < self.min_inside or overlap / (mask | entry.mask).sum() < self.min_iou:
             return None
-        entry.seen = frame
         self.reused += 1
         return np.where((mask | entry.changed)[..., None], entry.reconstruction, face.crop.image)
 
@@ -57,9 +55,14 @@ class ReconstructionCache:
         self.inpainted += 1
         if face.track_id >= 0:
             changed = (face.reconstruction != face.crop.image).any(axis=2)
-            self._entries[(stream, face.track_id)] = _Entry(frame, frame, face.occlusion.mask, face.occlusion.classes,
+            self._entries[(stream, face.track_id)] = _Entry(frame, face.occlusion.mask, face.occlusion.classes,
                                                             face.reconstruction, changed)
-        self._entries.forget_unseen(stream, frame)
+
+    def forget_track(self, stream: str, track_id: int) -> None:
+        self._entries.forget_track(stream, track_id)
+
+    def forget_stream(self, stream: str) -> None:
+        self._entries.forget_stream(stream)
 
     def __len__(self) -> int:
         return len(self._entries)

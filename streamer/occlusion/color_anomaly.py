@@ -46,6 +46,8 @@ class ColorAnomalyConfig(StrictModel):
 
 
 class ColorAnomalySegmenter:
+    class_names = ("eyes", "lower_face", "other")  # every class ``segment`` can report
+
     def __init__(self, config: ColorAnomalyConfig, device: Device):
         self._config = config
         self.description = "colour anomaly against the face's own skin (classical, no weights; CPU)"

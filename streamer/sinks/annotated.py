@@ -1,9 +1,9 @@
-"""One stream's annotated video — drawn, recorded, shown live, pushed — on a thread of its own, so
-drawing and encoding a frame overlap the analysis of the next batch.
+"""One stream's annotated video — drawn, then handed to the stream's frame sinks (recording, live view,
+push) — on a thread of its own, so drawing and encoding a frame overlap the analysis of the next batch.
 
 Frames keep their order. A full queue makes the analysis wait: a recording never skips frames, and
 a slow disk shows as latency, not as a gap in the file. An error in the thread (a full disk) is
-raised in the pipeline at the next frame or at close, as if it had happened there.
+raised in the loop at the next frame or at close, as if it had happened there.
 """
 
 from __future__ import annotations
@@ -11,24 +11,28 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 
 from streamer.annotate import annotate
-from streamer.records import FrameResult
-from streamer.sinks.recording import Recording
-from streamer.sinks.rtsp_push import RtspPush
+from streamer.records import FrameResult, Stage
+from streamer.sinks.base import AnnotatedFrame, FrameSink, FrameSinkFactory, StreamInfo
+from streamer.stages import StageTimes
 
 QUEUE_FRAMES = 4
 
 
-class AnnotatedVideo:
-    def __init__(self, source, config, live_view, frame_done):
-        self.source, self.config, self.live_view = source, config, live_view
-        self.frame_done = frame_done  # called with each result once it is out: the latency ends there
-        self.recording: Recording | None = None
-        self.push: RtspPush | None = None
+class StreamRender:
+    def __init__(self, stream: str, fps: Callable[[], float], factories: Sequence[FrameSinkFactory],
+                 show_reconstruction: bool, times: StageTimes, frame_done: Callable[[FrameResult], None]):
+        """``fps``: the stream's frame rate, read when its first frame is rendered (a camera's is known
+        only once connected); ``frame_done`` is called with each result once it is out: its latency ends there."""
+        self.stream, self._fps, self._factories = stream, fps, list(factories)
+        self.show_reconstruction, self.times = show_reconstruction, times
+        self.frame_done = frame_done
+        self.sinks: list[FrameSink] | None = None  # made at the first frame
         self._queue: queue.Queue = queue.Queue(QUEUE_FRAMES)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=f"annotated-{source.name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"render-{stream}", daemon=True)
         self._thread.start()
 
     def submit(self, result: FrameResult, hud: str) -> None:
@@ -36,13 +40,18 @@ class AnnotatedVideo:
         self._queue.put((result, hud))
 
     def close(self) -> None:
+        """Renders what is queued, then closes every sink; raises the first error met."""
         self._queue.put(None)
         self._thread.join()
-        if self.recording:
-            self.recording.close()
-        if self.push:
-            self.push.close()
+        for sink in self.sinks or []:
+            try:
+                sink.close()
+            except Exception as exc:  # the others are still closed: their files stay whole
+                self._error = self._error or exc
         self._raise_error()
+
+    def files(self) -> list:
+        return [path for sink in self.sinks or [] for path in sink.files()]
 
     def _raise_error(self) -> None:
         if self._error is not None:
@@ -52,27 +61,21 @@ class AnnotatedVideo:
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             if self._error is not None:
-                continue  # drain: the pipeline stops at its next frame
+                continue  # drain: the loop stops at its next frame
             try:
-                self._write(*item)
-            except BaseException as exc:  # handed to the pipeline's thread
+                self._render(*item)
+            except BaseException as exc:  # handed to the loop's thread
                 self._error = exc
 
-    def _write(self, result: FrameResult, hud: str) -> None:
+    def _render(self, result: FrameResult, hud: str) -> None:
         started = time.perf_counter()
-        out, source, image = self.config.output, self.source, result.frame.image
-        annotated = annotate(result, out.show_reconstruction, hud=hud)
-        height, width = image.shape[:2]
-        if out.video:
-            self.recording = self.recording or Recording(
-                out.dir, source.name, source.fps, (width, height), out.codec, out.crf, out.segment_s
-            )
-            self.recording.write(annotated)
-        if self.live_view:
-            self.live_view.publish(source.name, annotated)
-        if out.rtsp_push:
-            url = out.rtsp_push.replace("{stream}", source.name)
-            self.push = self.push or RtspPush(url, source.name, source.fps, (width, height), out.rtsp_push_options)
-            self.push.push(annotated)
-        result.stage_s["output"] = time.perf_counter() - started
+        image = annotate(result, self.show_reconstruction, hud=hud)
+        if self.sinks is None:
+            height, width = image.shape[:2]
+            info = StreamInfo(self.stream, self._fps(), (width, height))
+            self.sinks = [sink for sink in (factory(info) for factory in self._factories) if sink is not None]
+        frame = AnnotatedFrame(result, image)
+        for sink in self.sinks:
+            sink.write(frame)
+        self.times.add(Stage.RENDER, time.perf_counter() - started, 1, [result])
         self.frame_done(result)

@@ -1,36 +1,50 @@
 """Events as JSON lines, one object per line, flushed as written.
 
-Each event is a change a consumer can act on: a face track started, its
-identity was decided or changed, its occlusion appeared or cleared, it ended.
+Each event is a change a consumer can act on: a face track started, its identity was decided or
+changed, its occlusion appeared or cleared, it ended. Each carries its ``sighting`` (its row in the
+store, committed before it is written here).
 """
 
 from __future__ import annotations
 
 import json
-import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
+
+from streamer.errors import OutputError
+from streamer.records import Sighting
 
 
 class JsonLinesEvents:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._file: IO[str] | None = path.open("w", encoding="utf-8")
-        self._lock = threading.Lock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # "x": a run's events file is its own; it never continues or replaces another run's.
+            self._file: IO[str] | None = path.open("x", encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"output: cannot create {path}: {exc.strerror or exc}") from None
         self.count = 0
 
-    def emit(self, event: dict) -> None:
-        line = json.dumps(event, separators=(",", ":"), sort_keys=False)
-        with self._lock:
-            if self._file is None:
-                return
-            self._file.write(line + "\n")
-            self._file.flush()  # a crash loses at most the line being written
-            self.count += 1
+    def emit(self, sightings: Sequence[Sighting]) -> None:
+        if self._file is None or not sightings:
+            return
+        text = "".join(json.dumps(s.json, separators=(",", ":")) + "\n" for s in sightings)
+        try:
+            self._file.write(text)
+            self._file.flush()  # a crash loses at most the lines being written
+        except OSError as exc:
+            raise OutputError(f"output: cannot write {self.path}: {exc.strerror or exc}") from None
+        self.count += len(sightings)
 
     def close(self) -> None:
-        with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError as exc:
+                raise OutputError(f"output: cannot finish {self.path}: {exc.strerror or exc}") from None
+
+    def outcome(self) -> str:
+        return f"events: {self.path} ({self.count} events)"

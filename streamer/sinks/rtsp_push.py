@@ -16,6 +16,7 @@ import numpy as np
 
 from streamer.records import VideoFrame
 from streamer.redaction import redact, redact_url
+from streamer.sinks.base import AnnotatedFrame
 from streamer.sinks.mp4 import H264Writer
 from streamer.sources.buffers import LatestFrameSlot
 
@@ -47,6 +48,12 @@ class RtspPush:
 
     def push(self, image: np.ndarray) -> None:
         self._slot.put(VideoFrame(self.stream, self.sent, image, None, 0.0, time.monotonic()), self._stop)
+
+    def write(self, frame: AnnotatedFrame) -> None:
+        self.push(frame.image)
+
+    def files(self) -> list:
+        return []
 
     def close(self, timeout: float = 2.0) -> None:
         self._stop.set()

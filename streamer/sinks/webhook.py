@@ -18,11 +18,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from streamer.config_base import StrictModel
+from streamer.records import Sighting
 from streamer.redaction import redact, register_secret
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,13 @@ class WebhookConfig(StrictModel):
         register_secret(parts.password)
         return url
 
+    @model_validator(mode="after")
+    def _retry_order(self):
+        if self.retry_initial_s > self.retry_max_s:
+            raise ValueError(f"retry_initial_s ({self.retry_initial_s:g}) must be at most retry_max_s "
+                             f"({self.retry_max_s:g})")
+        return self
+
     @field_validator("headers")
     @classmethod
     def _secret_headers(cls, headers: dict[str, str]) -> dict[str, str]:
@@ -70,7 +79,8 @@ class WebhookEvents:
         self._dropped_unreported = 0
         self._dropped_since: str | None = None
         self._lock = threading.Condition()
-        self._closing = False
+        self._closing = False  # stop now: close() has drained what it could
+        self._draining = False  # close() is waiting for the backlog: retry without waiting out the backoff
         self._in_flight = 0
         self._thread = threading.Thread(target=self._deliver, name="webhook", daemon=True)
         self._thread.start()
@@ -79,11 +89,19 @@ class WebhookEvents:
     def backlog(self) -> int:
         return len(self._backlog)
 
-    def emit(self, event: dict) -> None:
+    def emit(self, sightings: Sequence[Sighting]) -> None:
+        self.send([s.json for s in sightings])
+
+    def send(self, events: list[dict]) -> None:
+        """Queues JSON events for delivery, in order; never waits for the receiver."""
         with self._lock:
-            self._backlog.append(event)
+            self._backlog.extend(events)
             self._trim()
-            self._lock.notify()
+            self._lock.notify_all()  # the deliverer, if idle; a backoff wait goes back to sleep (_backoff)
+
+    def outcome(self) -> str:
+        return (f"webhook: {self.delivered} events delivered, {self.failures} failed requests retried, "
+                f"{self.dropped} dropped (backlog full), {self.backlog} undelivered")
 
     def _trim(self) -> None:
         """Drops the oldest events beyond ``max_backlog`` (under the lock), counting and logging them."""
@@ -100,11 +118,13 @@ class WebhookEvents:
         """Delivers what it can within ``drain_s``; reports what stayed undelivered."""
         deadline = time.monotonic() + self.config.drain_s
         with self._lock:
+            self._draining = True
+            self._lock.notify_all()  # a backoff in progress ends: the drain time is for delivering
             while (self._backlog or self._in_flight) and time.monotonic() < deadline and self._thread.is_alive():
                 self._lock.wait(0.05)
             self._closing = True
             self._lock.notify_all()
-        self._thread.join(timeout=self.config.timeout_s + 1)
+        self._thread.join(timeout=self.config.timeout_s)  # a request in flight ends within its timeout
         if self._backlog:
             log.error("webhook %s: %d events not delivered (they are in the store and events.jsonl)",
                       redact(self.config.url), len(self._backlog))
@@ -144,10 +164,25 @@ class WebhookEvents:
                 self._backlog.extendleft(reversed(batch))
                 self._in_flight = 0
                 self._trim()
-                if self._closing:
+                if not self._backoff(wait * random.uniform(0.8, 1.2)):
                     return
-                self._lock.wait(wait * random.uniform(0.8, 1.2))
             wait = min(wait * 2, self.config.retry_max_s)
+
+    def _backoff(self, seconds: float) -> bool:
+        """(Under the lock.) Waits ``seconds`` before the next attempt; False when the sink is closing.
+
+        New events notify the same condition; they must not cut the wait short, or a receiver that is
+        down gets a request per event instead of one per backoff step. Only close() ends it early: at the
+        start of the drain (deliver now) and at the end (stop).
+        """
+        deadline = time.monotonic() + seconds
+        draining = self._draining
+        while not self._closing and (self._draining == draining):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._lock.wait(left)
+        return not self._closing
 
     def _post(self, batch: list[dict]) -> bool:
         body = json.dumps({"events": batch}, separators=(",", ":")).encode()

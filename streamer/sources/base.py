@@ -51,6 +51,10 @@ class ThreadedSource:
         self.finished = threading.Event()  # the producing thread has ended
         self.fps: float = 0.0
         self.total_frames: int | None = None
+        self.total_exact = False  # total_frames is the container's own count, not an estimate from its duration
+        self.sessions = 0  # connections that delivered (a camera's reconnects add to it)
+        self.last_frame_time: float | None = None  # wall clock of the newest frame
+        self.last_frame_at: float | None = None  # monotonic time of the newest frame
         self.size: tuple[int, int] | None = None
         self._index = 0
         self._pace_origin: tuple[float, float] | None = None  # (monotonic time, pts) of the first paced frame
@@ -68,12 +72,13 @@ class ThreadedSource:
 
     @property
     def state(self) -> str:
-        """decoding, connecting (waiting for or retrying a connection), ended, or failed."""
+        """decoding; connecting (before the first connection has failed); down (lost or never reached, being
+        retried); ended; or failed."""
         if self.connected.is_set():
             return "decoding"
         if self.finished.is_set():
             return "failed" if self.error else "ended"
-        return "connecting"
+        return "down" if self.sessions or self.stats.connect_failures else "connecting"
 
     def open(self) -> None:
         """Checks what can be checked at start-up (files exist and decode), raising ``SourceError``."""
@@ -128,12 +133,12 @@ class ThreadedSource:
     def _deliver(self, image: np.ndarray, pts: float | None, image_file: str | None = None) -> None:
         if self.config.realtime and pts is not None:
             self._pace(pts)
-        frame = VideoFrame(
-            self.name, self._index, np.ascontiguousarray(image), pts, time.time(), time.monotonic(), image_file
-        )
+        frame = VideoFrame(self.name, self._index, np.ascontiguousarray(image), pts, time.time(), time.monotonic(),
+                           image_file, self.sessions)
         self._index += 1
         self.stats.decoded += 1
         self._input_rate.tick(frame.decoded_at)
+        self.last_frame_time, self.last_frame_at = frame.wall_time, frame.decoded_at
         self._buffer.put(frame, self._stop)
         if self._frame_ready is not None:
             self._frame_ready.set()

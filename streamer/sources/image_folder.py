@@ -45,9 +45,11 @@ class ImageFolderSource(ThreadedSource):
             if not count:
                 raise SourceError(f"source {self.name!r}: no images ({' '.join(IMAGE_SUFFIXES)}) in {self.folder}")
             self.total_frames = min(count, self.config.max_frames or count)
+            self.total_exact = True
 
     def _produce(self) -> None:
         self.connected.set()
+        self.sessions += 1
         while not self._stop.is_set():
             for path in self._ready_images():
                 if self._stop.is_set():

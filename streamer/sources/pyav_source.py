@@ -60,7 +60,6 @@ class PyAVSource(ThreadedSource):
 
     def _produce(self) -> None:
         backoff = self.config.backoff_initial_s
-        sessions = 0
         failures_in_a_row = 0
         while not self._stop.is_set():
             if self._container is None:  # files were opened by open(); live sources connect here
@@ -78,10 +77,10 @@ class PyAVSource(ThreadedSource):
                     backoff = min(backoff * 2, self.config.backoff_max_s)
                     self._stop.wait(wait)
                     continue
-            if sessions:
+            if self.sessions:
                 self.stats.reconnects += 1
                 log.warning("source %r: reconnected to %s", self.name, self.display_uri)
-            sessions += 1
+            self.sessions += 1
             backoff, failures_in_a_row = self.config.backoff_initial_s, 0
             self._decode()
             self._release()
@@ -90,7 +89,8 @@ class PyAVSource(ThreadedSource):
 
     def _connect(self) -> None:
         cfg = self.config
-        options = {"protocol_whitelist": PROTOCOLS[_scheme(cfg.uri)], **_default_options(cfg), **cfg.options}
+        # The whitelist comes last: no configured option can widen what a source may open.
+        options = {**_default_options(cfg), **cfg.options, "protocol_whitelist": PROTOCOLS[_scheme(cfg.uri)]}
         # Measured on a stalled RTSP stream: FFmpeg gives up after twice PyAV's read timeout (its demuxer
         # retries the read once), so half the configured stall time keeps detection within it.
         read_timeout = cfg.stall_timeout_s / 2 if cfg.is_live else cfg.stall_timeout_s
@@ -112,6 +112,7 @@ class PyAVSource(ThreadedSource):
         self.fps = float(rate) if rate else 25.0
         if not cfg.is_live:
             self.total_frames = _frame_count(stream, container)
+            self.total_exact = bool(stream.frames)
             if cfg.max_frames:
                 self.total_frames = min(self.total_frames or cfg.max_frames, cfg.max_frames)
         self.size = (stream.codec_context.width, stream.codec_context.height)

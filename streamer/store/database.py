@@ -9,13 +9,15 @@ in the file, so an erased person's crops and vectors do not linger in free pages
 from __future__ import annotations
 
 import contextlib
+import random
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from streamer.errors import StreamerError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE identities (
@@ -75,9 +77,31 @@ CREATE INDEX sightings_time ON sightings(time);
 CREATE INDEX sightings_identity ON sightings(identity_id);
 """
 
+# Schema version N -> N + 1, applied in order inside the transaction that opens an older store.
+MIGRATIONS = {
+    1: """
+-- Each run that writes to the store, and when it last said it was alive: tracks of a run that died
+-- without ending them (kill -9, power cut) are told apart from tracks of a run still going.
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY,  -- tracks.run
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started REAL NOT NULL,
+    heartbeat REAL NOT NULL,
+    ended REAL,
+    outcome TEXT  -- completed | stopped | failed | killed (found dead by another run)
+);
+-- Open tracks by run (few rows: only tracks not yet ended), and a track's sightings (its latest one,
+-- and the cascade when a track is deleted, which otherwise scans every sighting per track).
+CREATE INDEX tracks_open ON tracks(run) WHERE ended IS NULL;
+CREATE INDEX sightings_track ON sightings(track);
+""",
+}
+
 
 def connect(path: Path) -> sqlite3.Connection:
-    """The store at ``path``, created with its schema when new."""
+    """The store at ``path``, created with its schema when new, upgraded when older (schema 1 gains
+    ``runs``); a store of a newer streamer is refused."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,21 +109,19 @@ def connect(path: Path) -> sqlite3.Connection:
     except (OSError, sqlite3.Error) as exc:
         raise StreamerError(f"store.path: cannot open {path}: {exc}") from None
     try:
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        mode = _enable_wal(conn)
         if mode.lower() != "wal":
             raise StreamerError(f"store.path: {path}: the file system does not support SQLite's WAL journal")
         for pragma in ("synchronous=FULL", "foreign_keys=ON", "secure_delete=ON", "busy_timeout=30000"):
             conn.execute(f"PRAGMA {pragma}")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            with transaction(conn):
-                if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-                    raise StreamerError(f"store.path: {path} is an SQLite database of something else")
-                for statement in _statements(SCHEMA):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        elif version > SCHEMA_VERSION:
+        version = _version(conn)
+        if version > SCHEMA_VERSION:
             raise StreamerError(f"store.path: {path} was written by a newer streamer (schema {version})")
+        if version < SCHEMA_VERSION:
+            _create_or_upgrade(conn, path)
+    except sqlite3.OperationalError as exc:  # locked past the timeout, read-only, disk I/O: not the file's fault
+        conn.close()
+        raise StreamerError(f"store.path: cannot open {path}: {exc}") from None
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise StreamerError(f"store.path: {path} is not a streamer database ({exc})") from None
@@ -107,6 +129,52 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> str:
+    """Switches to the WAL journal; returns the journal mode now in force.
+
+    Unlike other statements, the switch can fail with SQLITE_BUSY at once instead of waiting out the
+    busy timeout: when several processes open a new file at the same moment, each holds a shared lock
+    and needs an exclusive one, and SQLite refuses all but one to avoid a deadlock. So it is retried.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY") or "locked" in str(exc)
+            if not busy or time.monotonic() > deadline:
+                raise
+        time.sleep(random.uniform(0.005, 0.05))  # jittered, so the processes do not collide again in step
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def _create_or_upgrade(conn: sqlite3.Connection, path: Path) -> None:
+    """Creates the schema in a new file, or migrates an older store, in one transaction.
+
+    The version is read again inside the transaction: two runs opening the same new file at once both
+    see version 0 before either writes; the second gets the write lock only after the first committed,
+    and must then find the schema made rather than take it for somebody else's database.
+    """
+    with transaction(conn):
+        version = _version(conn)
+        if version > SCHEMA_VERSION:
+            raise StreamerError(f"store.path: {path} was written by a newer streamer (schema {version})")
+        if version == 0:
+            if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise StreamerError(f"store.path: {path} is an SQLite database of something else")
+            scripts = [SCHEMA] + [MIGRATIONS[v] for v in range(1, SCHEMA_VERSION)]
+        else:
+            scripts = [MIGRATIONS[v] for v in range(version, SCHEMA_VERSION)]
+        for script in scripts:
+            for statement in _statements(script):
+                conn.execute(statement)
+        if version != SCHEMA_VERSION:
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 def _statements(script: str) -> list[str]:

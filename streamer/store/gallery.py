@@ -78,10 +78,29 @@ class GalleryStore:
             raise StreamerError(f"gallery: no identity named {name!r} (see 'streamer gallery list')")
         return identity
 
+    def kind(self, identity: int) -> str | None:
+        row = self.conn.execute("SELECT kind FROM identities WHERE id = ?", (identity,)).fetchone()
+        return row[0] if row else None
+
     def create(self, name: str, kind: str = "person") -> int:
         now = time.time()
         with transaction(self.conn):
             return self._insert_identity(name, kind, now)
+
+    def get_or_create(self, name: str) -> int:
+        """The person ``name``, created if new, in one transaction: two processes enrolling the same new
+        name at once get the same row (a look-up followed by a separate insert lets both insert)."""
+        with transaction(self.conn):
+            return self._person(name, time.time())
+
+    def _person(self, name: str, now: float) -> int:
+        """(Inside a transaction.) The id of person ``name``, inserted if new; refuses a pseudo-identity."""
+        row = self.conn.execute("SELECT id, kind FROM identities WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return self._insert_identity(name, "person", now)
+        if row[1] != "person":
+            raise StreamerError(f"gallery: {name!r} is a pseudo-identity; name it with 'streamer gallery name'")
+        return row[0]
 
     def _insert_identity(self, name: str, kind: str, now: float) -> int:
         cursor = self.conn.execute(
@@ -128,6 +147,22 @@ class GalleryStore:
         )
         return crop_id
 
+    def enroll_face(self, name: str, crop: np.ndarray, source: str, model_id: str, vector: np.ndarray
+                    ) -> tuple[int, int | None]:
+        """Adds a photo's face to person ``name`` unless that photo (``source``) is there already, creating
+        the person if new: (identity id, new crop id or None when the photo was enrolled before).
+
+        One transaction for the look-ups and the inserts, so runs enrolling the same ``gallery.dir`` at
+        once add each person and each photo once. The embedding is computed before, outside it: the
+        write lock is held for milliseconds, not for a model's inference.
+        """
+        now = time.time()
+        with transaction(self.conn):
+            identity = self._person(name, now)
+            if self.has_source(identity, source):
+                return identity, None
+            return identity, self._insert_face(identity, crop, source, 1, model_id, vector, now)
+
     def has_source(self, identity: int, source: str) -> bool:
         return self.conn.execute(
             "SELECT 1 FROM crops WHERE identity_id = ? AND source = ?", (identity, source)
@@ -154,6 +189,18 @@ class GalleryStore:
         return [(i, p, s, decode_crop(j)) for i, p, s, j in self.conn.execute(
             "SELECT id, polarity, source, jpeg FROM crops WHERE identity_id = ? ORDER BY id", (identity,)
         )]
+
+    def face_files(self, identity: int) -> list[tuple[int, int, str, bytes]]:
+        """(crop id, polarity, source, JPEG bytes as stored) of every face of an identity: for export,
+        which copies the stored crops rather than decoding and re-encoding them."""
+        return self.conn.execute(
+            "SELECT id, polarity, source, jpeg FROM crops WHERE identity_id = ? ORDER BY id", (identity,)
+        ).fetchall()
+
+    def embeddings_of(self, crop_id: int) -> dict[str, np.ndarray]:
+        """Model id -> the crop's embedding by that model."""
+        return {m: decode_vector(v) for m, v in self.conn.execute(
+            "SELECT model_id, vector FROM embeddings WHERE crop_id = ? ORDER BY model_id", (crop_id,))}
 
     def model_ids(self) -> dict[str, int]:
         """Model id -> identities with at least one face embedded by it."""
@@ -220,8 +267,10 @@ class GalleryStore:
         identity = self.require(name)
         if new_name.startswith(PSEUDO_PREFIX):
             raise StreamerError(f"gallery: names starting {PSEUDO_PREFIX!r} are kept for pseudo-identities")
-        target = self.identity_id(new_name)
         with transaction(self.conn):
+            target = self.identity_id(new_name)  # inside the transaction: a concurrent enrolment may add it
+            if target == identity:
+                return "kept"
             if target is None:
                 self.conn.execute("UPDATE identities SET name = ?, kind = 'person' WHERE id = ?", (new_name, identity))
                 return "renamed"

@@ -9,8 +9,9 @@ import json
 import sqlite3
 import time
 import uuid
+from collections.abc import Sequence
 
-from streamer.records import TrackEvent
+from streamer.records import EventKind, TrackEvent
 from streamer.store.database import checkpoint, transaction
 from streamer.store.gallery import encode_crop, encode_vector
 
@@ -23,52 +24,72 @@ class SightingStore:
         self.run = run or uuid.uuid4().hex[:12]
         self._tracks: dict[tuple[str, int], int] = {}  # (stream, track id) -> tracks row
 
-    def record(self, events: list[TrackEvent]) -> None:
-        """Writes the events in one transaction and sets each one's ``sighting`` id."""
+    def record(self, events: Sequence[TrackEvent]) -> list[int]:
+        """Writes the events in one transaction; returns their sighting ids, in order. Once this returns,
+        they are committed: they survive the process being killed."""
         if not events:
-            return
+            return []
+        ids = []
         with transaction(self.conn):
             for event in events:
-                fields = event.fields
-                stream, track_id, when = fields["stream"], fields["track_id"], event.time
-                key = (stream, track_id)
-                if key not in self._tracks:
-                    self._tracks[key] = self.conn.execute(
-                        "INSERT INTO tracks (run, stream, track_id, started) VALUES (?, ?, ?, ?)",
-                        (self.run, stream, track_id, when),
-                    ).lastrowid
-                track = self._tracks[key]
-                if event.identity_id is not None or fields["type"] == "identity":
+                track = self._track_row(event)
+                if event.identity_id is not None or event.kind is EventKind.IDENTITY:
                     self.conn.execute("UPDATE tracks SET identity_id = ? WHERE id = ?", (event.identity_id, track))
-                if fields["type"] == "track_end":
-                    self.conn.execute("UPDATE tracks SET ended = ? WHERE id = ?", (when, track))
-                    del self._tracks[key]
-                cursor = self.conn.execute(
+                if event.kind is EventKind.TRACK_END:
+                    self.conn.execute("UPDATE tracks SET ended = ? WHERE id = ?", (event.time, track))
+                    del self._tracks[(event.stream, event.track_id)]
+                sighting = self.conn.execute(
                     "INSERT INTO sightings (time, type, stream, track, identity_id, event, crop, model_id, embedding) "
                     "VALUES (?, ?, ?, ?, ?, '{}', ?, ?, ?)",
-                    (when, fields["type"], stream, track, event.identity_id,
+                    (event.time, event.kind.value, event.stream, track, event.identity_id,
                      encode_crop(event.crop) if event.crop is not None else None, event.model_id,
                      encode_vector(event.embedding) if event.embedding is not None else None),
-                )
-                fields["sighting"] = cursor.lastrowid
+                ).lastrowid
                 self.conn.execute("UPDATE sightings SET event = ? WHERE id = ?",
-                                  (json.dumps(fields, separators=(",", ":")), cursor.lastrowid))
+                                  (json.dumps(event.to_json(sighting), separators=(",", ":")), sighting))
+                ids.append(sighting)
             # When each identity was last seen (what keeps a pseudo-identity from expiring), in the same commit.
             self.conn.executemany("UPDATE identities SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE id = ?",
                                   [(e.time, e.identity_id) for e in events if e.identity_id is not None])
+        return ids
 
-    def prune(self, retention_days: float, now: float | None = None) -> dict[str, int]:
-        """Deletes what is older than the retention: sightings, ended tracks, and pseudo-identities
-        not seen since (their crops and vectors with them). Enrolled people are kept."""
+    def _track_row(self, event: TrackEvent) -> int:
+        """The event's row in ``tracks``, made at the track's first event."""
+        key = (event.stream, event.track_id)
+        if key not in self._tracks:
+            self._tracks[key] = self.conn.execute(
+                "INSERT INTO tracks (run, stream, track_id, started) VALUES (?, ?, ?, ?)",
+                (self.run, event.stream, event.track_id, event.time),
+            ).lastrowid
+        return self._tracks[key]
+
+    def prune(self, retention_days: float, now: float | None = None, stale_after_s: float = 60.0) -> dict[str, int]:
+        """Deletes what is older than the retention: sightings, ended tracks, open tracks of runs no longer
+        alive, pseudo-identities not seen since (their crops and vectors with them) and the rows of runs
+        ended before it. Enrolled people are kept.
+
+        An open track older than the retention goes when its run is not alive: no ``runs`` row (a store
+        of schema 1, or a run killed before it registered), ended, or silent for ``stale_after_s`` (by
+        the clock, not ``now``: ``now`` moves the retention cut-off only). A live run's tracks stay.
+        """
         cutoff = (now or time.time()) - retention_days * DAY_S
+        alive_since = time.time() - stale_after_s
         with transaction(self.conn):
+            # Sightings first, so their count includes those of the tracks deleted next (a cascade).
+            sightings = self.conn.execute("DELETE FROM sightings WHERE time < ?", (cutoff,)).rowcount
+            tracks = self.conn.execute(
+                "DELETE FROM tracks WHERE (ended IS NOT NULL AND ended < :cutoff) OR (ended IS NULL "
+                "AND COALESCE((SELECT MAX(s.time) FROM sightings s WHERE s.track = tracks.id), started) < :cutoff "
+                "AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = tracks.run AND r.ended IS NULL "
+                "AND r.heartbeat >= :alive_since))",
+                {"cutoff": cutoff, "alive_since": alive_since}).rowcount
             counts = {
-                "sightings": self.conn.execute("DELETE FROM sightings WHERE time < ?", (cutoff,)).rowcount,
-                "tracks": self.conn.execute(
-                    "DELETE FROM tracks WHERE ended IS NOT NULL AND ended < ?", (cutoff,)).rowcount,
+                "sightings": sightings,
+                "tracks": tracks,
                 "pseudo-identities": self.conn.execute(
                     "DELETE FROM identities WHERE kind = 'pseudo' AND COALESCE(last_seen, created) < ?",
                     (cutoff,)).rowcount,
+                "runs": self.conn.execute("DELETE FROM runs WHERE ended < ?", (cutoff,)).rowcount,
             }
         if any(counts.values()):
             checkpoint(self.conn)

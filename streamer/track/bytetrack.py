@@ -12,7 +12,8 @@ track whose face matches a lost track's takes over that track's ID (``TrackEvent
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -29,7 +30,7 @@ class Track:
     hits: int = 1
     misses: int = 0
     confirmed: bool = False
-    state: dict = field(default_factory=dict)  # what later stages remember per track (identity, last event)
+    state: Any = None  # what the event stage keeps per track (track/events.py: TrackState), once it has run
 
 
 def assign(iou: np.ndarray, min_iou: float) -> list[tuple[int, int]]:

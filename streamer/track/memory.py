@@ -4,18 +4,13 @@ from __future__ import annotations
 
 
 class TrackMemory(dict):
-    """Entries with a ``seen`` frame. Those of tracks unseen for more than ``horizon`` frames (ended or
-    lost) are dropped, so the memory never grows without bound; one sweep per stream and frame, however
-    many of its faces are recorded."""
+    """Per-track entries. The run's track and stream hooks forget them (a track ended, joined a lost
+    track, or its stream ended, went down or changed resolution), so the memory never outgrows the
+    tracks that are open."""
 
-    def __init__(self, horizon: int):
-        super().__init__()
-        self.horizon = horizon
-        self._swept: dict[str, int] = {}
+    def forget_track(self, stream: str, track_id: int) -> None:
+        self.pop((stream, track_id), None)
 
-    def forget_unseen(self, stream: str, frame: int) -> None:
-        if self._swept.get(stream) == frame:
-            return
-        self._swept[stream] = frame
-        for key in [k for k, entry in self.items() if k[0] == stream and frame - entry.seen > self.horizon]:
+    def forget_stream(self, stream: str) -> None:
+        for key in [k for k in self if k[0] == stream]:
             del self[key]

@@ -23,7 +23,6 @@ class _Analysed:
     frame: int  # the last frame analysed
     count: int  # analyses so far
     occlusion: Occlusion
-    seen: int  # the last frame the track's face was here
 
 
 class ReanalysisSchedule:
@@ -31,7 +30,7 @@ class ReanalysisSchedule:
         if every < 1:
             raise ValueError(f"every must be at least 1, got {every}")
         self.every, self.warmup, self.unnamed_limit = every, warmup, unnamed_limit
-        self._tracks = TrackMemory(horizon=4 * every)  # (stream, track ID) -> _Analysed
+        self._tracks = TrackMemory()  # (stream, track ID) -> _Analysed
         self.analysed = 0
         self.carried = 0
 
@@ -43,7 +42,6 @@ class ReanalysisSchedule:
         if (entry is None or entry.count < self.warmup or frame - entry.frame >= self.every
                 or (not face.track_named and entry.count < self.unnamed_limit)):
             return False
-        entry.seen = frame
         face.occlusion = entry.occlusion
         self.carried += 1
         return True
@@ -55,5 +53,13 @@ class ReanalysisSchedule:
             return
         key = (stream, face.track_id)
         entry = self._tracks.get(key)
-        self._tracks[key] = _Analysed(frame, entry.count + 1 if entry else 1, face.occlusion, frame)
-        self._tracks.forget_unseen(stream, frame)
+        self._tracks[key] = _Analysed(frame, entry.count + 1 if entry else 1, face.occlusion)
+
+    def forget_track(self, stream: str, track_id: int) -> None:
+        self._tracks.forget_track(stream, track_id)
+
+    def forget_stream(self, stream: str) -> None:
+        self._tracks.forget_stream(stream)
+
+    def __len__(self) -> int:
+        return len(self._tracks)

@@ -1,5 +1,6 @@
 """The live view: an HTTP server with every stream's status, its annotated video (MJPEG) and /metrics."""
 
+from streamer.records import StreamStatus
 from streamer.web.server import LiveView, WebConfig
 
-__all__ = ["LiveView", "WebConfig"]
+__all__ = ["LiveView", "StreamStatus", "WebConfig"]

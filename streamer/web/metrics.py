@@ -1,9 +1,15 @@
-"""Per-stream counters in the Prometheus text exposition format."""
+"""Per-stream counters in the Prometheus text exposition format (version 0.0.4)."""
 
 from __future__ import annotations
 
-# (metric name, type, help, how to read it from a StreamStatus)
-_METRICS = [
+from collections.abc import Callable, Iterable
+
+from streamer.records import StreamStatus
+
+STATES = ("connecting", "decoding", "down", "ended", "failed")
+
+# (metric name, type, help, how to read it from a StreamStatus; None omits the sample)
+_METRICS: list[tuple[str, str, str, Callable[[StreamStatus], float | int | None]]] = [
     ("streamer_source_up", "gauge", "1 while the source is connected and decoding", lambda s: int(s.connected)),
     ("streamer_frames_decoded_total", "counter", "frames decoded from the source", lambda s: s.decoded),
     ("streamer_frames_processed_total", "counter", "frames through the whole pipeline", lambda s: s.frames_out),
@@ -20,15 +26,42 @@ _METRICS = [
     ("streamer_fps_out", "gauge", "processed frames per second, last 5 s", lambda s: round(s.fps_out, 3)),
     ("streamer_latency_seconds", "gauge", "mean time from decode to annotated output",
      lambda s: round(s.latency_ms / 1000, 4)),
+    ("streamer_last_frame_age_seconds", "gauge", "seconds since the newest decoded frame (absent before the first)",
+     lambda s: None if s.last_frame_age_s is None else round(s.last_frame_age_s, 3)),
 ]
 
 
-def render(statuses) -> str:
-    """The /metrics page for a list of StreamStatus. Stream names are validated config names: safe labels."""
+def escape_label(value: str) -> str:
+    """A label value as the exposition format wants it: backslash, double quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(**labels: str) -> str:
+    return "{" + ",".join(f'{key}="{escape_label(value)}"' for key, value in labels.items()) + "}"
+
+
+def _state_lines(statuses: list[StreamStatus]) -> list[str]:
+    """streamer_source_state: one sample per known state, 1 on the current one (the Prometheus enum idiom)."""
+    name = "streamer_source_state"
+    lines = [f"# HELP {name} the source's state: 1 on the current one of {', '.join(STATES)}",
+             f"# TYPE {name} gauge"]
+    for status in statuses:
+        states = STATES if status.state in STATES else (*STATES, status.state)
+        for state in states:
+            lines.append(f"{name}{_labels(stream=status.name, state=state)} {int(state == status.state)}")
+    return lines
+
+
+def render(statuses: Iterable[StreamStatus]) -> str:
+    """The /metrics page for these statuses."""
+    statuses = list(statuses)
     lines = []
     for name, kind, help_text, read in _METRICS:
         lines.append(f"# HELP {name} {help_text}")
         lines.append(f"# TYPE {name} {kind}")
         for status in statuses:
-            lines.append(f'{name}{{stream="{status.name}"}} {read(status)}')
+            value = read(status)
+            if value is not None:
+                lines.append(f"{name}{_labels(stream=status.name)} {value}")
+    lines.extend(_state_lines(statuses))
     return "\n".join(lines) + "\n"

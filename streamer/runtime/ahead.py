@@ -15,12 +15,22 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
-from streamer.records import FrameResult
+from streamer.records import FrameResult, Stage
 from streamer.sources import ThreadedSource
 
 IDLE_WAIT_S = 0.1  # with no frame from any source, wait this long at most for the next one
 _END = object()
+
+
+@dataclass(frozen=True)
+class Detected:
+    """What the loop takes from detection: a batch (empty when nothing came within the idle time) and the
+    streams whose last frame was in it or before it."""
+
+    results: list[FrameResult]
+    exhausted: tuple[str, ...] = ()
 
 
 class DetectionAhead:
@@ -29,6 +39,7 @@ class DetectionAhead:
         self.sources, self.frame_ready, self.stages, self.stop = sources, frame_ready, stages, stop
         self._handoff: queue.Queue = queue.Queue(maxsize=depth)
         self._closing = threading.Event()
+        self._reported: set[str] = set()  # streams already announced exhausted
         self._thread = threading.Thread(target=self._run, name="detect", daemon=True)
 
     def __enter__(self) -> DetectionAhead:
@@ -39,20 +50,25 @@ class DetectionAhead:
         self._closing.set()
         self._thread.join()
 
-    def batches(self) -> Iterator[list[FrameResult]]:
-        """Detected batches in order, until every source is exhausted or ``stop`` is set; an error
-        on the detection thread is raised here."""
+    def batches(self, idle_s: float = 0.5) -> Iterator[Detected]:
+        """Detected batches in order, until every source is exhausted or ``stop`` is set, and an empty one
+        whenever ``idle_s`` passes without any (so the loop keeps its status true when frames stop); an
+        error on the detection thread is raised here."""
         while True:
-            item = self._handoff.get()
+            try:
+                item = self._handoff.get(timeout=idle_s)
+            except queue.Empty:
+                yield Detected([])
+                continue
             if item is _END:
                 return
             if isinstance(item, BaseException):
                 raise item
-            results, detected_at = item
+            detected, detected_at = item
             waited = time.monotonic() - detected_at
-            for result in results:
-                result.stage_s["queue"] += waited
-            yield results
+            for result in detected.results:
+                result.stage_s[Stage.QUEUE] += waited
+            yield detected
 
     def _run(self) -> None:
         try:
@@ -61,15 +77,21 @@ class DetectionAhead:
                 # wait below returns at once. No source is ever waited on alone (a dead camera costs nothing).
                 self.frame_ready.clear()
                 frames = [f for f in (s.read(0) for s in self.sources if not s.exhausted) if f is not None]
-                if not frames:
-                    if all(s.exhausted for s in self.sources):
-                        break
-                    self.frame_ready.wait(IDLE_WAIT_S)
+                exhausted = self._newly_exhausted()
+                if frames or exhausted:
+                    self._put((Detected(self.stages.detect(frames) if frames else [], exhausted), time.monotonic()))
                     continue
-                self._put((self.stages.detect(frames), time.monotonic()))
+                if all(s.exhausted for s in self.sources):
+                    break
+                self.frame_ready.wait(IDLE_WAIT_S)
         except BaseException as exc:  # noqa: BLE001 - re-raised on the consuming thread
             self._put(exc)
         self._put(_END)
+
+    def _newly_exhausted(self) -> tuple[str, ...]:
+        names = tuple(s.name for s in self.sources if s.name not in self._reported and s.exhausted)
+        self._reported.update(names)
+        return names
 
     def _put(self, item) -> None:
         while not self._closing.is_set():

@@ -1,0 +1,216 @@
+"""A run, from start to clean stop: models, store, run folder, sources, sinks, the loop, and the report.
+
+Order matters for operators: the models are built (and warmed up) first, touching no data; then the
+store is opened (enrolment of ``gallery.dir``, retention); then the run gets its own folder, so no
+earlier run's files are touched; then cameras connect and the loop turns. Whatever ends the run (the
+sources, SIGINT, SIGTERM, a full disk) every output is closed the same way: tracks ended, videos
+finished and playable, events delivered, and ``run.json`` says how it ended.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from engines import select_device
+from engines.device import Device, DeviceUnavailable, usable_cores
+from streamer import __version__
+from streamer.config import Config, redacted_data
+from streamer.errors import ConfigError, OutputError, StreamerError
+from streamer.identify import Identification, open_identification
+from streamer.latency import LatencyRecorder
+from streamer.progress import ProgressReporter
+from streamer.runtime.ahead import DetectionAhead
+from streamer.runtime.completeness import missing_frames
+from streamer.runtime.emit import Emitter
+from streamer.runtime.loop import Loop
+from streamer.runtime.run_folder import RunFolder, host
+from streamer.runtime.stop import StopSignals
+from streamer.runtime.streams import StreamState
+from streamer.runtime.summary import RunSummary
+from streamer.sinks import event_sinks, frame_sinks
+from streamer.sinks.base import FrameSinkFactory
+from streamer.sources import ThreadedSource, make_source
+from streamer.stages import Stages
+from streamer.store.runs import RunRegistry
+from streamer.store.sightings import SightingStore
+
+log = logging.getLogger(__name__)
+
+
+def run(config: Config, reporter: ProgressReporter | None = None, banner: Callable[[str], None] = print,
+        extra_frame_sinks: Sequence[FrameSinkFactory] = ()) -> RunSummary:
+    """Processes the config's sources until they end or a stop is asked for (SIGINT or SIGTERM: a clean
+    stop; a second one aborts). ``extra_frame_sinks``: more per-stream frame sinks (benchmarks)."""
+    if not config.sources:
+        raise ConfigError("no sources: add 'sources' to the config or pass --source URI")
+    with StopSignals() as stop:
+        device = _device(config)
+        # The detector runs on its own thread beside the per-face stages (runtime/ahead.py): on a CPU it
+        # takes half the cores, and the per-face models all of them, as they get both whenever it waits.
+        detector_threads = max(1, (device.cpu_threads or usable_cores()) // 2)
+        stages = Stages.build(config, device, replace(device, cpu_threads=detector_threads))
+        for line in stages.describe():
+            banner(line)
+        with open_identification(config, stages.detector, stages.embedder) as identification:
+            banner(identification.describe())
+            session = _Run(config, stages, identification, stop, reporter or ProgressReporter(enabled=False),
+                           list(extra_frame_sinks))
+            return session.execute()
+
+
+def _device(config: Config) -> Device:
+    try:
+        return select_device(config.engine.device, config.engine.cpu_threads)
+    except DeviceUnavailable as exc:
+        raise ConfigError(f"engine.device: {exc}") from None
+
+
+class _Run:
+    def __init__(self, config: Config, stages: Stages, identification: Identification, stop: StopSignals,
+                 reporter: ProgressReporter, extra_frame_sinks: list[FrameSinkFactory]):
+        self.config, self.stages, self.identification = config, stages, identification
+        self.stop, self.reporter, self.extra_frame_sinks = stop, reporter, extra_frame_sinks
+        self.summary = RunSummary(store_path=identification.path)
+        self.registry = RunRegistry(identification.conn)
+        self.live_view = None
+        self.frame_ready = threading.Event()  # set by every source after every frame: the one thing detection waits on
+        self.started_wall = time.time()
+
+    def execute(self) -> RunSummary:
+        folder = RunFolder.create(self.config.output.dir)
+        self.summary.run_id, self.summary.run_dir = folder.id, folder.path
+        folder.write_manifest(self._manifest("running"))
+        folder.link_latest()
+        self.registry.start(folder.id)
+        outcome = "failed"
+        try:
+            sources = self._open_sources()
+            self._run(folder, sources)
+            outcome = self.summary.outcome
+        except StreamerError as exc:  # a source that cannot be opened, ...: said in run.json too
+            self.summary.errors.append(str(exc))
+            raise
+        except KeyboardInterrupt:  # a second signal: stopped, without the last events
+            outcome = "stopped"
+            raise
+        finally:
+            self.registry.finish(outcome)
+            folder.write_manifest(self._manifest(outcome))
+        return self.summary
+
+    def _open_sources(self) -> list[ThreadedSource]:
+        sources = [make_source(s, self.config.pipeline.queue_frames, self.frame_ready) for s in self.config.sources]
+        opened: list[ThreadedSource] = []
+        try:
+            for source in sources:
+                source.open()
+                opened.append(source)
+        except StreamerError:
+            for source in opened:
+                source.stop()
+            raise
+        return sources
+
+    def _run(self, folder: RunFolder, sources: list[ThreadedSource]) -> None:
+        config, stages = self.config, self.stages
+        streams: dict[str, StreamState] = {}
+        if config.web.enabled:
+            from streamer.web.server import LiveView
+
+            self.live_view = LiveView(config.web, lambda: [s.status() for s in streams.values()])
+        sinks = [*frame_sinks(config.output, folder.path, self.live_view), *self.extra_frame_sinks]
+        emitter = Emitter(SightingStore(self.identification.conn, folder.id), self.identification.path,
+                          event_sinks(config.output, folder.path))
+        for source in sources:
+            streams[source.name] = StreamState(source, config, self.identification.resolver, stages, sinks)
+        if self.live_view:  # serving once every stream is listed: the first page already shows them all
+            self.live_view.start()
+            log.warning("live view: %s", self.live_view.url)
+        loop = Loop(stages, streams, emitter, self.reporter, self.registry.beat)
+        started = time.monotonic()
+        try:
+            if not self.stop.event.is_set():
+                for source in sources:
+                    source.start()
+                # Batches detection may run ahead: files, one burst of per-face analysis; a camera whose newest
+                # frame wins, 2, so its frames are not kept waiting (they are dropped at the source instead).
+                keeps_all = all(s.config.keeps_every_frame for s in sources)
+                ahead = max(2, config.pipeline.reanalyse_every) if keeps_all else 2
+                with DetectionAhead(sources, self.frame_ready, stages, self.stop.event, ahead) as detected:
+                    loop.run(detected)
+        except OutputError as exc:
+            self.summary.fatal = str(exc)
+        finally:
+            self.summary.seconds = time.monotonic() - started
+            self._close(sources, streams, emitter, loop)
+        self.summary.stopped_by = self.stop.by
+        self._report(sources, streams, emitter)
+
+    def _close(self, sources: list[ThreadedSource], streams: dict[str, StreamState], emitter: Emitter,
+               loop: Loop) -> None:
+        """Every output closed, whatever stopped the run; an error closing one does not keep the others open."""
+        for source in sources:
+            source.stop()
+        problems: list[str] = []
+        for stream in streams.values():
+            if not stream.ended and not self.summary.fatal:
+                try:
+                    emitter.emit(stream.end())
+                except OutputError as exc:
+                    problems.append(str(exc))
+        for stream in streams.values():
+            try:
+                stream.close()
+            except Exception as exc:  # noqa: BLE001 - reported below, in one line
+                problems.append(str(exc))
+        if self.live_view:
+            self.live_view.close()
+        problems += emitter.close()
+        if problems and not self.summary.fatal:
+            self.summary.fatal = problems[0]
+        for problem in problems[1:]:
+            log.error("%s", problem)
+        self.reporter.update(loop.statuses, force=True)
+        self.reporter.finish()
+
+    def _report(self, sources: list[ThreadedSource], streams: dict[str, StreamState], emitter: Emitter) -> None:
+        summary, stages = self.summary, self.stages
+        summary.frames = {name: s.counters.frames_out for name, s in streams.items()}
+        summary.dropped = {s.name: s.stats.dropped for s in sources}
+        latency = LatencyRecorder()
+        for stream in streams.values():
+            latency.merge(stream.counters.latency)
+        summary.latency_ms = latency.summary_ms()
+        summary.videos = [path for stream in streams.values() for path in stream.files()]
+        summary.events = emitter.count
+        summary.outputs = emitter.outcomes()
+        summary.errors = [s.error for s in sources if s.error]
+        if summary.fatal:
+            summary.errors.append(summary.fatal)
+        if not summary.stopped_by and not summary.fatal:
+            summary.warnings = [line for s in sources for line in missing_frames(s)]
+        summary.inpainted, summary.reused = stages.reconstructions.inpainted, stages.reconstructions.reused
+        summary.stage_ms = {str(k): v for k, v in stages.times.ms_per_item().items()}
+
+    def _manifest(self, outcome: str) -> dict:
+        summary = self.summary
+        return {
+            "run": summary.run_id, "outcome": outcome, "streamer": __version__, "host": host(), "pid": os.getpid(),
+            "started": _iso(self.started_wall), "ended": None if outcome == "running" else _iso(time.time()),
+            "stopped_by": summary.stopped_by, "store": str(summary.store_path),
+            "frames": summary.frames, "events": summary.events,
+            "videos": [str(p.relative_to(summary.run_dir)) if summary.run_dir in p.parents else str(p)
+                       for p in summary.videos],
+            "errors": summary.errors, "warnings": summary.warnings,
+            "config": redacted_data(self.config),
+        }
+
+
+def _iso(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,71 @@
+"""A `streamer run` in a process of its own, as an operator or a service manager starts it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.paths import ROOT
+
+
+class StreamerProcess:
+    """Starts ``streamer run CONFIG ARGS``; collects stderr lines as they come (the live view's URL is one)."""
+
+    def __init__(self, config: Path, *args: str, env: dict | None = None):
+        self.proc = subprocess.Popen([sys.executable, "-m", "streamer", "run", str(config), *args], cwd=ROOT,
+                                     text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env={**os.environ, **(env or {})})
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
+        self._reader.start()
+        self.stdout = ""
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for_line(self, pattern: str, seconds: float = 90) -> re.Match:
+        """The first stderr line matching ``pattern``; start-up (model loading) takes seconds."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                match = re.search(pattern, line)
+                if match:
+                    return match
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no line matching {pattern!r} in {seconds} s:\n{self.stderr}")
+
+    def live_view_url(self) -> str:
+        return self.wait_for_line(r"live view: (http://\S+)").group(1)
+
+    def finish(self, timeout: float = 120) -> int:
+        self.stdout, _ = self.proc.communicate(timeout=timeout)
+        self._reader.join(timeout=10)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+    def threads(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/task"))
+
+
+def get_json(url: str, timeout: float = 10):
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def get_text(url: str, timeout: float = 10) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read().decode()
