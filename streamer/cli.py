@@ -51,12 +51,11 @@ def _exit_code(summary) -> int:
         print(f"warning: {line}", file=sys.stderr)
     for error in summary.errors:
         print(f"error: {redact(error)}", file=sys.stderr)
-    if summary.fatal:
-        return 2  # an output could not be written (a full disk): the user must act
-    if summary.errors or summary.warnings:
-        return 1  # a source failed, or a file gave fewer frames than it holds
-    # Ctrl-C is a user's interruption; SIGTERM is how a service manager stops a service: a clean stop.
-    return 130 if summary.stopped_by == "SIGINT" else 0
+    # failed: an output could not be written (a full disk), the user must act; incomplete: a source failed,
+    # or a file gave fewer frames than it holds. Ctrl-C is a user's interruption; SIGTERM is how a service
+    # manager stops a service: a clean stop.
+    return {"failed": 2, "incomplete": 1, "stopped": 130 if summary.stopped_by == "SIGINT" else 0}.get(
+        summary.outcome, 0)
 
 
 def cmd_run(args) -> int:

@@ -160,7 +160,6 @@ def _export(args, config, path, store) -> int:
     identities = [r for r in store.list() if r.name == args.name] if args.name else store.list()
     if args.name and not identities:
         store.require(args.name)  # the one-line "no identity named" error
-    _check_out(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         manifest = [_export_identity(store, row, out) for row in identities]

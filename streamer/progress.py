@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import sys
 import time
 from collections.abc import Callable
@@ -11,20 +12,23 @@ from streamer.latency import LatencyRecorder
 from streamer.rate import RateMeter
 from streamer.records import StreamStatus
 
+RECENT_FRAMES = 100
+
 
 @dataclass
 class StreamCounters:
     """Per-stream output figures behind the status line and the live view."""
 
     frames_out: int = 0
-    latency_ms_sum: float = 0.0
     output_rate: RateMeter = field(default_factory=RateMeter)
-    latency: LatencyRecorder = field(default_factory=LatencyRecorder)
+    latency: LatencyRecorder = field(default_factory=LatencyRecorder)  # per stage, for the run's percentiles
+    # The latest frames' decode-to-output latency: what the status shows is how the stream does now.
+    recent_latency_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=RECENT_FRAMES))
 
     def frame_done(self, decoded_at: float, stage_s: dict[str, float] | None = None) -> None:
         now = time.monotonic()
         self.frames_out += 1
-        self.latency_ms_sum += (now - decoded_at) * 1000
+        self.recent_latency_ms.append((now - decoded_at) * 1000)
         self.output_rate.tick(now)
         self.latency.add({**(stage_s or {}), "total": now - decoded_at})
 
@@ -34,7 +38,9 @@ class StreamCounters:
 
     @property
     def mean_latency_ms(self) -> float:
-        return self.latency_ms_sum / self.frames_out if self.frames_out else 0.0
+        """Over the latest ``RECENT_FRAMES`` frames (0 before the first)."""
+        recent = list(self.recent_latency_ms)
+        return sum(recent) / len(recent) if recent else 0.0
 
 
 class ProgressReporter:

@@ -24,7 +24,11 @@ class RateMeter:
 
     @property
     def rate(self) -> float:
+        """Events per second over the window up to now: 0 once the events stop for the window's length."""
+        now = time.monotonic()
         with self._lock:
+            while self._times and now - self._times[0] > self.window_s:
+                self._times.popleft()
             if len(self._times) < 2:
                 return 0.0
             return (len(self._times) - 1) / max(self._times[-1] - self._times[0], 1e-6)

@@ -259,11 +259,7 @@ class Sighting:
 
     id: int
     event: TrackEvent
-    json: dict
-
-    @classmethod
-    def of(cls, sighting_id: int, event: TrackEvent) -> Sighting:
-        return cls(sighting_id, event, event.to_json(sighting_id))
+    json: dict  # ``event.to_json(id)``, made once
 
 
 @dataclass(frozen=True)
@@ -286,7 +282,7 @@ class StreamStatus:
     connect_failures: int
     fps_in: float  # last 5 s
     fps_out: float  # last 5 s
-    latency_ms: float  # mean, decode to annotated output
+    latency_ms: float  # mean over the latest 100 frames, decode to annotated output
     last_error: str | None  # already redacted by the source
     width: int | None
     height: int | None

@@ -95,9 +95,14 @@ class Stages:
         self.reconstructions.forget_track(stream, track_id)
 
     def forget_stream(self, stream: str) -> None:
-        """A stream ended, went down or changed resolution: every track of it ended."""
+        """A stream's tracks all ended (it ended, went down or changed resolution): what was kept for them goes.
+        Region search needs no telling: it searches a new connection or a new frame size in full itself."""
         self.reanalysis.forget_stream(stream)
         self.reconstructions.forget_stream(stream)
+
+    def forget_ended_stream(self, stream: str) -> None:
+        """A stream ended for good: its region-search state goes too."""
+        self.forget_stream(stream)
         self.regions.forget_stream(stream)
 
     def describe(self) -> list[str]:

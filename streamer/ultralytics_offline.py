@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from streamer.errors import ModelError
+from streamer.model_files import one_line
 
 
 def import_ultralytics():
@@ -43,16 +44,11 @@ def load_yolo(path: Path, task: str):
         ultralytics = import_ultralytics()
     except Exception as exc:  # a .pt checkpoint needs ultralytics (and torch) to unpickle it
         raise ModelError(f"cannot load YOLO model {path}: ultralytics is not importable "
-                         f"({type(exc).__name__}: {_one_line(exc)})") from None
+                         f"({one_line(exc)})") from None
     # Importing ultralytics turns OpenCV's threading off (for its training data loaders); in the stream
     # that halves every OpenCV stage (Haar detection, resizing), so the stream keeps its own setting.
     cv2.setNumThreads(threads)
     try:
         return ultralytics.YOLO(str(path), task=task)
     except Exception as exc:
-        raise ModelError(f"cannot load YOLO model {path}: {type(exc).__name__}: {_one_line(exc)}") from None
-
-
-def _one_line(exc: Exception) -> str:
-    """ultralytics' messages run over several lines (advice, links): the user's error is one line."""
-    return " ".join(str(exc).split())[:300]
+        raise ModelError(f"cannot load YOLO model {path}: {one_line(exc)}") from None

@@ -149,7 +149,7 @@ def test_not_this_person_keeps_that_face_away_from_the_identity(tmp_path):
     sightings = SightingStore(store.conn).record(emitted)
     wrong = next(k for k, e in enumerate(emitted) if e.kind is EventKind.IDENTITY)
     assert emitted[wrong].decision.name == "alice"
-    assert run_cli("gallery", "reject", str(sightings[wrong]), "--db", str(tmp_path / "streamer.db"),
+    assert run_cli("gallery", "reject", str(sightings[wrong].id), "--db", str(tmp_path / "streamer.db"),
                    ).returncode == 0
     store = GalleryStore(connect(tmp_path / "streamer.db"))
     again = [e.to_json() for e in _frames(TrackEvents("cam", _resolver(store), 1, 5),
@@ -252,7 +252,7 @@ while True:
         batch.append(TrackEvent(EventKind.IDENTITY, "cam", n % 50, time.time(), frame=n, crop=crop,
                                 embedding=np.ones(128, np.float32), model_id="m"))
     sightings = store.record(batch)
-    print(" ".join(str(s) for s in sightings), flush=True)  # acknowledged: committed
+    print(" ".join(str(s.id) for s in sightings), flush=True)  # acknowledged: committed
 """
 
 

@@ -43,6 +43,10 @@ def test_latest_slot_keeps_the_newest_and_counts_drops():
         slot.put(VideoFrame("cam", i, np.zeros((2, 2, 3), np.uint8), None, 0.0, 0.0), stop)
     assert slot.get(0.01).index == 4 and slot.dropped == 4
     assert slot.get(0.01) is None
+    newest = LatestFrameSlot(capacity=3)  # the RTSP push's: the newest few wait while the server is reached
+    for i in range(5):
+        newest.put(VideoFrame("cam", i, np.zeros((2, 2, 3), np.uint8), None, 0.0, 0.0), stop)
+    assert [newest.get(0.01).index for _ in range(3)] == [2, 3, 4] and newest.dropped == 2
 
 
 def test_truncated_file_ends_with_an_error_after_the_good_frames(tmp_path):

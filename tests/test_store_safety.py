@@ -256,7 +256,7 @@ def test_enroll_face_adds_a_photo_once_and_refuses_pseudo_identities(tmp_path):
     store = GalleryStore(connect(tmp_path / "g.db"))
     identity, crop = store.enroll_face("ann", _crop(), "a.jpg", "m", _unit(1))
     assert crop is not None and store.enroll_face("ann", _crop(), "a.jpg", "m", _unit(2)) == (identity, None)
-    assert store.get_or_create("ann") == identity and store.get_or_create("ben") != identity
+    assert store.identity_id("ann") == identity and store.identity_id("ben") is None
     _, pseudo = store.create_pseudo(_unit(3), _crop(3), "m", "track 1")
     with pytest.raises(StreamerError, match="pseudo-identity"):
         store.enroll_face(pseudo, _crop(), "b.jpg", "m", _unit(4))

@@ -160,6 +160,29 @@ def test_a_stream_appears_when_listed_and_frames_may_come_before():
 
 # -- bounded threads: idle connections and viewers that left ----------------------------------------------
 
+def test_a_request_trickled_a_byte_at_a_time_is_cut_off_at_its_deadline():
+    """The timeout is for the whole request, not each read: a slow-loris client cannot hold a thread."""
+    with serving(lambda: [status()], max_connections=4, max_viewers=2, request_timeout_s=1) as view:
+        sock = connect(view)
+        started, closed_after = time.monotonic(), None
+        try:
+            for byte in b"GET /metrics HTTP/1.0\r\nX-Slow: " + b"a" * 40:
+                sock.sendall(bytes([byte]))
+                time.sleep(0.3)
+                if time.monotonic() - started > 4:
+                    break
+        except OSError:  # the server shut the connection: a write fails
+            closed_after = time.monotonic() - started
+        if closed_after is None:
+            sock.settimeout(1)
+            with contextlib.suppress(OSError):
+                assert sock.recv(100) == b""
+            closed_after = time.monotonic() - started
+        sock.close()
+        assert closed_after < 1 + 1.5, closed_after
+        assert get(view.url + "metrics")[0] == 200
+
+
 def test_idle_half_sent_requests_hold_a_bounded_number_of_threads_and_time_out():
     with serving(lambda: [status()], max_connections=16, max_viewers=4, request_timeout_s=1) as view:
         baseline = threading.active_count()

@@ -20,6 +20,8 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 
     healthy = threading.Event()
     failures_left = 0
+    garbled_left = 0  # answers that are not HTTP at all
+    refused_left = 0  # 400 Bad Request answers
     hang_s = 0.0
     auth: str | None = None
     posts: list[float] = []
@@ -31,6 +33,16 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
         type(self).posts.append(time.monotonic())
         if type(self).hang_s:
             time.sleep(type(self).hang_s)
+        if type(self).garbled_left > 0:
+            type(self).garbled_left -= 1
+            self.wfile.write(b"SSH-2.0-OpenSSH_9.2\r\n")
+            self.close_connection = True
+            return
+        if type(self).refused_left > 0:
+            type(self).refused_left -= 1
+            self.send_response(400)
+            self.end_headers()
+            return
         if not type(self).healthy.is_set() or type(self).failures_left > 0:
             type(self).failures_left -= 1
             self.send_response(500)
@@ -47,7 +59,7 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def _receiver(hang_s: float = 0.0, healthy: bool = False, failures: int = 0):
     _Receiver.healthy, _Receiver.hang_s, _Receiver.posts, _Receiver.received = threading.Event(), hang_s, [], []
-    _Receiver.failures_left, _Receiver.auth = failures, None
+    _Receiver.failures_left, _Receiver.auth, _Receiver.garbled_left, _Receiver.refused_left = failures, None, 0, 0
     if healthy:
         _Receiver.healthy.set()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
@@ -130,3 +142,21 @@ def test_close_returns_within_drain_and_timeout_when_the_receiver_hangs():
         hook.close()
         assert time.monotonic() - began < 1.0 + 1.0 + 0.3
         assert hook.delivered == 0 and receiver.received == []
+
+
+def test_a_garbled_answer_is_retried_and_a_refusal_does_not_block_later_events():
+    with _receiver(healthy=True) as (url, receiver):
+        receiver.garbled_left = 2  # not HTTP: the deliverer must survive it and send the batch again
+        hook = WebhookEvents(WebhookConfig(url=url, retry_initial_s=0.05, batch=5))
+        hook.send([{"type": "identity", "n": n} for n in range(5)])
+        deadline = time.monotonic() + 5
+        while hook.delivered < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [e["n"] for e in receiver.received] == list(range(5)) and hook.failures == 2
+        receiver.refused_left = 1  # 400: sending it again would get the same answer
+        hook.send([{"type": "identity", "n": n} for n in range(5, 10)])
+        time.sleep(0.3)
+        hook.send([{"type": "identity", "n": n} for n in range(10, 15)])
+        hook.close()
+    assert [e["n"] for e in receiver.received] == list(range(5)) + list(range(10, 15))
+    assert hook.rejected == 5 and hook.backlog == 0 and "5 refused by the receiver" in hook.outcome()

@@ -25,6 +25,7 @@ DUPLICATE_IOU = 0.5  # two regions' detections this similar are one face
 class _StreamState:
     since_full: int  # frames since this stream's last full-frame detection
     shape: tuple[int, ...]
+    session: int  # the source's connection: a reconnected camera is searched in full first
     keyframe_boxes: np.ndarray  # faces found on the last key frame
     last_boxes: np.ndarray  # faces found on the previous frame
 
@@ -50,7 +51,7 @@ class RegionScheduler:
         self.region_frames = 0
 
     def forget_stream(self, stream: str) -> None:
-        """The stream ended or went down: its next frame, if any, is searched in full. Safe from any thread."""
+        """The stream ended: what was kept for it goes (taken by the detecting thread; safe from any thread)."""
         self._forgotten.add(stream)
 
     def detect(self, frames: list[VideoFrame]) -> list[Detections]:
@@ -75,13 +76,14 @@ class RegionScheduler:
         for i, frame in enumerate(frames):
             state = self._streams.get(frame.stream)
             image = frame.image
-            if (self.full_every == 1 or state is None or state.shape != image.shape
+            if (self.full_every == 1 or state is None or state.shape != image.shape or state.session != frame.session
                     or state.since_full + 1 >= self.full_every or frame.image_file is not None):
                 found[i] = self.detector.detect(image)
                 self.full_frames += 1
                 # A new stream starts its region frames at once, but its next key frame is staggered.
                 since = -(len(self._streams) % self.full_every) if state is None else 0
-                self._streams[frame.stream] = _StreamState(since, image.shape, found[i].boxes, found[i].boxes)
+                self._streams[frame.stream] = _StreamState(since, image.shape, frame.session, found[i].boxes,
+                                                           found[i].boxes)
                 continue
             for search, crop in _squares(i, image, _union(state.last_boxes, state.keyframe_boxes)):
                 searches.append(search)

@@ -17,9 +17,10 @@ from pydantic import Field
 from engines import Device
 from engines.onnxruntime_engine import OnnxRuntimeEngine
 from streamer.config_base import ExistingPath, StrictModel
-from streamer.detect.scrfd import open_onnx_model, resolve_model_file, scrfd_layout, warm_up
+from streamer.detect.scrfd import scrfd_layout
 from streamer.embed.vectors import l2_normalise
 from streamer.errors import ModelError
+from streamer.model_files import open_onnx_model, resolve_model_file, warm_up
 
 EXPECTED = "an insightface ArcFaceONNX model (one (n, 3, H, W) image input, one (n, D) embedding output)"
 UNBOUNDED_BATCH = 256  # crops per call where the model's batch axis is dynamic

@@ -19,6 +19,7 @@ from engines import Device, open_engine
 from streamer.config_base import ExistingPath, StrictModel
 from streamer.errors import ModelError
 from streamer.inpaint.masks import grow
+from streamer.model_files import warm_up
 
 DEFAULT_MODEL = Path(__file__).parent / "weights" / "inpainter-pconv-unet-128.onnx"
 
@@ -59,11 +60,8 @@ class LearnedInpainter:
     def _warm_up(self, path: Path) -> None:
         """One tiny batch now, so the first occluded face does not pay the runtime's first-call set-up
         (ONNX Runtime's allocations, cuDNN's algorithm search, a CUDA graph's capture)."""
-        try:
-            self.inpaint(np.zeros((1, self.size, self.size, 3), np.uint8), np.ones((1, self.size, self.size), bool))
-        except Exception as exc:  # a model that loads but cannot run (wrong shapes inside, out of memory)
-            detail = " ".join(str(exc).split())[:300]  # runtimes' messages span lines; the user's error is one
-            raise ModelError(f"cannot run inpainter {path}: {type(exc).__name__}: {detail}") from None
+        warm_up(path, lambda: self.inpaint(np.zeros((1, self.size, self.size, 3), np.uint8),
+                                           np.ones((1, self.size, self.size), bool)))
 
     def inpaint(self, crops: np.ndarray, masks: np.ndarray) -> np.ndarray:
         if len(crops) == 0:

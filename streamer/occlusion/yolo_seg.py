@@ -21,8 +21,8 @@ from pydantic import Field, field_validator
 from engines import Device
 from engines.onnxruntime_engine import OnnxRuntimeEngine
 from streamer.config_base import ExistingPath, StrictModel
-from streamer.detect.scrfd import one_line, open_onnx_model, warm_up
 from streamer.errors import ModelError
+from streamer.model_files import one_line, open_onnx_model, warm_up
 from streamer.occlusion.region import occlusion_from_mask
 from streamer.records import AlignedCrop, Occlusion
 

@@ -7,19 +7,17 @@ from __future__ import annotations
 
 from streamer.sources import ThreadedSource
 
-# An estimated total (from the container's duration, not its frame index) may be off by a frame or two.
-ESTIMATE_SLACK = 2
-
 
 def missing_frames(source: ThreadedSource) -> list[str]:
     """One line per problem: frames that never came, frames skipped after damage, images unreadable."""
     if source.live or source.error:
         return []  # a failed source is already reported as an error
     stats, lines = source.stats, []
-    expected = source.total_frames
+    # Only a container's own frame count is trusted: one estimated from its duration can be off by far
+    # (audio longer than the video, variable frame rates), and a false alarm is as bad as none.
+    expected = source.total_frames if source.total_exact else None
     accounted = stats.decoded + stats.skipped_damaged
-    slack = 0 if source.total_exact else ESTIMATE_SLACK
-    if expected and accounted + slack < expected:
+    if expected and accounted < expected:
         lines.append(f"source {source.name!r}: {source.display_uri} ended after {stats.decoded} of {expected} frames: "
                      f"{expected - accounted} missing (the file is cut short or its end is damaged)")
     if stats.skipped_damaged:

@@ -11,21 +11,26 @@ line tells the truth about dead cameras.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from streamer.progress import ProgressReporter
 from streamer.records import FrameResult, Stage, StreamStatus, TrackEvent
 from streamer.runtime.ahead import DetectionAhead
 from streamer.runtime.emit import Emitter
+from streamer.runtime.stop import StopSignals
 from streamer.runtime.streams import StreamState
 from streamer.stages import Stages
+
+log = logging.getLogger(__name__)
 
 
 class Loop:
     def __init__(self, stages: Stages, streams: dict[str, StreamState], emitter: Emitter, reporter: ProgressReporter,
-                 on_tick: Callable[[], None] = lambda: None):
+                 stop: StopSignals, on_tick: Callable[[], None] = lambda: None):
         self.stages, self.streams, self.emitter, self.reporter = stages, streams, emitter, reporter
-        self.on_tick = on_tick
+        self.stop, self.on_tick = stop, on_tick
+        self._stopping_said = False
 
     def run(self, detected: DetectionAhead) -> None:
         """Until every source is exhausted or a stop is asked for (detection then ends its batches)."""
@@ -49,8 +54,7 @@ class Loop:
         with times.timing(Stage.EMIT, batch):
             self.emitter.emit(events)
         for result in batch:
-            stream = self._stream(result)
-            stream.submit(result, f"{stream.name}  frame {result.frame.index}  {stream.counters.fps_out:.1f} fps")
+            self._stream(result).submit(result)
 
     def end_stream(self, stream: StreamState) -> None:
         """A stream's last frame was processed: its tracks end and its recording is finished now."""
@@ -60,6 +64,10 @@ class Loop:
     def tick(self) -> None:
         """Between batches, and while no frame comes: tracks of cameras that went down end, the status line
         is redrawn, and the run's other periodic work is done."""
+        if self.stop.event.is_set() and not self._stopping_said:
+            self._stopping_said = True  # said here, not in the signal handler: logging there could deadlock
+            log.warning("stopping on %s: finishing the outputs (%s again to abort)", self.stop.by,
+                        "Ctrl-C" if self.stop.by == "SIGINT" else self.stop.by)
         for stream in self.streams.values():
             if stream.lost_its_tracks():
                 self.emitter.emit(stream.close_tracks())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +30,7 @@ from streamer.runtime.ahead import DetectionAhead
 from streamer.runtime.completeness import missing_frames
 from streamer.runtime.emit import Emitter
 from streamer.runtime.loop import Loop
-from streamer.runtime.run_folder import RunFolder, host
+from streamer.runtime.run_folder import RunFolder
 from streamer.runtime.stop import StopSignals
 from streamer.runtime.streams import StreamState
 from streamer.runtime.summary import RunSummary
@@ -41,6 +42,7 @@ from streamer.store.runs import RunRegistry
 from streamer.store.sightings import SightingStore
 
 log = logging.getLogger(__name__)
+SOURCE_STOP_S = 2.0  # how long a clean stop waits for the sources' threads (a camera mid-connect ends later)
 
 
 def run(config: Config, reporter: ProgressReporter | None = None, banner: Callable[[str], None] = print,
@@ -78,31 +80,54 @@ class _Run:
         self.stop, self.reporter, self.extra_frame_sinks = stop, reporter, extra_frame_sinks
         self.summary = RunSummary(store_path=identification.path)
         self.registry = RunRegistry(identification.conn)
-        self.live_view = None
+        self.streams: dict[str, StreamState] = {}  # filled before the live view serves, never changed after
         self.frame_ready = threading.Event()  # set by every source after every frame: the one thing detection waits on
         self.started_wall = time.time()
 
     def execute(self) -> RunSummary:
-        folder = RunFolder.create(self.config.output.dir)
+        if self.stop.event.is_set():  # stopped while the models loaded: nothing ran, nothing is written
+            self.summary.stopped_by = self.stop.by
+            return self.summary
+        live_view = self._live_view()  # binds its port first: a port in use stops the run before anything opens
+        try:
+            folder = RunFolder.create(self.config.output.dir)
+        except BaseException:
+            if live_view:
+                live_view.close()
+            raise
         self.summary.run_id, self.summary.run_dir = folder.id, folder.path
         folder.write_manifest(self._manifest("running"))
         folder.link_latest()
         self.registry.start(folder.id)
-        outcome = "failed"
+        started = False
         try:
             sources = self._open_sources()
-            self._run(folder, sources)
-            outcome = self.summary.outcome
+            started = True
+            self._run(folder, sources, live_view)
         except StreamerError as exc:  # a source that cannot be opened, ...: said in run.json too
             self.summary.errors.append(str(exc))
             raise
-        except KeyboardInterrupt:  # a second signal: stopped, without the last events
-            outcome = "stopped"
-            raise
         finally:
-            self.registry.finish(outcome)
+            if live_view:
+                live_view.close()
+            outcome = self.summary.outcome if started else "failed"
             folder.write_manifest(self._manifest(outcome))
+            try:
+                self.registry.finish(outcome)
+            except OutputError as exc:  # the run's own outputs are closed already; the store will say "killed"
+                log.error("%s", exc)
         return self.summary
+
+    def _live_view(self):
+        if not self.config.web.enabled:
+            return None
+        from streamer.web.server import LiveView
+
+        try:
+            return LiveView(self.config.web, lambda: [s.status() for s in self.streams.values()])
+        except OSError as exc:
+            web = self.config.web
+            raise ConfigError(f"web.port: cannot listen on {web.host}:{web.port}: {exc.strerror or exc}") from None
 
     def _open_sources(self) -> list[ThreadedSource]:
         sources = [make_source(s, self.config.pipeline.queue_frames, self.frame_ready) for s in self.config.sources]
@@ -117,23 +142,17 @@ class _Run:
             raise
         return sources
 
-    def _run(self, folder: RunFolder, sources: list[ThreadedSource]) -> None:
+    def _run(self, folder: RunFolder, sources: list[ThreadedSource], live_view) -> None:
         config, stages = self.config, self.stages
-        streams: dict[str, StreamState] = {}
-        if config.web.enabled:
-            from streamer.web.server import LiveView
-
-            self.live_view = LiveView(config.web, lambda: [s.status() for s in streams.values()])
-        sinks = [*frame_sinks(config.output, folder.path, self.live_view), *self.extra_frame_sinks]
-        emitter = Emitter(SightingStore(self.identification.conn, folder.id), self.identification.path,
-                          event_sinks(config.output, folder.path))
+        sinks = [*frame_sinks(config.output, folder.path, live_view), *self.extra_frame_sinks]
+        emitter = Emitter(SightingStore(self.identification.conn, folder.id), event_sinks(config.output, folder.path))
         for source in sources:
-            streams[source.name] = StreamState(source, config, self.identification.resolver, stages, sinks)
-        if self.live_view:  # serving once every stream is listed: the first page already shows them all
-            self.live_view.start()
-            log.warning("live view: %s", self.live_view.url)
-        loop = Loop(stages, streams, emitter, self.reporter, self.registry.beat)
-        started = time.monotonic()
+            self.streams[source.name] = StreamState(source, config, self.identification.resolver, stages, sinks)
+        if live_view:  # serving once every stream is listed: the first page already shows them all
+            live_view.start()
+            log.warning("live view: %s", live_view.url)
+        loop = Loop(stages, self.streams, emitter, self.reporter, self.stop, self.registry.beat)
+        started, aborted = time.monotonic(), False
         try:
             if not self.stop.event.is_set():
                 for source in sources:
@@ -146,32 +165,36 @@ class _Run:
                     loop.run(detected)
         except OutputError as exc:
             self.summary.fatal = str(exc)
+        except KeyboardInterrupt:  # a second signal: stop now, without the last events or the webhook's drain
+            aborted = True
         finally:
             self.summary.seconds = time.monotonic() - started
-            self._close(sources, streams, emitter, loop)
-        self.summary.stopped_by = self.stop.by
-        self._report(sources, streams, emitter)
+            self._close(sources, emitter, loop, aborted)
+            self.summary.stopped_by = self.stop.by
+            self._report(sources, emitter)
 
-    def _close(self, sources: list[ThreadedSource], streams: dict[str, StreamState], emitter: Emitter,
-               loop: Loop) -> None:
+    def _close(self, sources: list[ThreadedSource], emitter: Emitter, loop: Loop, aborted: bool) -> None:
         """Every output closed, whatever stopped the run; an error closing one does not keep the others open."""
         for source in sources:
-            source.stop()
+            source.request_stop()
+        deadline = time.monotonic() + SOURCE_STOP_S  # one wait for all of them, not one each
+        for source in sources:
+            source.join(max(0.0, deadline - time.monotonic()))
         problems: list[str] = []
-        for stream in streams.values():
-            if not stream.ended and not self.summary.fatal:
-                try:
-                    emitter.emit(stream.end())
-                except OutputError as exc:
-                    problems.append(str(exc))
-        for stream in streams.values():
+        if not aborted and not emitter.failed:
+            for stream in self.streams.values():
+                if not stream.ended:
+                    try:
+                        emitter.emit(stream.end())
+                    except OutputError as exc:
+                        problems.append(str(exc))
+                        break
+        for stream in self.streams.values():
             try:
                 stream.close()
             except Exception as exc:  # noqa: BLE001 - reported below, in one line
                 problems.append(str(exc))
-        if self.live_view:
-            self.live_view.close()
-        problems += emitter.close()
+        problems += emitter.close(drain=not aborted)
         if problems and not self.summary.fatal:
             self.summary.fatal = problems[0]
         for problem in problems[1:]:
@@ -179,8 +202,8 @@ class _Run:
         self.reporter.update(loop.statuses, force=True)
         self.reporter.finish()
 
-    def _report(self, sources: list[ThreadedSource], streams: dict[str, StreamState], emitter: Emitter) -> None:
-        summary, stages = self.summary, self.stages
+    def _report(self, sources: list[ThreadedSource], emitter: Emitter) -> None:
+        summary, stages, streams = self.summary, self.stages, self.streams
         summary.frames = {name: s.counters.frames_out for name, s in streams.items()}
         summary.dropped = {s.name: s.stats.dropped for s in sources}
         latency = LatencyRecorder()
@@ -190,7 +213,7 @@ class _Run:
         summary.videos = [path for stream in streams.values() for path in stream.files()]
         summary.events = emitter.count
         summary.outputs = emitter.outcomes()
-        summary.errors = [s.error for s in sources if s.error]
+        summary.errors += [s.error for s in sources if s.error]
         if summary.fatal:
             summary.errors.append(summary.fatal)
         if not summary.stopped_by and not summary.fatal:
@@ -201,7 +224,8 @@ class _Run:
     def _manifest(self, outcome: str) -> dict:
         summary = self.summary
         return {
-            "run": summary.run_id, "outcome": outcome, "streamer": __version__, "host": host(), "pid": os.getpid(),
+            "run": summary.run_id, "outcome": outcome, "streamer": __version__, "host": socket.gethostname(),
+            "pid": os.getpid(),
             "started": _iso(self.started_wall), "ended": None if outcome == "running" else _iso(time.time()),
             "stopped_by": summary.stopped_by, "store": str(summary.store_path),
             "frames": summary.frames, "events": summary.events,

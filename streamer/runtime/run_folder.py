@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import os
 import secrets
-import socket
 from pathlib import Path
 
 from streamer.errors import OutputError
@@ -63,7 +62,3 @@ class RunFolder:
             os.replace(temporary, link)
         except OSError:
             temporary.unlink(missing_ok=True)
-
-
-def host() -> str:
-    return socket.gethostname()

@@ -71,10 +71,10 @@ class StreamState:
         self.last_result = result
         return events
 
-    def submit(self, result: FrameResult, hud: str) -> None:
+    def submit(self, result: FrameResult) -> None:
         """Hands the frame to its render thread (or counts it done, when the stream has no frame sinks)."""
         if self.render:
-            self.render.submit(result, hud)
+            self.render.submit(result, f"{self.name}  frame {result.frame.index}  {self.counters.fps_out:.1f} fps")
         else:
             self._frame_done(result)
 
@@ -93,9 +93,11 @@ class StreamState:
         return events
 
     def end(self) -> list[TrackEvent]:
-        """The stream's last frame was processed: its tracks end (its frame sinks close with the run)."""
+        """The stream's last frame was processed: its tracks end, and all that was kept for it goes."""
         self.ended = True
-        return self.close_tracks()
+        events = self.close_tracks()
+        self.stages.forget_ended_stream(self.name)
+        return events
 
     def close(self) -> None:
         """Finishes the stream's frame sinks (videos closed, playable); later calls do nothing."""

@@ -35,14 +35,11 @@ class RunSummary:
         return self.total_frames / self.seconds if self.seconds > 0 else 0.0
 
     @property
-    def interrupted(self) -> bool:
-        return self.stopped_by is not None
-
-    @property
     def outcome(self) -> str:
-        """completed, stopped (on request), incomplete (a source failed or a file lost frames) or failed."""
+        """failed (an output could not be written), incomplete (a source failed or a file lost frames),
+        stopped (on request) or completed: the first that holds."""
         if self.fatal:
             return "failed"
-        if self.stopped_by:
-            return "stopped"
-        return "incomplete" if self.errors or self.warnings else "completed"
+        if self.errors or self.warnings:
+            return "incomplete"
+        return "stopped" if self.stopped_by else "completed"

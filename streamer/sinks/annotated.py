@@ -31,7 +31,8 @@ class StreamRender:
         self.frame_done = frame_done
         self.sinks: list[FrameSink] | None = None  # made at the first frame
         self._queue: queue.Queue = queue.Queue(QUEUE_FRAMES)
-        self._error: BaseException | None = None
+        self._error: BaseException | None = None  # the first error of the render thread; it stops there
+        self._raised = False
         self._thread = threading.Thread(target=self._run, name=f"render-{stream}", daemon=True)
         self._thread.start()
 
@@ -47,21 +48,23 @@ class StreamRender:
             try:
                 sink.close()
             except Exception as exc:  # the others are still closed: their files stay whole
-                self._error = self._error or exc
+                if self._error is None:
+                    self._error, self._raised = exc, False
         self._raise_error()
 
     def files(self) -> list:
         return [path for sink in self.sinks or [] for path in sink.files()]
 
     def _raise_error(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+        """Raises the render thread's error, once; the thread renders nothing more after it."""
+        if self._error is not None and not self._raised:
+            self._raised = True
+            raise self._error
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             if self._error is not None:
-                continue  # drain: the loop stops at its next frame
+                continue  # drain without rendering: the loop stops at its next frame
             try:
                 self._render(*item)
             except BaseException as exc:  # handed to the loop's thread

@@ -19,8 +19,9 @@ from streamer.records import FrameResult, Sighting
 class EventSink(Protocol):
     def emit(self, sightings: Sequence[Sighting]) -> None: ...
 
-    def close(self) -> None:
-        """Delivers what it still holds (within its own time limit) and releases everything."""
+    def close(self, drain: bool = True) -> None:
+        """Delivers what it still holds (within its own time limit; not at all without ``drain``, when the
+        run is aborted) and releases everything."""
         ...
 
     def outcome(self) -> str | None:

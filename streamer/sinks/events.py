@@ -38,7 +38,7 @@ class JsonLinesEvents:
             raise OutputError(f"output: cannot write {self.path}: {exc.strerror or exc}") from None
         self.count += len(sightings)
 
-    def close(self) -> None:
+    def close(self, drain: bool = True) -> None:
         file, self._file = self._file, None
         if file is not None:
             try:

@@ -28,11 +28,14 @@ class Recording:
         self.frames = 0
         self._writer: Mp4Writer | None = None
         self._whole_bytes = 0
+        self._failed = False
 
     def write(self, frame: AnnotatedFrame) -> None:
         self.write_image(frame.image)
 
     def write_image(self, image: np.ndarray) -> None:
+        if self._failed:  # a new writer would start the file again: what was saved must stay
+            raise OutputError(f"output: {self.paths[-1]} could not be written; nothing more is recorded")
         if self._writer is None or (self.frames_per_segment and self._writer.frames >= self.frames_per_segment):
             self._rotate()
         try:
@@ -61,7 +64,7 @@ class Recording:
     def _abandon(self) -> None:
         """After a failed write: close without flushing (the encoder's buffered frames cannot be written),
         and cut off the half-written fragment, so the file plays to its end in any player."""
-        writer, self._writer = self._writer, None
+        writer, self._writer, self._failed = self._writer, None, True
         try:
             writer.close(flush=False)
         except OSError:

@@ -1,7 +1,8 @@
 """Pushes one stream's annotated video to an RTSP server (mediamtx, gst-rtsp-server in record mode, ...).
 
-The pipeline hands frames over without ever waiting: a latest-frame slot sits between it and the
-pushing thread, so a slow or absent server costs dropped (counted) frames, never pipeline time.
+The pipeline hands frames over without ever waiting: a slot of the newest frames (2 s of them) sits
+between it and the pushing thread, so a slow or absent server costs dropped (counted) frames, never
+pipeline time; at the end, what is waiting is still sent while the server is there.
 The thread connects with capped backoff, encodes H.264 (zero latency) and reconnects when the
 server goes away. Passwords in the URL are masked in every message.
 """
@@ -21,6 +22,7 @@ from streamer.sinks.mp4 import H264Writer
 from streamer.sources.buffers import LatestFrameSlot
 
 log = logging.getLogger(__name__)
+BUFFER_S = 2.0
 
 
 class RtspPush:
@@ -36,7 +38,9 @@ class RtspPush:
         self.backoff = (backoff_initial_s, backoff_max_s)
         self.sent = 0
         self.reconnects = 0
-        self._slot = LatestFrameSlot()
+        # Up to BUFFER_S of frames wait while the server is connected to (the RTSP handshake takes a moment)
+        # or a frame takes long to send; beyond, the oldest are dropped: the pipeline never waits.
+        self._slot = LatestFrameSlot(capacity=round(self.fps * BUFFER_S))
         self._stop = threading.Event()
         self._writer: H264Writer | None = None
         self._thread = threading.Thread(target=self._run, name=f"push-{stream}", daemon=True)
@@ -56,6 +60,9 @@ class RtspPush:
         return []
 
     def close(self, timeout: float = 2.0) -> None:
+        """Sends what is still waiting, if the server is there (at most ``timeout`` s), then disconnects."""
+        if self._writer is not None:
+            self._slot.wait_empty(timeout)
         self._stop.set()
         self._slot.wake()
         self._thread.join(timeout)

@@ -75,6 +75,7 @@ class WebhookEvents:
         self.delivered = 0
         self.dropped = 0
         self.failures = 0  # failed requests (each retried)
+        self.rejected = 0  # events the receiver refused for good (a 4xx answer): not sent again
         self._backlog: collections.deque[dict] = collections.deque()
         self._dropped_unreported = 0
         self._dropped_since: str | None = None
@@ -87,7 +88,9 @@ class WebhookEvents:
 
     @property
     def backlog(self) -> int:
-        return len(self._backlog)
+        """Events not delivered yet, the request in flight included."""
+        with self._lock:
+            return len(self._backlog) + self._in_flight
 
     def emit(self, sightings: Sequence[Sighting]) -> None:
         self.send([s.json for s in sightings])
@@ -101,7 +104,8 @@ class WebhookEvents:
 
     def outcome(self) -> str:
         return (f"webhook: {self.delivered} events delivered, {self.failures} failed requests retried, "
-                f"{self.dropped} dropped (backlog full), {self.backlog} undelivered")
+                f"{self.dropped} dropped (backlog full), {self.rejected} refused by the receiver, "
+                f"{self.backlog} undelivered")
 
     def _trim(self) -> None:
         """Drops the oldest events beyond ``max_backlog`` (under the lock), counting and logging them."""
@@ -114,9 +118,10 @@ class WebhookEvents:
                 log.warning("webhook %s: backlog full (%d): %d oldest events dropped so far",
                             redact(self.config.url), self.config.max_backlog, self.dropped)
 
-    def close(self) -> None:
-        """Delivers what it can within ``drain_s``; reports what stayed undelivered."""
-        deadline = time.monotonic() + self.config.drain_s
+    def close(self, drain: bool = True) -> None:
+        """Delivers what it can within ``drain_s`` (not at all without ``drain``: the run was aborted);
+        reports what stayed undelivered."""
+        deadline = time.monotonic() + (self.config.drain_s if drain else 0.0)
         with self._lock:
             self._draining = True
             self._lock.notify_all()  # a backoff in progress ends: the drain time is for delivering
@@ -149,10 +154,14 @@ class WebhookEvents:
             with self._lock:
                 dropped = self._dropped_unreported
                 notice = [{"type": "events_dropped", "count": dropped, "since": self._dropped_since}] if dropped else []
-            if self._post(notice + batch):
+            answer = self._post(notice + batch)
+            if answer is not _RETRY:
                 wait = self.config.retry_initial_s
                 with self._lock:
-                    self.delivered += len(batch)
+                    if answer is _DELIVERED:
+                        self.delivered += len(batch)
+                    else:
+                        self.rejected += len(batch)
                     self._in_flight = 0
                     self._dropped_unreported -= dropped
                     if not self._dropped_unreported:
@@ -184,16 +193,30 @@ class WebhookEvents:
             self._lock.wait(left)
         return not self._closing
 
-    def _post(self, batch: list[dict]) -> bool:
+    def _post(self, batch: list[dict]) -> object:
+        """_DELIVERED, _REFUSED (a 4xx answer: sending it again would get the same) or _RETRY."""
         body = json.dumps({"events": batch}, separators=(",", ":")).encode()
         request = urllib.request.Request(self._url, data=body, method="POST", headers=self._headers)
         try:
             with urllib.request.urlopen(request, timeout=self.config.timeout_s) as response:
-                return 200 <= response.status < 300
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            if self.failures == 0 or self.failures % 20 == 0:
-                log.warning("webhook %s: %s (retrying)", redact(self.config.url), redact(str(exc)))
-            return False
+                return _DELIVERED if 200 <= response.status < 300 else _RETRY
+        except urllib.error.HTTPError as exc:
+            if 400 <= exc.code < 500 and exc.code not in (408, 425, 429):
+                log.error("webhook %s: the receiver refused %d events with %d %s; they are not sent again "
+                          "(they are in the store and events.jsonl)", redact(self.config.url), len(batch), exc.code,
+                          redact(str(exc.reason)))
+                return _REFUSED
+            self._note_failure(exc)
+        except Exception as exc:  # noqa: BLE001 - any failure to deliver (a garbled answer too) is retried
+            self._note_failure(exc)
+        return _RETRY
+
+    def _note_failure(self, exc: Exception) -> None:
+        if self.failures == 0 or self.failures % 20 == 0:
+            log.warning("webhook %s: %s (retrying)", redact(self.config.url), redact(str(exc) or type(exc).__name__))
+
+
+_DELIVERED, _REFUSED, _RETRY = object(), object(), object()
 
 
 def _without_credentials(url: str) -> tuple[str, dict[str, str]]:

@@ -99,13 +99,18 @@ class ThreadedSource:
         return self.finished.is_set() and len(self._buffer) == 0
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Asks the thread to end and waits at most ``timeout`` s.
+        """Asks the thread to end and waits at most ``timeout`` s."""
+        self.request_stop()
+        self.join(timeout)
 
-        A thread blocked inside a library call ends when that call times out; it is a daemon
-        thread and holds no lock the caller needs, so stop() need not wait for it.
-        """
+    def request_stop(self) -> None:
+        """Asks the thread to end, without waiting: many sources are asked at once, then waited for together."""
         self._stop.set()
         self._buffer.wake()
+
+    def join(self, timeout: float) -> None:
+        """Waits at most ``timeout`` s for the thread to end. A thread blocked inside a library call ends when
+        that call times out; it is a daemon thread and holds no lock the caller needs, so no one waits for it."""
         if self._thread is not None:
             self._thread.join(timeout)
         if self._thread is None or not self._thread.is_alive():

@@ -15,31 +15,42 @@ from streamer.records import VideoFrame
 
 
 class LatestFrameSlot:
-    def __init__(self) -> None:
+    """The newest ``capacity`` frames (1: only the newest); a new frame pushes out the oldest unread one,
+    which is counted as dropped. Putting never waits."""
+
+    def __init__(self, capacity: int = 1) -> None:
         self._cond = threading.Condition()
-        self._frame: VideoFrame | None = None
+        self._frames: collections.deque[VideoFrame] = collections.deque()
+        self._capacity = max(1, capacity)
         self.dropped = 0
 
     def put(self, frame: VideoFrame, stop: threading.Event) -> None:
         with self._cond:
-            if self._frame is not None:
+            if len(self._frames) >= self._capacity:
+                self._frames.popleft()
                 self.dropped += 1
-            self._frame = frame
-            self._cond.notify()
+            self._frames.append(frame)
+            self._cond.notify_all()
 
     def get(self, timeout: float) -> VideoFrame | None:
         with self._cond:
-            if self._frame is None:
+            if not self._frames:
                 self._cond.wait(timeout)
-            frame, self._frame = self._frame, None
+            frame = self._frames.popleft() if self._frames else None
+            self._cond.notify_all()
             return frame
+
+    def wait_empty(self, timeout: float) -> bool:
+        """Waits until every frame was taken (at most ``timeout`` s); whether it was."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._frames, timeout)
 
     def wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
 
     def __len__(self) -> int:
-        return int(self._frame is not None)
+        return len(self._frames)
 
 
 class FrameQueue:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from streamer.errors import StreamerError
+from streamer.errors import OutputError, StreamerError
 
 SCHEMA_VERSION = 2
 
@@ -68,7 +68,7 @@ CREATE TABLE sightings (
     track INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
     identity_id INTEGER REFERENCES identities(id) ON DELETE CASCADE,
     rejected_identity TEXT,  -- set by "not this person"
-    event TEXT NOT NULL,  -- the event as JSON
+    event TEXT NOT NULL,  -- the event as JSON (its sighting id is this row's id)
     crop BLOB,  -- the face at that moment (JPEG)
     model_id TEXT,
     embedding BLOB  -- the track's aggregated embedding at that moment
@@ -184,14 +184,32 @@ def _statements(script: str) -> list[str]:
 
 @contextlib.contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction: committed (durably) when the block ends, rolled back if it raises."""
-    conn.execute("BEGIN IMMEDIATE")
+    """One write transaction: committed (durably) when the block ends, rolled back if it raises.
+
+    A store that cannot be written (a full disk, a lock held past the busy timeout, an I/O error, a
+    read-only file) raises ``OutputError`` naming the file: one line for the operator, not a traceback.
+    """
     try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # SQLite already rolled back by itself after some errors (SQLITE_FULL)
+                conn.execute("ROLLBACK")
+            raise
+    except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+        if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+            raise  # a bug, not the store's condition
+        raise OutputError(f"store: cannot write {database_path(conn)}: {exc}") from None
+
+
+def database_path(conn: sqlite3.Connection) -> str:
+    """The file behind ``conn``, for messages."""
+    try:
+        return conn.execute("PRAGMA database_list").fetchone()[2] or "the store"
+    except sqlite3.Error:
+        return "the store"
 
 
 def checkpoint(conn: sqlite3.Connection) -> None:

@@ -87,12 +87,6 @@ class GalleryStore:
         with transaction(self.conn):
             return self._insert_identity(name, kind, now)
 
-    def get_or_create(self, name: str) -> int:
-        """The person ``name``, created if new, in one transaction: two processes enrolling the same new
-        name at once get the same row (a look-up followed by a separate insert lets both insert)."""
-        with transaction(self.conn):
-            return self._person(name, time.time())
-
     def _person(self, name: str, now: float) -> int:
         """(Inside a transaction.) The id of person ``name``, inserted if new; refuses a pseudo-identity."""
         row = self.conn.execute("SELECT id, kind FROM identities WHERE name = ?", (name,)).fetchone()
@@ -183,12 +177,6 @@ class GalleryStore:
             rows.append(IdentityRow(identity, name, kind, created, last_seen, crops.get(1, 0), crops.get(-1, 0),
                                     models))
         return rows
-
-    def faces(self, identity: int) -> list[tuple[int, int, str, np.ndarray]]:
-        """(crop id, polarity, source, image) of every face of an identity."""
-        return [(i, p, s, decode_crop(j)) for i, p, s, j in self.conn.execute(
-            "SELECT id, polarity, source, jpeg FROM crops WHERE identity_id = ? ORDER BY id", (identity,)
-        )]
 
     def face_files(self, identity: int) -> list[tuple[int, int, str, bytes]]:
         """(crop id, polarity, source, JPEG bytes as stored) of every face of an identity: for export,

@@ -47,7 +47,7 @@ class RunRegistry:
         with transaction(self.conn):
             self.conn.execute(
                 "INSERT INTO runs (id, host, pid, started, heartbeat) VALUES (?, ?, ?, ?, ?)",
-                (run_id, socket.gethostname(), os.getpid(), now, now),
+                (run_id, process_host(), os.getpid(), now, now),
             )
         self.run_id, self._last_beat = run_id, now
 
@@ -86,14 +86,14 @@ class RunRegistry:
         """Ends what dead runs left open; returns how many tracks it ended.
 
         A run never finished whose heartbeat is older than ``stale_after_s`` is marked ended at its last
-        heartbeat, outcome "killed"; so is one of this host whose process is gone (a ``kill -9`` is seen at
-        the next start, not a minute later). Its open tracks end at their latest sighting (or start). Open tracks
-        of runs without a row (written before schema 2, or by a run that never registered) end the same
-        way once their latest sighting is older than ``stale_after_s``. This run's own tracks are never
-        touched.
+        heartbeat, outcome "killed"; so is one of this host and PID namespace whose process is gone (a
+        ``kill -9`` is seen at the next start, not a minute later). Its open tracks end at their latest
+        sighting (or start). Open tracks of runs without a row (written before schema 2, or by a run that
+        never registered) end the same way once their latest sighting is older than ``stale_after_s``.
+        This run's own tracks are never touched.
         """
         stale = time.time() - stale_after_s
-        own, here = self.run_id or "", socket.gethostname()
+        own, here = self.run_id or "", process_host()
         with transaction(self.conn):
             dead = [run for run, host, pid, heartbeat in self.conn.execute(
                 "SELECT id, host, pid, heartbeat FROM runs WHERE ended IS NULL AND id != ?", (own,))
@@ -107,6 +107,15 @@ class RunRegistry:
                 f"UPDATE tracks SET ended = {_LATEST_SIGHTING} WHERE ended IS NULL AND run != ? "
                 f"AND run NOT IN (SELECT id FROM runs) AND {_LATEST_SIGHTING} < ?", (own, stale)).rowcount
         return ended
+
+
+def process_host() -> str:
+    """Where a process id means something: the host name, and the PID namespace where there is one
+    (containers sharing a host name have separate process ids: a pid seen from another is no evidence)."""
+    try:
+        return f"{socket.gethostname()} pidns:{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return socket.gethostname()
 
 
 def _process_exists(pid: int) -> bool:

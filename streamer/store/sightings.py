@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from streamer.records import EventKind, TrackEvent
+from streamer.records import EventKind, Sighting, TrackEvent
 from streamer.store.database import checkpoint, transaction
 from streamer.store.gallery import encode_crop, encode_vector
 
@@ -24,44 +24,44 @@ class SightingStore:
         self.run = run or uuid.uuid4().hex[:12]
         self._tracks: dict[tuple[str, int], int] = {}  # (stream, track id) -> tracks row
 
-    def record(self, events: Sequence[TrackEvent]) -> list[int]:
-        """Writes the events in one transaction; returns their sighting ids, in order. Once this returns,
-        they are committed: they survive the process being killed."""
+    def record(self, events: Sequence[TrackEvent]) -> list[Sighting]:
+        """Writes the events in one transaction; returns them as sightings (their ids in the store), in
+        order. Once this returns, they are committed: they survive the process being killed."""
         if not events:
             return []
-        ids = []
+        opened: dict[tuple[str, int], int] = {}  # tracks rows made in this transaction
+        sightings = []
         with transaction(self.conn):
             for event in events:
-                track = self._track_row(event)
+                key = (event.stream, event.track_id)
+                track = self._tracks.get(key) or opened.get(key)
+                if track is None:
+                    track = opened[key] = self.conn.execute(
+                        "INSERT INTO tracks (run, stream, track_id, started) VALUES (?, ?, ?, ?)",
+                        (self.run, event.stream, event.track_id, event.time)).lastrowid
                 if event.identity_id is not None or event.kind is EventKind.IDENTITY:
                     self.conn.execute("UPDATE tracks SET identity_id = ? WHERE id = ?", (event.identity_id, track))
                 if event.kind is EventKind.TRACK_END:
                     self.conn.execute("UPDATE tracks SET ended = ? WHERE id = ?", (event.time, track))
-                    del self._tracks[(event.stream, event.track_id)]
+                fields = event.to_json()  # the row's id is its sighting id
                 sighting = self.conn.execute(
                     "INSERT INTO sightings (time, type, stream, track, identity_id, event, crop, model_id, embedding) "
-                    "VALUES (?, ?, ?, ?, ?, '{}', ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (event.time, event.kind.value, event.stream, track, event.identity_id,
+                     json.dumps(fields, separators=(",", ":")),
                      encode_crop(event.crop) if event.crop is not None else None, event.model_id,
                      encode_vector(event.embedding) if event.embedding is not None else None),
                 ).lastrowid
-                self.conn.execute("UPDATE sightings SET event = ? WHERE id = ?",
-                                  (json.dumps(event.to_json(sighting), separators=(",", ":")), sighting))
-                ids.append(sighting)
+                sightings.append(Sighting(sighting, event, {**fields, "sighting": sighting}))
             # When each identity was last seen (what keeps a pseudo-identity from expiring), in the same commit.
             self.conn.executemany("UPDATE identities SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE id = ?",
                                   [(e.time, e.identity_id) for e in events if e.identity_id is not None])
-        return ids
-
-    def _track_row(self, event: TrackEvent) -> int:
-        """The event's row in ``tracks``, made at the track's first event."""
-        key = (event.stream, event.track_id)
-        if key not in self._tracks:
-            self._tracks[key] = self.conn.execute(
-                "INSERT INTO tracks (run, stream, track_id, started) VALUES (?, ?, ?, ?)",
-                (self.run, event.stream, event.track_id, event.time),
-            ).lastrowid
-        return self._tracks[key]
+        # Only once committed: a rolled-back transaction leaves no row behind that the cache would point at.
+        self._tracks.update(opened)
+        for event in events:
+            if event.kind is EventKind.TRACK_END:
+                self._tracks.pop((event.stream, event.track_id), None)
+        return sightings
 
     def prune(self, retention_days: float, now: float | None = None, stale_after_s: float = 60.0) -> dict[str, int]:
         """Deletes what is older than the retention: sightings, ended tracks, open tracks of runs no longer

@@ -24,7 +24,7 @@ _METRICS: list[tuple[str, str, str, Callable[[StreamStatus], float | int | None]
     ("streamer_connect_failures_total", "counter", "failed connection attempts", lambda s: s.connect_failures),
     ("streamer_fps_in", "gauge", "decoded frames per second, last 5 s", lambda s: round(s.fps_in, 3)),
     ("streamer_fps_out", "gauge", "processed frames per second, last 5 s", lambda s: round(s.fps_out, 3)),
-    ("streamer_latency_seconds", "gauge", "mean time from decode to annotated output",
+    ("streamer_latency_seconds", "gauge", "mean time from decode to annotated output, latest 100 frames",
      lambda s: round(s.latency_ms / 1000, 4)),
     ("streamer_last_frame_age_seconds", "gauge", "seconds since the newest decoded frame (absent before the first)",
      lambda s: None if s.last_frame_age_s is None else round(s.last_frame_age_s, 3)),

@@ -95,7 +95,8 @@ class LiveView:
         self._frames = FrameHolders()
         self._viewers = threading.BoundedSemaphore(config.max_viewers)
         self.closed = threading.Event()
-        self._server = _BoundedServer((config.host, config.port), _handler_for(self), config.max_connections)
+        self._server = _BoundedServer((config.host, config.port), _handler_for(self), config.max_connections,
+                                      config.request_timeout_s)
         self._thread = threading.Thread(target=self._server.serve_forever, name="live-view", daemon=True)
 
     @property
@@ -178,8 +179,9 @@ class _BoundedServer(ThreadingHTTPServer):
     block_on_close = False  # viewers end on their own within _POLL_S of close(); nothing to join
     request_queue_size = 128  # a burst of connections waits in the kernel rather than being refused
 
-    def __init__(self, address: tuple[str, int], handler: type, max_connections: int):
+    def __init__(self, address: tuple[str, int], handler: type, max_connections: int, request_timeout_s: float):
         self._slots = threading.BoundedSemaphore(max_connections)
+        self.requests = _RequestDeadlines(request_timeout_s)
         super().__init__(address, handler)
 
     def process_request(self, request, client_address) -> None:
@@ -187,6 +189,7 @@ class _BoundedServer(ThreadingHTTPServer):
             _refuse(request)
             self.shutdown_request(request)
             return
+        self.requests.started(request)
         try:
             threading.Thread(target=self._serve, args=(request, client_address), name="live-view-client",
                              daemon=True).start()
@@ -198,7 +201,51 @@ class _BoundedServer(ThreadingHTTPServer):
         try:
             self.process_request_thread(request, client_address)
         finally:
+            self.requests.done(request)
             self._slots.release()
+
+    def server_close(self) -> None:
+        self.requests.close()
+        super().server_close()
+
+
+class _RequestDeadlines:
+    """The whole request (its line and headers) must arrive within ``seconds`` of the connection, not each
+    read: a client that trickles a byte every few seconds would otherwise hold its thread for ever. One
+    thread for every connection shuts down those past their deadline."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._deadlines: dict[socket.socket, float] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._reap, name="live-view-deadlines", daemon=True)
+        self._thread.start()
+
+    def started(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._deadlines[connection] = time.monotonic() + self.seconds
+
+    def done(self, connection: socket.socket) -> None:
+        """The request arrived (or the connection ended): no deadline any more."""
+        with self._lock:
+            self._deadlines.pop(connection, None)
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def _reap(self) -> None:
+        while not self._closed.wait(min(0.25, self.seconds / 4)):
+            now = time.monotonic()
+            with self._lock:
+                late = [c for c, deadline in self._deadlines.items() if deadline <= now]
+                for connection in late:
+                    del self._deadlines[connection]
+            for connection in late:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)  # its handler's read returns at once; it ends
+                except OSError:
+                    pass
 
     def handle_error(self, request, client_address) -> None:
         # A client's mistake or a vanished socket is not worth a traceback on stderr.
@@ -230,6 +277,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args) -> None:  # requests go to debug logging, never to stderr
         log.debug("web: " + format, *args)
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        self.server.requests.done(self.connection)  # the request is in: a viewer may stay as long as it watches
+        return parsed
 
     def log_request(self, code="-", size="-") -> None:
         # The path only: the query may carry the token.
