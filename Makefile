@@ -14,7 +14,9 @@ RTSP_CHECK := import gi; gi.require_version("GstRtspServer", "1.0"); from gi.rep
 	assert Gio.TlsBackend.get_default().supports_tls()
 
 .PHONY: install system-deps demo test lint bench bench-offline clean face-bank occlusion-data train-occlusion-cpu \
-	train-occlusion-gpu eval-occlusion train-inpainter-cpu train-inpainter-gpu eval-inpainter
+	train-occlusion-gpu eval-occlusion train-inpainter-cpu train-inpainter-gpu eval-inpainter eval-identity student-banks train-embedder-cpu
+
+EVAL_FACES ?= $(SHARED)/data/faces_eval/celeba_identity_160
 
 # The occluder model's recipes (see streamer/occlusion/weights/MODEL_CARD.md). They read ../shared, never the product.
 SHARED ?= ../shared
@@ -100,6 +102,39 @@ train-inpainter-gpu: face-bank
 eval-inpainter: face-bank
 	$(BIN)/streamer eval inpainter --bank $(FACE_BANK) --occluders $(SHARED)/data/occluders --embedder $(EMBEDDER) \
 		--model $(INPAINTER)
+
+# The mask-robust student of MobileFaceNet (see streamer/embed/STUDENT.md): face banks of faces_train (about 25 min
+# to align on 2 cores), a bank of the evaluation people only to drop training faces like them, 30 min of training.
+SCRFD_SMALL := $(SHARED)/models/scrfd_500m_bnkps.onnx
+STUDENT_BANKS := out/faces-glint24 out/faces-utkface out/faces-celebamaskhq
+STUDENT ?= out/runs/student-cpu/student.onnx
+out/faces-glint24/faces.json: | install
+	$(BIN)/streamer data faces --faces $(SHARED)/data/faces_train/glint24_112 --detector-model $(SCRFD_SMALL) \
+		--out out/faces-glint24
+out/faces-utkface/faces.json: | install
+	$(BIN)/streamer data faces --faces $(SHARED)/data/faces_train/utkface_200 --detector-model $(SCRFD_SMALL) \
+		--out out/faces-utkface
+out/faces-celebamaskhq/faces.json: | install
+	$(BIN)/streamer data faces --faces $(SHARED)/data/faces_train/celebamaskhq_256/images \
+		--detector-model $(SCRFD_SMALL) --out out/faces-celebamaskhq
+out/faces-eval/faces.json: | install
+	$(BIN)/streamer data faces --faces $(EVAL_FACES) --detector-model $(SCRFD_SMALL) --out out/faces-eval
+student-banks: $(addsuffix /faces.json,$(STUDENT_BANKS)) out/faces-eval/faces.json
+
+train-embedder-cpu: student-banks
+	$(BIN)/streamer train embedder --teacher $(EMBEDDER) --faces $(STUDENT_BANKS) --exclude-like out/faces-eval \
+		--occluders $(SHARED)/data/occluders --out out/runs/student-cpu --minutes 30 --batch 16 --lr 1e-4 --workers 1
+
+# Identity across photos (issue 15's protocol): ../shared's evaluation faces, never trained on; two embedders (one the
+# inpainter was not trained against); distractors from faces_train for galleries of 100 to 10,000 people. About two
+# hours on 2 CPU cores the first time (most of it aligning 10,000 distractors and dlib's descriptor, which has no BLAS
+# in dlib-bin); aligned faces are kept in out/eval-identity/cache for the next runs. With the student where
+# train-embedder-cpu made one.
+eval-identity: install
+	$(BIN)/streamer eval identity --faces $(EVAL_FACES) --config configs/dev-shared-models.yaml --embedder $(EMBEDDER) \
+		$(if $(wildcard $(STUDENT)),--student $(STUDENT)) --embedder dlib --distractors $(SHARED)/data/faces_train/utkface_200 \
+		--distractors $(SHARED)/data/faces_train/celebamaskhq_256/images --occluders $(SHARED)/data/occluders \
+		--out out/eval-identity $(EVAL_ARGS)
 
 clean:
 	rm -rf out .pytest_cache

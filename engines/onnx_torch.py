@@ -21,7 +21,8 @@ SUPPORTED = {"Conv", "Clip", "Relu", "PRelu", "LeakyRelu", "Sigmoid", "Add", "Su
 
 
 class OnnxConvNet(nn.Module):
-    """``forward(x)`` gives the graph's first output; ``features(x, names)`` also the named intermediates."""
+    """``forward(x)`` gives the graph's first output; ``features(x, names)`` also the named intermediates;
+    ``onnx_weights()`` the parameters under their ONNX initializer names (to write a retrained graph)."""
 
     def __init__(self, path: Path, trainable: bool = False):
         import onnx
@@ -35,10 +36,14 @@ class OnnxConvNet(nn.Module):
             raise ValueError(f"{path}: operators not supported by the torch rebuild: {', '.join(unsupported)}")
         self.params = nn.ParameterDict()
         self._names: dict[str, str] = {}  # ONNX tensor name -> parameter key
+        # Trained or not, a batch norm's running statistics stay as they are (the net runs in inference
+        # form), and integer tensors (shapes) are not weights.
+        statistics = {name for n in graph.node if n.op_type == "BatchNormalization" for name in n.input[3:5]}
         for i, init in enumerate(graph.initializer):
             key = f"p{i}"
-            self.params[key] = nn.Parameter(torch.from_numpy(numpy_helper.to_array(init).copy()),
-                                            requires_grad=trainable)
+            value = torch.from_numpy(numpy_helper.to_array(init).copy())
+            self.params[key] = nn.Parameter(value, requires_grad=trainable and value.is_floating_point()
+                                            and init.name not in statistics)
             self._names[init.name] = key
         self._constants: dict[str, torch.Tensor] = {}
         self._nodes = []
@@ -53,6 +58,9 @@ class OnnxConvNet(nn.Module):
         self.node_outputs = [outputs[0] for _, _, outputs, _ in self._nodes]
         # Where each value is read for the last time: it is freed there, keeping memory flat in training.
         self._last_read = {name: i for i, (_, inputs, _, _) in enumerate(self._nodes) for name in inputs}
+
+    def onnx_weights(self) -> dict[str, np.ndarray]:
+        return {name: self.params[key].detach().cpu().numpy() for name, key in self._names.items()}
 
     def _value(self, name: str, values: dict) -> torch.Tensor | None:
         if not name:

@@ -216,6 +216,22 @@ def cmd_train_inpainter(args) -> int:
     return 0
 
 
+def cmd_train_embedder(args) -> int:
+    from streamer.train.embedder import EmbedderTraining, train
+
+    spec = EmbedderTraining(
+        teacher=Path(args.teacher), faces=[Path(f) for f in args.faces], out=Path(args.out),
+        occluders=Path(args.occluders) if args.occluders else None,
+        exclude_like=[Path(f) for f in args.exclude_like] or None, epochs=args.epochs, minutes=args.minutes,
+        batch=args.batch, lr=args.lr, clean_weight=args.clean_weight, frozen_share=args.frozen_share,
+        device=args.device, workers=args.workers,
+        seed=args.seed, log_every=args.log_every, resume=args.resume, limit=args.limit,
+        samples_per_epoch=args.samples_per_epoch)
+    student = train(spec, progress=lambda line: print(line, flush=True))
+    print(f"student: {student} (use it as embedder.student beside embedder.model {spec.teacher})")
+    return 0
+
+
 def cmd_export_inpainter(args) -> int:
     from streamer.errors import ConfigError
     from streamer.inpaint.export import export_checkpoint
@@ -264,6 +280,98 @@ def cmd_eval_inpainter(args) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps([r.__dict__ for r in results], indent=1))
     return 0
+
+
+def cmd_eval_identity(args) -> int:
+
+    from engines import select_device
+    from streamer.config import load_config, parse_config
+    from streamer.datagen.occluders import OccluderLibrary
+    from streamer.errors import ConfigError
+    from streamer.eval.identity import CONDITIONS, IdentitySettings, build
+    from streamer.eval.identity_report import score, write
+    from streamer.identify.gallery import reconstruction_classes
+    from streamer.stages import Stages
+
+    faces = Path(args.faces)
+    if not faces.is_dir():
+        raise ConfigError(f"--faces: not a folder: {faces}")
+    for folder in args.distractors:
+        if not Path(folder).is_dir():
+            raise ConfigError(f"--distractors: not a folder: {folder}")
+    unknown = sorted(set(args.conditions or ()) - set(CONDITIONS))
+    if unknown:
+        raise ConfigError(f"--conditions: unknown {', '.join(unknown)}; choose from {', '.join(CONDITIONS)}")
+    config = load_config(args.config) if args.config else parse_config({})
+    device = select_device(args.device)
+    stages = Stages.build(config, device)
+    embedders = {name: rest for name, *rest in _eval_embedders(args, config, stages, device)}
+    settings = IdentitySettings(size=config.pipeline.crop_size, probes_per_person=args.probes_per_person,
+                                seed=args.seed, people=args.people, gallery_sizes=tuple(args.sizes),
+                                conditions=tuple(args.conditions or CONDITIONS),
+                                min_occluded_fraction=config.pipeline.min_occluded_fraction)
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    for line in stages.describe():
+        say(line)
+    try:
+        data = build(faces, [Path(d) for d in args.distractors], stages,
+                     OccluderLibrary(Path(args.occluders) if args.occluders else None), settings, progress=say,
+                     cache_dir=Path(args.out) / "cache")
+    except ValueError as exc:
+        raise ConfigError(f"--faces: {exc}") from None
+    report = {"data": {"faces": str(faces), "enrolled": len(data.enrolled), "strangers": len(data.strangers),
+                       "probes": len(data.probes[0].people), "distractors": len(data.distractors),
+                       "skipped_photos": data.skipped_photos, "dropped_distractors": data.dropped_distractors,
+                       "seed": args.seed,
+                       "models": stages.describe()[1:4]},
+              "embedders": {}}
+    curves = {}
+    for name, (embedder, threshold, backend) in embedders.items():
+        say(f"scoring with {name}")
+        policy = reconstruction_classes(config.gallery.reconstruction_for, backend)
+        report["embedders"][name], curves[name] = score(data, embedder, threshold, settings,
+                                                        config.gallery.false_accept_rate or 0.01,
+                                                        None if policy is None else list(policy))
+    for path in write(report, curves, Path(args.out)):
+        print(f"wrote {path}")
+    return 0
+
+
+def _eval_embedders(args, config, stages, device):
+    """(name, embedder, operating threshold, backend) for each --embedder (default: the config's own)."""
+    from streamer.embed import build_embedder
+    from streamer.embed.arcface import ArcFaceConfig
+    from streamer.errors import ConfigError
+
+    specs = args.embedder or ["config"]
+    student = Path(args.student) if args.student else None
+    if student is not None:
+        from streamer.embed.student import fingerprint, teacher_of
+
+        if not student.is_file():
+            raise ConfigError(f"--student: not found: {student}")
+        teacher = teacher_of(student)
+        if not any(Path(spec).suffix.lower() == ".onnx" and Path(spec).is_file() and fingerprint(Path(spec)) == teacher
+                   for spec in specs):
+            raise ConfigError(f"--student: {student} is a student of none of the --embedder models")
+    for spec in specs:
+        if spec == "config":
+            embedder = stages.embedder
+            threshold = config.gallery.threshold or embedder.default_threshold
+            yield f"{config.embedder.backend} (config)", embedder, threshold, config.embedder.backend
+            continue
+        if spec in ("dlib", "lbp_histogram"):
+            from streamer.config import parse_config
+
+            embedder = build_embedder(parse_config({"embedder": {"backend": spec}}).embedder, device)
+        elif Path(spec).suffix.lower() == ".onnx" and Path(spec).is_file():
+            mine = student is not None and fingerprint(Path(spec)) == teacher
+            embedder = build_embedder(ArcFaceConfig(backend="arcface", model=Path(spec),
+                                                    student=student if mine else None), device)
+        else:
+            raise ConfigError(f"--embedder: {spec!r} is neither dlib, lbp_histogram nor an existing ArcFace .onnx")
+        backend = "arcface" if spec.endswith(".onnx") else spec
+        yield Path(spec).stem if spec.endswith(".onnx") else spec, embedder, embedder.default_threshold, backend
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -371,6 +479,29 @@ def build_parser() -> argparse.ArgumentParser:
     inp.add_argument("--init", help="start from this checkpoint's weights (a new schedule: fine-tuning)")
     inp.set_defaults(func=cmd_train_inpainter)
 
+    emb = train_sub.add_parser("embedder", help="a mask-robust student of an ArcFace-layout embedder (no labels)")
+    emb.add_argument("--teacher", required=True, help="ArcFace-layout .onnx: the gallery's embedder")
+    emb.add_argument("--faces", required=True, nargs="+", help="face banks from 'streamer data faces'")
+    emb.add_argument("--out", required=True, help="run folder (last.pt, best.pt, history.json, student.onnx)")
+    emb.add_argument("--occluders", help="folder of occluder templates (as for 'data occlusion')")
+    emb.add_argument("--exclude-like", nargs="+", default=[],
+                     help="face banks whose people must not be trained on (the evaluation people)")
+    emb.add_argument("--epochs", type=int, default=10)
+    emb.add_argument("--minutes", type=float, help="train for this long instead (the LR schedule follows time)")
+    emb.add_argument("--batch", type=int, default=32)
+    emb.add_argument("--lr", type=float, default=5e-5)
+    emb.add_argument("--clean-weight", type=float, default=1.0, help="weight of keeping clean faces in place")
+    emb.add_argument("--frozen-share", type=float, default=0.5,
+                     help="share of the teacher's weights, first layers first, left as they are (default 0.5)")
+    emb.add_argument("--device", default="cpu", help="cpu or cuda")
+    emb.add_argument("--workers", type=int, default=1, help="data-composing processes")
+    emb.add_argument("--seed", type=int, default=0)
+    emb.add_argument("--limit", type=int, help="use at most this many training faces")
+    emb.add_argument("--samples-per-epoch", type=int, help="composed samples per epoch (default: one per face)")
+    emb.add_argument("--log-every", type=int, default=50, help="steps between progress lines")
+    emb.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    emb.set_defaults(func=cmd_train_embedder)
+
     from streamer.bench.cli import add_parser as add_bench_parser
 
     add_bench_parser(sub)
@@ -388,6 +519,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     ev.add_argument("--json", help="also write the figures here")
     ev.set_defaults(func=cmd_eval_inpainter)
+
+    ev = eval_sub.add_parser("identity", help="is the right person named, across photos, per occluder and path")
+    ev.add_argument("--faces", required=True, help="evaluation faces: DIR/<person>/*.jpg, never trained on")
+    ev.add_argument("--config", help="pipeline config: its detector, occlusion, inpainter (and default embedder)")
+    ev.add_argument("--embedder", action="append", default=[],
+                    help="an ArcFace .onnx, dlib or lbp_histogram; repeat for more (default: the config's)")
+    ev.add_argument("--student", help="a student .onnx of one of the --embedder models ('streamer train embedder')")
+    ev.add_argument("--distractors", action="append", default=[],
+                    help="folder of faces of other people (one identity per photo) for the larger galleries")
+    ev.add_argument("--occluders", help="folder of occluder templates (as for 'data occlusion')")
+    ev.add_argument("--people", type=int, help="use at most this many people of --faces")
+    ev.add_argument("--probes-per-person", type=int, default=3)
+    ev.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000], help="gallery sizes (people)")
+    ev.add_argument("--conditions", nargs="+", help="clean and occluder classes (default: all)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    ev.add_argument("--out", required=True, help="folder for identity.json, identity.md, roc_*.png")
+    ev.set_defaults(func=cmd_eval_identity)
 
     p = sub.add_parser("export", help="export a trained model for the stream's runtimes")
     export_sub = p.add_subparsers(dest="export_command", required=True)

@@ -27,7 +27,8 @@ def _version(module: str) -> Check:
 
 def environment_checks() -> list[Check]:
     checks = [Check("python", True, platform.python_version())]
-    checks += [_version(m) for m in ("numpy", "cv2", "av", "onnxruntime", "insightface", "torch", "torchvision")]
+    checks += [_version(m) for m in ("numpy", "cv2", "av", "onnxruntime", "torch", "torchvision", "dlib",
+                                     "face_recognition_models")]
     from streamer.ultralytics_offline import import_ultralytics
 
     try:

@@ -165,11 +165,14 @@ class Decision:
     name: str | None  # None: unknown
     pseudo: bool
     score: float | None  # cosine of the matching embedding to the identity (None: a pseudo-identity just made)
-    matched_on: str | None  # "visible" | "reconstruction": which embedding decided
+    matched_on: str | None  # "visible" | "student" | "reconstruction": which embedding decided (the face as
+    # the camera saw it, embedded by the embedder or by its occlusion-robust student; or the reconstruction)
     score_visible: float | None  # the identity's score on what the camera saw
     score_reconstructed: float | None  # ... and on the reconstruction (None: nothing was reconstructed)
     threshold: float
     occluders: tuple[str, ...]
+    paths: tuple[str, ...] = ()  # the identity paths compared: the face as seen ("visible" or "student"), and
+    # "reconstruction" where gallery.reconstruction_for lets it decide for these occluders
 
     @property
     def match(self) -> Match:
@@ -250,7 +253,8 @@ def _decision_json(decision: Decision | None) -> dict:
 
     return {"identity": decision.name, "decided": True, "pseudo": decision.pseudo, "score": rounded(decision.score),
             "matched_on": decision.matched_on, "score_visible": rounded(decision.score_visible),
-            "score_reconstructed": rounded(decision.score_reconstructed), "threshold": rounded(decision.threshold)}
+            "score_reconstructed": rounded(decision.score_reconstructed), "threshold": rounded(decision.threshold),
+            "paths": list(decision.paths)}
 
 
 @dataclass(frozen=True)

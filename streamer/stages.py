@@ -163,14 +163,21 @@ class Stages:
                 self.reconstructions.store(frame.stream, frame.index, face)
         self.times.add(Stage.INPAINT, time.perf_counter() - t, len(fresh), results)
 
-        # Both what the camera saw and the reconstruction are embedded, in one batch: the track's
-        # decision says which one matched, so an operator sees whether reconstruction helped.
+        # Both what the camera saw and the reconstruction are embedded: the track's decision says which one
+        # matched, so an operator sees whether reconstruction helped. What the camera saw goes to the
+        # embedder's student where it has one (trained for occluded faces, in the gallery's space).
         t = time.perf_counter()
         faces = [f for _, f in due]
         rebuilt = [f for f in faces if f.reconstructed]
         if faces:
-            views = np.stack([f.crop.image for f in faces] + [f.reconstruction for f in rebuilt])
-            embeddings = self.embedder.embed(views)
+            seen = [f.crop.image for f in faces]
+            reconstructions = [f.reconstruction for f in rebuilt]
+            if self.embedder.student is None:  # one batch
+                embeddings = self.embedder.embed(np.stack(seen + reconstructions))
+            else:
+                embeddings = self.embedder.student.embed(np.stack(seen))
+                if reconstructions:
+                    embeddings = np.concatenate([embeddings, self.embedder.embed(np.stack(reconstructions))])
             weights = self.embedder.visible_dims(np.stack([f.occlusion.mask for f in faces]))
             for i, face in enumerate(faces):
                 face.embedding = embeddings[i]

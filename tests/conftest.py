@@ -29,6 +29,21 @@ def need_shared(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def face_bank(tmp_path_factory):
+    """A face bank of 40 real photos (SCRFD-aligned by the CLI)."""
+    photos = sorted(need_shared("data", "masked_faces", "without_mask").iterdir())[:40]
+    root = tmp_path_factory.mktemp("photos") / "without_mask"
+    root.mkdir()
+    for photo in photos:
+        (root / photo.name).symlink_to(photo)
+    out = tmp_path_factory.mktemp("bank")
+    result = run_cli("data", "faces", "--faces", str(root), "--detector-model",
+                     str(need_shared("models", "scrfd_500m_bnkps.onnx")), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
 def run_cli(*args: str, timeout: float = 300, cwd: Path | None = None, env: dict | None = None):
     """Runs ``python -m streamer ARGS`` as a user would; returns the CompletedProcess."""
     return subprocess.run(

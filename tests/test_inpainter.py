@@ -21,18 +21,8 @@ def cpu():
 
 
 @pytest.fixture(scope="module")
-def bank(tmp_path_factory):
-    """A face bank of 40 real photos (SCRFD-aligned by the CLI)."""
-    photos = sorted(need_shared("data", "masked_faces", "without_mask").iterdir())[:40]
-    root = tmp_path_factory.mktemp("photos") / "without_mask"
-    root.mkdir()
-    for photo in photos:
-        (root / photo.name).symlink_to(photo)
-    out = tmp_path_factory.mktemp("bank")
-    result = run_cli("data", "faces", "--faces", str(root), "--detector-model",
-                     str(need_shared("models", "scrfd_500m_bnkps.onnx")), "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    return out
+def bank(face_bank):
+    return face_bank
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))

@@ -104,6 +104,26 @@ def test_identity_waits_for_usable_faces_and_says_what_matched(tmp_path):
     assert identity["occluders"] == ["face_mask"] and identity["reconstructed"] is True
 
 
+def test_a_reconstruction_decides_only_for_the_occluders_it_helps(tmp_path):
+    """gallery.reconstruction_for leaves out the classes whose reconstruction lowers identity: the face is
+    still reconstructed (and shown SYNTHETIC), but only what the camera saw is matched."""
+    store = _store(tmp_path)
+    hidden = _stranger(11)  # what the camera saw: the sunglasses hide who it is
+    worn = [[_face(hidden, occluders=["sunglasses"], reconstruction=_noisy(PEOPLE["alice"], seed=i))]
+            for i in range(3)]
+    for policy, expected in ((None, "alice"), (("face_mask",), None), (("sunglasses",), "alice")):
+        resolver = _resolver(store)
+        resolver.reconstruction_for = policy
+        events = TrackEvents("cam", resolver, min_hits=1, max_misses=5)
+        decided = [e.to_json() for e in _frames(events, worn) if e.kind is EventKind.IDENTITY]
+        last = decided[-1]
+        if expected:
+            assert last["identity"] == expected and last["matched_on"] == "reconstruction"
+        else:  # not alice: a stranger to the gallery, kept as a pseudo-identity from what the camera saw
+            assert last["identity"].startswith("unknown-") and last["matched_on"] == "visible"
+            assert all(e["score_reconstructed"] is None for e in decided)
+
+
 def test_threshold_per_occluder_class(tmp_path):
     store = _store(tmp_path)
     weak = PEOPLE["bob"] * 0.45 + _unit(RNG.normal(size=16)) * 0.9  # bob, badly hidden: cosine about 0.45
@@ -284,3 +304,34 @@ def test_store_errors_name_the_file(tmp_path):
         connect(bad)
     missing = run_cli("gallery", "list", "--db", str(tmp_path / "nowhere.db"))
     assert missing.returncode == 2 and "nowhere.db" in missing.stderr
+
+
+def test_the_threshold_rises_with_the_gallery_so_strangers_stay_unnamed(tmp_path):
+    """At one comparison, 0.25 would be a fair threshold; against 300 people a stranger passes it often."""
+    from streamer.store.database import transaction
+
+    rng = np.random.default_rng(3)
+    people = [_unit(v) for v in rng.normal(size=(300, 128))]
+    store = GalleryStore(connect(tmp_path / "large.db"))
+    with transaction(store.conn):
+        for k, vector in enumerate(people):
+            identity = store._insert_identity(f"p{k:03d}", "person", 0.0)
+            store._insert_face(identity, _sharp_crop(k % 5), f"p{k}.jpg", 1, MODEL, vector, 0.0)
+
+    def resolver(**gallery) -> IdentityResolver:
+        return IdentityResolver(GalleryIndex.load(store, MODEL, "test"), GalleryConfig(**gallery),
+                                IdentityConfig(min_frames=2, pseudo_identities=False), 0.25, store)
+
+    fixed, calibrated = resolver(false_accept_rate=None), resolver()
+    assert fixed.threshold() == 0.25 and 0.3 < calibrated.threshold() < 0.45
+    other = rng.normal(size=128)
+    other = _unit(other - (other @ people[0]) * people[0])  # unlike p000 at all
+    stranger = _unit(0.32 * people[0] + 0.95 * other)  # as like p000 as a stranger may be by chance
+    enrolled = _unit(0.7 * people[7] + 0.7 * _unit(rng.normal(size=128)))  # p007 on another photo
+
+    def named(resolver, vector) -> list:
+        events = _frames(TrackEvents("cam", resolver, 1, 2), [[_face(_noisy(vector, 0.02, seed=i))] for i in range(3)])
+        return [e.decision.name for e in events if e.kind is EventKind.IDENTITY and e.decision.name]
+
+    assert named(fixed, stranger) == ["p000"] and named(calibrated, stranger) == []
+    assert named(fixed, enrolled) == named(calibrated, enrolled) == ["p007"]

@@ -53,11 +53,12 @@ class ComposeSettings:
 
 
 def compose(face: np.ndarray, landmarks: np.ndarray, library: OccluderLibrary, rng: np.random.Generator,
-            settings: ComposeSettings = ComposeSettings()) -> Sample:
-    """Occluders on ``face`` (an aligned (S, S, 3) crop whose 5 points are ``landmarks``)."""
+            settings: ComposeSettings = ComposeSettings(), classes: list[str] | None = None) -> Sample:
+    """Occluders on ``face`` (an aligned (S, S, 3) crop whose 5 points are ``landmarks``): ``classes`` if
+    given (an evaluation asks for each class in turn; [] for none), else drawn as ``settings`` say."""
     size = face.shape[0]
     frame = FaceFrame(np.asarray(landmarks, np.float32))
-    names = _pick_classes(rng, settings)
+    names = _pick_classes(rng, settings) if classes is None else list(classes)
     skin = skin_tone(face, frame)
     light = float(np.clip(cv2.cvtColor(face, cv2.COLOR_BGR2GRAY).mean() / 130.0, 0.5, 1.5))
     canvas = face.astype(np.float32)

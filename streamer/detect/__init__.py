@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from engines import Device
+from streamer.detect.dlib_detector import DlibDetector, DlibDetectorConfig
 from streamer.detect.haar import HaarConfig, HaarDetector
 from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
 from streamer.records import AlignedCrop, Detections
@@ -28,9 +29,9 @@ class FaceDetector(Protocol):
         ...
 
 
-DetectorConfig = Annotated[HaarConfig | ScrfdConfig, Field(discriminator="backend")]
+DetectorConfig = Annotated[HaarConfig | ScrfdConfig | DlibDetectorConfig, Field(discriminator="backend")]
 
-_BACKENDS = {"haar": HaarDetector, "scrfd": ScrfdDetector}
+_BACKENDS = {"haar": HaarDetector, "scrfd": ScrfdDetector, "dlib": DlibDetector}
 
 
 def build_detector(config: DetectorConfig, device: Device) -> FaceDetector:

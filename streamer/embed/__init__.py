@@ -9,6 +9,7 @@ from pydantic import Field
 
 from engines import Device
 from streamer.embed.arcface import ArcFaceConfig, ArcFaceEmbedder
+from streamer.embed.dlib_resnet import DlibEmbedderConfig, DlibResnetEmbedder
 from streamer.embed.lbp_histogram import LbpHistogramConfig, LbpHistogramEmbedder
 from streamer.embed.vectors import l2_normalise
 
@@ -19,6 +20,9 @@ class FaceEmbedder(Protocol):
     description: str
     model_id: str  # embeddings from different models are never compared
     default_threshold: float  # cosine similarity that names a face, unless gallery.threshold overrides it
+    # Embeds what cameras see into this embedder's space, trained to be robust to occluders (``streamer train
+    # embedder``); the gallery and reconstructions keep this embedder. None: this embedder embeds everything.
+    student: FaceEmbedder | None
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         """(n, S, S, 3) uint8 BGR aligned crops -> (n, D) float32, L2-normalised."""
@@ -33,9 +37,9 @@ class FaceEmbedder(Protocol):
         ...
 
 
-EmbedderConfig = Annotated[LbpHistogramConfig | ArcFaceConfig, Field(discriminator="backend")]
+EmbedderConfig = Annotated[LbpHistogramConfig | ArcFaceConfig | DlibEmbedderConfig, Field(discriminator="backend")]
 
-_BACKENDS = {"lbp_histogram": LbpHistogramEmbedder, "arcface": ArcFaceEmbedder}
+_BACKENDS = {"lbp_histogram": LbpHistogramEmbedder, "arcface": ArcFaceEmbedder, "dlib": DlibResnetEmbedder}
 
 
 def build_embedder(config: EmbedderConfig, device: Device) -> FaceEmbedder:

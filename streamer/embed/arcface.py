@@ -6,7 +6,6 @@ The network runs on the project's engine layer; the pre-processing is insightfac
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +17,7 @@ from engines import Device
 from engines.onnxruntime_engine import OnnxRuntimeEngine
 from streamer.config_base import ExistingPath, StrictModel
 from streamer.detect.scrfd import scrfd_layout
+from streamer.embed.student import fingerprint, teacher_of
 from streamer.embed.vectors import l2_normalise
 from streamer.errors import ModelError
 from streamer.model_files import open_onnx_model, resolve_model_file, warm_up
@@ -29,6 +29,8 @@ UNBOUNDED_BATCH = 256  # crops per call where the model's batch axis is dynamic
 class ArcFaceConfig(StrictModel):
     backend: Literal["arcface"]
     model: ExistingPath = Field(description="ArcFace .onnx file, or an insightface model-pack folder (w600k_*.onnx)")
+    student: ExistingPath | None = Field(None, description="a student of this model ('streamer train embedder'): it "
+                                         "embeds what cameras see; the gallery keeps this model's embeddings")
 
 
 def input_normalisation(path: Path) -> tuple[float, float]:
@@ -45,8 +47,12 @@ def input_normalisation(path: Path) -> tuple[float, float]:
 
 
 class ArcFaceEmbedder:
-    def __init__(self, config: ArcFaceConfig, device: Device):
+    student: ArcFaceEmbedder | None = None  # embeds probes into this model's space; None: this model does
+
+    def __init__(self, config: ArcFaceConfig, device: Device, *, student_of: str | None = None):
         path = resolve_model_file(config.model, "w600k_*.onnx")
+        if student_of is not None:
+            _check_student(path, student_of)
         self._engine = open_onnx_model(path, device, EXPECTED)
         _check_embedder(self._engine, path)
         self._input_name = self._engine.input_names[0]
@@ -58,10 +64,15 @@ class ArcFaceEmbedder:
         self._max_batch = batch or UNBOUNDED_BATCH
         # ArcFace-family cosines: same person typically 0.4-0.8, different people below 0.2.
         self.default_threshold = 0.35
-        with open(path, "rb") as f:
-            self.model_id = f"arcface:{path.stem}:{hashlib.sha256(f.read()).hexdigest()[:12]}"
+        self.fingerprint = fingerprint(path)
+        self.model_id = f"arcface:{path.stem}:{self.fingerprint}"
         self.description = f"ArcFace {path.name} ({self._size}px) on {device}"
         warm_up(path, lambda: self.embed(np.zeros((1, self._size, self._size, 3), np.uint8)))
+        if config.student is not None:
+            self.student = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=config.student), device,
+                                           student_of=self.fingerprint)
+            self.student.model_id = self.model_id  # its embeddings live in this model's space, by training
+            self.description += f", probes by its student {config.student.name}"
 
     def visible_dims(self, masks: np.ndarray) -> None:
         return None
@@ -84,6 +95,17 @@ class ArcFaceEmbedder:
         blob = cv2.dnn.blobFromImages(list(crops), 1.0 / self._std, (self._size, self._size), (self._mean,) * 3,
                                       swapRB=True)
         return self._engine.run({self._input_name: blob})[0].reshape(len(crops), -1)[:n]
+
+
+def _check_student(path: Path, teacher: str) -> None:
+    """A ModelError unless ``path`` is a student trained from the model whose fingerprint is ``teacher``."""
+    trained_from = teacher_of(path)
+    if trained_from is None:
+        raise ModelError(f"embedder.student: {path} is not a student embedder (train one with 'streamer train "
+                         f"embedder --teacher EMBEDDER.onnx')")
+    if trained_from != teacher:
+        raise ModelError(f"embedder.student: {path} was trained from another model (sha256 {trained_from}...) than "
+                         f"embedder.model (sha256 {teacher}...): its embeddings cannot be compared with that gallery")
 
 
 def _check_embedder(engine: OnnxRuntimeEngine, path: Path) -> None:

@@ -33,6 +33,8 @@ MEAN_DESCRIPTOR = Path(__file__).with_name("lbp_mean_descriptor.npy")
 
 
 class LbpHistogramEmbedder:
+    student = None  # no student can be trained from this model
+
     def __init__(self, config: LbpHistogramConfig, device: Device):
         self._grid = config.grid
         self._radius = config.radius

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from streamer.config_base import StrictModel
 from streamer.errors import StreamerError
-from streamer.identify.gallery import GalleryConfig, GalleryIndex, enroll, photos_by_name
+from streamer.identify.gallery import GalleryConfig, GalleryIndex, enroll, photos_by_name, reconstruction_classes
 from streamer.identify.track_identity import IdentityConfig, IdentityResolver
 from streamer.store.database import connect
 from streamer.store.gallery import GalleryStore
@@ -45,9 +45,12 @@ class Identification:
     path: Path
 
     def describe(self) -> str:
-        index = self.resolver.index
+        index, resolver = self.resolver.index, self.resolver
+        rate = resolver.gallery.false_accept_rate
+        held = f", {resolver.threshold():.3f} now to hold {rate:.1%} false accepts" \
+            if rate and resolver.threshold() > resolver.base_threshold else ""
         return (f"gallery:   {index.people} people, {len(index) - index.people} pseudo-identities, "
-                f"threshold {self.resolver.base_threshold} ({self.path})")
+                f"threshold {resolver.base_threshold}{held} ({self.path})")
 
     def close(self) -> None:
         self.conn.close()
@@ -82,7 +85,11 @@ def open_identification(config, detector, embedder) -> Identification:
         conn.close()
         raise
     threshold = config.gallery.threshold if config.gallery.threshold is not None else embedder.default_threshold
-    return Identification(conn, IdentityResolver(index, config.gallery, config.identity, threshold, store), path)
+    resolver = IdentityResolver(index, config.gallery, config.identity, threshold, store,
+                                seen_path="visible" if embedder.student is None else "student",
+                                reconstruction_for=reconstruction_classes(config.gallery.reconstruction_for,
+                                                                          config.embedder.backend))
+    return Identification(conn, resolver, path)
 
 
 def _enroll_folder(store: GalleryStore, config, detector, embedder) -> None:

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from streamer.config_base import StrictModel
 from streamer.embed.vectors import l2_normalise
+from streamer.identify.calibration import held_threshold
 from streamer.identify.gallery import GalleryConfig, GalleryIndex
 from streamer.identify.quality import QualityConfig, assess
 from streamer.records import Decision, Face
@@ -88,10 +89,20 @@ class IdentityResolver:
     """Shared by all streams: the gallery index, the store and the rules."""
 
     def __init__(self, index: GalleryIndex, gallery: GalleryConfig, config: IdentityConfig, base_threshold: float,
-                 store: GalleryStore | None = None):
+                 store: GalleryStore | None = None, seen_path: str = "visible",
+                 reconstruction_for: tuple[str, ...] | None = None):
         self.index, self.gallery, self.config = index, gallery, config
+        self.seen_path = seen_path  # what embedded the face as the camera saw it: "visible" or its "student"
+        self.reconstruction_for = reconstruction_for  # occluders matched on their reconstruction; None: all
         self.base_threshold = base_threshold
         self.store = store
+
+    def threshold(self, comparisons_per_identity: int = 1) -> float:
+        """The score that names a face now: the fixed threshold, raised as the gallery grows to hold
+        ``gallery.false_accept_rate`` (identify/calibration.py); a face matched on its reconstruction as well
+        is compared twice with each identity."""
+        return held_threshold(self.base_threshold, self.index.impostors(), comparisons_per_identity * len(self.index),
+                              self.gallery.false_accept_rate)
 
     def new_track(self) -> TrackIdentity:
         return TrackIdentity(samples=collections.deque(maxlen=self.config.window))
@@ -119,7 +130,10 @@ class IdentityResolver:
             return state.decision
         visible, seen, reconstruction = state.aggregate()
         occluders = state.occluders()
-        threshold = self.gallery.threshold_for(occluders, self.base_threshold)
+        if self.reconstruction_for is not None and not any(c in self.reconstruction_for for c in occluders):
+            reconstruction = None  # shown on the video, marked SYNTHETIC, but it lowers identity for these occluders
+        paths = (self.seen_path, *(("reconstruction",) if reconstruction is not None else ()))
+        threshold = self.gallery.threshold_for(occluders, self.threshold(len(paths)))
         identities, visible_scores = self.index.scores(visible[None], None if seen is None else seen[None])
         if reconstruction is not None:
             _, reconstructed_scores = self.index.scores(reconstruction[None])
@@ -135,9 +149,9 @@ class IdentityResolver:
             on_reconstruction = reconstructed_scores is not None and \
                 reconstructed_scores[column] > visible_scores[column]
             return Decision(identity, self.index.names[identity], bool(pseudo[column]), float(combined[column]),
-                            "reconstruction" if on_reconstruction else "visible", float(visible_scores[column]),
+                            "reconstruction" if on_reconstruction else self.seen_path, float(visible_scores[column]),
                             float(reconstructed_scores[column]) if reconstructed_scores is not None else None,
-                            threshold, occluders)
+                            threshold, occluders, paths)
 
         # Enrolled people win over pseudo-identities: a stranger's pseudo-identity, made from the track's
         # own faces, would otherwise always outscore the person an operator enrolled later.
@@ -159,12 +173,12 @@ class IdentityResolver:
                                                              "pseudo-identity")
             self.index.add(state.pseudo_id, name, True, vector)
             return Decision(state.pseudo_id, name, True, None, "reconstruction" if reconstruction is not None
-                            else "visible", None, None, threshold, occluders)
+                            else self.seen_path, None, None, threshold, occluders, paths)
         best_visible = float(visible_scores.max()) if visible_scores.size else None
         best_reconstructed = float(reconstructed_scores.max()) if reconstructed_scores is not None and \
             reconstructed_scores.size else None
         return Decision(None, None, False, float(combined.max()) if combined.size else None, None, best_visible,
-                        best_reconstructed, threshold, occluders)
+                        best_reconstructed, threshold, occluders, paths)
 
     def _may_make_pseudo(self, state: TrackIdentity, min_frames: int) -> bool:
         needed = min(self.config.pseudo_min_frames, self.config.window) if min_frames > 1 else 1

@@ -40,6 +40,7 @@ from streamer.train.inpainter_losses import (
     lsgan_real,
     weighted_total,
 )
+from streamer.train.schedule import warmup_cosine
 
 VALIDATION_FACES = 256
 GRID_FACES = 8
@@ -143,11 +144,8 @@ class _Run:
     def learning_rate(self, epoch_fraction: float) -> float:
         """Linear warm-up over the first 2% of training, then cosine to 5% of the peak."""
         spec = self.spec
-        progress = (self.seconds / (spec.minutes * 60)) if spec.minutes else epoch_fraction / spec.epochs
-        progress = min(max(progress, 0.0), 1.0)
-        if progress < 0.02:
-            return spec.lr * max(progress / 0.02, 0.05)
-        return spec.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (progress - 0.02) / 0.98)))
+        return warmup_cosine(spec.lr, (self.seconds / (spec.minutes * 60)) if spec.minutes
+                             else epoch_fraction / spec.epochs)
 
     def train_step(self, occluded, original, hole, lr: float) -> dict[str, float]:
         for group in self.optimizer.param_groups:

@@ -1,0 +1,60 @@
+"""A student embedder: its teacher's ONNX graph with retrained weights, and the teacher it belongs to.
+
+The student (``streamer train embedder``) maps an occluded face to where its teacher puts the same face
+clean, so its embeddings are compared with a gallery the TEACHER embedded. That only holds for the very
+teacher it learned from: the file names it (a fingerprint of the teacher's bytes, in the ONNX metadata),
+and the stream refuses a student whose teacher is not its embedder's model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+TEACHER_KEY = "streamer.student_of"
+RECIPE_KEY = "streamer.recipe"
+
+
+def fingerprint(path: Path) -> str:
+    """The model file's identity: the first 12 hex digits of its SHA-256 (as in an embedder's model_id)."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:12]
+
+
+def teacher_of(path: Path) -> str | None:
+    """The fingerprint of the teacher a student ONNX was trained from; None for any other model."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next((p.value for p in model.metadata_props if p.key == TEACHER_KEY), None)
+
+
+def write_student(teacher: Path, weights: dict[str, np.ndarray], out: Path, recipe: dict) -> Path:
+    """The teacher's graph with ``weights`` (ONNX initializer name -> array) in place of its own, written
+    atomically to ``out``: a run killed while writing leaves the previous file, never half a model."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(teacher))
+    replaced = 0
+    for index, init in enumerate(model.graph.initializer):
+        if init.name in weights:
+            array = np.asarray(weights[init.name]).astype(numpy_helper.to_array(init).dtype)
+            model.graph.initializer[index].CopyFrom(numpy_helper.from_array(array, init.name))
+            replaced += 1
+    if replaced == 0:
+        raise ValueError(f"none of the student's weights match an initializer of {teacher}")
+    for key, value in ((TEACHER_KEY, fingerprint(teacher)), (RECIPE_KEY, json.dumps(recipe, sort_keys=True))):
+        kept = [p for p in model.metadata_props if p.key != key]
+        del model.metadata_props[:]
+        model.metadata_props.extend(kept)
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.onnx")
+    onnx.save(model, str(tmp))
+    tmp.replace(out)
+    return out

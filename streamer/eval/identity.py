@@ -1,0 +1,395 @@
+"""``streamer eval identity``: is the right person named, across photos, per occluder and identity path?
+
+The protocol (issue 15): people from an evaluation set no model was trained on are split, by a hash of
+their folder name, into the enrolled and strangers. Each enrolled person's gallery holds ONE clean
+photo; probes are OTHER photos of them, and photos of strangers, who are never enrolled. Every probe is
+shown under each condition: camera faults only ("clean"), and camera faults with each occluder class of
+the data engine (face masks from every template, sunglasses, hands, ...). The product's own stages then
+see it as a stream would: its occluder segmentation (not the true mask), its inpainter, its embedders.
+
+Identity paths: ``visible`` (the face as the camera saw it), ``student`` (the same face embedded by the
+embedder's occlusion-robust student, where it has one), ``reconstruction`` (the inpainted face, where the
+segmenter found an occluder; the visible face where it found none) and ``fused``, the product's decision:
+the student (else the visible face), and, for the occluder classes ``gallery.reconstruction_for`` names,
+each identity's better score of that and the reconstruction.
+
+Figures per embedder, condition and path: verification (TAR at FAR 1% and 0.1%, AUC) over genuine pairs
+(a probe and its own person's gallery photo) and impostor pairs (a probe and anyone else's); rank-1
+identification of enrolled probes; and the open-set outcome at the operating threshold for galleries of
+100, 1,000 and 10,000 people (distractor identities, one photo each, from folders of faces the probes
+never come from): enrolled probes named right, named as someone else, and strangers named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamer.datagen.compose import ComposeSettings, compose
+from streamer.datagen.occluders import CLASSES, OccluderLibrary
+from streamer.detect import align_most_confident
+from streamer.identify.gallery import IMAGE_SUFFIXES, GalleryIndex
+from streamer.inpaint import inpaint_batched
+from streamer.records import AlignedCrop
+from streamer.store.gallery import ModelVectors
+
+CONDITIONS = ("clean", *CLASSES)
+# "student" where the embedder has one; "fused_recommended": the product's rule with the classes this evaluation
+# recommends for gallery.reconstruction_for, where they differ from the config's
+PATHS = ("visible", "student", "reconstruction", "fused", "fused_recommended")
+FAULTS = ComposeSettings(degrade_share=1.0)  # every probe through the camera faults; the gallery photo is clean
+BATCH = 64
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    size: int = 112  # aligned crop side, as the stream's pipeline.crop_size
+    probes_per_person: int = 3
+    strangers_share: float = 1 / 3
+    seed: int = 0
+    people: int | None = None  # use at most this many people of the set (quick runs)
+    conditions: tuple[str, ...] = CONDITIONS
+    gallery_sizes: tuple[int, ...] = (100, 1000, 10000)
+    min_occluded_fraction: float = 0.05  # as pipeline.min_occluded_fraction: less hidden is not inpainted
+    # Distractors at least this like an evaluated face (the config's embedder) are left out: maybe the same person.
+    same_person_similarity: float = 0.5
+
+
+@dataclass
+class Photo:
+    person: str
+    path: Path
+    crop: np.ndarray  # (S, S, 3) uint8 BGR, aligned
+    points: np.ndarray  # (5, 2) its landmarks in the crop
+
+
+@dataclass
+class Probes:
+    """Every probe image of one condition, row-aligned."""
+
+    condition: str
+    people: list[str]  # whose photo each is
+    enrolled: np.ndarray  # (n,) bool: the person is enrolled (else a stranger)
+    images: np.ndarray  # (n, S, S, 3) uint8 BGR, as the camera saw them
+    masks: np.ndarray  # (n, S, S) bool: what the product's segmenter found
+    found: list[tuple[str, ...]]  # the classes it named
+    reconstructions: np.ndarray  # (n, S, S, 3): inpainted where it found enough, else the image itself
+
+
+@dataclass
+class EvalData:
+    enrolled: list[str]
+    strangers: list[str]
+    gallery: np.ndarray  # (E, S, S, 3): one clean photo per enrolled person, in ``enrolled`` order
+    distractors: np.ndarray  # (D, S, S, 3): one face each of people outside the evaluation set
+    probes: list[Probes]
+    skipped_photos: int  # photos where the detector found no face
+    dropped_distractors: int = 0  # distractors too like someone of the evaluation set (maybe the same person)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def list_people(folder: Path, limit: int | None = None) -> dict[str, list[Path]]:
+    people = {}
+    for entry in sorted(p for p in folder.iterdir() if p.is_dir()):
+        photos = sorted(p for p in entry.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if len(photos) >= 2:  # a gallery photo and at least one other
+            people[entry.name] = photos
+    if not people:
+        raise ValueError(f"no person folders with two photos or more in {folder} (expected DIR/<person>/*.jpg)")
+    names = list(people)[:limit] if limit else list(people)
+    return {name: people[name] for name in names}
+
+
+def is_stranger(person: str, share: float, seed: int) -> bool:
+    """By a hash of the name: the same split whatever the order or number of people listed."""
+    digest = hashlib.sha256(f"{seed}:{person}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+class AlignmentCache:
+    """Each photo's aligned face (or that it has none), kept between runs: aligning 10,000 distractors costs
+    most of a run, and it depends only on the photo, the detector and the crop size."""
+
+    def __init__(self, folder: Path | None, detector, size: int):
+        key = hashlib.sha256(f"{detector.description}|{size}".encode()).hexdigest()[:12]
+        self.path = folder / f"aligned-{key}.npz" if folder else None
+        self.detector, self.size = detector, size
+        self._known: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+        self._added = False
+        if self.path and self.path.exists():
+            with np.load(self.path) as data:
+                for name, crop, points, found in zip(data["paths"], data["crops"], data["points"], data["found"]):
+                    self._known[str(name)] = (crop, points) if found else None
+
+    def align(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+        """(crop, its 5 points) of the photo's most confident face, or None."""
+        name = str(path.resolve())
+        if name not in self._known:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            found = align_most_confident(self.detector, image, self.size) if image is not None else None
+            self._known[name] = (found[0].image, found[1]) if found else None
+            self._added = True
+        return self._known[name]
+
+    def save(self) -> None:
+        if not self.path or not self._added:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        names = list(self._known)
+        blank = (np.zeros((self.size, self.size, 3), np.uint8), np.zeros((5, 2), np.float32))
+        items = [self._known[n] or blank for n in names]
+        np.savez(self.path.with_suffix(".tmp.npz"), paths=np.array(names), crops=np.stack([i[0] for i in items]),
+                 points=np.stack([i[1] for i in items]), found=np.array([self._known[n] is not None for n in names]))
+        self.path.with_suffix(".tmp.npz").replace(self.path)
+
+
+def align_photos(paths: list[Path], cache: AlignmentCache, person: str) -> tuple[list[Photo], int]:
+    photos, skipped = [], 0
+    for path in paths:
+        found = cache.align(path)
+        if found is None:
+            skipped += 1
+            continue
+        photos.append(Photo(person, path, *found))
+    return photos, skipped
+
+
+def build(faces: Path, distractor_folders: list[Path], stages, library: OccluderLibrary, settings: IdentitySettings,
+          progress: Callable[[str], None] = lambda line: None, cache_dir: Path | None = None) -> EvalData:
+    """Aligns every photo with the stages' detector (kept in ``cache_dir`` between runs), composes the probes,
+    and runs them through the stages' segmenter and inpainter (the embedders come later: the same probes
+    serve each)."""
+    started = time.perf_counter()
+    cache = AlignmentCache(cache_dir, stages.detector, settings.size)
+    people = list_people(faces, settings.people)
+    enrolled, strangers, gallery, probe_photos, skipped = [], [], [], [], 0
+    for k, (person, paths) in enumerate(people.items()):
+        photos, missed = align_photos(paths, cache, person)
+        skipped += missed
+        stranger = is_stranger(person, settings.strangers_share, settings.seed)
+        if len(photos) < (1 if stranger else 2):
+            continue
+        if stranger:
+            strangers.append(person)
+            probe_photos += photos[:settings.probes_per_person]
+        else:
+            enrolled.append(person)
+            gallery.append(photos[0].crop)
+            probe_photos += photos[1:1 + settings.probes_per_person]
+        if (k + 1) % 50 == 0:
+            progress(f"aligned {k + 1}/{len(people)} people")
+    seconds = {"align": time.perf_counter() - started}
+    distractors = _distractors(distractor_folders, cache, settings, progress)
+    cache.save()
+    everyone = np.stack([p.crop for p in probe_photos] + gallery)
+    distractors, dropped = _unlike(distractors, everyone, stages.embedder, settings.same_person_similarity)
+    seconds["distractors"] = time.perf_counter() - started - seconds["align"]
+    probes = []
+    for condition in settings.conditions:
+        t = time.perf_counter()
+        probes.append(_probes(condition, probe_photos, set(enrolled), stages, library, settings))
+        seconds[condition] = time.perf_counter() - t
+        progress(f"probes, {condition}: {len(probe_photos)} through the segmenter and inpainter")
+    return EvalData(enrolled, strangers, np.stack(gallery), distractors, probes, skipped, dropped, seconds)
+
+
+def _distractors(folders: list[Path], cache: AlignmentCache, settings: IdentitySettings, progress) -> np.ndarray:
+    wanted = max(settings.gallery_sizes, default=0)
+    paths = [p for folder in folders for p in sorted(folder.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+    rng = np.random.default_rng(settings.seed)
+    paths = [paths[i] for i in rng.permutation(len(paths))[:wanted]]
+    crops = []
+    for k, path in enumerate(paths):
+        photos, _ = align_photos([path], cache, "distractor")
+        crops += [p.crop for p in photos]
+        if (k + 1) % 500 == 0:
+            progress(f"distractors: {k + 1}/{len(paths)} photos")
+    return np.stack(crops) if crops else np.zeros((0, settings.size, settings.size, 3), np.uint8)
+
+
+def _unlike(distractors: np.ndarray, faces: np.ndarray, embedder, similarity: float) -> tuple[np.ndarray, int]:
+    """The distractors whose face is not like any of ``faces``: sets of celebrities (CelebAMask-HQ, CelebA)
+    share people, and a distractor who is an evaluated person would count a right match as a wrong one."""
+    if not len(distractors) or similarity >= 1:
+        return distractors, 0
+    reference = embed_all(embedder, faces)
+    closest = np.concatenate([(embed_all(embedder, distractors[s:s + 1024]) @ reference.T).max(axis=1)
+                              for s in range(0, len(distractors), 1024)])
+    keep = closest < similarity
+    return distractors[keep], int((~keep).sum())
+
+
+def _probes(condition: str, photos: list[Photo], enrolled: set[str], stages, library: OccluderLibrary,
+            settings: IdentitySettings) -> Probes:
+    images = []
+    for k, photo in enumerate(photos):
+        # Each (condition, photo) its own random stream: a condition's probes are the same in every run.
+        rng = np.random.default_rng([settings.seed, CONDITIONS.index(condition), k])
+        classes = [] if condition == "clean" else [condition]
+        for _ in range(8):  # an occluder can land off the face: draw again
+            sample = compose(photo.crop, photo.points, library, rng, FAULTS, classes=classes)
+            if condition == "clean" or sample.instances:
+                break
+        images.append(sample.occluded)
+    images = np.stack(images)
+    masks, found, reconstructions = _product_stages(images, stages, settings.min_occluded_fraction)
+    return Probes(condition, [p.person for p in photos], np.array([p.person in enrolled for p in photos]), images,
+                  masks, found, reconstructions)
+
+
+def _product_stages(images: np.ndarray, stages, min_fraction: float):
+    """The stream's segmenter and inpainter on the probes, batched as the stream batches them."""
+    identity = np.eye(2, 3, dtype=np.float32)  # the crops are aligned already: the matrix is not used
+    masks, found = [], []
+    for start in range(0, len(images), BATCH):
+        for occlusion in stages.segmenter.segment([AlignedCrop(im, identity) for im in images[start:start + BATCH]]):
+            masks.append(occlusion.mask)
+            found.append(occlusion.classes if occlusion.fraction >= min_fraction else ())
+    masks = np.stack(masks)
+    reconstructions = images.copy()
+    todo = np.flatnonzero([bool(f) for f in found])
+    if len(todo):
+        reconstructions[todo] = inpaint_batched(stages.inpainter, images[todo], masks[todo])
+    return masks, found, reconstructions
+
+
+# -- scoring -------------------------------------------------------------------------------------------
+
+
+def embed_all(embedder, images: np.ndarray) -> np.ndarray:
+    return np.concatenate([embedder.embed(images[s:s + BATCH]) for s in range(0, len(images), BATCH)]) \
+        if len(images) else np.zeros((0, 0), np.float32)
+
+
+def gallery_index(model_id: str, vectors: np.ndarray) -> GalleryIndex:
+    """Identity k is row k: the product's own index, its own scoring."""
+    n = len(vectors)
+    return GalleryIndex(model_id, ModelVectors(np.arange(n, dtype=np.int64), np.ones(n, np.int8), vectors,
+                                               {i: str(i) for i in range(n)}, {i: "person" for i in range(n)}))
+
+
+@dataclass
+class ProbeVectors:
+    """One embedder's embeddings of one condition's probes, per identity path (made once, scored against
+    the enrolled and the distractors alike)."""
+
+    visible: np.ndarray  # (n, D): the embedder's own, of the face as seen
+    weights: np.ndarray | None  # (n, D) dimensions the camera saw (LBP); None: all
+    student: np.ndarray | None  # (n, D): its student's, of the face as seen; None: no student
+    reconstruction: np.ndarray  # (n, D): of the reconstruction where one was made, else of the face as seen
+    rebuilt: np.ndarray  # (n,) bool: a reconstruction was made (the segmenter found enough)
+    used: np.ndarray  # (n,) bool: ... and the product matches it (gallery.reconstruction_for)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return ("visible", *(("student",) if self.student is not None else ()), "reconstruction", "fused")
+
+
+def matched(found: list[tuple[str, ...]], classes: list[str] | None) -> np.ndarray:
+    """(n,) bool: the product would match each probe's reconstruction, given the occluder classes found on it
+    and ``gallery.reconstruction_for`` (None: every class)."""
+    return np.array([classes is None or any(c in classes for c in f) for f in found], bool)
+
+
+def probe_vectors(embedder, probes: Probes, reconstruction_for: list[str] | None = None) -> ProbeVectors:
+    visible = embed_all(embedder, probes.images)
+    rebuilt = np.array([bool(f) for f in probes.found])
+    reconstructed = visible.copy()
+    if rebuilt.any():
+        reconstructed[rebuilt] = embed_all(embedder, probes.reconstructions[rebuilt])
+    student = embed_all(embedder.student, probes.images) if embedder.student is not None else None
+    used = rebuilt & matched(probes.found, reconstruction_for)
+    # LBP matches on the cells the camera saw; ArcFace and dlib: None
+    return ProbeVectors(visible, embedder.visible_dims(probes.masks), student, reconstructed, rebuilt, used)
+
+
+def path_scores(index: GalleryIndex, vectors: ProbeVectors) -> dict[str, np.ndarray]:
+    """(n probes, k identities) cosine scores per identity path. ``fused`` is the product's decision: what
+    the camera saw (by the student where there is one), and where the reconstruction is matched, each
+    identity's better score of the two."""
+    _, seen = index.scores(vectors.visible, vectors.weights)
+    scores = {"visible": seen}
+    if vectors.student is not None:
+        scores["student"] = index.scores(vectors.student)[1]
+    _, rebuilt = index.scores(vectors.reconstruction)
+    scores["reconstruction"] = np.where(vectors.rebuilt[:, None], rebuilt, seen)
+    camera = scores.get("student", seen)
+    scores["fused"] = np.where(vectors.used[:, None], np.maximum(camera, rebuilt), camera)
+    return scores
+
+
+def roc(genuine: np.ndarray, impostor: np.ndarray) -> dict:
+    """AUC, and the TAR at FAR 1% and 0.1% (thresholds from the impostor scores)."""
+    scores = np.concatenate([genuine, impostor])
+    ranks = np.argsort(np.argsort(scores, kind="stable"), kind="stable") + 1
+    auc = (ranks[:len(genuine)].sum() - len(genuine) * (len(genuine) + 1) / 2) / max(len(genuine) * len(impostor), 1)
+    out = {"auc": round(float(auc), 4)}
+    ordered = np.sort(impostor)[::-1]
+    for far in (0.01, 0.001):
+        threshold = ordered[min(int(far * len(ordered)), len(ordered) - 1)] if len(ordered) else 1.0
+        out[f"tar@far{far:g}"] = round(float((genuine > threshold).mean()), 4) if len(genuine) else None
+    return out
+
+
+def verification(scores: np.ndarray, probes: Probes, enrolled: list[str]) -> dict:
+    """Over the enrolled people's gallery: genuine pairs, impostor pairs, rank-1."""
+    column = {person: k for k, person in enumerate(enrolled)}
+    own = np.array([column.get(p, -1) for p in probes.people])
+    known = own >= 0
+    genuine = scores[known, own[known]]
+    impostor_mask = np.ones_like(scores, bool)
+    impostor_mask[np.flatnonzero(known), own[known]] = False
+    out = roc(genuine, scores[impostor_mask])
+    out["rank1"] = round(float((scores[known].argmax(axis=1) == own[known]).mean()), 4) if known.any() else None
+    out["genuine_pairs"], out["impostor_pairs"] = int(known.sum()), int(impostor_mask.sum())
+    return out
+
+
+def open_set(scores: np.ndarray, own: np.ndarray, threshold: float | np.ndarray) -> dict:
+    """At ``threshold`` (one, or one per probe): enrolled probes (own >= 0) named right / named as someone
+    else; strangers (own < 0) named as anyone."""
+    best, named = scores.argmax(axis=1), scores.max(axis=1) >= threshold
+    known = own >= 0
+    right = named & known & (best == own)
+    return {"named_right": _share(right, known), "named_wrong": _share(named & known & ~right, known),
+            "strangers_named": _share(named & ~known, ~known)}
+
+
+def _share(hits: np.ndarray, among: np.ndarray) -> float | None:
+    return round(float(hits[among].mean()), 4) if among.any() else None
+
+
+def gallery_sizes(wanted: tuple[int, ...], enrolled: int, distractors: int) -> list[int]:
+    """The gallery sizes that can be made: a size beyond everyone enrolled plus every distractor becomes
+    that total (said as such), once."""
+    sizes = sorted({min(size, enrolled + distractors) for size in wanted})
+    return [size for size in sizes if size > 0]
+
+
+def gallery_sweep(scores_vs_enrolled: np.ndarray, scores_vs_distractors: np.ndarray, probes: Probes,
+                  enrolled: list[str], sizes: list[int],
+                  threshold: float | Callable[[int], float | np.ndarray]) -> dict[int, dict]:
+    """The open set as the gallery grows: fewer than everyone enrolled (the first N people; the probes of
+    the others left out), or everyone plus the first distractors up to N. ``threshold``: one, or one per
+    gallery size (a threshold calibrated to the gallery), which may differ per probe (the product compares
+    a face matched on its reconstruction as well twice with each identity); the highest is reported."""
+    column = {person: k for k, person in enumerate(enrolled)}
+    own = np.array([column.get(p, -1) for p in probes.people])
+    strangers = ~probes.enrolled
+    out = {}
+    for size in sizes:
+        at = np.broadcast_to(threshold(size) if callable(threshold) else threshold, (len(own),))
+        if size <= len(enrolled):
+            keep = strangers | ((own >= 0) & (own < size))
+            out[size] = open_set(scores_vs_enrolled[keep, :size], np.where(strangers, -1, own)[keep], at[keep])
+        else:
+            extra = scores_vs_distractors[:, :size - len(enrolled)]
+            out[size] = open_set(np.hstack([scores_vs_enrolled, extra]), np.where(strangers, -1, own), at)
+        out[size]["threshold"] = round(float(at.max()), 4)
+    return out

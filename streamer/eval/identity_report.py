@@ -1,0 +1,205 @@
+"""Scores the evaluation's probes with each embedder, and writes the figures: JSON, Markdown, ROC plots."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from streamer.eval.identity import (
+    PATHS,
+    EvalData,
+    IdentitySettings,
+    ProbeVectors,
+    embed_all,
+    gallery_index,
+    gallery_sizes,
+    gallery_sweep,
+    matched,
+    path_scores,
+    probe_vectors,
+    verification,
+)
+from streamer.identify.calibration import held_threshold, impostor_model
+
+
+def score(data: EvalData, embedder, threshold: float, settings: IdentitySettings,
+          false_accept_rate: float = 0.01, reconstruction_for: list[str] | None = None) -> tuple[dict, dict]:
+    """One embedder's figures: {condition: {path: {verification..., "open_set": {"fixed"|"calibrated":
+    {size: ...}}}}}, and the ROC points of each (condition, path) for the plots.
+
+    ``fixed``: the operating threshold whatever the gallery's size; ``calibrated``: the threshold the
+    product derives from the gallery itself to hold ``false_accept_rate`` (identify/calibration.py): one
+    comparison per identity, two for a fused probe matched on its reconstruction as well."""
+    gallery = embed_all(embedder, data.gallery)
+    others = embed_all(embedder, data.distractors) if len(data.distractors) else np.zeros((0, gallery.shape[1]))
+    enrolled, distractors = gallery_index(embedder.model_id, gallery), gallery_index(embedder.model_id, others)
+    sizes = gallery_sizes(settings.gallery_sizes, len(gallery), len(others))
+    models = {size: impostor_model(_first(gallery, others, size), np.arange(size)) for size in sizes}
+
+    def calibrated(comparisons_per_identity: np.ndarray):
+        return lambda size: np.array([held_threshold(threshold, models[size], int(c) * size, false_accept_rate)
+                                      for c in comparisons_per_identity])
+
+    def measure(probes, vectors: ProbeVectors, path: str, against_enrolled: dict, against_distractors: dict,
+                fused_as: str = "fused") -> dict:
+        comparisons = 1 + (vectors.used if path == "fused" else np.zeros(len(vectors.used), int))
+        result = verification(against_enrolled[path], probes, data.enrolled)
+        sweep = {name: gallery_sweep(against_enrolled[path], against_distractors[path], probes, data.enrolled,
+                                     sizes, rule)
+                 for name, rule in (("fixed", threshold), ("calibrated", calibrated(comparisons)))}
+        result["open_set"] = {name: {str(size): outcome for size, outcome in by_size.items()}
+                              for name, by_size in sweep.items()}
+        curves[(probes.condition, fused_as if path == "fused" else path)] = _roc_points(against_enrolled[path], probes,
+                                                                                        data.enrolled)
+        return result
+
+    def scored(vectors: ProbeVectors) -> tuple[dict, dict]:
+        return path_scores(enrolled, vectors), path_scores(distractors, vectors) if len(others) else \
+            {path: np.zeros((len(vectors.used), 0), np.float32) for path in vectors.paths}
+
+    figures, curves, kept = {}, {}, []
+    for probes in data.probes:
+        vectors = probe_vectors(embedder, probes, reconstruction_for)
+        kept.append((probes, vectors))
+        against = scored(vectors)
+        figures[probes.condition] = {path: measure(probes, vectors, path, *against) for path in vectors.paths}
+        figures[probes.condition]["segmented"] = round(float(vectors.rebuilt.mean()), 4)
+        figures[probes.condition]["reconstruction_matched"] = round(float(vectors.used.mean()), 4)
+        # What matching the reconstruction too would give for this class, whatever the config says: the choice
+        # is made on the decision (each identity's better score also lifts impostors), not on the path alone.
+        every = path_scores(enrolled, dataclasses.replace(vectors, used=vectors.rebuilt))["fused"]
+        figures[probes.condition]["tar@far0.01_if_matched"] = verification(every, probes, data.enrolled)["tar@far0.01"]
+    recommended = recommend(figures)
+    if reconstruction_for is None or sorted(recommended) != sorted(reconstruction_for):
+        # The product's rule under the recommendation too: what setting gallery.reconstruction_for to it gives.
+        for probes, vectors in kept:
+            vectors.used = vectors.rebuilt & matched(probes.found, recommended)
+            figures[probes.condition]["fused_recommended"] = measure(probes, vectors, "fused", *scored(vectors),
+                                                                     fused_as="fused_recommended")
+    impostors = {str(size): {"mean": round(m.mean, 4), "std": round(m.std, 4)} for size, m in models.items() if m}
+    return {"model_id": embedder.model_id, "threshold": threshold, "false_accept_rate": false_accept_rate,
+            "reconstruction_for": reconstruction_for, "gallery_impostors": impostors, "figures": figures,
+            "recommended_reconstruction_for": recommended}, curves
+
+
+def recommend(figures: dict) -> list[str]:
+    """The occluder classes whose reconstruction raises identity: where matching it as well (each identity's
+    better score) gives a higher TAR at FAR 1% than the face as seen alone (the student where there is one).
+    The others should not be matched on it."""
+    chosen = []
+    for condition, paths in figures.items():
+        seen = paths.get("student", paths["visible"])
+        if condition != "clean" and paths["tar@far0.01_if_matched"] > seen["tar@far0.01"]:
+            chosen.append(condition)
+    return chosen
+
+
+def _first(gallery: np.ndarray, others: np.ndarray, size: int) -> np.ndarray:
+    """The vectors of a gallery of ``size`` people: the first enrolled, then the first distractors."""
+    return gallery[:size] if size <= len(gallery) else np.vstack([gallery, others[:size - len(gallery)]])
+
+
+def _roc_points(scores: np.ndarray, probes, enrolled: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    column = {person: k for k, person in enumerate(enrolled)}
+    own = np.array([column.get(p, -1) for p in probes.people])
+    known = own >= 0
+    genuine = np.sort(scores[known, own[known]])
+    impostor_mask = np.ones_like(scores, bool)
+    impostor_mask[np.flatnonzero(known), own[known]] = False
+    impostor = np.sort(scores[impostor_mask])
+    thresholds = np.quantile(impostor, 1 - np.logspace(-4, 0, 60)) if len(impostor) else np.zeros(0)
+    far = 1 - np.searchsorted(impostor, thresholds, side="right") / max(len(impostor), 1)
+    tar = 1 - np.searchsorted(genuine, thresholds, side="right") / max(len(genuine), 1)
+    return far, tar
+
+
+def markdown(report: dict) -> str:
+    data = report["data"]
+    lines = ["# Identity across photos, per occluder and identity path", "",
+             f"{data['enrolled']} people enrolled (one clean photo each), {data['strangers']} strangers never "
+             "enrolled; "
+             f"{data['probes']} probe photos per condition (other photos of the enrolled, and the strangers'), each "
+             f"through camera faults and the condition's occluder; {data['distractors']} distractor identities "
+             f"for the larger galleries ({data['dropped_distractors']} more left out: too like an evaluated face, "
+             f"maybe the same person); {data['skipped_photos']} photos without a face found were left out.", "",
+             "Paths: visible (the face as seen), student (the same, embedded by the embedder's occlusion-robust "
+             "student), reconstruction (inpainted where the product's segmenter found an occluder), fused (the "
+             "product's decision: the student, else the face as seen; with each identity's better score on the "
+             "reconstruction for the classes `gallery.reconstruction_for` names).", ""]
+    for name, result in report["embedders"].items():
+        sizes = sorted({int(size) for c in result["figures"].values() for size in c["fused"]["open_set"]["fixed"]})
+        paths_here = [p for p in PATHS if p in next(iter(result["figures"].values()))]
+        decision = "fused_recommended" if "fused_recommended" in paths_here else "fused"
+        policy = result.get("reconstruction_for")
+        lines += [f"## {name} (`{result['model_id']}`)", "",
+                  f"Verification: TAR at FAR 1% / rank-1 over the {data['enrolled']} enrolled. Open set, "
+                  f"{decision} path, with {', '.join(map(str, sizes))} people in the gallery: enrolled named as "
+                  f"someone else / strangers named, at the fixed threshold {result['threshold']:.3f}, then at the "
+                  f"threshold calibrated on the gallery for {_pct(result['false_accept_rate'])} false accepts. "
+                  f"Reconstruction matched for (fused): "
+                  f"{'every class' if policy is None else ', '.join(policy) or 'none'}; (fused_recommended): "
+                  f"{', '.join(result['recommended_reconstruction_for']) or 'none'}.", "",
+                  "| condition | found | " + " | ".join(paths_here) + " | " +
+                  " | ".join(f"fixed @ {s}" for s in sizes) + " | " + " | ".join(f"calibrated @ {s}" for s in sizes)
+                  + " |", "|---|---|" + "---|" * (len(paths_here) + 2 * len(sizes))]
+        for condition, paths in result["figures"].items():
+            cells = [f"{paths[p]['tar@far0.01']:.3f} / {paths[p]['rank1']:.3f}" for p in paths_here]
+            for rule in ("fixed", "calibrated"):
+                sweep = paths[decision]["open_set"][rule]
+                cells += [f"{_pct(sweep[s]['named_wrong'])} / {_pct(sweep[s]['strangers_named'])}" if s in sweep
+                          else "-" for s in map(str, sizes)]
+            lines.append(f"| {condition} | {paths['segmented']:.0%} | " + " | ".join(cells) + " |")
+        thresholds = paths[decision]["open_set"]["calibrated"]
+        lines += ["", f"Calibrated thresholds ({decision}, the highest: two comparisons per identity): " + ", ".join(
+            f"{s} people {thresholds[str(s)]['threshold']:.3f}" for s in sizes if str(s) in thresholds), "",
+                  "Classes where matching the reconstruction as well raises TAR at FAR 1% over the face as seen "
+                  "alone (a `gallery.reconstruction_for` for this embedder): "
+                  f"{', '.join(result['recommended_reconstruction_for']) or 'none'}.",
+                  ""]
+    lines += ["`found`: share of probes where the product's segmenter found an occluder (and so inpainted).", ""]
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def write(report: dict, curves: dict, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "identity.json").write_text(json.dumps(report, indent=1))
+    (out / "identity.md").write_text(markdown(report))
+    return [out / "identity.json", out / "identity.md", *_plots(curves, out)]
+
+
+def _plots(curves: dict, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for name, by_case in curves.items():
+        conditions = sorted({c for c, _ in by_case}, key=lambda c: (c != "clean", c))
+        paths = [p for p in PATHS if any(path == p for _, path in by_case)]
+        fig, axes = plt.subplots(1, len(paths), figsize=(5 * len(paths), 4.2), sharey=True)
+        for ax, path in zip(np.atleast_1d(axes), paths):
+            for condition in conditions:
+                far, tar = by_case[(condition, path)]
+                ax.semilogx(np.clip(far, 1e-4, 1), tar, label=condition, lw=2 if condition == "clean" else 1)
+            ax.set(title=f"{name}: {path}", xlabel="false accept rate (per comparison)", xlim=(1e-4, 1))
+            ax.grid(True, which="both", alpha=0.3)
+        np.atleast_1d(axes)[0].set_ylabel("true accept rate")
+        np.atleast_1d(axes)[-1].legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        path = out / f"roc_{_file_name(name)}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _file_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60]

@@ -1,0 +1,352 @@
+"""Trains a mask-robust student of a face embedder, without identity labels.
+
+    streamer train embedder --teacher EMB.onnx --faces BANK [BANK ...] --out RUN
+        [--occluders DIR] [--exclude-like BANK] [--minutes M | --epochs N] [--device cpu|cuda] [--resume]
+
+The student starts as a copy of the teacher (its ONNX graph rebuilt in torch, ``engines/onnx_torch.py``)
+and learns to give a face as a camera sees it (occluders of the data engine, camera faults) the teacher's
+embedding of the same face clean, while clean faces keep the teacher's embedding. So the stream embeds
+probes with the student and keeps the teacher's gallery: nothing enrolled has to be embedded again.
+
+Any ArcFace-layout ONNX can be the teacher (buffalo_l's w600k_r50 on a GPU; MobileFaceNet on a CPU).
+Faces come from face banks (``streamer data faces``); their train split trains, their val split
+validates. ``--exclude-like`` drops training faces the teacher finds like any face of another bank (the
+evaluation people: celebrity sets share people, and a student must not have seen them).
+
+Per epoch: one progress line every ``log_every`` steps; validation (cosine of the student's embedding of
+the occluded face, and of the clean face, to the teacher's of the clean face; the teacher's own occluded
+figure beside them); ``last.pt`` written atomically (resumable), ``best.pt`` on the best validation loss.
+At the end the best weights become ``student.onnx`` (the teacher's graph, new weights, the teacher's
+fingerprint in its metadata), checked against torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from engines.onnx_torch import OnnxConvNet
+from streamer.datagen.compose import ComposeSettings
+from streamer.datagen.face_bank import BankFace, FaceBank
+from streamer.datagen.occluders import OccluderLibrary
+from streamer.embed.student import fingerprint, write_student
+from streamer.errors import ConfigError, ModelError
+from streamer.train.embedder_data import OccludedAndClean, validation_set
+from streamer.train.schedule import warmup_cosine
+
+CHECKPOINT_FORMAT = "streamer-student-1"
+VALIDATION_FACES = 512
+BATCH = 64  # faces per forward pass outside training
+# A bank face at least this like an excluded face (the teacher's cosine) may be the same person.
+SAME_PERSON = 0.5
+
+
+@dataclass
+class EmbedderTraining:
+    teacher: Path
+    faces: list[Path]
+    out: Path
+    occluders: Path | None = None
+    exclude_like: list[Path] | None = None
+    epochs: int = 10
+    minutes: float | None = None  # a time budget: the LR schedule follows elapsed time
+    batch: int = 32
+    lr: float = 5e-5
+    clean_weight: float = 1.0  # how much keeping clean faces in place counts beside mapping occluded ones
+    # The first share of the weights, in graph order, stays the teacher's: the early high-resolution layers
+    # cost most of the backward pass (3x the step time of training from the middle on, on a CPU), and the
+    # edges and textures they find need no relearning; what occlusion changes is what the later layers weigh.
+    frozen_share: float = 0.5
+    device: str = "cpu"
+    workers: int = 1
+    seed: int = 0
+    log_every: int = 50
+    resume: bool = False
+    limit: int | None = None  # training faces at most (quick recipes and tests)
+    samples_per_epoch: int | None = None
+
+
+class ArcFaceLayout:
+    """The teacher's input: (n, 3, S, S) RGB, normalised as insightface's ArcFaceONNX does."""
+
+    def __init__(self, path: Path):
+        import onnx
+
+        from streamer.embed.arcface import input_normalisation
+
+        try:
+            graph = onnx.load(str(path), load_external_data=False).graph
+        except Exception as exc:  # noqa: BLE001 - a protobuf error of any kind: not an ONNX file
+            raise ConfigError(f"--teacher: {path} is not an ONNX file ({type(exc).__name__})") from None
+        initializers = {i.name for i in graph.initializer}
+        inputs = [i for i in graph.input if i.name not in initializers]
+        dims = [d.dim_value or None for d in inputs[0].type.tensor_type.shape.dim] if len(inputs) == 1 else []
+        outputs = [len(o.type.tensor_type.shape.dim) for o in graph.output]
+        if not (len(dims) == 4 and dims[1] == 3 and dims[2] and dims[2] == dims[3] and outputs == [2]):
+            raise ConfigError(f"--teacher: {path} is not an ArcFace-layout ONNX (expected one (n, 3, S, S) image "
+                              f"input and one (n, D) embedding output; it has inputs {dims or len(inputs)} and "
+                              f"outputs of rank {outputs})")
+        self.size = int(dims[2])
+        self.mean, self.std = input_normalisation(path)
+
+    def __call__(self, rgb01: torch.Tensor) -> torch.Tensor:
+        return (rgb01 * 255.0 - self.mean) / self.std
+
+
+def rebuild(path: Path, trainable: bool) -> OnnxConvNet:
+    try:
+        return OnnxConvNet(path, trainable=trainable)
+    except ValueError as exc:
+        raise ConfigError(f"--teacher: {exc}") from None
+
+
+def freeze_early(net: OnnxConvNet, share: float) -> None:
+    """Freezes the first ``share`` of ``net``'s trainable weights, in the order the graph uses them."""
+    ordered = []
+    for _, inputs, _, _ in net._nodes:
+        for name in inputs:
+            key = net._names.get(name)
+            if key is not None and net.params[key].requires_grad and key not in ordered:
+                ordered.append(key)
+    for key in ordered[:int(round(share * len(ordered)))]:
+        net.params[key].requires_grad_(False)
+
+
+def embed(net: OnnxConvNet, layout: ArcFaceLayout, rgb01: torch.Tensor) -> torch.Tensor:
+    return F.normalize(net(layout(rgb01)).flatten(1).float(), dim=1)
+
+
+class _Run:
+    def __init__(self, spec: EmbedderTraining, progress: Callable[[str], None]):
+        self.spec, self.progress = spec, progress
+        self.device = torch.device("cuda" if spec.device in ("cuda", "0") else spec.device)
+        torch.manual_seed(spec.seed)
+        self.layout = ArcFaceLayout(spec.teacher)
+        self.teacher = rebuild(spec.teacher, trainable=False).to(self.device).eval()
+        self.student = rebuild(spec.teacher, trainable=True).to(self.device).train()
+        freeze_early(self.student, spec.frozen_share)
+        train_faces, val_faces = _bank_faces(spec.faces, spec.limit)
+        library = OccluderLibrary(spec.occluders)
+        self.dropped = 0  # faces left out by --exclude-like
+        # The teacher's embeddings of every clean face, once, through ONNX Runtime (the same numbers as the
+        # torch rebuild, several times faster): the training targets, and what --exclude-like compares.
+        progress(f"teacher embeddings of {len(train_faces)} training faces")
+        targets = self._clean_embeddings(train_faces)
+        if spec.exclude_like:
+            train_faces, val_faces, targets = self._drop_like(train_faces, val_faces, targets, spec.exclude_like)
+        self.targets = torch.from_numpy(targets).to(self.device)
+        self.train_set = OccludedAndClean(train_faces, library, self.layout.size, spec.seed,
+                                          samples_per_epoch=spec.samples_per_epoch)
+        val_source = OccludedAndClean(val_faces, library, self.layout.size, spec.seed,
+                                      settings=ComposeSettings(clean_share=0.0, degrade_share=0.7))
+        self.val = [t.to(self.device) for t in validation_set(val_source, VALIDATION_FACES)]
+        with torch.no_grad():
+            self.val_targets = self._embed(self.teacher, self.val[1])
+            self.val_teacher_seen = float((self._embed(self.teacher, self.val[0]) * self.val_targets).sum(1).mean())
+        trainable = [p for p in self.student.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trainable, spec.lr, weight_decay=0.0)
+        self.epoch, self.step, self.seconds = 0, 0, 0.0
+        self.history: list[dict] = []
+        self.best = float("inf")
+
+    def _embed(self, net: OnnxConvNet, images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([embed(net, self.layout, images[s:s + BATCH]) for s in range(0, len(images), BATCH)])
+
+    def _clean_embeddings(self, faces: list[BankFace]) -> np.ndarray:
+        """(n, D) the teacher's embeddings of the bank faces as they are, in chunks (a bank can be large)."""
+        if not hasattr(self, "_bulk"):
+            from engines import select_device
+            from streamer.embed.arcface import ArcFaceConfig, ArcFaceEmbedder
+
+            self._bulk = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=self.spec.teacher),
+                                         select_device("cuda" if self.device.type == "cuda" else "cpu"))
+        size = self.layout.size
+        chunks = [self._bulk.embed(np.stack([cv2.resize(f.image(), (size, size), interpolation=cv2.INTER_AREA)
+                                              for f in faces[s:s + 1024]])) for s in range(0, len(faces), 1024)]
+        return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, 0), np.float32)
+
+    def _drop_like(self, train_faces: list[BankFace], val_faces: list[BankFace], targets: np.ndarray,
+                   banks: list[Path]) -> tuple[list[BankFace], list[BankFace], np.ndarray]:
+        excluded = self._clean_embeddings([f for bank in banks for f in FaceBank(bank).faces])
+        keep_train = (targets @ excluded.T).max(axis=1) < SAME_PERSON
+        keep_val = (self._clean_embeddings(val_faces) @ excluded.T).max(axis=1) < SAME_PERSON
+        self.dropped = int((~keep_train).sum() + (~keep_val).sum())
+        self.progress(f"--exclude-like: {self.dropped} bank faces dropped (teacher cosine >= {SAME_PERSON} to one of "
+                      f"{len(excluded)} excluded faces)")
+        return ([f for f, k in zip(train_faces, keep_train) if k], [f for f, k in zip(val_faces, keep_val) if k],
+                targets[keep_train])
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def save(self, name: str) -> Path:
+        path = self.spec.out / name
+        state = {"format": CHECKPOINT_FORMAT, "teacher": fingerprint(self.spec.teacher),
+                 "student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "epoch": self.epoch, "step": self.step, "seconds": self.seconds, "best": self.best,
+                 "history": self.history}
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, str(tmp))
+        tmp.replace(path)  # a kill mid-write never leaves a broken checkpoint behind
+        return path
+
+    def restore(self, path: Path) -> None:
+        state = torch.load(str(path), map_location=self.device, weights_only=True)
+        if state.get("format") != CHECKPOINT_FORMAT or state.get("teacher") != fingerprint(self.spec.teacher):
+            raise ConfigError(f"--resume: {path} is not a student run of --teacher {self.spec.teacher}")
+        self.student.load_state_dict(state["student"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.step, self.seconds = state["epoch"], state["step"], state["seconds"]
+        self.best, self.history = state["best"], state["history"]
+        self.progress(f"resumed {path}: epoch {self.epoch} done, {self.seconds / 60:.1f} min trained")
+
+    # -- training ----------------------------------------------------------------------------
+
+    def loss(self, seen: torch.Tensor, clean: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        both = embed(self.student, self.layout, torch.cat([seen, clean]))
+        on_seen = (both[:len(seen)] * target).sum(1).mean()
+        on_clean = (both[len(seen):] * target).sum(1).mean()
+        return {"loss": (1 - on_seen) + self.spec.clean_weight * (1 - on_clean), "seen": on_seen, "clean": on_clean}
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        self.student.eval()
+        seen, clean, _ = self.val
+        on_seen = float((self._embed(self.student, seen) * self.val_targets).sum(1).mean())
+        on_clean = float((self._embed(self.student, clean) * self.val_targets).sum(1).mean())
+        self.student.train()
+        return {"val_loss": (1 - on_seen) + self.spec.clean_weight * (1 - on_clean), "val_seen_student": on_seen,
+                "val_seen_teacher": self.val_teacher_seen, "val_clean_student": on_clean}
+
+    def run(self) -> Path:
+        spec = self.spec
+        loader_seed = torch.Generator()
+        while not self._done():
+            self.train_set.epoch = self.epoch
+            loader_seed.manual_seed(spec.seed * 100003 + self.epoch)
+            loader = DataLoader(self.train_set, batch_size=spec.batch, shuffle=True, drop_last=True,
+                                num_workers=spec.workers, generator=loader_seed)
+            started, seconds_before, sums, count = time.monotonic(), self.seconds, {}, 0
+            for index, (seen, clean, faces) in enumerate(loader):
+                progress = (self.seconds / (spec.minutes * 60) if spec.minutes
+                            else (self.epoch + index / max(len(loader), 1)) / spec.epochs)
+                lr = warmup_cosine(spec.lr, progress)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                terms = self.loss(seen.to(self.device), clean.to(self.device), self.targets[faces.to(self.device)])
+                self.optimizer.zero_grad(set_to_none=True)
+                terms["loss"].backward()
+                self.optimizer.step()
+                self.step, count = self.step + 1, count + 1
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + float(value.detach())
+                self.seconds = seconds_before + time.monotonic() - started
+                if self.step % spec.log_every == 0:
+                    rate = count * spec.batch / max(time.monotonic() - started, 1e-6)
+                    self.progress(f"epoch {self.epoch + 1} step {index + 1}/{len(loader)}: loss "
+                                  f"{sums['loss'] / count:.4f} (occluded cos {sums['seen'] / count:.3f}, clean "
+                                  f"{sums['clean'] / count:.3f}; epoch means) lr {lr:.1e}, {rate:.1f} samples/s")
+                if spec.minutes is not None and self.seconds >= spec.minutes * 60:
+                    break
+            self.epoch += 1
+            record = {"epoch": self.epoch, "seconds": round(self.seconds, 1), "steps": self.step,
+                      **{f"train_{k}": round(v / max(count, 1), 5) for k, v in sums.items()},
+                      **{k: round(v, 5) for k, v in self.validate().items()}}
+            self.history.append(record)
+            self.progress(f"epoch {self.epoch}: validation cosine to the teacher's clean embedding: occluded "
+                          f"{record['val_seen_teacher']:.3f} (teacher) -> {record['val_seen_student']:.3f} (student), "
+                          f"clean {record['val_clean_student']:.3f}; {self.seconds:.0f} s")
+            self.save("last.pt")
+            if record["val_loss"] < self.best:
+                self.best = record["val_loss"]
+                self.save("best.pt")
+            (spec.out / "history.json").write_text(json.dumps(self.history, indent=1))
+        return spec.out / "best.pt"
+
+    def _done(self) -> bool:
+        if self.spec.minutes is not None:
+            return self.seconds >= self.spec.minutes * 60
+        return self.epoch >= self.spec.epochs
+
+
+def _bank_faces(banks: list[Path], limit: int | None) -> tuple[list[BankFace], list[BankFace]]:
+    train, val = [], []
+    for folder in banks:
+        if not (folder / "faces.json").is_file():
+            raise ConfigError(f"--faces: {folder} is not a face bank (no faces.json); build one with "
+                              f"'streamer data faces --faces PHOTOS --out {folder}'")
+        bank = FaceBank(folder)
+        if not bank.faces:
+            raise ConfigError(f"--faces: {folder} holds no faces (the detector found none in its photos)")
+        train += bank.split("train")
+        val += bank.split("val")
+    if not train or not val:
+        raise ConfigError(f"--faces: {len(train)} training and {len(val)} validation faces; both are needed "
+                          f"(a bank splits its photos 70/15/15 by name)")
+    return (train[:limit] if limit else train), val
+
+
+def export(run_dir: Path, teacher: Path, out: Path, recipe: dict) -> tuple[Path, float]:
+    """``best.pt`` as ``out`` (the teacher's graph with the student's weights), and the largest difference
+    between ONNX Runtime's and torch's embeddings of the same faces."""
+    import onnxruntime as ort
+
+    state = torch.load(str(run_dir / "best.pt"), map_location="cpu", weights_only=True)
+    student = OnnxConvNet(teacher, trainable=False)
+    student.load_state_dict(state["student"])
+    weights = student.onnx_weights()
+    trained = {"epochs": state["epoch"], "minutes": round(state["seconds"] / 60, 1),
+               "validation": state["history"][-1] if state["history"] else None}
+    write_student(teacher, weights, out, {**recipe, **trained})
+    layout = ArcFaceLayout(teacher)
+    faces = torch.rand(3, 3, layout.size, layout.size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = embed(student.eval(), layout, faces).numpy()
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    got = np.concatenate([session.run(None, {name: layout(faces[i:i + 1]).numpy()})[0] for i in range(len(faces))])
+    got /= np.linalg.norm(got, axis=1, keepdims=True)
+    return out, float(np.abs(got - expected).max())
+
+
+def train(spec: EmbedderTraining, progress: Callable[[str], None] = print) -> Path:
+    """Trains (or resumes) the run in ``spec.out`` and writes ``spec.out/student.onnx``; returns its path."""
+    if not Path(spec.teacher).is_file():
+        raise ConfigError(f"--teacher: not found: {spec.teacher}")
+    if not 0 <= spec.frozen_share < 1:
+        raise ConfigError(f"--frozen-share: must be at least 0 and below 1, got {spec.frozen_share}")
+    last = spec.out / "last.pt"
+    if spec.resume and not last.is_file():
+        raise ConfigError(f"--resume: no checkpoint at {last}")
+    if not spec.resume and (last.is_file() or (spec.out / "student.onnx").is_file()):
+        raise ConfigError(f"--out: {spec.out} holds a trained student already; pass --resume to continue it, or "
+                          f"choose a new folder")
+    spec.out.mkdir(parents=True, exist_ok=True)
+    if spec.device == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - spec.workers))
+    run = _Run(spec, progress)
+    if spec.resume:
+        run.restore(last)
+    trainable = sum(p.numel() for p in run.student.parameters() if p.requires_grad)
+    progress(f"training a student of {spec.teacher.name} ({trainable / 1e6:.2f} M trainable parameters, "
+             f"{run.layout.size} px) on {run.device}: {len(run.train_set.faces)} training faces, "
+             f"{len(run.train_set)} samples an epoch, {len(run.val[0])} validation faces")
+    run.run()
+    recipe = {"teacher": spec.teacher.name, "teacher_sha256_12": fingerprint(spec.teacher),
+              "faces": [str(f) for f in spec.faces], "excluded_like": [str(f) for f in spec.exclude_like or []],
+              "dropped_as_like_excluded": run.dropped, "training_faces": len(run.train_set.faces),
+              **{k: v for k, v in asdict(spec).items() if k in ("batch", "lr", "clean_weight", "frozen_share", "seed")}}
+    out, difference = export(spec.out, spec.teacher, spec.out / "student.onnx", recipe)
+    progress(f"student.onnx: ONNX Runtime vs torch, max |difference| of the embeddings {difference:.1e}")
+    if difference > 1e-3:
+        raise ModelError(f"{out}: ONNX Runtime and torch disagree by {difference:.1e}; the export is not usable")
+    return out

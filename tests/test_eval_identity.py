@@ -1,0 +1,136 @@
+"""streamer eval identity: the protocol's arithmetic on known scores, and a small real run across photos."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from streamer.eval.identity import Probes, gallery_sizes, gallery_sweep, is_stranger, open_set, roc, verification
+from streamer.identify.calibration import impostor_model
+from tests.conftest import need_shared, run_cli
+
+
+def _probes(people: list[str], enrolled: set[str]) -> Probes:
+    n = len(people)
+    empty = np.zeros((n, 4, 4, 3), np.uint8)
+    return Probes("clean", people, np.array([p in enrolled for p in people]), empty, np.zeros((n, 4, 4), bool),
+                  [()] * n, empty)
+
+
+def test_roc_counts_genuine_above_the_impostor_quantile():
+    impostor = np.linspace(0.0, 0.5, 1000)  # the 1% highest are above 0.495
+    genuine = np.array([0.2, 0.6, 0.7, 0.9])
+    result = roc(genuine, impostor)
+    assert result["tar@far0.01"] == 0.75 and result["auc"] > 0.7
+    assert roc(impostor[::-1] + 1, impostor)["auc"] == 1.0
+
+
+def test_verification_and_the_open_set_at_a_threshold():
+    enrolled = ["ann", "bob", "cid"]
+    probes = _probes(["ann", "bob", "cid", "zed"], set(enrolled))
+    scores = np.array([[0.9, 0.1, 0.2],   # ann: right
+                       [0.5, 0.4, 0.1],   # bob: taken for ann
+                       [0.1, 0.2, 0.3],   # cid: right, but below the threshold
+                       [0.1, 0.6, 0.2]])  # a stranger, close to bob
+    result = verification(scores, probes, enrolled)
+    assert result["rank1"] == round(2 / 3, 4) and result["genuine_pairs"] == 3 and result["impostor_pairs"] == 9
+    outcome = open_set(scores, np.array([0, 1, 2, -1]), threshold=0.45)
+    assert outcome == {"named_right": round(1 / 3, 4), "named_wrong": round(1 / 3, 4), "strangers_named": 1.0}
+    # A larger gallery (distractors) takes the stranger and bob's probe too; a smaller one leaves cid out.
+    distractors = np.array([[0.0], [0.95], [0.0], [0.0]])
+    sweep = gallery_sweep(scores, distractors, probes, enrolled, [2, 4], threshold=0.45)
+    assert sweep[2] == {"named_right": 0.5, "named_wrong": 0.5, "strangers_named": 1.0, "threshold": 0.45}
+    assert sweep[4]["named_wrong"] == round(1 / 3, 4)
+    # A threshold per gallery size (calibrated): higher for the larger gallery, the stranger no longer named.
+    sweep = gallery_sweep(scores, distractors, probes, enrolled, [2, 4], threshold=lambda size: 0.3 + size / 10)
+    assert sweep[4]["strangers_named"] == 0.0 and sweep[4]["threshold"] == 0.7
+    assert gallery_sizes((2, 4, 100), 3, 1) == [2, 4]  # 100 wanted, 4 there: said as 4
+
+
+def test_the_calibrated_threshold_rises_with_the_gallery_and_holds_the_false_accepts():
+    rng = np.random.default_rng(0)
+    people = rng.normal(size=(2000, 128)).astype(np.float32)
+    people /= np.linalg.norm(people, axis=1, keepdims=True)
+    model = impostor_model(people, np.arange(len(people)))
+    assert abs(model.mean) < 0.01 and 0.08 < model.std < 0.1  # random 128-d directions: sd 1/sqrt(128)
+    small, large = model.threshold(100, 0.01), model.threshold(10_000, 0.01)
+    assert small < large
+    strangers = rng.normal(size=(2000, 128)).astype(np.float32)
+    strangers /= np.linalg.norm(strangers, axis=1, keepdims=True)
+    best = (strangers @ people[:1000].T).max(axis=1)
+    assert (best >= model.threshold(1000, 0.01)).mean() < 0.03  # about 1% named against 1,000 people
+    assert impostor_model(people[:10], np.arange(10)) is None  # too few people to say
+
+
+def test_strangers_are_chosen_by_name_whatever_the_order():
+    names = [f"{i:04d}" for i in range(300)]
+    strangers = {n for n in names if is_stranger(n, 1 / 3, seed=0)}
+    assert 70 < len(strangers) < 130
+    assert strangers == {n for n in reversed(names) if is_stranger(n, 1 / 3, seed=0)}
+
+
+def test_a_small_run_across_real_photos_names_clean_faces_and_loses_some_to_masks(tmp_path):
+    faces = need_shared("data", "faces_eval", "celeba_identity_160")
+    need_shared("models", "scrfd_2.5g_bnkps.onnx")
+    occluders = need_shared("data", "occluders")
+    out = tmp_path / "eval"
+    result = run_cli("eval", "identity", "--faces", str(faces), "--config", "configs/dev-shared-models.yaml",
+                     "--people", "24", "--probes-per-person", "2", "--conditions", "clean", "face_mask",
+                     "--sizes", "8", "--occluders", str(occluders), "--out", str(out), timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "identity.json").read_text())
+    [figures] = [e["figures"] for e in report["embedders"].values()]
+    assert report["data"]["enrolled"] >= 10 and report["data"]["strangers"] >= 3
+    clean, masked = figures["clean"], figures["face_mask"]
+    assert clean["visible"]["rank1"] >= 0.6  # MobileFaceNet names most clean faces across photos
+    assert masked["segmented"] >= 0.8  # the product's segmenter finds most drawn masks
+    assert masked["visible"]["auc"] < clean["visible"]["auc"]  # a mask takes identity away
+    assert set(figures["clean"]["fused"]["open_set"]["fixed"]) == {"8"}
+    assert (out / "identity.md").read_text().count("| face_mask |") == 1
+    assert list(out.glob("roc_*.png"))
+
+
+def test_the_fused_path_is_the_products_rule_student_first_reconstruction_only_where_matched():
+    from streamer.eval.identity import ProbeVectors, gallery_index, path_scores
+
+    axes = np.eye(3, dtype=np.float32)  # three enrolled people, one axis each
+    index = gallery_index("m", axes)
+    visible = np.array([[0.6, 0.8, 0], [0.6, 0.8, 0]], np.float32)  # both probes lean to person 1 as seen
+    student = np.array([[0.8, 0.6, 0], [0.8, 0.6, 0]], np.float32)  # the student leans to person 0
+    rebuilt = np.array([[0, 0, 1], [0, 0, 1]], np.float32)  # the reconstruction says person 2
+    vectors = ProbeVectors(visible, None, student, rebuilt, rebuilt=np.array([True, True]),
+                           used=np.array([True, False]))  # the second probe's occluder is not matched on it
+    scores = path_scores(index, vectors)
+    assert vectors.paths == ("visible", "student", "reconstruction", "fused")
+    assert scores["fused"][0].argmax() == 2 and scores["fused"][1].argmax() == 0
+    assert np.allclose(scores["fused"][1], scores["student"][1])
+    without_student = ProbeVectors(visible, None, None, rebuilt, np.array([True, True]), np.array([False, False]))
+    assert "student" not in path_scores(index, without_student)
+    assert np.allclose(path_scores(index, without_student)["fused"], scores["visible"])
+
+
+def test_a_threshold_per_probe_is_kept_with_its_probe_as_the_gallery_shrinks():
+    enrolled = ["ann", "bob", "cid"]
+    probes = _probes(["ann", "cid", "zed"], set(enrolled))
+    scores = np.array([[0.5, 0.1, 0.1], [0.1, 0.1, 0.5], [0.5, 0.1, 0.1]])
+    per_probe = np.array([0.4, 0.4, 0.6])  # the stranger's face was compared twice per identity: higher
+    sweep = gallery_sweep(scores, np.zeros((3, 0)), probes, enrolled, [2, 3], threshold=lambda size: per_probe)
+    assert sweep[2] == {"named_right": 1.0, "named_wrong": 0.0, "strangers_named": 0.0, "threshold": 0.6}
+    assert sweep[3]["named_right"] == 1.0 and sweep[3]["strangers_named"] == 0.0
+
+
+def test_reconstruction_is_recommended_only_where_matching_it_raises_the_decision():
+    from streamer.eval.identity_report import recommend
+
+    def condition(seen, student, if_matched):
+        paths = {"visible": {"tar@far0.01": seen}, "tar@far0.01_if_matched": if_matched}
+        if student is not None:
+            paths["student"] = {"tar@far0.01": student}
+        return paths
+
+    figures = {"clean": condition(0.8, None, 0.9), "face_mask": condition(0.5, None, 0.6),
+               "sunglasses": condition(0.7, None, 0.65)}
+    assert recommend(figures) == ["face_mask"]  # never "clean": there is nothing to reconstruct
+    figures["face_mask"] = condition(0.5, 0.7, 0.6)  # the student alone does better than the two together
+    assert recommend(figures) == []

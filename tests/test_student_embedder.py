@@ -1,0 +1,108 @@
+"""The mask-robust student embedder: training without identity labels, its ONNX export, and the stream's use."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from engines import Device
+from streamer.embed.arcface import ArcFaceConfig, ArcFaceEmbedder
+from streamer.embed.student import teacher_of
+from streamer.errors import ModelError
+from tests.conftest import need_shared, run_cli
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return need_shared("models", "mobilefacenet_128d.onnx")
+
+
+@pytest.fixture(scope="module")
+def trained(face_bank, teacher, tmp_path_factory):
+    """A student trained for one short epoch through the CLI, then resumed for a second."""
+    out = tmp_path_factory.mktemp("student")
+    args = ["train", "embedder", "--teacher", str(teacher), "--faces", str(face_bank), "--occluders",
+            str(need_shared("data", "occluders")), "--out", str(out), "--batch", "4", "--limit", "8",
+            "--workers", "0", "--log-every", "1"]
+    first = run_cli(*args, "--epochs", "1", timeout=300)
+    again = run_cli(*args, "--epochs", "1", timeout=60)
+    resumed = run_cli(*args, "--epochs", "2", "--resume", timeout=300)
+    return out, first, again, resumed
+
+
+def test_training_writes_a_student_of_its_teacher_and_resumes(trained, teacher):
+    out, first, again, resumed = trained
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "validation cosine to the teacher's clean embedding" in first.stdout
+    assert "ONNX Runtime vs torch" in first.stdout
+    from streamer.embed.student import fingerprint
+
+    assert teacher_of(out / "student.onnx") == fingerprint(teacher)
+    # Nothing trained is overwritten without --resume.
+    assert again.returncode == 2 and again.stderr.startswith("error: --out") and "--resume" in again.stderr
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed" in resumed.stdout
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2]
+
+
+def test_the_student_learns_to_map_occluded_faces_to_the_teachers_clean_embedding(face_bank, teacher, tmp_path):
+    """A handful of steps on one batch move the student's occluded embedding towards the teacher's clean
+    one (the loss falls), while the clean embedding stays where the teacher put it."""
+    from streamer.datagen.occluders import OccluderLibrary
+    from streamer.train.embedder import EmbedderTraining, _Run
+
+    spec = EmbedderTraining(teacher=teacher, faces=[face_bank], out=tmp_path,
+                            occluders=need_shared("data", "occluders"), limit=8, batch=8, lr=1e-4, workers=0)
+    run = _Run(spec, progress=lambda line: None)
+    assert isinstance(run.train_set.library, OccluderLibrary)
+    seen, clean, faces = (torch.stack(t) if isinstance(t[0], torch.Tensor) else torch.tensor(t)
+                          for t in zip(*[run.train_set[i] for i in range(8)]))
+    target = run.targets[faces]
+    before = run.loss(seen, clean, target)
+    for _ in range(6):
+        terms = run.loss(seen, clean, target)
+        run.optimizer.zero_grad()
+        terms["loss"].backward()
+        run.optimizer.step()
+    after = run.loss(seen, clean, target)
+    assert float(after["seen"].detach()) > float(before["seen"].detach()) + 0.02
+    assert float(after["clean"].detach()) > 0.95
+
+
+def test_the_stream_embeds_with_the_student_and_keeps_the_teachers_gallery(trained, teacher):
+    out, *_ = trained
+    cpu = Device("cpu")
+    plain = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=teacher), cpu)
+    with_student = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=teacher, student=out / "student.onnx"), cpu)
+    assert with_student.model_id == plain.model_id  # one gallery: the teacher's
+    assert with_student.student is not None and "student" in with_student.description
+    faces = np.random.default_rng(0).integers(0, 255, (2, 112, 112, 3), dtype=np.uint8)
+    assert np.allclose(with_student.embed(faces), plain.embed(faces))  # enrolment: the teacher's embedding
+    probes = with_student.student.embed(faces)
+    assert probes.shape == (2, 128) and not np.allclose(probes, plain.embed(faces))
+
+
+def test_a_student_of_another_model_is_refused_by_name(trained, teacher):
+    out, *_ = trained
+    cpu = Device("cpu")
+    with pytest.raises(ModelError, match=r"embedder\.student: .*student\.onnx was trained from another model"):
+        ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=out / "student.onnx", student=out / "student.onnx"), cpu)
+    with pytest.raises(ModelError, match=r"embedder\.student: .*mobilefacenet_128d\.onnx is not a student"):
+        ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=teacher, student=teacher), cpu)
+
+
+def test_bad_teachers_and_face_folders_get_one_line(face_bank, tmp_path):
+    common = ["train", "embedder", "--out", str(tmp_path / "run"), "--epochs", "1"]
+    scrfd = need_shared("models", "scrfd_500m_bnkps.onnx")
+    result = run_cli(*common, "--teacher", str(scrfd), "--faces", str(face_bank), timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("error: --teacher") and "ArcFace-layout" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    empty = tmp_path / "photos"
+    empty.mkdir()
+    result = run_cli(*common, "--teacher", str(need_shared("models", "mobilefacenet_128d.onnx")), "--faces",
+                     str(empty), timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("error: --faces") and "face bank" in result.stderr
+    assert not (tmp_path / "run" / "student.onnx").exists()
