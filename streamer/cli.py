@@ -350,7 +350,14 @@ def _eval_embedders(args, config, stages, device):
 
         if not student.is_file():
             raise ConfigError(f"--student: not found: {student}")
-        teacher = teacher_of(student)
+        try:
+            teacher = teacher_of(student)
+        except ValueError as exc:
+            raise ConfigError(f"--student: {exc}") from None
+        if teacher is None:
+            raise ConfigError(f"--student: {student} is not a student embedder (made by 'streamer train embedder')")
+        specs = [str(config.embedder.model) if s == "config" and config.embedder.backend == "arcface" else s
+                 for s in specs]
         if not any(Path(spec).suffix.lower() == ".onnx" and Path(spec).is_file() and fingerprint(Path(spec)) == teacher
                    for spec in specs):
             raise ConfigError(f"--student: {student} is a student of none of the --embedder models")
@@ -493,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_argument("--clean-weight", type=float, default=1.0, help="weight of keeping clean faces in place")
     emb.add_argument("--frozen-share", type=float, default=0.5,
                      help="share of the teacher's weights, first layers first, left as they are (default 0.5)")
-    emb.add_argument("--device", default="cpu", help="cpu or cuda")
+    emb.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     emb.add_argument("--workers", type=int, default=1, help="data-composing processes")
     emb.add_argument("--seed", type=int, default=0)
     emb.add_argument("--limit", type=int, help="use at most this many training faces")

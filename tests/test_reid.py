@@ -306,6 +306,22 @@ def test_store_errors_name_the_file(tmp_path):
     assert missing.returncode == 2 and "nowhere.db" in missing.stderr
 
 
+def test_pseudo_identities_do_not_lift_the_threshold_for_enrolled_people():
+    """A pseudo-identity may be an enrolled person seen unrecognised: as a "different person" it would make
+    the gallery look more confusable and the threshold creep up as the day's strangers pile up."""
+    from streamer.store.gallery import ModelVectors
+
+    rng = np.random.default_rng(5)
+    people = np.stack([_unit(v) for v in rng.normal(size=(40, 128))]).astype(np.float32)
+    index = GalleryIndex(MODEL, ModelVectors(np.arange(40), np.ones(40, np.int8), people,
+                                             {i: f"p{i}" for i in range(40)}, {i: "person" for i in range(40)}))
+    before = index.impostors()
+    for k in range(20):  # the first 20 people again, each as an unknown of a later camera
+        index.add(100 + k, f"unknown-{k:05d}", True, _noisy(people[k], 0.05, seed=k))
+    assert len(index) == 60 and index.people == 40
+    assert index.impostors() == before
+
+
 def test_the_threshold_rises_with_the_gallery_so_strangers_stay_unnamed(tmp_path):
     """At one comparison, 0.25 would be a fair threshold; against 300 people a stranger passes it often."""
     from streamer.store.database import transaction

@@ -106,3 +106,10 @@ def test_bad_teachers_and_face_folders_get_one_line(face_bank, tmp_path):
                      str(empty), timeout=120)
     assert result.returncode == 2 and result.stderr.startswith("error: --faces") and "face bank" in result.stderr
     assert not (tmp_path / "run" / "student.onnx").exists()
+    teacher = str(need_shared("models", "mobilefacenet_128d.onnx"))
+    result = run_cli(*common, "--teacher", teacher, "--faces", str(face_bank), "--limit", "2", "--batch", "4",
+                     timeout=120)  # two faces, batches of four: not one step could be taken
+    assert result.returncode == 2 and result.stderr.startswith("error: --batch"), result.stderr[-500:]
+    result = run_cli(*common, "--teacher", teacher, "--faces", str(face_bank), "--exclude-like", str(empty),
+                     timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("error: --exclude-like"), result.stderr[-500:]

@@ -99,7 +99,10 @@ class ArcFaceEmbedder:
 
 def _check_student(path: Path, teacher: str) -> None:
     """A ModelError unless ``path`` is a student trained from the model whose fingerprint is ``teacher``."""
-    trained_from = teacher_of(path)
+    try:
+        trained_from = teacher_of(path)
+    except ValueError as exc:
+        raise ModelError(f"embedder.student: {exc}") from None
     if trained_from is None:
         raise ModelError(f"embedder.student: {path} is not a student embedder (train one with 'streamer train "
                          f"embedder --teacher EMBEDDER.onnx')")

@@ -25,10 +25,14 @@ def fingerprint(path: Path) -> str:
 
 
 def teacher_of(path: Path) -> str | None:
-    """The fingerprint of the teacher a student ONNX was trained from; None for any other model."""
+    """The fingerprint of the teacher a student ONNX was trained from; None for any other model; ValueError for
+    a file that is not ONNX."""
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - a protobuf error of any kind: not an ONNX file
+        raise ValueError(f"{path} is not an ONNX file ({type(exc).__name__})") from None
     return next((p.value for p in model.metadata_props if p.key == TEACHER_KEY), None)
 
 

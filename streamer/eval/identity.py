@@ -57,7 +57,8 @@ class IdentitySettings:
     conditions: tuple[str, ...] = CONDITIONS
     gallery_sizes: tuple[int, ...] = (100, 1000, 10000)
     min_occluded_fraction: float = 0.05  # as pipeline.min_occluded_fraction: less hidden is not inpainted
-    # Distractors at least this like an evaluated face (the config's embedder) are left out: maybe the same person.
+    # Distractors at least this like an evaluated face (the config's embedder; its own threshold if higher) are
+    # left out: maybe the same person.
     same_person_similarity: float = 0.5
 
 
@@ -188,7 +189,11 @@ def build(faces: Path, distractor_folders: list[Path], stages, library: Occluder
     distractors = _distractors(distractor_folders, cache, settings, progress)
     cache.save()
     everyone = np.stack([p.crop for p in probe_photos] + gallery)
-    distractors, dropped = _unlike(distractors, everyone, stages.embedder, settings.same_person_similarity)
+    # "Like" is judged at the embedder's own scale: dlib's different people score 0.78-0.90, ArcFace's about 0.
+    similarity = max(settings.same_person_similarity, stages.embedder.default_threshold)
+    distractors, dropped = _unlike(distractors, everyone, stages.embedder, similarity)
+    progress(f"distractors: {len(distractors)} kept, {dropped} left out as like an evaluated face "
+             f"({stages.embedder.description}, cosine >= {similarity:.3f})")
     seconds["distractors"] = time.perf_counter() - started - seconds["align"]
     probes = []
     for condition in settings.conditions:

@@ -141,7 +141,8 @@ def markdown(report: dict) -> str:
                   f"threshold calibrated on the gallery for {_pct(result['false_accept_rate'])} false accepts. "
                   f"Reconstruction matched for (fused): "
                   f"{'every class' if policy is None else ', '.join(policy) or 'none'}; (fused_recommended): "
-                  f"{', '.join(result['recommended_reconstruction_for']) or 'none'}.", "",
+                  f"{', '.join(result['recommended_reconstruction_for']) or 'none'} (chosen on these same probes: "
+                  "fused_recommended is optimistic by the choice).", "",
                   "| condition | found | " + " | ".join(paths_here) + " | " +
                   " | ".join(f"fixed @ {s}" for s in sizes) + " | " + " | ".join(f"calibrated @ {s}" for s in sizes)
                   + " |", "|---|---|" + "---|" * (len(paths_here) + 2 * len(sizes))]

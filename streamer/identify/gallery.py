@@ -44,8 +44,9 @@ class GalleryConfig(StrictModel):
     )
     occluder_thresholds: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(
         default_factory=dict,
-        description="threshold per occluder class for faces wearing it, e.g. {face_mask: 0.30}; "
-        "a face with several occluders needs the highest of theirs; the classes are the occlusion model's",
+        description="threshold per occluder class for faces wearing it, e.g. {face_mask: 0.30}, in place of the "
+        "fixed one; a face with several occluders needs the highest of theirs; still raised to hold "
+        "false_accept_rate as the gallery grows; the classes are the occlusion model's",
     )
     reconstruction_for: list[str] | Literal["auto"] | None = Field(
         "auto", description="occluder classes whose faces are matched on their reconstruction as well as on what "
@@ -92,7 +93,8 @@ class GalleryIndex:
         self._polarity = list(rows.polarity)
         self._rows = [v for v in rows.vectors]
         self._matrix: tuple | None = None
-        self._impostors: tuple[int, ImpostorModel | None] | None = None  # (identities when made, the model)
+        self._impostors: tuple[int, ImpostorModel | None] | None = None  # (people when made, the model)
+        self._counted: tuple[int, int] | None = None
 
     @classmethod
     def load(cls, store: GalleryStore, model_id: str, where: str) -> GalleryIndex:
@@ -109,21 +111,30 @@ class GalleryIndex:
             )
         return cls(model_id, rows)
 
+    def _counts(self) -> tuple[int, int]:
+        """(identities, enrolled people) with a face: asked at every decision, counted once per change."""
+        if self._counted is None:
+            positive = {i for i, p in zip(self._ids, self._polarity) if p > 0}
+            self._counted = (len(positive), sum(self.kinds[i] == "person" for i in positive))
+        return self._counted
+
     def __len__(self) -> int:
-        return len({i for i, p in zip(self._ids, self._polarity) if p > 0})
+        return self._counts()[0]
 
     @property
     def people(self) -> int:
-        return len({i for i, p in zip(self._ids, self._polarity) if p > 0 and self.kinds[i] == "person"})
+        return self._counts()[1]
 
     def impostors(self) -> ImpostorModel | None:
-        """How the embedder scores this gallery's different people; made again once the gallery has grown
-        (or shrunk) by a tenth, not at every new pseudo-identity."""
-        count = len(self)
+        """How the embedder scores different ENROLLED people of this gallery (a pseudo-identity may be an
+        enrolled person seen unrecognised: counted as a stranger it would lift the threshold as the day's
+        strangers pile up); made again once the enrolled people have grown or shrunk by a tenth."""
+        count = self.people
         if self._impostors is None or abs(count - self._impostors[0]) > max(1, self._impostors[0] // 10):
             identities, starts, positives, _, _ = self._prepared()
             ids = np.repeat(identities, np.diff(np.append(starts, len(positives)))) if len(identities) else identities
-            self._impostors = (count, impostor_model(positives, ids) if len(positives) else None)
+            enrolled = np.array([self.kinds[int(i)] == "person" for i in ids], bool)
+            self._impostors = (count, impostor_model(positives[enrolled], ids[enrolled]) if enrolled.any() else None)
         return self._impostors[1]
 
     def add(self, identity_id: int, name: str, pseudo: bool, vector: np.ndarray, polarity: int = 1) -> None:
@@ -132,6 +143,7 @@ class GalleryIndex:
         self._polarity.append(polarity)
         self._rows.append(np.asarray(vector, np.float32))
         self._matrix = None
+        self._counted = None
 
     def _prepared(self):
         """Positive rows sorted by identity (for a max per identity) and the negatives, built once per change."""

@@ -97,12 +97,15 @@ class IdentityResolver:
         self.base_threshold = base_threshold
         self.store = store
 
-    def threshold(self, comparisons_per_identity: int = 1) -> float:
-        """The score that names a face now: the fixed threshold, raised as the gallery grows to hold
-        ``gallery.false_accept_rate`` (identify/calibration.py); a face matched on its reconstruction as well
-        is compared twice with each identity."""
-        return held_threshold(self.base_threshold, self.index.impostors(), comparisons_per_identity * len(self.index),
-                              self.gallery.false_accept_rate)
+    def threshold(self, comparisons_per_identity: int = 1, base: float | None = None) -> float:
+        """The score that names a face now: the fixed threshold (or ``base``: an occluder class's), raised as
+        the gallery grows to hold ``gallery.false_accept_rate`` (identify/calibration.py); a face matched on its
+        reconstruction as well is compared twice with each identity."""
+        return held_threshold(self.base_threshold if base is None else base, self.index.impostors(),
+                              comparisons_per_identity * len(self.index), self.gallery.false_accept_rate)
+
+    def _uses_reconstruction(self, occluders: tuple[str, ...]) -> bool:
+        return self.reconstruction_for is None or any(c in self.reconstruction_for for c in occluders)
 
     def new_track(self) -> TrackIdentity:
         return TrackIdentity(samples=collections.deque(maxlen=self.config.window))
@@ -130,10 +133,11 @@ class IdentityResolver:
             return state.decision
         visible, seen, reconstruction = state.aggregate()
         occluders = state.occluders()
-        if self.reconstruction_for is not None and not any(c in self.reconstruction_for for c in occluders):
+        if not self._uses_reconstruction(occluders):
             reconstruction = None  # shown on the video, marked SYNTHETIC, but it lowers identity for these occluders
         paths = (self.seen_path, *(("reconstruction",) if reconstruction is not None else ()))
-        threshold = self.gallery.threshold_for(occluders, self.threshold(len(paths)))
+        # A class's own threshold may be lower than the fixed one, but never below what holds the false accepts.
+        threshold = self.threshold(len(paths), self.gallery.threshold_for(occluders, self.base_threshold))
         identities, visible_scores = self.index.scores(visible[None], None if seen is None else seen[None])
         if reconstruction is not None:
             _, reconstructed_scores = self.index.scores(reconstruction[None])
@@ -192,7 +196,8 @@ class IdentityResolver:
         if decision.identity_id == state.pseudo_id:
             return  # the pseudo-identity was made from this very track: it holds its face already
         visible, _, reconstruction = state.aggregate()
-        vector = reconstruction if reconstruction is not None else visible
+        vector = reconstruction if reconstruction is not None and self._uses_reconstruction(state.occluders()) \
+            else visible
         self.store.add_face(decision.identity_id, state.best_crop, track_key, self.index.model_id, vector,
                             keep_latest=self.config.pseudo_faces)
         self.index.add(decision.identity_id, decision.name, True, vector)

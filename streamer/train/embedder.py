@@ -145,8 +145,14 @@ class _Run:
         if spec.exclude_like:
             train_faces, val_faces, targets = self._drop_like(train_faces, val_faces, targets, spec.exclude_like)
         self.targets = torch.from_numpy(targets).to(self.device)
+        if not train_faces or not val_faces:
+            raise ConfigError(f"--exclude-like: every {'training' if not train_faces else 'validation'} face is like "
+                              f"an excluded face; nothing is left to train on")
         self.train_set = OccludedAndClean(train_faces, library, self.layout.size, spec.seed,
                                           samples_per_epoch=spec.samples_per_epoch)
+        if len(self.train_set) < spec.batch:
+            raise ConfigError(f"--batch: {spec.batch} is more than the {len(self.train_set)} samples of an epoch "
+                              f"(--limit / --samples-per-epoch): no step would be taken")
         val_source = OccludedAndClean(val_faces, library, self.layout.size, spec.seed,
                                       settings=ComposeSettings(clean_share=0.0, degrade_share=0.7))
         self.val = [t.to(self.device) for t in validation_set(val_source, VALIDATION_FACES)]
@@ -177,7 +183,12 @@ class _Run:
 
     def _drop_like(self, train_faces: list[BankFace], val_faces: list[BankFace], targets: np.ndarray,
                    banks: list[Path]) -> tuple[list[BankFace], list[BankFace], np.ndarray]:
+        for bank in banks:
+            if not (bank / "faces.json").is_file():
+                raise ConfigError(f"--exclude-like: {bank} is not a face bank (no faces.json)")
         excluded = self._clean_embeddings([f for bank in banks for f in FaceBank(bank).faces])
+        if not len(excluded):
+            raise ConfigError(f"--exclude-like: no faces in {', '.join(map(str, banks))}")
         keep_train = (targets @ excluded.T).max(axis=1) < SAME_PERSON
         keep_val = (self._clean_embeddings(val_faces) @ excluded.T).max(axis=1) < SAME_PERSON
         self.dropped = int((~keep_train).sum() + (~keep_val).sum())
@@ -265,10 +276,10 @@ class _Run:
             self.progress(f"epoch {self.epoch}: validation cosine to the teacher's clean embedding: occluded "
                           f"{record['val_seen_teacher']:.3f} (teacher) -> {record['val_seen_student']:.3f} (student), "
                           f"clean {record['val_clean_student']:.3f}; {self.seconds:.0f} s")
-            self.save("last.pt")
-            if record["val_loss"] < self.best:
+            if record["val_loss"] < self.best:  # before last.pt, so that a resumed run knows the best so far
                 self.best = record["val_loss"]
                 self.save("best.pt")
+            self.save("last.pt")
             (spec.out / "history.json").write_text(json.dumps(self.history, indent=1))
         return spec.out / "best.pt"
 
@@ -324,6 +335,10 @@ def train(spec: EmbedderTraining, progress: Callable[[str], None] = print) -> Pa
         raise ConfigError(f"--teacher: not found: {spec.teacher}")
     if not 0 <= spec.frozen_share < 1:
         raise ConfigError(f"--frozen-share: must be at least 0 and below 1, got {spec.frozen_share}")
+    if spec.minutes is not None and spec.minutes <= 0:
+        raise ConfigError(f"--minutes: must be above 0, got {spec.minutes:g}")
+    if spec.epochs < 1 or spec.batch < 1:
+        raise ConfigError(f"--epochs and --batch: must be 1 or more, got {spec.epochs} and {spec.batch}")
     last = spec.out / "last.pt"
     if spec.resume and not last.is_file():
         raise ConfigError(f"--resume: no checkpoint at {last}")
