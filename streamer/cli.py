@@ -328,7 +328,7 @@ def cmd_eval_identity(args) -> int:
     curves = {}
     for name, (embedder, threshold, backend) in embedders.items():
         say(f"scoring with {name}")
-        policy = reconstruction_classes(config.gallery.reconstruction_for, backend)
+        policy = reconstruction_classes(config.gallery.reconstruction_for, backend, embedder.student is not None)
         report["embedders"][name], curves[name] = score(data, embedder, threshold, settings,
                                                         config.gallery.false_accept_rate or 0.01,
                                                         None if policy is None else list(policy))

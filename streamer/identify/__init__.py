@@ -62,6 +62,11 @@ class Identification:
         self.close()
 
 
+# Across photos, dlib's same-person cosines run 0.90-0.97 and ArcFace's 0.4-0.8 (make eval-identity): a threshold
+# this high names almost nobody, whatever the embedder.
+NAMES_ALMOST_NOBODY = 0.98
+
+
 def open_identification(config, detector, embedder) -> Identification:
     """Opens the store, enrols ``gallery.dir`` (new photos only), prunes by retention, and loads the
     gallery as the configured embedder sees it."""
@@ -88,7 +93,14 @@ def open_identification(config, detector, embedder) -> Identification:
     resolver = IdentityResolver(index, config.gallery, config.identity, threshold, store,
                                 seen_path="visible" if embedder.student is None else "student",
                                 reconstruction_for=reconstruction_classes(config.gallery.reconstruction_for,
-                                                                          config.embedder.backend))
+                                                                          config.embedder.backend,
+                                                                          embedder.student is not None))
+    held = resolver.threshold()
+    if held >= NAMES_ALMOST_NOBODY:
+        log.warning("gallery: to hold gallery.false_accept_rate %g over %d identities, %s needs a cosine of %.3f, "
+                    "which photos of the same person seldom reach: almost nobody will be named (an ArcFace embedder, "
+                    "a smaller gallery or a higher false_accept_rate would)", config.gallery.false_accept_rate,
+                    len(index), embedder.description, held)
     return Identification(conn, resolver, path)
 
 
