@@ -351,3 +351,39 @@ def test_the_threshold_rises_with_the_gallery_so_strangers_stay_unnamed(tmp_path
 
     assert named(fixed, stranger) == ["p000"] and named(calibrated, stranger) == []
     assert named(fixed, enrolled) == named(calibrated, enrolled) == ["p007"]
+
+
+def test_a_gallery_whose_threshold_would_name_nobody_says_so(tmp_path, caplog):
+    """Different people crowded together (cosine about 0.97, as dlib's crowd at 0.78-0.90): holding 1% false
+    accepts over 300 people needs a cosine photos of one person seldom reach, and the run says so instead of
+    silently naming nobody."""
+    import logging
+    from types import SimpleNamespace
+
+    from streamer.config import parse_config
+    from streamer.identify import open_identification
+    from streamer.store.database import transaction
+
+    rng = np.random.default_rng(4)
+    common = _unit(rng.normal(size=128))
+    store_path = tmp_path / "streamer.db"
+    store = GalleryStore(connect(store_path))
+    with transaction(store.conn):
+        for k in range(300):
+            identity = store._insert_identity(f"p{k:03d}", "person", 0.0)
+            store._insert_face(identity, _sharp_crop(k % 5), f"p{k}.jpg", 1, MODEL,
+                               _unit(common + rng.normal(scale=0.015, size=128)), 0.0)
+    store.conn.close()
+    embedder = SimpleNamespace(model_id=MODEL, default_threshold=0.9, student=None, description="a dlib-like embedder")
+    config = parse_config({"store": {"path": str(store_path)}, "output": {"dir": str(tmp_path)}})
+    with caplog.at_level(logging.WARNING, logger="streamer.identify"):
+        with open_identification(config, None, embedder) as identification:
+            assert identification.resolver.threshold() >= 0.98
+    assert any("almost nobody will be named" in r.getMessage() and "300 identities" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    caplog.clear()
+    fixed = parse_config({"store": {"path": str(store_path)}, "gallery": {"false_accept_rate": None}})
+    with caplog.at_level(logging.WARNING, logger="streamer.identify"):
+        with open_identification(fixed, None, embedder):
+            pass
+    assert not [r for r in caplog.records if "almost nobody" in r.getMessage()]

@@ -96,7 +96,7 @@ def open_identification(config, detector, embedder) -> Identification:
                                                                           config.embedder.backend,
                                                                           embedder.student is not None))
     held = resolver.threshold()
-    if held >= NAMES_ALMOST_NOBODY:
+    if held >= NAMES_ALMOST_NOBODY and held > threshold:  # raised there by the calibration, not set so
         log.warning("gallery: to hold gallery.false_accept_rate %g over %d identities, %s needs a cosine of %.3f, "
                     "which photos of the same person seldom reach: almost nobody will be named (an ArcFace embedder, "
                     "a smaller gallery or a higher false_accept_rate would)", config.gallery.false_accept_rate,
