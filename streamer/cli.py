@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -66,9 +67,50 @@ def cmd_run(args) -> int:
     config = load_config(args.config, args.source)
     if args.out:
         config = config.model_copy(update={"output": config.output.model_copy(update={"dir": Path(args.out)})})
+    if args.cluster:
+        from streamer.config import parse_config
+
+        data = config.model_dump(mode="json")
+        data["cluster"] = {**(data.get("cluster") or {}), "address": args.cluster}
+        config = parse_config(data, origin=args.config)  # the cluster's checks across sections, once more
+    if config.cluster is not None:
+        return _run_cluster(config, args)
     summary = run(config, ProgressReporter(enabled=not args.quiet))
     _print_summary(summary)
     return _exit_code(summary)
+
+
+def _run_cluster(config, args) -> int:
+    from streamer.cluster.driver import run_cluster
+    from streamer.progress import ProgressReporter
+    from streamer.store.postgres import safe_location
+
+    summary = run_cluster(config, ProgressReporter(enabled=not args.quiet))
+    for worker in summary.workers:
+        frames = worker.get("frames")
+        print(f"{worker['worker']}: {worker['state']}, cameras {', '.join(worker['cameras'])}, "
+              f"restarts {worker['restarts']}, events {worker.get('events')}"
+              + (f", {frames} frames in {worker['seconds']:.1f} s" if frames is not None else "")
+              + (f", run {worker['run_dir']}" if worker.get("run_dir") else ""))
+    print(f"store:  {safe_location(config.store.url)}")
+    print(f"done: {len(summary.workers)} workers in {summary.seconds:.1f} s"
+          + (f" - stopped by {summary.stopped_by}, outputs closed" if summary.stopped_by else ""))
+    for worker in summary.failed:
+        print(f"error: {redact(worker.get('error') or worker['worker'] + ' failed')}", file=sys.stderr)
+    if summary.failed:
+        return 1
+    return 130 if summary.stopped_by == "SIGINT" else 0
+
+
+def cmd_cluster_status(args) -> int:
+    from streamer.cluster.driver import read_status, render_status
+
+    state = read_status(args.address)
+    if state is None:
+        print(f"error: no streamer run on the Ray cluster at {args.address}", file=sys.stderr)
+        return 1
+    print(render_status(state) if not args.json else json.dumps(state, indent=1))
+    return 0
 
 
 def cmd_config_show(args) -> int:
@@ -394,7 +436,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="video file or rtsp:// http(s):// URL; repeat for more streams")
     p.add_argument("--out", help="output folder (overrides output.dir)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    p.add_argument("--cluster", metavar="ADDRESS", help="run on the Ray cluster whose head is at ADDRESS (HOST:PORT, "
+                   "or auto): one worker per share of the cameras; needs store.url (overrides cluster.address)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("cluster", help="a streamer run on a Ray cluster")
+    cluster_sub = p.add_subparsers(dest="cluster_command", required=True)
+    status = cluster_sub.add_parser("status", help="workers, their cameras, their rates and restarts")
+    status.add_argument("--address", default="auto", help="the Ray cluster's head, HOST:PORT (default: auto)")
+    status.add_argument("--json", action="store_true", help="as JSON")
+    status.set_defaults(func=cmd_cluster_status)
 
     p = sub.add_parser("config", help="inspect configs")
     config_sub = p.add_subparsers(dest="config_command", required=True)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from streamer.cluster.config import ClusterConfig
 from streamer.config_base import StrictModel
 from streamer.detect import DetectorConfig, HaarConfig
 from streamer.embed import EmbedderConfig
@@ -196,6 +197,17 @@ class Config(StrictModel):
     pipeline: PipelineConfig = PipelineConfig()
     output: OutputConfig = OutputConfig()
     web: WebConfig = WebConfig()
+    cluster: ClusterConfig | None = Field(
+        None, description="run on a Ray cluster: one worker actor per share of the cameras (or streamer run --cluster)"
+    )
+
+    @model_validator(mode="after")
+    def _cluster_shares_one_store(self):
+        # Workers on other machines cannot share a SQLite file: every one of them must reach the same database.
+        if self.cluster is not None and self.store.url is None:
+            raise ValueError("cluster: every worker must write to one store and match one gallery: set store.url "
+                             "to a PostgreSQL database")
+        return self
 
     @model_validator(mode="after")
     def _occluder_settings_name_known_classes(self):

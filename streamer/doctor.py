@@ -72,6 +72,10 @@ def stage_checks(config) -> list[Check]:
     except Exception as exc:
         return [Check("stages", False, f"{type(exc).__name__}: {exc}")]
     checks = [Check(line.split(":", 1)[0], True, line.split(":", 1)[1].strip()) for line in stages.describe()]
+    if config.store.url is not None:
+        from streamer.store.postgres import safe_location
+
+        return checks + [Check("store", True, f"{safe_location(config.store.url)} (PostgreSQL; not opened by doctor)")]
     path = store_path(config.store, config.output.dir)
     state = "exists" if path.exists() else "will be created by the first run"
     return checks + [Check("store", True, f"{path} ({state}; not opened by doctor)")]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from streamer.errors import ConfigError, StreamerError
+from streamer.store.database import StoreUnavailable
 
 
 def _config(args):
@@ -23,14 +24,17 @@ def _config(args):
 
 
 def _open(args):
-    from streamer.identify import store_path
+    from streamer.identify import open_database, store_path
     from streamer.store.database import connect
     from streamer.store.gallery import GalleryStore
 
     config = _config(args)
+    if config.store.url is not None and not args.db:
+        database = open_database(config.store, config.output.dir)
+        return config, database.where, GalleryStore(database)
     path = Path(args.db) if args.db else store_path(config.store, config.output.dir)
     if args.action != "enroll" and not path.exists():
-        raise ConfigError(f"store not found: {path} (give --db, or a --config whose store.path is set)")
+        raise ConfigError(f"store not found: {path} (give --db, or a --config whose store.path or store.url is set)")
     return config, path, GalleryStore(connect(path))
 
 
@@ -76,6 +80,8 @@ def cmd_gallery(args) -> int:
         return _ACTIONS[args.action](args, config, path, store)
     except sqlite3.OperationalError as exc:  # locked by another writer past the timeout, disk full, read-only
         raise StreamerError(f"store {path}: {exc}") from None
+    except StoreUnavailable as exc:
+        raise StreamerError(str(exc)) from None
     finally:
         store.conn.close()
 

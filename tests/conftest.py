@@ -116,4 +116,6 @@ def sprites():
     return make_sprites()
 
 
+from tests.postgres import postgres_server, postgres_url  # noqa: E402,F401  (a real PostgreSQL server)
+from tests.ray_cluster import ray_cluster  # noqa: E402,F401  (a real local Ray cluster)
 from tests.rtsp import rtsp_server  # noqa: E402,F401  (fixture for the stream tests)

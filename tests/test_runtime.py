@@ -323,7 +323,7 @@ def test_doctor_leaves_the_production_store_alone(tmp_path):
     build_demo(tmp_path / "input", frames=1, size=(960, 540), faces=3)
     store = tmp_path / "prod.db"
     conn = connect(store)
-    with conn:
+    with conn.transaction():
         conn.execute("INSERT INTO identities (name, kind, created, last_seen) VALUES ('unknown-00001', 'pseudo', 0, 0)")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()

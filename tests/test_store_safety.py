@@ -257,7 +257,7 @@ def test_enroll_face_adds_a_photo_once_and_refuses_pseudo_identities(tmp_path):
     identity, crop = store.enroll_face("ann", _crop(), "a.jpg", "m", _unit(1))
     assert crop is not None and store.enroll_face("ann", _crop(), "a.jpg", "m", _unit(2)) == (identity, None)
     assert store.identity_id("ann") == identity and store.identity_id("ben") is None
-    _, pseudo = store.create_pseudo(_unit(3), _crop(3), "m", "track 1")
+    _, pseudo, _ = store.create_pseudo(_unit(3), _crop(3), "m", "track 1")
     with pytest.raises(StreamerError, match="pseudo-identity"):
         store.enroll_face(pseudo, _crop(), "b.jpg", "m", _unit(4))
 
@@ -376,15 +376,16 @@ def test_a_schema_1_store_is_upgraded_in_place_and_a_newer_one_refused(tmp_path)
     """)
     raw.close()
     conn = connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM gallery_changes").fetchone()[0] == 0  # schema 3's change log
     assert [r.name for r in GalleryStore(conn).list()] == ["alice"]
     # Tracks written by schema 1 runs: ended at their latest sighting once it is older than the staleness.
     assert RunRegistry(conn).close_dead(stale_after_s=60) == 2
     assert dict(conn.execute("SELECT id, ended FROM tracks")) == {1: old, 2: recent, 3: None}
     conn.close()
     raw = sqlite3.connect(db)
-    raw.execute("PRAGMA user_version=3")
+    raw.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     raw.close()
     with pytest.raises(StreamerError, match="newer streamer"):
         connect(db)

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from streamer.config_base import StrictModel
 from streamer.errors import StreamerError
 from streamer.identify.gallery import GalleryConfig, GalleryIndex, enroll, photos_by_name, reconstruction_classes
+from streamer.identify.sync import GallerySync
 from streamer.identify.track_identity import IdentityConfig, IdentityResolver
-from streamer.store.database import connect
+from streamer.redaction import redact, register_secret
+from streamer.store.database import Database, connect
 from streamer.store.gallery import GalleryStore
 from streamer.store.runs import RunRegistry
 from streamer.store.sightings import SightingStore
@@ -26,13 +27,56 @@ class StoreConfig(StrictModel):
         None, description="SQLite file holding gallery, tracks and sightings (default OUTPUT_DIR/streamer.db); "
         "give one path to every run for a gallery that lasts"
     )
+    url: str | None = Field(
+        None, description="a PostgreSQL server's database in place of the SQLite file, for one gallery and one "
+        "store across machines: postgresql://USER:PASSWORD@HOST:PORT/DB (or the password in PGPASSWORD or "
+        "~/.pgpass); needs pip install 'streamer[postgres]'"
+    )
     retention_days: float | None = Field(
         30, gt=0, description="sightings, ended tracks and unseen pseudo-identities older than this are deleted"
     )
+    buffer_events: int = Field(
+        10000, ge=0, le=1_000_000, description="events kept in memory while a PostgreSQL store cannot be reached "
+        "(a restart, a failover), written when it answers again; beyond this many the run stops rather than "
+        "lose them"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"must be a postgresql:// URL, got {redact(url)[:80]}")
+        from urllib.parse import parse_qs, urlsplit
+
+        try:
+            parts = urlsplit(url)
+            register_secret(parts.password)
+            for secret in parse_qs(parts.query).get("password", []):  # libpq also takes ?password=
+                register_secret(secret)
+        except ValueError:
+            raise ValueError("is not a valid URL") from None
+        return url
+
+    @model_validator(mode="after")
+    def _one_store(self):
+        if self.url is not None and self.path is not None:
+            raise ValueError("store.path and store.url: give one (a SQLite file, or a PostgreSQL database)")
+        return self
 
 
 def store_path(store: StoreConfig, output_dir: Path) -> Path:
     return store.path if store.path is not None else output_dir / "streamer.db"
+
+
+def open_database(store: StoreConfig, output_dir: Path) -> Database:
+    """The configured store: the PostgreSQL database of ``store.url``, else the SQLite file."""
+    if store.url is not None:
+        from streamer.store.postgres import PostgresDatabase
+
+        return PostgresDatabase(store.url)
+    return connect(store_path(store, output_dir))
 
 
 @dataclass
@@ -40,9 +84,10 @@ class Identification:
     """The store a run writes to and the resolver that names its tracks: opened by a run, never by
     building the models (``streamer doctor`` must not change a production store)."""
 
-    conn: sqlite3.Connection
+    conn: Database
     resolver: IdentityResolver
-    path: Path
+    path: Path | str  # the SQLite file, or the PostgreSQL database's location (without its password)
+    sync: GallerySync
 
     def describe(self) -> str:
         index, resolver = self.resolver.index, self.resolver
@@ -53,6 +98,7 @@ class Identification:
                 f"threshold {resolver.base_threshold}{held} ({self.path})")
 
     def close(self) -> None:
+        self.sync.close()
         self.conn.close()
 
     def __enter__(self) -> Identification:
@@ -70,8 +116,8 @@ NAMES_ALMOST_NOBODY = 0.98
 def open_identification(config, detector, embedder) -> Identification:
     """Opens the store, enrols ``gallery.dir`` (new photos only), prunes by retention, and loads the
     gallery as the configured embedder sees it."""
-    path = store_path(config.store, config.output.dir)
-    conn = connect(path)
+    conn = open_database(config.store, config.output.dir)
+    path = conn.path if config.store.url is None else conn.where
     try:
         store = GalleryStore(conn)
         if config.gallery.dir is not None:
@@ -85,7 +131,9 @@ def open_identification(config, detector, embedder) -> Identification:
             if any(pruned.values()):
                 log.warning("store: retention %g days: deleted %s", config.store.retention_days,
                             ", ".join(f"{n} {k}" for k, n in pruned.items()))
+        since = store.last_change()  # before the load: a change made during it is read again, never missed
         index = GalleryIndex.load(store, embedder.model_id, str(path))
+        sync = GallerySync(store, index, since, conn.listener())
     except BaseException:
         conn.close()
         raise
@@ -101,7 +149,7 @@ def open_identification(config, detector, embedder) -> Identification:
                     "which photos of the same person seldom reach: almost nobody will be named (an ArcFace embedder, "
                     "a smaller gallery or a higher false_accept_rate would)", config.gallery.false_accept_rate,
                     len(index), embedder.description, held)
-    return Identification(conn, resolver, path)
+    return Identification(conn, resolver, path, sync)
 
 
 def _enroll_folder(store: GalleryStore, config, detector, embedder) -> None:
@@ -115,4 +163,5 @@ def _enroll_folder(store: GalleryStore, config, detector, embedder) -> None:
         raise StreamerError(f"gallery.dir: no face could be enrolled from {config.gallery.dir}")
 
 
-__all__ = ["GalleryConfig", "Identification", "IdentityConfig", "StoreConfig", "open_identification", "store_path"]
+__all__ = ["GalleryConfig", "Identification", "IdentityConfig", "StoreConfig", "open_database", "open_identification",
+           "store_path"]

@@ -149,6 +149,25 @@ class GalleryIndex:
         self._matrix = None
         self._counted = None
 
+    def identities(self) -> set[int]:
+        return {int(i) for i in self._ids} | set(self.names)
+
+    def replace(self, identities: set[int], rows: ModelVectors) -> None:
+        """The rows of ``identities`` as the store holds them now (``rows``: their vectors, names and kinds); an
+        identity absent from ``rows`` was erased or merged away, or has no face by this model, and leaves the index."""
+        gone = {int(i) for i in identities}
+        keep = [k for k, i in enumerate(self._ids) if int(i) not in gone]
+        self._ids = [self._ids[k] for k in keep] + [int(i) for i in rows.identity_ids]
+        self._polarity = [self._polarity[k] for k in keep] + [int(p) for p in rows.polarity]
+        self._rows = [self._rows[k] for k in keep] + [np.asarray(v, np.float32) for v in rows.vectors]
+        for identity in gone:
+            self.names.pop(identity, None)
+            self.kinds.pop(identity, None)
+        self.names.update(rows.names)
+        self.kinds.update(rows.kinds)
+        self._matrix = None
+        self._counted = None
+
     def _prepared(self):
         """Positive rows sorted by identity (for a max per identity) and the negatives, built once per change."""
         if self._matrix is None:

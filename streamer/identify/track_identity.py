@@ -19,6 +19,7 @@ from streamer.identify.calibration import held_threshold
 from streamer.identify.gallery import GalleryConfig, GalleryIndex
 from streamer.identify.quality import QualityConfig, assess
 from streamer.records import Decision, Face
+from streamer.store.database import StoreUnavailable, say_unavailable
 from streamer.store.gallery import GalleryStore
 
 
@@ -173,11 +174,19 @@ class IdentityResolver:
         person_before = state.decision is not None and state.decision.name is not None and not state.decision.pseudo
         if state.pseudo_id is None and not person_before and self._may_make_pseudo(state, min_frames):
             vector = reconstruction if reconstruction is not None else visible
-            state.pseudo_id, name = self.store.create_pseudo(vector, state.best_crop, self.index.model_id,
-                                                             "pseudo-identity")
-            self.index.add(state.pseudo_id, name, True, vector)
-            return Decision(state.pseudo_id, name, True, None, "reconstruction" if reconstruction is not None
-                            else self.seen_path, None, None, threshold, occluders, paths)
+            try:
+                # Another run (another machine) may have met the same stranger a moment ago: its pseudo-identity,
+                # perhaps not yet in this index, is taken rather than a second one made.
+                identity, name, made = self.store.create_pseudo(vector, state.best_crop, self.index.model_id,
+                                                                "pseudo-identity", same_above=threshold)
+            except StoreUnavailable as exc:
+                say_unavailable(exc, "no pseudo-identity is made until it answers")
+            else:
+                if made:
+                    state.pseudo_id = identity  # it holds this track's face already (track_ended)
+                self.index.add(identity, name, True, vector)  # the store's own rows replace it at the next sync
+                return Decision(identity, name, True, None, "reconstruction" if reconstruction is not None
+                                else self.seen_path, None, None, threshold, occluders, paths)
         best_visible = float(visible_scores.max()) if visible_scores.size else None
         best_reconstructed = float(reconstructed_scores.max()) if reconstructed_scores is not None and \
             reconstructed_scores.size else None
@@ -198,6 +207,10 @@ class IdentityResolver:
         visible, _, reconstruction = state.aggregate()
         vector = reconstruction if reconstruction is not None and self._uses_reconstruction(state.occluders()) \
             else visible
-        self.store.add_face(decision.identity_id, state.best_crop, track_key, self.index.model_id, vector,
-                            keep_latest=self.config.pseudo_faces)
+        try:
+            self.store.add_face(decision.identity_id, state.best_crop, track_key, self.index.model_id, vector,
+                                keep_latest=self.config.pseudo_faces)
+        except StoreUnavailable as exc:
+            say_unavailable(exc, "the track's face does not join its pseudo-identity")
+            return
         self.index.add(decision.identity_id, decision.name, True, vector)

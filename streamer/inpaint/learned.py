@@ -108,17 +108,16 @@ def _torch_engine(path: Path, config: LearnedInpaintConfig, device: Device):
 
 
 def _onnx_engine(path: Path, config: LearnedInpaintConfig, device: Device):
-    import onnx
+    from streamer.model_files import onnx_header
 
     if config.runtime == "torch":
         raise ValueError("runtime torch needs a .pt checkpoint; an .onnx export runs on TensorRT or ONNX Runtime")
-    model = onnx.load(str(path), load_external_data=False)
-    inputs = {i.name: i for i in model.graph.input}
+    inputs, metadata = onnx_header(path)
     if set(inputs) != {"image", "hole"}:
         raise ValueError(f"expected inputs 'image' and 'hole' (an export of 'streamer export inpainter'), "
                          f"got {', '.join(inputs)}")
-    size = inputs["image"].type.tensor_type.shape.dim[2].dim_value
-    arch = next((p.value for p in model.metadata_props if p.key == "arch"), "inpainter")
+    size = inputs["image"][2] if isinstance(inputs["image"][2], int) else 0
+    arch = metadata.get("arch", "inpainter")
     options = {}
     backend = config.runtime
     if backend in ("auto", "tensorrt") and device.is_cuda:

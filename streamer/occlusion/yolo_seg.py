@@ -74,13 +74,13 @@ def class_names_from_metadata(metadata: dict[str, str], path: Path) -> tuple[str
 
 def onnx_class_names(path: Path) -> tuple[str, ...]:
     """The class names of a YOLO-seg .onnx export, read from its metadata only (no session is opened)."""
-    import onnx
+    from streamer.model_files import onnx_header
 
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf's DecodeError, an unreadable file
+        _, metadata = onnx_header(path)
+    except Exception as exc:  # protobuf's errors, an unreadable file
         raise ModelError(f"cannot read {path} ({type(exc).__name__}); expected {EXPECTED}") from None
-    return class_names_from_metadata({p.key: p.value for p in model.metadata_props}, path)
+    return class_names_from_metadata(metadata, path)
 
 
 class _Runner(Protocol):

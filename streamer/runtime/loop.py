@@ -71,6 +71,7 @@ class Loop:
         for stream in self.streams.values():
             if stream.lost_its_tracks():
                 self.emitter.emit(stream.close_tracks())
+        self.emitter.flush()  # events kept while the store's server was away, when no new one comes
         self.reporter.update(self.statuses)
         self.on_tick()
 

@@ -38,20 +38,23 @@ from streamer.sinks import event_sinks, frame_sinks
 from streamer.sinks.base import FrameSinkFactory
 from streamer.sources import ThreadedSource, make_source
 from streamer.stages import Stages
+from streamer.store.database import StoreUnavailable, say_unavailable
 from streamer.store.runs import RunRegistry
 from streamer.store.sightings import SightingStore
 
 log = logging.getLogger(__name__)
+FLUSH_AT_END_S = 10.0  # how long a run's end waits for a store's server to take the events still waiting
 SOURCE_STOP_S = 2.0  # how long a clean stop waits for the sources' threads (a camera mid-connect ends later)
 
 
 def run(config: Config, reporter: ProgressReporter | None = None, banner: Callable[[str], None] = print,
-        extra_frame_sinks: Sequence[FrameSinkFactory] = ()) -> RunSummary:
+        extra_frame_sinks: Sequence[FrameSinkFactory] = (), stop: StopSignals | None = None) -> RunSummary:
     """Processes the config's sources until they end or a stop is asked for (SIGINT or SIGTERM: a clean
-    stop; a second one aborts). ``extra_frame_sinks``: more per-stream frame sinks (benchmarks)."""
+    stop; a second one aborts). ``extra_frame_sinks``: more per-stream frame sinks (benchmarks). ``stop``:
+    how a run started off the main thread (a cluster worker) is asked to stop."""
     if not config.sources:
         raise ConfigError("no sources: add 'sources' to the config or pass --source URI")
-    with StopSignals() as stop:
+    with stop or StopSignals() as stop:
         device = _device(config)
         # The detector runs on its own thread beside the per-face stages (runtime/ahead.py): on a CPU it
         # takes half the cores, and the per-face models all of them, as they get both whenever it waits.
@@ -118,6 +121,14 @@ class _Run:
                 log.error("%s", exc)
         return self.summary
 
+    def _tick(self) -> None:
+        """The run's periodic store work: its heartbeat, and the gallery as other runs changed it."""
+        try:
+            self.registry.beat()
+        except StoreUnavailable as exc:
+            say_unavailable(exc, "the run's heartbeat waits")
+        self.identification.sync.poll()
+
     def _live_view(self):
         if not self.config.web.enabled:
             return None
@@ -145,13 +156,14 @@ class _Run:
     def _run(self, folder: RunFolder, sources: list[ThreadedSource], live_view) -> None:
         config, stages = self.config, self.stages
         sinks = [*frame_sinks(config.output, folder.path, live_view), *self.extra_frame_sinks]
-        emitter = Emitter(SightingStore(self.identification.conn, folder.id), event_sinks(config.output, folder.path))
+        emitter = Emitter(SightingStore(self.identification.conn, folder.id), event_sinks(config.output, folder.path),
+                          config.store.buffer_events)
         for source in sources:
             self.streams[source.name] = StreamState(source, config, self.identification.resolver, stages, sinks)
         if live_view:  # serving once every stream is listed: the first page already shows them all
             live_view.start()
             log.warning("live view: %s", live_view.url)
-        loop = Loop(stages, self.streams, emitter, self.reporter, self.stop, self.registry.beat)
+        loop = Loop(stages, self.streams, emitter, self.reporter, self.stop, self._tick)
         started, aborted = time.monotonic(), False
         try:
             if not self.stop.event.is_set():
@@ -182,13 +194,13 @@ class _Run:
             source.join(max(0.0, deadline - time.monotonic()))
         problems: list[str] = []
         if not aborted and not emitter.failed:
-            for stream in self.streams.values():
-                if not stream.ended:
-                    try:
+            try:
+                for stream in self.streams.values():
+                    if not stream.ended:
                         emitter.emit(stream.end())
-                    except OutputError as exc:
-                        problems.append(str(exc))
-                        break
+                emitter.flush(wait_s=FLUSH_AT_END_S)
+            except OutputError as exc:
+                problems.append(str(exc))
         for stream in self.streams.values():
             try:
                 stream.close()

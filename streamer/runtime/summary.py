@@ -22,7 +22,7 @@ class RunSummary:
     stage_ms: dict[str, float] = field(default_factory=dict)  # mean ms per item and stage
     inpainted: int = 0  # faces inpainted afresh
     reused: int = 0  # faces that kept their track's reconstruction
-    store_path: Path | None = None
+    store_path: Path | str | None = None  # a PostgreSQL store: its location, without the password
     dropped: dict[str, int] = field(default_factory=dict)  # per stream: frames replaced before analysis (live)
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # per stage, all streams: p50/p95/p99
 

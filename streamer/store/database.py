@@ -1,4 +1,11 @@
-"""Opens the store's SQLite database: WAL journal, full sync, foreign keys, secure delete.
+"""The store's database: the ``Database`` interface every store class writes through, and its SQLite
+backend (the embedded default for one machine). The PostgreSQL backend (streamer/store/postgres.py)
+runs the same statements on the same tables for a site of many machines.
+
+Statements are written once, in the subset both accept: ``?`` and ``:name`` parameters, ``RETURNING id``
+for a new row's id, ``ON CONFLICT`` upserts.
+
+SQLite is opened with the WAL journal, full sync, foreign keys and secure delete.
 
 Why these settings: WAL lets readers (``streamer gallery list`` while a run writes) work beside the
 writer, and a transaction that returned from COMMIT survives ``kill -9`` of the process
@@ -9,6 +16,7 @@ in the file, so an erased person's crops and vectors do not linger in free pages
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import sqlite3
 import time
@@ -17,7 +25,9 @@ from pathlib import Path
 
 from streamer.errors import OutputError, StreamerError
 
-SCHEMA_VERSION = 2
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE identities (
@@ -96,13 +106,133 @@ CREATE TABLE runs (
 CREATE INDEX tracks_open ON tracks(run) WHERE ended IS NULL;
 CREATE INDEX sightings_track ON sightings(track);
 """,
+    2: """
+-- Every change to the gallery (a face enrolled, a pseudo-identity made, a name given, an erasure), written in
+-- the transaction that made it: each run's in-memory index reads what changed since it last looked, so a
+-- person enrolled by one run or machine is recognised by all. No reference to identities: an erased
+-- identity's change must still be read.
+CREATE TABLE gallery_changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a run's mark stays valid after a prune empties it
+    identity_id INTEGER NOT NULL,
+    time REAL NOT NULL
+);
+CREATE INDEX gallery_changes_time ON gallery_changes(time);
+-- A sighting's key, given by the run that writes it: a batch written again after a commit whose answer was lost
+-- with the connection is not stored twice.
+ALTER TABLE sightings ADD COLUMN event_key TEXT;
+CREATE UNIQUE INDEX sightings_event_key ON sightings(event_key);
+""",
 }
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def schema_script() -> str:
+    """The whole current schema, for a new database."""
+    return "\n".join([SCHEMA] + [MIGRATIONS[v] for v in range(1, SCHEMA_VERSION)])
+
+
+class StoreUnavailable(OutputError):
+    """The store's server cannot be reached now (a restart, a lost connection); it may come back. What was
+    being written was not: the caller may keep it and write it again."""
+
+
+_unavailable_said: dict[str, float] = {}
+
+
+def say_unavailable(exc: StoreUnavailable, consequence: str, every_s: float = 30.0) -> None:
+    """Logs an unreachable store at most every ``every_s`` seconds per consequence: every frame meets it
+    during an outage."""
+    now = time.monotonic()
+    if now - _unavailable_said.get(consequence, -every_s) >= every_s:
+        _unavailable_said[consequence] = now
+        log.warning("%s: %s", exc, consequence)
+
+
+class Database:
+    """One connection to the store. ``where`` names it in messages (never with a password)."""
+
+    dialect = ""
+    where = ""
+
+    def execute(self, sql: str, params=()):
+        """A cursor over the statement's rows (``fetchone``, ``fetchall``, ``rowcount``, iteration)."""
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows) -> None:
+        raise NotImplementedError
+
+    def insert(self, sql: str, params=()) -> int:
+        """Runs an INSERT; returns the new row's id."""
+        return self.execute(sql + " RETURNING id", params).fetchall()[0][0]
+
+    def transaction(self) -> contextlib.AbstractContextManager[Database]:
+        """One write transaction: committed (durably) when the block ends, rolled back if it raises; a store
+        that cannot be written raises ``OutputError`` naming it (one line for the operator)."""
+        raise NotImplementedError
+
+    def lock(self, name: str) -> None:
+        """(Inside a transaction.) Serialises the writers that take the same lock until the transaction ends."""
+
+    def notify_gallery(self) -> None:
+        """(Inside a transaction.) Says to other runs that the gallery changed, once it commits."""
+
+    def listener(self):
+        """A ``GalleryListener`` woken by other runs' gallery changes, or None where polling is all there is."""
+        return None
+
+    def checkpoint(self) -> None:
+        """Makes deleted rows leave the database's files (after an erasure or a prune)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class SqliteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self._conn, self.path, self.where = conn, path, str(path)
+
+    def execute(self, sql: str, params=()):
+        return self._conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows) -> None:
+        self._conn.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Database]:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # takes the one write lock now: lock() has nothing more to do
+            try:
+                yield self
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # SQLite already rolled back by itself after some errors (SQLITE_FULL)
+                    conn.execute("ROLLBACK")
+                raise
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+                raise  # a bug, not the store's condition
+            raise OutputError(f"store: cannot write {self.where}: {exc}") from None
+
+    def checkpoint(self) -> None:
+        """Moves the WAL into the main file and empties it: erased data leaves the WAL too."""
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+MIN_SQLITE = (3, 35)  # RETURNING, which every insert uses
+
+
+def connect(path: Path) -> SqliteDatabase:
     """The store at ``path``, created with its schema when new, upgraded when older (schema 1 gains
-    ``runs``); a store of a newer streamer is refused."""
+    ``runs``, schema 2 the gallery's change log); a store of a newer streamer is refused."""
     path = Path(path)
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise StreamerError(f"store.path: this Python's SQLite is {sqlite3.sqlite_version}; streamer needs "
+                            f"{'.'.join(map(str, MIN_SQLITE))} or newer (or a PostgreSQL store.url)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)  # explicit transactions below
@@ -128,7 +258,7 @@ def connect(path: Path) -> sqlite3.Connection:
     except StreamerError:
         conn.close()
         raise
-    return conn
+    return SqliteDatabase(conn, path)
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> str:
@@ -160,7 +290,7 @@ def _create_or_upgrade(conn: sqlite3.Connection, path: Path) -> None:
     see version 0 before either writes; the second gets the write lock only after the first committed,
     and must then find the schema made rather than take it for somebody else's database.
     """
-    with transaction(conn):
+    with SqliteDatabase(conn, path).transaction():
         version = _version(conn)
         if version > SCHEMA_VERSION:
             raise StreamerError(f"store.path: {path} was written by a newer streamer (schema {version})")
@@ -182,36 +312,9 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-@contextlib.contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction: committed (durably) when the block ends, rolled back if it raises.
-
-    A store that cannot be written (a full disk, a lock held past the busy timeout, an I/O error, a
-    read-only file) raises ``OutputError`` naming the file: one line for the operator, not a traceback.
-    """
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:  # SQLite already rolled back by itself after some errors (SQLITE_FULL)
-                conn.execute("ROLLBACK")
-            raise
-    except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
-        if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
-            raise  # a bug, not the store's condition
-        raise OutputError(f"store: cannot write {database_path(conn)}: {exc}") from None
+def transaction(db: Database) -> contextlib.AbstractContextManager[Database]:
+    return db.transaction()
 
 
-def database_path(conn: sqlite3.Connection) -> str:
-    """The file behind ``conn``, for messages."""
-    try:
-        return conn.execute("PRAGMA database_list").fetchone()[2] or "the store"
-    except sqlite3.Error:
-        return "the store"
-
-
-def checkpoint(conn: sqlite3.Connection) -> None:
-    """Moves the WAL into the main file and empties it: erased data leaves the WAL too."""
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+def checkpoint(db: Database) -> None:
+    db.checkpoint()

@@ -2,22 +2,28 @@
 
 Every embedding carries the id of the model that made it; callers ask for one model's vectors
 and never get another's. Crops are kept so a new model can embed them again (``reembed``).
+
+Every change is logged in ``gallery_changes`` in its own transaction (``changes_since``): the in-memory index
+of every run on every machine reloads the identities that changed (identify/sync.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from streamer.errors import StreamerError
-from streamer.store.database import checkpoint, transaction
+from streamer.store.database import Database, checkpoint, transaction
 
 PSEUDO_PREFIX = "unknown-"
+# How far back a new pseudo-identity looks for one another run made of the same face (create_pseudo).
+PSEUDO_RECENT_S = 120.0
 
 
 def encode_vector(vector: np.ndarray) -> bytes:
@@ -63,8 +69,38 @@ class ModelVectors:
 
 
 class GalleryStore:
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: Database):
         self.conn = conn
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Database]:
+        """A gallery write: one transaction holding the gallery's lock. SQLite has one writer anyway; on
+        PostgreSQL the lock makes the check-then-insert of a name or a pseudo-identity atomic across machines,
+        and the change log's ids follow the commit order, so no run skips a change that committed late."""
+        with transaction(self.conn) as db:
+            db.lock("gallery")
+            yield db
+
+    # --- what changed -----------------------------------------------------------------------
+
+    def note_changed(self, *identities: int, now: float | None = None) -> None:
+        """(Inside a transaction.) Logs the identities whose rows change in it, for every run's index."""
+        if not identities:
+            return
+        now = time.time() if now is None else now
+        self.conn.executemany("INSERT INTO gallery_changes (identity_id, time) VALUES (?, ?)",
+                              [(int(i), now) for i in dict.fromkeys(identities)])
+        self.conn.notify_gallery()
+
+    def last_change(self) -> int:
+        """The newest change's id (0 for none): read before loading the gallery, so none is missed after it."""
+        return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM gallery_changes").fetchone()[0]
+
+    def changes_since(self, change: int) -> tuple[int, set[int]]:
+        """(newest change id, the identities changed after ``change``)."""
+        rows = self.conn.execute("SELECT id, identity_id FROM gallery_changes WHERE id > ? ORDER BY id",
+                                 (change,)).fetchall()
+        return (rows[-1][0] if rows else change), {r[1] for r in rows}
 
     # --- identities -------------------------------------------------------------------------
 
@@ -84,8 +120,10 @@ class GalleryStore:
 
     def create(self, name: str, kind: str = "person") -> int:
         now = time.time()
-        with transaction(self.conn):
-            return self._insert_identity(name, kind, now)
+        with self._writing():
+            identity = self._insert_identity(name, kind, now)
+            self.note_changed(identity, now=now)
+            return identity
 
     def _person(self, name: str, now: float) -> int:
         """(Inside a transaction.) The id of person ``name``, inserted if new; refuses a pseudo-identity."""
@@ -97,29 +135,54 @@ class GalleryStore:
         return row[0]
 
     def _insert_identity(self, name: str, kind: str, now: float) -> int:
-        cursor = self.conn.execute(
-            "INSERT INTO identities (name, kind, created, last_seen) VALUES (?, ?, ?, NULL)", (name, kind, now)
-        )
-        return cursor.lastrowid
+        return self.conn.insert("INSERT INTO identities (name, kind, created, last_seen) VALUES (?, ?, ?, NULL)",
+                                (name, kind, now))
 
-    def create_pseudo(self, vector: np.ndarray, crop: np.ndarray, model_id: str, source: str) -> tuple[int, str]:
-        """A new pseudo-identity ``unknown-NNNNN`` holding one face; returns (id, name)."""
+    def create_pseudo(self, vector: np.ndarray, crop: np.ndarray, model_id: str, source: str,
+                      same_above: float | None = None, recent_s: float = PSEUDO_RECENT_S) -> tuple[int, str, bool]:
+        """A new pseudo-identity ``unknown-NNNNN`` holding one face: (id, name, True).
+
+        With ``same_above``, a pseudo-identity made in the last ``recent_s`` seconds (by this run or any other,
+        perhaps not yet in this run's index) whose face scores at least that is returned instead, (id, name,
+        False): two runs meeting the same stranger at once make one pseudo-identity. The check and the insert
+        hold one lock across every run sharing the store.
+        """
         now = time.time()
-        with transaction(self.conn):
-            next_id = self.conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM identities").fetchone()[0]
-            name = f"{PSEUDO_PREFIX}{next_id:05d}"
-            identity = self._insert_identity(name, "pseudo", now)
+        vector = np.asarray(vector, np.float32)
+        with self._writing():
+            if same_above is not None:
+                found = self._recent_pseudo_like(vector, model_id, now - recent_s, same_above)
+                if found is not None:
+                    return (*found, False)
+            # Named after its id, which only the insert knows: a placeholder first (unique, as names must be).
+            identity = self._insert_identity(f"{PSEUDO_PREFIX}pending-{now}-{id(vector)}", "pseudo", now)
+            name = f"{PSEUDO_PREFIX}{identity:05d}"
+            self.conn.execute("UPDATE identities SET name = ?, last_seen = ? WHERE id = ?", (name, now, identity))
             self._insert_face(identity, crop, source, 1, model_id, vector, now)
-            self.conn.execute("UPDATE identities SET last_seen = ? WHERE id = ?", (now, identity))
-        return identity, name
+            self.note_changed(identity, now=now)
+        return identity, name, True
+
+    def _recent_pseudo_like(self, vector: np.ndarray, model_id: str, since: float, same_above: float
+                            ) -> tuple[int, str] | None:
+        rows = self.conn.execute(
+            "SELECT i.id, i.name, e.vector FROM identities i JOIN crops c ON c.identity_id = i.id "
+            "JOIN embeddings e ON e.crop_id = c.id WHERE i.kind = 'pseudo' AND i.created >= ? AND c.polarity = 1 "
+            "AND e.model_id = ? AND e.dim = ?", (since, model_id, int(vector.shape[-1]))).fetchall()
+        best = None
+        for identity, name, blob in rows:
+            score = float(decode_vector(blob) @ vector)
+            if score >= same_above and (best is None or score > best[2]):
+                best = (identity, name, score)
+        return None if best is None else (best[0], best[1])
 
     def add_face(self, identity: int, crop: np.ndarray, source: str, model_id: str, vector: np.ndarray,
                  polarity: int = 1, keep_latest: int | None = None) -> int:
         """Stores one face (crop + its embedding) of an identity; ``keep_latest`` caps how many
         positive faces the identity keeps (oldest dropped): pseudo-identities follow a face over time."""
         now = time.time()
-        with transaction(self.conn):
+        with self._writing():
             crop_id = self._insert_face(identity, crop, source, polarity, model_id, vector, now)
+            self.note_changed(identity, now=now)
             if keep_latest:
                 self.conn.execute(
                     "DELETE FROM crops WHERE identity_id = ? AND polarity = 1 AND id NOT IN "
@@ -131,10 +194,10 @@ class GalleryStore:
     def _insert_face(self, identity: int, crop: np.ndarray, source: str, polarity: int, model_id: str,
                      vector: np.ndarray, now: float) -> int:
         jpeg = encode_crop(crop)
-        crop_id = self.conn.execute(
+        crop_id = self.conn.insert(
             "INSERT INTO crops (identity_id, polarity, jpeg, source, sha256, created) VALUES (?, ?, ?, ?, ?, ?)",
             (identity, polarity, jpeg, source, hashlib.sha256(jpeg).hexdigest(), now),
-        ).lastrowid
+        )
         self.conn.execute(
             "INSERT INTO embeddings (crop_id, model_id, dim, vector) VALUES (?, ?, ?, ?)",
             (crop_id, model_id, int(vector.shape[-1]), encode_vector(vector)),
@@ -151,10 +214,11 @@ class GalleryStore:
         write lock is held for milliseconds, not for a model's inference.
         """
         now = time.time()
-        with transaction(self.conn):
+        with self._writing():
             identity = self._person(name, now)
             if self.has_source(identity, source):
                 return identity, None
+            self.note_changed(identity, now=now)
             return identity, self._insert_face(identity, crop, source, 1, model_id, vector, now)
 
     def has_source(self, identity: int, source: str) -> bool:
@@ -197,12 +261,22 @@ class GalleryStore:
             "WHERE c.polarity = 1 GROUP BY e.model_id"
         ).fetchall())
 
-    def vectors(self, model_id: str) -> ModelVectors:
+    def vectors(self, model_id: str, only: set[int] | None = None) -> ModelVectors:
+        """One model's vectors of every identity, or of the identities in ``only`` (those that changed)."""
+        among, params = "", (model_id,)
+        if only is not None:
+            ids = sorted(int(i) for i in only) or [0]  # ids start at 1: [0] selects nothing
+            among, params = f" AND c.identity_id IN ({', '.join('?' * len(ids))})", (model_id, *ids)
         rows = self.conn.execute(
             "SELECT c.identity_id, c.polarity, e.dim, e.vector FROM embeddings e JOIN crops c ON c.id = e.crop_id "
-            "WHERE e.model_id = ? ORDER BY c.identity_id, c.id", (model_id,)
+            f"WHERE e.model_id = ?{among} ORDER BY c.identity_id, c.id", params
         ).fetchall()
-        identities = self.conn.execute("SELECT id, name, kind FROM identities").fetchall()
+        identities = self.conn.execute(
+            "SELECT id, name, kind FROM identities" + (among.replace(" AND c.identity_id", " WHERE id")),
+            params[1:]).fetchall()
+        # Two reads: an identity erased or merged away between them leaves vectors without a name. They go.
+        named = {i for i, _, _ in identities}
+        rows = [r for r in rows if r[0] in named]
         dims = {r[2] for r in rows}
         if len(dims) > 1:
             raise StreamerError(f"gallery: model {model_id} has embeddings of several sizes {sorted(dims)}")
@@ -225,14 +299,24 @@ class GalleryStore:
         )]
 
     def add_embeddings(self, model_id: str, items: list[tuple[int, np.ndarray]]) -> None:
-        with transaction(self.conn):
+        with self._writing():
             self.conn.executemany(
-                "INSERT OR REPLACE INTO embeddings (crop_id, model_id, dim, vector) VALUES (?, ?, ?, ?)",
+                "INSERT INTO embeddings (crop_id, model_id, dim, vector) VALUES (?, ?, ?, ?) ON CONFLICT "
+                "(crop_id, model_id) DO UPDATE SET dim = excluded.dim, vector = excluded.vector",
                 [(crop_id, model_id, int(v.shape[-1]), encode_vector(v)) for crop_id, v in items],
             )
+            ids = sorted({int(c) for c, _ in items})
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                self.note_changed(*(r[0] for r in self.conn.execute(
+                    f"SELECT DISTINCT identity_id FROM crops WHERE id IN ({', '.join('?' * len(chunk))})", chunk)))
 
     def drop_other_models(self, model_id: str) -> int:
-        with transaction(self.conn):
+        with self._writing():
+            changed = [r[0] for r in self.conn.execute(
+                "SELECT DISTINCT c.identity_id FROM embeddings e JOIN crops c ON c.id = e.crop_id "
+                "WHERE e.model_id != ?", (model_id,))]
+            self.note_changed(*changed)
             return self.conn.execute("DELETE FROM embeddings WHERE model_id != ?", (model_id,)).rowcount
 
     # --- operator actions -------------------------------------------------------------------
@@ -241,12 +325,13 @@ class GalleryStore:
         """Removes a person entirely: identity, crops, vectors, tracks and sightings naming them."""
         identity = self.require(name)
         counts = {}
-        with transaction(self.conn):
+        with self._writing():
             for table, column in (("sightings", "identity_id"), ("tracks", "identity_id"), ("crops", "identity_id")):
                 counts[table] = self.conn.execute(f"SELECT count(*) FROM {table} WHERE {column} = ?",
                                                   (identity,)).fetchone()[0]
             # The cascades delete crops, embeddings, tracks and their sightings with the identity.
             self.conn.execute("DELETE FROM identities WHERE id = ?", (identity,))
+            self.note_changed(identity)
         checkpoint(self.conn)
         return counts
 
@@ -255,10 +340,11 @@ class GalleryStore:
         identity = self.require(name)
         if new_name.startswith(PSEUDO_PREFIX):
             raise StreamerError(f"gallery: names starting {PSEUDO_PREFIX!r} are kept for pseudo-identities")
-        with transaction(self.conn):
+        with self._writing():
             target = self.identity_id(new_name)  # inside the transaction: a concurrent enrolment may add it
             if target == identity:
                 return "kept"
+            self.note_changed(identity, *(() if target is None else (target,)))
             if target is None:
                 self.conn.execute("UPDATE identities SET name = ?, kind = 'person' WHERE id = ?", (new_name, identity))
                 return "renamed"
@@ -282,9 +368,10 @@ class GalleryStore:
         if crop is None or embedding is None:
             raise StreamerError(f"gallery: sighting {sighting} has no face stored (only identity events have one)")
         now = time.time()
-        with transaction(self.conn):
+        with self._writing():
             self._insert_face(identity, decode_crop(crop), f"rejected sighting {sighting}", -1, model_id,
                               decode_vector(embedding), now)
+            self.note_changed(identity, now=now)
             self.conn.execute("UPDATE sightings SET identity_id = NULL, rejected_identity = ? WHERE track = ? "
                               "AND identity_id = ?", (name, track, identity))
             self.conn.execute("UPDATE tracks SET identity_id = NULL WHERE id = ? AND identity_id = ?",

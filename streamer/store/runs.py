@@ -17,10 +17,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sqlite3
 import time
 
-from streamer.store.database import transaction
+from streamer.store.database import Database, transaction
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ class RunRegistry:
     """One run's row in ``runs`` (``start``, ``beat``, ``finish``) and the clean-up of runs that died
     (``close_dead``). Every write is its own short transaction."""
 
-    def __init__(self, conn: sqlite3.Connection, interval_s: float = HEARTBEAT_INTERVAL_S):
+    def __init__(self, conn: Database, interval_s: float = HEARTBEAT_INTERVAL_S):
         self.conn = conn
         self.interval_s = interval_s
         self.run_id: str | None = None
@@ -95,6 +94,7 @@ class RunRegistry:
         stale = time.time() - stale_after_s
         own, here = self.run_id or "", process_host()
         with transaction(self.conn):
+            self.conn.lock("maintenance")  # runs starting at once (a cluster's workers) end the dead's tracks once
             dead = [run for run, host, pid, heartbeat in self.conn.execute(
                 "SELECT id, host, pid, heartbeat FROM runs WHERE ended IS NULL AND id != ?", (own,))
                 if heartbeat < stale or (host == here and not _process_exists(pid))]
