@@ -92,12 +92,18 @@ def _run_cluster(config, args) -> int:
               f"restarts {worker['restarts']}, events {worker.get('events')}"
               + (f", {frames} frames in {worker['seconds']:.1f} s" if frames is not None else "")
               + (f", run {worker['run_dir']}" if worker.get("run_dir") else ""))
+    if summary.run_dir:
+        print(f"run:    {summary.run_dir}")
+    for line in summary.outputs:
+        print(line)
     print(f"store:  {safe_location(config.store.url)}")
     print(f"done: {len(summary.workers)} workers in {summary.seconds:.1f} s"
           + (f" - stopped by {summary.stopped_by}, outputs closed" if summary.stopped_by else ""))
     for worker in summary.failed:
         print(f"error: {redact(worker.get('error') or worker['worker'] + ' failed')}", file=sys.stderr)
-    if summary.failed:
+    for error in summary.errors:
+        print(f"error: {redact(error)}", file=sys.stderr)
+    if summary.failed or summary.errors:
         return 1
     return 130 if summary.stopped_by == "SIGINT" else 0
 

@@ -127,6 +127,14 @@ def test_a_stranger_met_by_one_nodes_camera_is_named_by_the_other_nodes_camera(t
     assert named == met  # the hall's node named him as the door's node first saw him: no second pseudo-identity
     identities = PostgresDatabase(postgres_url).execute("SELECT count(*) FROM identities").fetchone()[0]
     assert identities == 1
+    # One event stream for the cluster: every worker's events, each sighting once, as the store holds them.
+    merged = [json.loads(line) for line in (out / "latest" / "events.jsonl").read_text().splitlines()]
+    stored = PostgresDatabase(postgres_url).execute("SELECT id, stream FROM sightings").fetchall()
+    assert sorted((e["sighting"], e["stream"]) for e in merged) == sorted(stored)
+    assert {e["stream"] for e in merged} == {"door", "hall"}
+    for camera in ("door", "hall"):  # a worker's events in its own order
+        ids = [e["sighting"] for e in merged if e["stream"] == camera]
+        assert ids == sorted(ids)
 
 
 @pytest.fixture

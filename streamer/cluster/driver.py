@@ -19,12 +19,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streamer.cluster.events import EventHub
 from streamer.cluster.worker import StreamWorker, worker_config
 from streamer.config import Config
 from streamer.errors import ConfigError
 from streamer.progress import ProgressReporter
 from streamer.records import StreamStatus
 from streamer.redaction import redact
+from streamer.runtime.run_folder import RunFolder
 from streamer.runtime.stop import StopSignals
 
 log = logging.getLogger(__name__)
@@ -32,8 +34,10 @@ log = logging.getLogger(__name__)
 NAMESPACE = "streamer"
 WORKER_PREFIX = "streamer-worker-"
 LEDGER = "streamer-cluster"
+HUB = "streamer-events"
 FINISH_S = 60.0  # how long a clean stop waits for the workers to close their outputs
 FAST_LOOK_S = 0.25  # how often a worker that is starting or coming back is looked at
+SILENT_S = 5.0  # a worker that Ray has not reported lost, silent this long: its cameras read down
 
 
 @dataclass
@@ -88,6 +92,9 @@ class ClusterSummary:
     workers: list[dict] = field(default_factory=list)
     stopped_by: str | None = None
     seconds: float = 0.0
+    run_dir: Path | None = None  # the driver's: every worker's events in one events.jsonl
+    outputs: list[str] = field(default_factory=list)  # the event sinks' outcome lines
+    errors: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[dict]:
@@ -180,9 +187,21 @@ class _Driver:
         if taken or self._named(LEDGER):
             raise ConfigError(f"cluster: another streamer run is using the Ray cluster at {cluster.address} "
                               f"({(taken[0]['name'] if taken else LEDGER)} is there)")
+        live_view = self._live_view()  # its port first: a port in use stops the run before anything starts
+        try:
+            return self._execute(live_view)
+        finally:
+            if live_view is not None:
+                live_view.close()
+
+    def _execute(self, live_view) -> ClusterSummary:
+        ray, cluster = self.ray, self.cluster
         self.ledger = ray.remote(ClusterLedger).options(name=LEDGER, namespace=NAMESPACE, num_cpus=0).remote()
         count = worker_count(self.config, ray.cluster_resources())
         data = self.config.model_dump(mode="json")
+        self.folder = RunFolder.create(self.out)
+        self.folder.link_latest()
+        self.hub = self._hub(data["output"])
         actor_class = ray.remote(StreamWorker)
         for index, share in enumerate(shares(data["sources"], count)):
             name = f"{WORKER_PREFIX}{index}"
@@ -190,11 +209,12 @@ class _Driver:
             self.actors.append(actor_class.options(
                 name=name, namespace=NAMESPACE, max_restarts=cluster.max_restarts, max_task_retries=0,
                 num_cpus=cluster.cpus_per_worker, num_gpus=cluster.gpus_per_worker, scheduling_strategy="SPREAD",
-            ).remote(worker_config(data, name, share), name))
+            ).remote(worker_config(data, name, share), name, self.hub))
         log.warning("cluster: %d workers for %d cameras on %s", count, len(data["sources"]), cluster.address)
         started = time.monotonic()
         summary = ClusterSummary()
-        live_view = self._live_view()
+        if live_view is not None:
+            live_view.start()
         with StopSignals() as stop:
             try:
                 while not stop.event.is_set() and not all(v.done for v in self.views):
@@ -206,10 +226,10 @@ class _Driver:
             finally:
                 summary.stopped_by = stop.by
                 self._finish()
-                if live_view is not None:
-                    live_view.close()
         summary.seconds = time.monotonic() - started
         summary.workers = [v.as_dict(time.monotonic()) for v in self.views]
+        summary.run_dir = self.folder.path
+        self._close_hub(summary)
         self.reporter.finish()
         return summary
 
@@ -222,11 +242,33 @@ class _Driver:
 
         web = self.config.web
         try:
-            view = LiveView(web, self._streams).start()
+            view = LiveView(web, self._streams)
         except OSError as exc:
             raise ConfigError(f"web.port: cannot listen on {web.host}:{web.port}: {exc.strerror or exc}") from None
         log.warning("live view: %s", view.url)
         return view
+
+    def _hub(self, output: dict):
+        """The cluster's event stream, on this machine (it writes into this run folder)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = self.ray.get_runtime_context().get_node_id()
+        return self.ray.remote(EventHub).options(
+            name=HUB, namespace=NAMESPACE, num_cpus=0,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=False),
+        ).remote(output, str(self.folder.path))
+
+    def _close_hub(self, summary: ClusterSummary) -> None:
+        """After the workers: what they sent is delivered (the webhook for up to its drain_s), then reported."""
+        webhook = self.config.output.webhook
+        wait = (webhook.drain_s if webhook else 0.0) + 30.0
+        try:
+            closed = self.ray.get(self.hub.close.remote(), timeout=wait)
+        except (self.ray.exceptions.GetTimeoutError, self.ray.exceptions.RayActorError) as exc:
+            summary.errors.append(f"cluster: the event stream did not close: {_reason(exc)}")
+        else:
+            summary.outputs, summary.errors = closed["outcomes"], [redact(e) for e in closed["errors"]]
+        self.ray.kill(self.hub, no_restart=True)
 
     def _named(self, name: str) -> bool:
         try:
@@ -279,7 +321,9 @@ class _Driver:
         statuses = []
         for view in self.views:
             said = {s["name"]: StreamStatus(**s) for s in (view.status or {}).get("streams", [])}
-            away = view.unanswered_since is not None or (view.status or {}).get("state") in ("restarting", "lost")
+            # Lost (Ray said so), or silent for a while: a busy worker may answer a second late, and is not down.
+            silent = view.unanswered_since is not None and time.monotonic() - view.unanswered_since > SILENT_S
+            away = silent or (view.status or {}).get("state") in ("restarting", "lost")
             for camera in view.cameras:
                 status = said.get(camera) or _not_started(camera)
                 if away:

@@ -48,9 +48,11 @@ class StatusCollector(ProgressReporter):
 def worker_config(data: dict, name: str, sources: list[dict]) -> dict:
     """A worker's own config: the cluster's, with its share of the cameras, its own output folder (two workers
     on one machine must not share a run folder's ``latest`` link), no live view of its own (the driver's shows
-    every camera), its models on as many threads as the cores Ray reserved for it, and no cluster."""
+    every camera) nor webhook (the hub delivers every worker's events), its models on as many threads as the
+    cores Ray reserved for it, and no cluster."""
     output = dict(data.get("output") or {})
     output["dir"] = str(Path(output.get("dir") or "out") / name)
+    output["webhook"] = None  # the cluster's hub posts every worker's events (cluster/events.py)
     web = {**(data.get("web") or {}), "enabled": False}
     engine = dict(data.get("engine") or {})
     if not engine.get("cpu_threads"):  # the cores Ray reserved for it, not every core of a shared machine
@@ -61,11 +63,11 @@ def worker_config(data: dict, name: str, sources: list[dict]) -> dict:
 class StreamWorker:
     """Made a Ray actor by the driver (``ray.remote(StreamWorker)``): starts its run at once."""
 
-    def __init__(self, config_data: dict, name: str):
+    def __init__(self, config_data: dict, name: str, hub=None):
         from streamer.config import parse_config
         from streamer.runtime.stop import StopSignals
 
-        self.name = name
+        self.name, self.hub = name, hub
         self.config = parse_config(config_data, origin=f"cluster worker {name}")  # registers its secrets here too
         self.stop = StopSignals()
         self.collector = StatusCollector()
@@ -81,8 +83,10 @@ class StreamWorker:
         from streamer.runtime.run import run
 
         try:
+            from streamer.cluster.events import HubSink
+
             self.summary = run(self.config, reporter=self.collector, banner=lambda line: log.info("%s", line),
-                               stop=self.stop)
+                               stop=self.stop, extra_event_sinks=[HubSink(self.hub, self.name)] if self.hub else [])
         except StreamerError as exc:
             self.error = redact(str(exc))
         except Exception as exc:  # noqa: BLE001 - said in status(), one line, like the CLI says it

@@ -35,7 +35,7 @@ from streamer.runtime.stop import StopSignals
 from streamer.runtime.streams import StreamState
 from streamer.runtime.summary import RunSummary
 from streamer.sinks import event_sinks, frame_sinks
-from streamer.sinks.base import FrameSinkFactory
+from streamer.sinks.base import EventSink, FrameSinkFactory
 from streamer.sources import ThreadedSource, make_source
 from streamer.stages import Stages
 from streamer.store.database import StoreUnavailable, say_unavailable
@@ -48,10 +48,12 @@ SOURCE_STOP_S = 2.0  # how long a clean stop waits for the sources' threads (a c
 
 
 def run(config: Config, reporter: ProgressReporter | None = None, banner: Callable[[str], None] = print,
-        extra_frame_sinks: Sequence[FrameSinkFactory] = (), stop: StopSignals | None = None) -> RunSummary:
+        extra_frame_sinks: Sequence[FrameSinkFactory] = (), stop: StopSignals | None = None,
+        extra_event_sinks: Sequence[EventSink] = ()) -> RunSummary:
     """Processes the config's sources until they end or a stop is asked for (SIGINT or SIGTERM: a clean
     stop; a second one aborts). ``extra_frame_sinks``: more per-stream frame sinks (benchmarks). ``stop``:
-    how a run started off the main thread (a cluster worker) is asked to stop."""
+    how a run started off the main thread (a cluster worker) is asked to stop. ``extra_event_sinks``: more
+    sinks for the committed events (a cluster worker's, to the cluster's one event stream)."""
     if not config.sources:
         raise ConfigError("no sources: add 'sources' to the config or pass --source URI")
     with stop or StopSignals() as stop:
@@ -65,7 +67,7 @@ def run(config: Config, reporter: ProgressReporter | None = None, banner: Callab
         with open_identification(config, stages.detector, stages.embedder) as identification:
             banner(identification.describe())
             session = _Run(config, stages, identification, stop, reporter or ProgressReporter(enabled=False),
-                           list(extra_frame_sinks))
+                           list(extra_frame_sinks), list(extra_event_sinks))
             return session.execute()
 
 
@@ -78,9 +80,11 @@ def _device(config: Config) -> Device:
 
 class _Run:
     def __init__(self, config: Config, stages: Stages, identification: Identification, stop: StopSignals,
-                 reporter: ProgressReporter, extra_frame_sinks: list[FrameSinkFactory]):
+                 reporter: ProgressReporter, extra_frame_sinks: list[FrameSinkFactory],
+                 extra_event_sinks: list[EventSink]):
         self.config, self.stages, self.identification = config, stages, identification
         self.stop, self.reporter, self.extra_frame_sinks = stop, reporter, extra_frame_sinks
+        self.extra_event_sinks = extra_event_sinks
         self.summary = RunSummary(store_path=identification.path)
         self.registry = RunRegistry(identification.conn)
         self.streams: dict[str, StreamState] = {}  # filled before the live view serves, never changed after
@@ -156,7 +160,8 @@ class _Run:
     def _run(self, folder: RunFolder, sources: list[ThreadedSource], live_view) -> None:
         config, stages = self.config, self.stages
         sinks = [*frame_sinks(config.output, folder.path, live_view), *self.extra_frame_sinks]
-        emitter = Emitter(SightingStore(self.identification.conn, folder.id), event_sinks(config.output, folder.path),
+        emitter = Emitter(SightingStore(self.identification.conn, folder.id),
+                          [*event_sinks(config.output, folder.path), *self.extra_event_sinks],
                           config.store.buffer_events)
         for source in sources:
             self.streams[source.name] = StreamState(source, config, self.identification.resolver, stages, sinks)
