@@ -73,7 +73,8 @@ def class_names_from_metadata(metadata: dict[str, str], path: Path) -> tuple[str
 
 
 def onnx_class_names(path: Path) -> tuple[str, ...]:
-    """The class names of a YOLO-seg .onnx export, read from its metadata only (no session is opened)."""
+    """The class names of a YOLO-seg .onnx export, read from its metadata (a bare CPU session, no graph
+    optimisation: model_files.onnx_header)."""
     from streamer.model_files import onnx_header
 
     try:
