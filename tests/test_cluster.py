@@ -20,7 +20,7 @@ from streamer.store.postgres import PostgresDatabase
 from tests.conftest import need_shared, run_cli
 from tests.postgres import PASSWORD
 from tests.processes import StreamerProcess, get_json, get_text
-from tests.rtsp import RtspServer, rtsp_available
+from tests.rtsp import RtspServer, free_port, rtsp_available
 
 pytestmark = pytest.mark.shared_models
 
@@ -73,7 +73,7 @@ def test_a_cluster_needs_one_shared_store_and_a_reachable_head(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(f"store: {{url: 'postgresql://streamer:{PASSWORD}@127.0.0.1:9/db'}}\n"
                       f"sources: [{{name: cam, uri: '{tmp_path}'}}]\n")
-    port = __import__("tests.rtsp", fromlist=["free_port"]).free_port()
+    port = free_port()
     result = run_cli("run", str(config), "--cluster", f"127.0.0.1:{port}", "--out", str(tmp_path / "out"), "-q")
     assert result.returncode == 2 and f"cluster.address: no Ray cluster at 127.0.0.1:{port}" in result.stderr
     assert PASSWORD not in result.stderr and len(result.stderr.strip().splitlines()) == 1

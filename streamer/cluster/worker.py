@@ -27,12 +27,18 @@ class StatusCollector(ProgressReporter):
     """The run's per-stream statuses as the loop last saw them, for ``status()``: what the terminal line would
     have said, without a terminal."""
 
-    def __init__(self) -> None:
+    def __init__(self, every_s: float = 0.2) -> None:
         super().__init__(enabled=False)
         self._statuses: list[StreamStatus] = []
         self._lock = threading.Lock()
+        self._every_s, self._taken = every_s, 0.0
 
     def update(self, statuses, force: bool = False) -> None:
+        # The loop offers statuses after every batch: a snapshot a few times a second is all the driver reads.
+        now = time.monotonic()
+        if not force and now - self._taken < self._every_s:
+            return
+        self._taken = now
         snapshot = statuses()
         with self._lock:
             self._statuses = snapshot

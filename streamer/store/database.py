@@ -301,13 +301,13 @@ def _create_or_upgrade(conn: sqlite3.Connection, path: Path) -> None:
         else:
             scripts = [MIGRATIONS[v] for v in range(version, SCHEMA_VERSION)]
         for script in scripts:
-            for statement in _statements(script):
+            for statement in split_script(script):
                 conn.execute(statement)
         if version != SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
-def _statements(script: str) -> list[str]:
+def split_script(script: str) -> list[str]:
     lines = [line.split("--", 1)[0] for line in script.splitlines()]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 from streamer.errors import ConfigError, OutputError, StreamerError
 from streamer.redaction import redact, register_secret
-from streamer.store.database import Database, StoreUnavailable, schema_script
+from streamer.store.database import Database, StoreUnavailable, schema_script, split_script
 
 RECONNECT_FIRST_S = 1.0  # after a failed reconnection, the next is tried this much later, doubling up to
 RECONNECT_MAX_S = 30.0
@@ -151,7 +151,7 @@ class PostgresDatabase(Database):
                                     f"writes schema {SCHEMA_VERSION} and has no PostgreSQL migration from it")
             if self.execute("SELECT to_regclass('identities') IS NOT NULL").fetchone()[0]:
                 raise StreamerError(f"store.url: {self.where} holds an 'identities' table of something else")
-            for statement in _statements(postgres_schema(schema_script())):
+            for statement in split_script(postgres_schema(schema_script())):
                 self._conn.execute(statement)
             self._conn.execute("CREATE TABLE streamer_schema (version INTEGER NOT NULL)")
             self._conn.execute("INSERT INTO streamer_schema VALUES (%s)", (SCHEMA_VERSION,))
@@ -252,11 +252,6 @@ class GalleryListener:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
-
-
-def _statements(script: str) -> list[str]:
-    lines = [line.split("--", 1)[0] for line in script.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
 def _reason(exc: Exception) -> str:
