@@ -18,7 +18,6 @@ from pathlib import Path
 import av
 import numpy as np
 
-from engines import select_device
 from streamer.config import load_config, parse_config
 from streamer.demo import build_demo
 from streamer.detect import build_detector
@@ -38,7 +37,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=3, help="use every Nth frame")
     args = parser.parse_args()
     config = load_config(args.config) if args.config else parse_config({})
-    detector = build_detector(config.detector, select_device(config.engine.device))
+    detector = build_detector(config.detector, config.engine.select_device())
     print(f"detector: {detector.description}")
     with tempfile.TemporaryDirectory() as tmp:
         truth = build_demo(Path(tmp), frames=120)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 DevicePreference = Literal["auto", "cpu", "cuda"]
+OnnxRuntimeChoice = Literal["auto", "onnxruntime", "torch"]
 
 
 class DeviceUnavailable(RuntimeError):
@@ -19,6 +20,10 @@ class Device:
     name: str = "cpu"
     reason: str = ""  # why this device was chosen
     cpu_threads: int = 0  # threads per model on the CPU; 0: the runtime's own default (all cores)
+    # How the ONNX models run here (engines.base.onnx_backend decides "auto"), and torch's fast paths on a GPU.
+    onnx_runtime: OnnxRuntimeChoice = "auto"
+    fp16: bool = True
+    cuda_graphs: bool = True
 
     @property
     def is_cuda(self) -> bool:
@@ -55,16 +60,19 @@ def cuda_status() -> tuple[bool, str]:
     return True, torch.cuda.get_device_name(0)
 
 
-def select_device(preference: DevicePreference = "auto", cpu_threads: int = 0) -> Device:
-    """``cpu_threads``: each model's threads on the CPU (0: the runtime's default); the GPU ignores it."""
+def select_device(preference: DevicePreference = "auto", cpu_threads: int = 0, *,
+                  onnx_runtime: OnnxRuntimeChoice = "auto", fp16: bool = True, cuda_graphs: bool = True) -> Device:
+    """``cpu_threads``: each model's threads on the CPU (0: the runtime's default); the GPU ignores it.
+    ``onnx_runtime``, ``fp16``, ``cuda_graphs``: how the ONNX models run (see Device)."""
+    how = {"onnx_runtime": onnx_runtime, "fp16": fp16, "cuda_graphs": cuda_graphs}
     if preference == "cpu":
-        return Device("cpu", name="cpu", reason="configured", cpu_threads=cpu_threads)
+        return Device("cpu", name="cpu", reason="configured", cpu_threads=cpu_threads, **how)
     available, detail = cuda_status()
     if available:
-        return Device("cuda", 0, name=detail, reason="GPU present" if preference == "auto" else "configured")
+        return Device("cuda", 0, name=detail, reason="GPU present" if preference == "auto" else "configured", **how)
     if preference == "cuda":
         raise DeviceUnavailable(f"cuda was requested but is not available: {detail}")
-    return Device("cpu", name="cpu", reason=detail, cpu_threads=cpu_threads)
+    return Device("cpu", name="cpu", reason=detail, cpu_threads=cpu_threads, **how)
 
 
 def usable_cores() -> int:

@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from engines.base import TensorSpec
 from engines.device import Device
 
-# ONNX Runtime's element type names -> numpy dtypes (the ones a vision model's inputs and outputs use).
-_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-           "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
-           "tensor(bool)": np.bool_}
 
+def has_cuda_provider() -> bool:
+    """Whether this onnxruntime build runs models on a CUDA GPU (the onnxruntime-gpu wheel)."""
+    import onnxruntime as ort
 
-@dataclass(frozen=True)
-class TensorSpec:
-    """One input or output of a model as the session declares it."""
-
-    name: str
-    shape: tuple[int | None, ...]  # None: an axis the model leaves dynamic (batch, height, ...)
-    dtype: np.dtype | None  # None: an element type this table does not know
-
-    @classmethod
-    def of(cls, arg) -> TensorSpec:
-        """From an ``onnxruntime.NodeArg``, whose dynamic axes are names (or None) rather than sizes."""
-        shape = tuple(d if isinstance(d, int) and d > 0 else None for d in (arg.shape or ()))
-        dtype = _DTYPES.get(arg.type)
-        return cls(arg.name, shape, np.dtype(dtype) if dtype is not None else None)
+    return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 def ort_providers(device: Device) -> list[str]:
@@ -74,8 +60,8 @@ class OnnxRuntimeEngine:
         self.path = Path(path)
         self.session = ort.InferenceSession(str(path), sess_options=session_options(device, threads),
                                             providers=ort_providers(device))
-        self.inputs = [TensorSpec.of(i) for i in self.session.get_inputs()]
-        self.outputs = [TensorSpec.of(o) for o in self.session.get_outputs()]
+        self.inputs = [TensorSpec.of_ort(i) for i in self.session.get_inputs()]
+        self.outputs = [TensorSpec.of_ort(o) for o in self.session.get_outputs()]
         self.input_names = [i.name for i in self.inputs]
         self.output_names = [o.name for o in self.outputs]
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)

@@ -1,4 +1,5 @@
-"""torch backend: eager or TorchScript modules, FP16 and CUDA graphs on GPU."""
+"""torch backend: eager modules, TorchScript archives or ONNX graphs rebuilt in torch; FP16 and CUDA graphs
+on a GPU."""
 
 from __future__ import annotations
 
@@ -6,11 +7,18 @@ from pathlib import Path
 
 import numpy as np
 
+from engines.base import TensorSpec
 from engines.device import Device
 
 
 class TorchEngine:
+    """``inputs``, ``outputs`` and ``metadata`` are what the model file declares where it declares them (an
+    ONNX graph); a module built in Python declares nothing."""
+
     backend = "torch"
+    inputs: list[TensorSpec] = []
+    outputs: list[TensorSpec] = []
+    metadata: dict[str, str] = {}
 
     def __init__(self, module, device: Device, input_names: list[str], output_names: list[str], fp16: bool = False,
                  cuda_graphs: bool = False):
@@ -35,6 +43,24 @@ class TorchEngine:
         module = torch.jit.load(str(path), map_location="cpu")
         return cls(module, device, input_names or ["input"], output_names or ["output"], fp16=fp16)
 
+    @classmethod
+    def from_onnx(cls, path: str | Path, device: Device, fp16: bool = False, cuda_graphs: bool = False):
+        """An ONNX graph rebuilt as a torch module. A graph exported at a fixed batch runs at any batch here, so
+        its declared batch axis is reported as dynamic."""
+        import onnx
+
+        from engines.onnx_torch import OnnxGraph
+
+        graph = OnnxGraph(path)
+        header = onnx.load(str(path), load_external_data=False).graph
+        engine = cls(graph, device, graph.input_names, graph.output_names, fp16=fp16, cuda_graphs=cuda_graphs)
+        free = graph.batch_is_free
+        declared = {i.name: TensorSpec.of_onnx(i) for i in header.input}
+        engine.inputs = [_free_batch(declared[name]) if free else declared[name] for name in graph.input_names]
+        engine.outputs = [_free_batch(TensorSpec.of_onnx(o)) if free else TensorSpec.of_onnx(o) for o in header.output]
+        engine.metadata = graph.metadata
+        return engine
+
     def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         import torch
 
@@ -42,7 +68,7 @@ class TorchEngine:
             args = [torch.from_numpy(np.ascontiguousarray(inputs[name])).to(self.device.torch, self.dtype)
                     for name in self.input_names]
             outputs = self._replay(args) if self.cuda_graphs else _as_list(self.module(*args))
-            return [o.float().cpu().numpy() for o in outputs]
+            return [(o.float() if o.is_floating_point() else o).cpu().numpy() for o in outputs]
 
     def _replay(self, args: list) -> list:
         import torch
@@ -70,9 +96,15 @@ class TorchEngine:
                 self.module(*static_inputs)
         torch.cuda.current_stream(self.device.torch).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # The detector captures on its own thread while the per-face models run on another: only this thread's
+        # calls must keep off what a capture forbids.
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             static_outputs = _as_list(self.module(*static_inputs))
         return graph, static_inputs, static_outputs
+
+
+def _free_batch(spec: TensorSpec) -> TensorSpec:
+    return TensorSpec(spec.name, (None, *spec.shape[1:]), spec.dtype) if spec.shape else spec
 
 
 def _as_list(out) -> list:

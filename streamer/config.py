@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from engines.device import Device
 from streamer.cluster.config import ClusterConfig
 from streamer.config_base import StrictModel
 from streamer.detect import DetectorConfig, HaarConfig
@@ -123,6 +124,22 @@ class EngineConfig(StrictModel):
         0, ge=0, le=256, description="threads of each per-face model on a CPU (0: every core this process may "
         "use); the detector, which runs beside them on a thread of its own, gets half as many"
     )
+    onnx_runtime: Literal["auto", "onnxruntime", "torch"] = Field(
+        "auto", description="how the ONNX models (detector, embedder, occluder model) run; auto: ONNX Runtime on "
+        "a CPU or where its CUDA build is installed, else torch (each model rebuilt as a torch module on the GPU)"
+    )
+    fp16: bool = Field(True, description="torch on a GPU: half precision")
+    cuda_graphs: bool = Field(True, description="torch on a GPU: replay captured CUDA graphs per batch size")
+
+    def select_device(self, cpu_threads: int | None = None) -> Device:
+        """The device these settings pick here; ``cpu_threads`` overrides the configured threads."""
+        from engines.device import DeviceUnavailable, select_device
+
+        try:
+            return select_device(self.device, self.cpu_threads if cpu_threads is None else cpu_threads,
+                                 onnx_runtime=self.onnx_runtime, fp16=self.fp16, cuda_graphs=self.cuda_graphs)
+        except DeviceUnavailable as exc:
+            raise ConfigError(f"engine.device: {exc}") from None
 
 
 class PipelineConfig(StrictModel):

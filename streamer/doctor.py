@@ -54,6 +54,10 @@ def environment_checks() -> list[Check]:
         checks.append(Check("h264 encoder (libx264)", False, str(exc)))
     device = select_device("auto")
     checks.append(Check("device chosen (auto)", True, f"{device} - {device.reason}"))
+    from engines import onnx_backend
+
+    checks.append(Check("ONNX models run on (auto)", True, onnx_backend(device) + (
+        "" if onnx_backend(device) == "onnxruntime" else " (each graph rebuilt as a torch module)")))
     return checks
 
 
@@ -64,7 +68,7 @@ def stage_checks(config) -> list[Check]:
     from streamer.stages import Stages
 
     try:
-        device = select_device(config.engine.device)
+        device = config.engine.select_device()
     except Exception as exc:
         return [Check("engine.device", False, str(exc))]
     try:

@@ -39,11 +39,10 @@ def _open(args):
 
 
 def _models(config):
-    from engines import select_device
     from streamer.detect import build_detector
     from streamer.embed import build_embedder
 
-    device = select_device(config.engine.device)
+    device = config.engine.select_device()
     return build_detector(config.detector, device), build_embedder(config.embedder, device)
 
 

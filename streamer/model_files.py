@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from engines import Device
-from engines.onnxruntime_engine import OnnxRuntimeEngine
+from engines import Device, onnx_backend
 from streamer.errors import ModelError
 
 
@@ -21,13 +20,22 @@ def resolve_model_file(path: Path, pattern: str) -> Path:
     return matches[0]
 
 
-def open_onnx_model(path: Path, device: Device, expected: str) -> OnnxRuntimeEngine:
-    """An ONNX Runtime session of ``path`` with the stream's options; a file ONNX Runtime cannot load
-    (garbage, truncated, an unknown operator) is a one-line ModelError naming it and ``expected``."""
+def open_onnx_model(path: Path, device: Device, expected: str):
+    """``path`` on the runtime ``device`` asks for (engines.onnx_backend): an ONNX Runtime session with the
+    stream's options, or the graph rebuilt in torch (FP16 and CUDA graphs on a GPU as configured). Either
+    declares its ``inputs``, ``outputs`` and ``metadata``. A file that cannot be loaded (garbage, truncated, an
+    unknown operator) is a one-line ModelError naming it and ``expected``."""
+    backend = onnx_backend(device)
     try:
+        if backend == "torch":
+            from engines.torch_engine import TorchEngine
+
+            return TorchEngine.from_onnx(path, device, fp16=device.fp16, cuda_graphs=device.cuda_graphs)
+        from engines.onnxruntime_engine import OnnxRuntimeEngine
+
         return OnnxRuntimeEngine(path, device)
     except Exception as exc:  # protobuf, graph and provider errors all mean "not a model we can run"
-        raise ModelError(f"cannot load {path} ({one_line(exc)}); expected {expected}") from None
+        raise ModelError(f"cannot load {path} on {backend} ({one_line(exc)}); expected {expected}") from None
 
 
 def onnx_header(path: Path) -> tuple[dict[str, list], dict[str, str]]:

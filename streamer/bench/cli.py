@@ -40,14 +40,13 @@ def add_parser(sub) -> None:
 
 
 def cmd_bench(args) -> int:
-    from engines import select_device
     from streamer.bench.inputs import probe
     from streamer.bench.report import write_report
     from streamer.bench.suite import SECTIONS, BenchPlan, Suite
     from streamer.config import load_config, parse_config
 
     config = load_config(args.config) if args.config else parse_config({})
-    device = select_device(config.engine.device)
+    device = config.engine.select_device()
     clips = [Path(c) for c in args.clip]
     for clip in clips:
         probe(clip)  # a bad clip fails now, with its name, not after minutes of measuring

@@ -52,13 +52,12 @@ def _pipeline(case: dict, clip: Clip) -> dict:
 
 
 def _baseline(case: dict, clip: Clip) -> dict:
-    from engines import select_device
     from streamer.bench.baseline import run_baseline
     from streamer.identify import open_identification
     from streamer.stages import Stages
 
     config = case_config(case, clip)
-    stages = Stages.build(config, select_device(config.engine.device))
+    stages = Stages.build(config, config.engine.select_device())
     with open_identification(config, stages.detector, stages.embedder) as identification:
         done = run_baseline(stages, identification.resolver, [clip.path] * case["streams"], Path(case["out_dir"]),
                             case["frames"])
@@ -67,12 +66,11 @@ def _baseline(case: dict, clip: Clip) -> dict:
 
 
 def _stages(case: dict, clip: Clip) -> dict:
-    from engines import select_device
     from streamer.bench.stage_sweep import sweep_stages
     from streamer.stages import Stages
 
     config = case_config({**case, "streams": 1}, clip)
-    stages = Stages.build(config, select_device(config.engine.device))
+    stages = Stages.build(config, config.engine.select_device())
     return {"device": str(stages.device), "models": stages.describe()[:5],
             **sweep_stages(stages, clip.path, case["batch_sizes"])}
 

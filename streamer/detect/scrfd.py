@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import Field
 
 from engines import Device
-from engines.onnxruntime_engine import OnnxRuntimeEngine
+from engines.base import DeclaredModel
 from streamer.config_base import ExistingPath, StrictModel
 from streamer.errors import ModelError
 from streamer.model_files import open_onnx_model, resolve_model_file, warm_up
@@ -65,7 +65,7 @@ _OUTPUT_WIDTHS = (1, 4, 10)  # score, box distances, keypoint distances
 EXPECTED_SCRFD = "an SCRFD face detector (one (1, 3, H, W) input; 6, 9, 10 or 15 score/box/keypoint outputs)"
 
 
-def scrfd_layout(engine: OnnxRuntimeEngine) -> ScrfdLayout | None:
+def scrfd_layout(engine: DeclaredModel) -> ScrfdLayout | None:
     """The layout of ``engine``'s outputs if they are an SCRFD model's, else None."""
     layout = SCRFD_LAYOUTS.get(len(engine.outputs))
     if layout is None or len(engine.inputs) != 1 or len(engine.inputs[0].shape) != 4:
@@ -178,7 +178,7 @@ class ScrfdDetector:
         self._fixed_hw = (height, width) if height and width else None
         self.supports_regions = self._fixed_hw is None
         shown = f"{width}x{height}px (fixed)" if self._fixed_hw else f"{config.input_size}px"
-        self.description = f"SCRFD {path.name} @ {shown} on {device}"
+        self.description = f"SCRFD {path.name} @ {shown} on {self._engine.backend}, {device}"
         warm_up(path, lambda: self.detect(np.zeros((config.input_size, config.input_size, 3), np.uint8)))
 
     def detect(self, image: np.ndarray) -> Detections:

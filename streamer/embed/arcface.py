@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from engines import Device
-from engines.onnxruntime_engine import OnnxRuntimeEngine
+from engines.base import DeclaredModel
 from streamer.config_base import ExistingPath, StrictModel
 from streamer.detect.scrfd import scrfd_layout
 from streamer.embed.student import fingerprint, teacher_of
@@ -66,7 +66,7 @@ class ArcFaceEmbedder:
         self.default_threshold = 0.35
         self.fingerprint = fingerprint(path)
         self.model_id = f"arcface:{path.stem}:{self.fingerprint}"
-        self.description = f"ArcFace {path.name} ({self._size}px) on {device}"
+        self.description = f"ArcFace {path.name} ({self._size}px) on {self._engine.backend}, {device}"
         warm_up(path, lambda: self.embed(np.zeros((1, self._size, self._size, 3), np.uint8)))
         if config.student is not None:
             self.student = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=config.student), device,
@@ -111,7 +111,7 @@ def _check_student(path: Path, teacher: str) -> None:
                          f"embedder.model (sha256 {teacher}...): its embeddings cannot be compared with that gallery")
 
 
-def _check_embedder(engine: OnnxRuntimeEngine, path: Path) -> None:
+def _check_embedder(engine: DeclaredModel, path: Path) -> None:
     """A ModelError unless ``engine`` takes (n, 3, H, W) square images and gives one (n, D) output."""
     inputs, outputs = engine.inputs, engine.outputs
     shape = inputs[0].shape if len(inputs) == 1 else ()

@@ -1,8 +1,9 @@
 """The project's learned inpainters in the stream: one network contract, three runtimes.
 
 An ``.onnx`` export runs on TensorRT where ``tensorrt`` and a GPU exist (an FP16 engine with a batch
-1..max_batch profile, built once and cached), else on ONNX Runtime; a ``.pt`` training checkpoint
-runs on torch (FP16 and CUDA graphs on a GPU). Crops of any aligned size are resized to the
+1..max_batch profile, built once and cached), else on ONNX Runtime or rebuilt in torch as
+``engine.onnx_runtime`` decides; a ``.pt`` training checkpoint runs on torch. torch on a GPU runs in FP16
+with CUDA graphs. Crops of any aligned size are resized to the
 network's size and back, and only the (slightly grown) occluded pixels are replaced.
 """
 
@@ -15,7 +16,7 @@ import cv2
 import numpy as np
 from pydantic import Field, field_validator
 
-from engines import Device, open_engine
+from engines import Device, onnx_backend, open_engine
 from streamer.config_base import ExistingPath, StrictModel
 from streamer.errors import ModelError
 from streamer.inpaint.masks import grow
@@ -28,7 +29,8 @@ class LearnedInpaintConfig(StrictModel):
     backend: Literal["learned"] = "learned"
     model: ExistingPath = Field(DEFAULT_MODEL, description="an .onnx export, or a .pt checkpoint of 'train inpainter'")
     runtime: Literal["auto", "tensorrt", "onnxruntime", "torch"] = Field(
-        "auto", description="auto: TensorRT for .onnx on a GPU with tensorrt, else ONNX Runtime; torch for .pt")
+        "auto", description="auto: an .onnx on TensorRT on a GPU with tensorrt, else as engine.onnx_runtime decides; "
+        "a .pt on torch")
     fp16: bool = Field(True, description="half precision on a GPU (TensorRT, torch)")
     cuda_graphs: bool = Field(True, description="torch on a GPU: replay captured CUDA graphs")
     max_batch: int = Field(32, ge=1, le=1024, description="faces per network call (and the TensorRT profile's max)")
@@ -110,8 +112,6 @@ def _torch_engine(path: Path, config: LearnedInpaintConfig, device: Device):
 def _onnx_engine(path: Path, config: LearnedInpaintConfig, device: Device):
     from streamer.model_files import onnx_header
 
-    if config.runtime == "torch":
-        raise ValueError("runtime torch needs a .pt checkpoint; an .onnx export runs on TensorRT or ONNX Runtime")
     inputs, metadata = onnx_header(path)
     if set(inputs) != {"image", "hole"}:
         raise ValueError(f"expected inputs 'image' and 'hole' (an export of 'streamer export inpainter'), "
@@ -120,11 +120,17 @@ def _onnx_engine(path: Path, config: LearnedInpaintConfig, device: Device):
     arch = metadata.get("arch", "inpainter")
     options = {}
     backend = config.runtime
-    if backend in ("auto", "tensorrt") and device.is_cuda:
-        from engines.tensorrt_engine import BuildSpec, tensorrt_status
+    if backend == "auto":
+        backend = onnx_backend(device)
+        if device.is_cuda:
+            from engines.tensorrt_engine import tensorrt_status
 
-        if backend == "tensorrt" or tensorrt_status()[0]:
-            backend = "tensorrt"
-            options["spec"] = BuildSpec(max_batch=config.max_batch, opt_batch=max(1, config.max_batch // 2),
-                                        fp16=config.fp16)
+            backend = "tensorrt" if tensorrt_status()[0] else backend
+    if backend == "tensorrt":
+        from engines.tensorrt_engine import BuildSpec
+
+        options["spec"] = BuildSpec(max_batch=config.max_batch, opt_batch=max(1, config.max_batch // 2),
+                                    fp16=config.fp16)
+    elif backend == "torch":
+        options.update(fp16=config.fp16, cuda_graphs=config.cuda_graphs)
     return open_engine(path, device, backend=backend, **options), size, arch

@@ -3,9 +3,10 @@
 The default model is the project's own (``weights/``, see its MODEL_CARD.md): nine occluder classes,
 trained on the data engine's composed faces. Any other YOLO-seg model loads from a configured path.
 
-An ``.onnx`` export runs on the project's engine layer with its own pre- and post-processing (what
-ultralytics' predictor does with ``retina_masks=True`` for a square crop), so neither ultralytics nor
-torch is imported. A ``.pt`` checkpoint is a pickle only ultralytics can load, and runs through it.
+An ``.onnx`` export runs on the project's engine layer (ONNX Runtime, or rebuilt in torch on a GPU) with
+its own pre- and post-processing (what ultralytics' predictor does with ``retina_masks=True`` for a square
+crop), so ultralytics is not imported, and on ONNX Runtime neither is torch. A ``.pt`` checkpoint is a
+pickle only ultralytics can load, and runs through it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from engines import Device
-from engines.onnxruntime_engine import OnnxRuntimeEngine
+from engines.base import DeclaredModel
 from streamer.config_base import ExistingPath, StrictModel
 from streamer.errors import ModelError
 from streamer.model_files import one_line, open_onnx_model, warm_up
@@ -87,6 +88,7 @@ def onnx_class_names(path: Path) -> tuple[str, ...]:
 class _Runner(Protocol):
     class_names: tuple[str, ...]
     imgsz: int
+    runtime: str  # what runs the network
 
     def predict(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, tuple[str, ...]]]:
         """Per (S, S, 3) uint8 BGR image: the (S, S) bool union of its instance masks and the sorted
@@ -99,8 +101,7 @@ class YoloSegSegmenter:
         onnx_file = config.model.suffix.lower() == ".onnx"
         self._runner: _Runner = OnnxYoloSeg(config, device) if onnx_file else UltralyticsYoloSeg(config, device)
         self.class_names: tuple[str, ...] = self._runner.class_names
-        via = "" if onnx_file else ", ultralytics"
-        self.description = f"YOLO-seg {config.model.name} @ {self._runner.imgsz}px on {device}{via}"
+        self.description = f"YOLO-seg {config.model.name} @ {self._runner.imgsz}px on {self._runner.runtime}, {device}"
 
     def segment(self, crops: list[AlignedCrop]) -> list[Occlusion]:
         if not crops:
@@ -114,6 +115,7 @@ class OnnxYoloSeg:
     def __init__(self, config: YoloSegConfig, device: Device):
         path = config.model
         self._engine = open_onnx_model(path, device, EXPECTED)
+        self.runtime = self._engine.backend
         self.class_names = class_names_from_metadata(self._engine.metadata, path)
         _check_outputs(self._engine, path, len(self.class_names))
         self._input_name = self._engine.input_names[0]
@@ -158,7 +160,7 @@ class OnnxYoloSeg:
         return masks[found].any(axis=0), names
 
 
-def _check_outputs(engine: OnnxRuntimeEngine, path: Path, classes: int) -> None:
+def _check_outputs(engine: DeclaredModel, path: Path, classes: int) -> None:
     """A ModelError unless the outputs are a YOLO-seg head's for ``classes`` classes."""
     outputs = engine.outputs
     shapes = [o.shape for o in outputs]
@@ -238,6 +240,7 @@ class UltralyticsYoloSeg:
         self._config = config
         self._device = device
         self.imgsz = config.imgsz
+        self.runtime = "ultralytics"
         self._model = load_yolo(config.model, task="segment")
         if self._model.task != "segment":
             raise ModelError(f"{config.model} is a YOLO '{self._model.task}' model, expected a segmentation model")

@@ -18,8 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from engines import select_device
-from engines.device import Device, DeviceUnavailable, usable_cores
+from engines.device import Device, usable_cores
 from streamer import __version__
 from streamer.config import Config, redacted_data
 from streamer.errors import ConfigError, OutputError, StreamerError
@@ -72,10 +71,7 @@ def run(config: Config, reporter: ProgressReporter | None = None, banner: Callab
 
 
 def _device(config: Config) -> Device:
-    try:
-        return select_device(config.engine.device, config.engine.cpu_threads)
-    except DeviceUnavailable as exc:
-        raise ConfigError(f"engine.device: {exc}") from None
+    return config.engine.select_device()
 
 
 class _Run:

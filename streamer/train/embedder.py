@@ -112,14 +112,9 @@ def rebuild(path: Path, trainable: bool) -> OnnxConvNet:
 
 def freeze_early(net: OnnxConvNet, share: float) -> None:
     """Freezes the first ``share`` of ``net``'s trainable weights, in the order the graph uses them."""
-    ordered = []
-    for _, inputs, _, _ in net._nodes:
-        for name in inputs:
-            key = net._names.get(name)
-            if key is not None and net.params[key].requires_grad and key not in ordered:
-                ordered.append(key)
-    for key in ordered[:int(round(share * len(ordered)))]:
-        net.params[key].requires_grad_(False)
+    ordered = net.weights_in_use_order()
+    for weight in ordered[:int(round(share * len(ordered)))]:
+        weight.requires_grad_(False)
 
 
 def embed(net: OnnxConvNet, layout: ArcFaceLayout, rgb01: torch.Tensor) -> torch.Tensor:
