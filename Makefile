@@ -15,7 +15,7 @@ RTSP_CHECK := import gi; gi.require_version("GstRtspServer", "1.0"); from gi.rep
 	assert all(Gst.ElementFactory.find(e) for e in ("x264enc", "rtph264pay", "decodebin", "multifilesrc")); \
 	assert Gio.TlsBackend.get_default().supports_tls()
 
-.PHONY: install system-deps demo test lint bench bench-offline clean face-bank occlusion-data train-occlusion-cpu \
+.PHONY: install system-deps demo test lint bench bench-offline gpu-check clean face-bank occlusion-data train-occlusion-cpu \
 	train-occlusion-gpu eval-occlusion train-inpainter-cpu train-inpainter-gpu eval-inpainter eval-identity student-banks train-embedder-cpu
 
 EVAL_FACES ?= $(SHARED)/data/faces_eval/celeba_identity_160
@@ -61,6 +61,13 @@ BENCH_CLIPS := $(addprefix $(SHARED)/data/video/,intel_one-by-one-person-detecti
 bench: install
 	$(BIN)/streamer bench --config configs/dev-shared-models.yaml $(addprefix --clip ,$(BENCH_CLIPS)) \
 		--faces 0 1 8 --out out/bench $(BENCH_ARGS)
+
+# The prepared GPU run (benchmarks/gpu_check.py): here, the packages and models a borrowed GPU machine lacks, in
+# .gpu-check/ (and the command to run there, carrying it); on a machine with a CUDA GPU, the run itself too.
+gpu-check: install
+	$(BIN)/python benchmarks/gpu_check.py prepare --shared $(SHARED)
+	@if $(BIN)/python -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then \
+		$(BIN)/python benchmarks/gpu_check.py run --out out/gpu-check --config .gpu-check/config.yaml; fi
 
 # Without ../shared: the offline default stages on generated clips only.
 bench-offline: install
