@@ -327,6 +327,13 @@ def _format_error(error: dict) -> str:
     return f"{path}: {redact(message)}"
 
 
+def format_validation_error(exc: ValidationError) -> str:
+    """A validation failure in one line: the first problem, named by its key path, and how many more."""
+    errors = exc.errors()
+    extra = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{_format_error(errors[0])}{extra}"
+
+
 def parse_config(data: dict, origin: str = "config") -> Config:
     if data is None:
         data = {}
@@ -340,9 +347,7 @@ def parse_config(data: dict, origin: str = "config") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        extra = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(f"{origin}: {_format_error(errors[0])}{extra}") from None
+        raise ConfigError(f"{origin}: {format_validation_error(exc)}") from None
 
 
 def load_config(path: str | Path, extra_sources: list[str] | None = None) -> Config:

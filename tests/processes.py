@@ -22,9 +22,14 @@ class StreamerProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "streamer", "run", str(config), *args], cwd=ROOT,
                                      text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env={**os.environ, **(env or {})})
+        # Each pipe has one reader of its own, for the whole run: a second reader of stderr (communicate()) would
+        # take whichever lines it happened to read first, and they would be missing here.
         self.lines: list[str] = []
-        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
-        self._reader.start()
+        self._out: list[str] = []
+        self._readers = [threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True),
+                         threading.Thread(target=lambda: self._out.extend(self.proc.stdout), daemon=True)]
+        for reader in self._readers:
+            reader.start()
         self.stdout = ""
 
     @property
@@ -48,8 +53,10 @@ class StreamerProcess:
         return self.wait_for_line(r"live view: (http://\S+)").group(1)
 
     def finish(self, timeout: float = 120) -> int:
-        self.stdout, _ = self.proc.communicate(timeout=timeout)
-        self._reader.join(timeout=10)
+        self.proc.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=10)
+        self.stdout = "".join(self._out)
         return self.proc.returncode
 
     def kill(self) -> None:

@@ -21,6 +21,7 @@ from tests.conftest import need_shared, run_cli
 from tests.postgres import PASSWORD
 from tests.processes import StreamerProcess, get_json, get_text
 from tests.rtsp import RtspServer, free_port, rtsp_available
+from tests.test_stream_control import bearer, call
 
 pytestmark = pytest.mark.shared_models
 
@@ -183,35 +184,44 @@ def _settled_identities(postgres_url: str, run: StreamerProcess, quiet_s: float 
     raise AssertionError(f"identities did not settle in {seconds} s: {found}\n{run.stderr[-3000:]}")
 
 
-def test_a_lost_worker_process_is_restarted_and_its_camera_processes_again_within_10_s(
+def test_a_camera_added_while_running_survives_its_worker_process_being_killed(
         tmp_path, ray_cluster, face_cameras, postgres_url):
-    cameras = face_cameras
-    config = _config(tmp_path, postgres_url, ray_cluster.address,
-                     [{"name": name, "uri": server.url()} for name, server in cameras.items()],
-                     web={"enabled": True, "port": 0})
+    """cam-b is added over the driver's REST endpoint (web.control) to the worker that has no camera; that worker's
+    process is killed: Ray restarts it with cam-b (the driver's ledger holds the cameras as they are now), processing
+    again within 10 s, nothing committed lost, nobody duplicated. Then cam-b is removed."""
+    cameras, token = face_cameras, "cluster-control-token"
+    config = _config(tmp_path, postgres_url, ray_cluster.address, [{"name": "cam-a", "uri": cameras["cam-a"].url()}],
+                     web={"enabled": True, "port": 0, "token": token, "control": True},
+                     cluster={"address": ray_cluster.address, "cpus_per_worker": 1, "workers": 2})
     out = tmp_path / "out"
     run = StreamerProcess(config, "--out", str(out), "-q")
     try:
         live_view = run.live_view_url()  # the driver's: every camera of every worker
-        state = _wait(out, lambda s: all(_processing(w, c) for w in s["workers"] for c in w["cameras"]), 180, run)
-        assert {s["name"]: s["state"] for s in get_json(f"{live_view}api/streams")} == \
+        _wait(out, lambda s: len(s["workers"]) == 2 and _processing(_worker(s, "streamer-worker-0"), "cam-a"), 180, run)
+        code, added = call("POST", f"{live_view}api/streams", {"name": "cam-b", "uri": cameras["cam-b"].url()},
+                           bearer(token))
+        assert code == 201 and added["name"] == "cam-b", added
+        state = _wait(out, lambda s: _processing(_worker(s, "streamer-worker-1"), "cam-b"), 60, run)
+        assert {s["name"]: s["state"] for s in get_json(f"{live_view}api/streams?token={token}")} == \
             {"cam-a": "decoding", "cam-b": "decoding"}
-        victim = next(w for w in state["workers"] if "cam-b" in w["cameras"])
+        victim = _worker(state, "streamer-worker-1")
         committed = _committed(postgres_url, run)
         known = _settled_identities(postgres_url, run)  # the people the cameras show, each met before the kill
         os.kill(victim["pid"], signal.SIGKILL)
         killed = time.monotonic()
         down = None
         while down is None and time.monotonic() - killed < 5:  # the live view tells the truth at once
-            streams = {s["name"]: s for s in get_json(f"{live_view}api/streams")}
+            streams = {s["name"]: s for s in get_json(f"{live_view}api/streams?token={token}")}
             down = time.monotonic() - killed if streams["cam-b"]["state"] == "down" else None
             time.sleep(0.1)
-        metrics = get_text(f"{live_view}metrics")
+        metrics = get_text(f"{live_view}metrics?token={token}")
         state = _wait(out, lambda s: _worker(s, victim["worker"])["pid"] != victim["pid"]
                       and _processing(_worker(s, victim["worker"]), "cam-b"), 60, run)
         back_after = time.monotonic() - killed
         time.sleep(10)  # the restarted worker meets everyone on its camera again
         status = run_cli("cluster", "status", "--address", ray_cluster.address)
+        removed_code, removed = call("DELETE", f"{live_view}api/streams/cam-b", headers=bearer(token))
+        after_removal = {s["name"] for s in get_json(f"{live_view}api/streams?token={token}")}
     finally:
         run.proc.send_signal(signal.SIGINT)
         code = run.finish()
@@ -222,6 +232,8 @@ def test_a_lost_worker_process_is_restarted_and_its_camera_processes_again_withi
     assert status.returncode == 0, status.stderr
     assert f"{victim['worker']}: running" in status.stdout and "restarts 1" in status.stdout
     assert "cam-b: decoding" in status.stdout
+    assert removed_code == 200 and removed["name"] == "cam-b" and removed["frames_out"] > 0, removed
+    assert after_removal == {"cam-a"}
     assert code == 130, run.stderr
     assert committed and committed <= _sightings(postgres_url)  # no committed sighting lost
     # The restarted worker knew them from the store: nobody became a second identity (three people are shown).

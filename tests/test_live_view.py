@@ -123,7 +123,8 @@ def test_live_view_of_a_real_camera_serves_status_metrics_and_no_password(runnin
     assert 'streamer_source_up{stream="door"} 1' in metrics_page
     everything = metrics_page + get(url)[1].decode() + get(url + "api/streams")[1].decode()
     proc.send_signal(signal.SIGINT)
-    stdout, _ = proc.communicate(timeout=60)
+    proc.wait(60)  # stderr has its reader already: communicate() would take some of its lines from it
+    stdout = proc.stdout.read()
     while not lines.empty():
         seen.append(lines.get())
     assert password not in everything + stdout + "".join(seen)

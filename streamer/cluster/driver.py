@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,16 +76,24 @@ class WorkerView:
 
 
 class ClusterLedger:
-    """The driver's latest view of the cluster, for ``streamer cluster status`` (made a Ray actor by the driver)."""
+    """The driver's latest view of the cluster, for ``streamer cluster status``, and each worker's cameras as
+    they are now, for a worker Ray restarts (made a Ray actor by the driver)."""
 
     def __init__(self) -> None:
         self.state: dict = {}
+        self.assignments: dict[str, list[dict]] = {}
 
     def put(self, state: dict) -> None:
         self.state = state
 
     def get(self) -> dict:
         return self.state
+
+    def assign(self, worker: str, sources: list[dict]) -> None:
+        self.assignments[worker] = sources
+
+    def assignment(self, worker: str) -> list[dict] | None:
+        return self.assignments.get(worker)
 
 
 @dataclass
@@ -146,14 +155,16 @@ def worker_count(config: Config, resources: dict) -> int:
         unit = f"{resources.get('CPU', 0):g} CPUs, a worker needs {cluster.cpus_per_worker:g} (cluster.cpus_per_worker)"
     if room < 1:
         raise ConfigError(f"cluster: the Ray cluster has {unit}")
+    # Taking cameras while it runs (web.control), every worker there is room for has a use.
+    cameras = len(config.sources) if not config.web.control else math.inf
     if cluster.workers is not None:
-        wanted = min(cluster.workers, len(config.sources))
+        wanted = min(cluster.workers, cameras)
         if wanted > room:
             log.warning("cluster: %d workers asked (cluster.workers), room for %d now (%s): the others wait for "
                         "room", wanted, room, unit)
     else:
-        wanted = min(room, len(config.sources))
-    return max(1, wanted)
+        wanted = min(room, cameras)
+    return max(1, int(wanted))
 
 
 def shares(sources: list, workers: int) -> list[list]:
@@ -162,8 +173,9 @@ def shares(sources: list, workers: int) -> list[list]:
 
 
 def run_cluster(config: Config, reporter: ProgressReporter | None = None) -> ClusterSummary:
-    if not config.sources:
-        raise ConfigError("no sources: add 'sources' to the config or pass --source URI")
+    if not config.sources and not config.web.control:
+        raise ConfigError("no sources: add 'sources' to the config, pass --source URI, or enable web.control to "
+                          "add cameras while it runs")
     cluster = config.cluster
     ray = connect(cluster.address)
     try:
@@ -179,6 +191,8 @@ class _Driver:
         self.out = Path(config.output.dir)
         self.views: list[WorkerView] = []
         self.actors: list = []
+        self.assignments: dict[str, list[dict]] = {}  # each worker's cameras (config entries) as they are now
+        self.control = ClusterControl(self) if config.web.control else None
 
     def execute(self) -> ClusterSummary:
         ray, cluster = self.ray, self.cluster
@@ -205,11 +219,15 @@ class _Driver:
         actor_class = ray.remote(StreamWorker)
         for index, share in enumerate(shares(data["sources"], count)):
             name = f"{WORKER_PREFIX}{index}"
-            self.views.append(WorkerView(name, [s["name"] for s in share]))
+            self.assignments[name] = share
+            self.ledger.assign.remote(name, share)
+            # A few calls at once: a status question is answered while a camera is being added.
             self.actors.append(actor_class.options(
                 name=name, namespace=NAMESPACE, max_restarts=cluster.max_restarts, max_task_retries=0,
                 num_cpus=cluster.cpus_per_worker, num_gpus=cluster.gpus_per_worker, scheduling_strategy="SPREAD",
-            ).remote(worker_config(data, name, share), name, self.hub))
+                max_concurrency=4,
+            ).remote(worker_config(data, name, share), name, self.hub, self.ledger))
+            self.views.append(WorkerView(name, [s["name"] for s in share]))
         log.warning("cluster: %d workers for %d cameras on %s", count, len(data["sources"]), cluster.address)
         started = time.monotonic()
         summary = ClusterSummary()
@@ -242,7 +260,7 @@ class _Driver:
 
         web = self.config.web
         try:
-            view = LiveView(web, self._streams)
+            view = LiveView(web, self._streams, self.control)
         except OSError as exc:
             raise ConfigError(f"web.port: cannot listen on {web.host}:{web.port}: {exc.strerror or exc}") from None
         log.warning("live view: %s", view.url)
@@ -324,7 +342,7 @@ class _Driver:
             # Lost (Ray said so), or silent for a while: a busy worker may answer a second late, and is not down.
             silent = view.unanswered_since is not None and time.monotonic() - view.unanswered_since > SILENT_S
             away = silent or (view.status or {}).get("state") in ("restarting", "lost")
-            for camera in view.cameras:
+            for camera in list(view.cameras):  # copied: a camera may be added meanwhile (web.control)
                 status = said.get(camera) or _not_started(camera)
                 if away:
                     age = None if status.last_frame_time is None else max(0.0, time.time() - status.last_frame_time)
@@ -362,6 +380,84 @@ class _Driver:
         self._write_state(time.monotonic())
         for actor in [*self.actors, self.ledger]:
             ray.kill(actor, no_restart=True)
+
+
+class ClusterControl:
+    """web.control on the driver: a camera added goes to the running worker with the fewest, a camera removed
+    leaves the worker that has it; the ledger then holds each worker's cameras, for a worker Ray restarts. A
+    camera's name stays taken for the whole run, as in one run (runtime/control.py)."""
+
+    def __init__(self, driver: _Driver):
+        self.driver = driver
+        self._lock = threading.Lock()
+        self._used = {s.name for s in driver.config.sources}
+
+    def add(self, entry: object) -> tuple[StreamStatus | None, bool]:
+        from pydantic import ValidationError
+
+        from streamer.config import SourceConfig, format_validation_error
+        from streamer.runtime.control import ControlError
+
+        if not isinstance(entry, dict):
+            raise ControlError(400, "expected a JSON object: one entry of the config's 'sources'")
+        try:
+            name = SourceConfig.model_validate(entry).name
+        except ValidationError as exc:
+            raise ControlError(400, f"source: {format_validation_error(exc)}") from None
+        driver = self.driver
+        with self._lock:
+            if name in self._used:
+                raise ControlError(409, f"a stream named {name!r} is in this run, or was: its recording and events "
+                                   f"keep that name; choose another")
+            running = [(len(v.cameras), i) for i, v in enumerate(driver.views) if not v.done]
+            if not running:
+                raise ControlError(503, "no worker is running to take it")
+            index = min(running)[1]
+            self._used.add(name)
+        view, actor = driver.views[index], driver.actors[index]
+        answer = self._ask(view, actor.add_stream.remote(entry))
+        if answer["code"] >= 400:
+            with self._lock:
+                self._used.discard(name)
+            raise ControlError(answer["code"], answer["error"])
+        with self._lock:
+            view.cameras.append(name)
+            driver.assignments[view.name] = [*driver.assignments[view.name], entry]
+            driver.ledger.assign.remote(view.name, driver.assignments[view.name])
+        log.warning("cluster: camera %r added to %s", name, view.name)
+        return _status(answer), answer["code"] == 201
+
+    def remove(self, name: str) -> tuple[StreamStatus | None, bool]:
+        from streamer.runtime.control import ControlError
+
+        driver = self.driver
+        with self._lock:
+            index = next((i for i, v in enumerate(driver.views) if name in v.cameras), None)
+        if index is None:
+            raise ControlError(404, f"no stream named {name!r} is running")
+        view, actor = driver.views[index], driver.actors[index]
+        answer = self._ask(view, actor.remove_stream.remote(name))
+        if answer["code"] >= 400:
+            raise ControlError(answer["code"], answer["error"])
+        with self._lock:
+            view.cameras.remove(name)
+            driver.assignments[view.name] = [e for e in driver.assignments[view.name] if e["name"] != name]
+            driver.ledger.assign.remote(view.name, driver.assignments[view.name])
+        log.warning("cluster: camera %r removed from %s", name, view.name)
+        return _status(answer), answer["code"] == 200
+
+    def _ask(self, view: WorkerView, call) -> dict:
+        from streamer.runtime.control import APPLY_WAIT_S, ControlError
+
+        ray = self.driver.ray
+        try:
+            return ray.get(call, timeout=APPLY_WAIT_S + 5)
+        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError) as exc:
+            raise ControlError(503, f"{view.name} did not answer ({_reason(exc)}); try again") from None
+
+
+def _status(answer: dict) -> StreamStatus | None:
+    return StreamStatus(**answer["status"]) if answer.get("status") else None
 
 
 def _not_started(camera: str) -> StreamStatus:

@@ -59,7 +59,7 @@ def worker_config(data: dict, name: str, sources: list[dict]) -> dict:
     output = dict(data.get("output") or {})
     output["dir"] = str(Path(output.get("dir") or "out") / name)
     output["webhook"] = None  # the cluster's hub posts every worker's events (cluster/events.py)
-    web = {**(data.get("web") or {}), "enabled": False}
+    web = {**(data.get("web") or {}), "enabled": False, "control": False}  # the driver takes the requests
     engine = dict(data.get("engine") or {})
     if not engine.get("cpu_threads"):  # the cores Ray reserved for it, not every core of a shared machine
         engine["cpu_threads"] = max(1, int((data.get("cluster") or {}).get("cpus_per_worker") or 1))
@@ -67,14 +67,24 @@ def worker_config(data: dict, name: str, sources: list[dict]) -> dict:
 
 
 class StreamWorker:
-    """Made a Ray actor by the driver (``ray.remote(StreamWorker)``): starts its run at once."""
+    """Made a Ray actor by the driver (``ray.remote(StreamWorker)``): starts its run at once. ``ledger``: where
+    the driver keeps each worker's cameras as they are now (cameras are added and removed while the cluster
+    runs, web.control): a worker Ray restarts takes those, not the ones it was first given."""
 
-    def __init__(self, config_data: dict, name: str, hub=None):
+    def __init__(self, config_data: dict, name: str, hub=None, ledger=None):
         from streamer.config import parse_config
+        from streamer.runtime.control import StreamControl
         from streamer.runtime.stop import StopSignals
 
         self.name, self.hub = name, hub
+        if ledger is not None:
+            import ray
+
+            assigned = ray.get(ledger.assignment.remote(name))
+            if assigned is not None:
+                config_data = {**config_data, "sources": assigned}
         self.config = parse_config(config_data, origin=f"cluster worker {name}")  # registers its secrets here too
+        self.control = StreamControl()
         self.stop = StopSignals()
         self.collector = StatusCollector()
         self.started = time.time()
@@ -92,7 +102,8 @@ class StreamWorker:
             from streamer.cluster.events import HubSink
 
             self.summary = run(self.config, reporter=self.collector, banner=lambda line: log.info("%s", line),
-                               stop=self.stop, extra_event_sinks=[HubSink(self.hub, self.name)] if self.hub else [])
+                               stop=self.stop, extra_event_sinks=[HubSink(self.hub, self.name)] if self.hub else [],
+                               control=self.control)
         except StreamerError as exc:
             self.error = redact(str(exc))
         except Exception as exc:  # noqa: BLE001 - said in status(), one line, like the CLI says it
@@ -128,6 +139,24 @@ class StreamWorker:
             "seconds": round(summary.seconds, 3) if summary is not None else None,  # the loop's, models loaded
             "run_dir": str(summary.run_dir) if summary is not None and summary.run_dir else None,
         }
+
+    def add_stream(self, entry: dict) -> dict:
+        """A camera joins this worker's run: {"code": 201 (running) or 202 (being added), "status"}, or {"code":
+        4xx, "error"} (plain data: an exception would reach the driver wrapped in Ray's)."""
+        return self._control(lambda: self.control.add(entry), 201)
+
+    def remove_stream(self, name: str) -> dict:
+        return self._control(lambda: self.control.remove(name), 200)
+
+    def _control(self, call, done_code: int) -> dict:
+        from streamer.redaction import redact
+        from streamer.runtime.control import ControlError
+
+        try:
+            status, applied = call()
+        except ControlError as exc:
+            return {"code": exc.status, "error": redact(str(exc))}
+        return {"code": done_code if applied else 202, "status": dataclasses.asdict(status) if status else None}
 
     def finish(self, timeout_s: float = 60.0) -> dict:
         """Asks the run to stop (a clean stop: tracks ended, videos finished, events delivered) and waits."""

@@ -34,9 +34,14 @@ class Detected:
 
 
 class DetectionAhead:
+    """``keep_running``: the run takes cameras while it runs (web.control), so it goes on when every source
+    has ended, waiting for the next one."""
+
     def __init__(self, sources: list[ThreadedSource], frame_ready: threading.Event, stages,
-                 stop: threading.Event, depth: int = 2):
-        self.sources, self.frame_ready, self.stages, self.stop = sources, frame_ready, stages, stop
+                 stop: threading.Event, depth: int = 2, keep_running: bool = False):
+        self.frame_ready, self.stages, self.stop, self.keep_running = frame_ready, stages, stop, keep_running
+        # Replaced, never changed in place: the detection thread reads whichever list is current.
+        self.sources = list(sources)
         self._handoff: queue.Queue = queue.Queue(maxsize=depth)
         self._closing = threading.Event()
         self._reported: set[str] = set()  # streams already announced exhausted
@@ -49,6 +54,14 @@ class DetectionAhead:
     def __exit__(self, *exc) -> None:
         self._closing.set()
         self._thread.join()
+
+    def add_source(self, source: ThreadedSource) -> None:
+        self.sources = [*self.sources, source]
+        self.frame_ready.set()
+
+    def remove_source(self, name: str) -> None:
+        """Detection reads the stream no more (a frame of it may still be in a batch on its way)."""
+        self.sources = [s for s in self.sources if s.name != name]
 
     def batches(self, idle_s: float = 0.5) -> Iterator[Detected]:
         """Detected batches in order, until every source is exhausted or ``stop`` is set, and an empty one
@@ -76,20 +89,21 @@ class DetectionAhead:
                 # Clear before reading: a frame that lands after the reads sets the event again, so the
                 # wait below returns at once. No source is ever waited on alone (a dead camera costs nothing).
                 self.frame_ready.clear()
-                frames = [f for f in (s.read(0) for s in self.sources if not s.exhausted) if f is not None]
-                exhausted = self._newly_exhausted()
+                sources = self.sources
+                frames = [f for f in (s.read(0) for s in sources if not s.exhausted) if f is not None]
+                exhausted = self._newly_exhausted(sources)
                 if frames or exhausted:
                     self._put((Detected(self.stages.detect(frames) if frames else [], exhausted), time.monotonic()))
                     continue
-                if all(s.exhausted for s in self.sources):
+                if all(s.exhausted for s in sources) and not self.keep_running:
                     break
                 self.frame_ready.wait(IDLE_WAIT_S)
         except BaseException as exc:  # noqa: BLE001 - re-raised on the consuming thread
             self._put(exc)
         self._put(_END)
 
-    def _newly_exhausted(self) -> tuple[str, ...]:
-        names = tuple(s.name for s in self.sources if s.name not in self._reported and s.exhausted)
+    def _newly_exhausted(self, sources: list[ThreadedSource]) -> tuple[str, ...]:
+        names = tuple(s.name for s in sources if s.name not in self._reported and s.exhausted)
         self._reported.update(names)
         return names
 

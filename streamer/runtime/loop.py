@@ -38,10 +38,15 @@ class Loop:
             if item.results:
                 self.process(item.results)
             for name in item.exhausted:
-                self.end_stream(self.streams[name])
+                if not self.streams[name].ended:
+                    self.end_stream(self.streams[name])
             self.tick()
 
     def process(self, batch: list[FrameResult]) -> None:
+        # A stream removed while frames of it were on their way has ended: those frames are dropped.
+        batch = [result for result in batch if not self._stream(result).ended]
+        if not batch:
+            return
         times = self.stages.times
         events: list[TrackEvent] = []
         with times.timing(Stage.TRACK, batch):
@@ -76,7 +81,7 @@ class Loop:
         self.on_tick()
 
     def statuses(self) -> list[StreamStatus]:
-        return [stream.status() for stream in self.streams.values()]
+        return [stream.status() for stream in self.streams.values() if not stream.removed]
 
     def _stream(self, result: FrameResult) -> StreamState:
         return self.streams[result.frame.stream]

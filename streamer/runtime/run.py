@@ -20,13 +20,15 @@ from dataclasses import replace
 
 from engines.device import Device, usable_cores
 from streamer import __version__
-from streamer.config import Config, redacted_data
+from streamer.config import Config, SourceConfig, redacted_data
 from streamer.errors import ConfigError, OutputError, StreamerError
 from streamer.identify import Identification, open_identification
 from streamer.latency import LatencyRecorder
 from streamer.progress import ProgressReporter
+from streamer.records import StreamStatus
 from streamer.runtime.ahead import DetectionAhead
 from streamer.runtime.completeness import missing_frames
+from streamer.runtime.control import StreamControl
 from streamer.runtime.emit import Emitter
 from streamer.runtime.loop import Loop
 from streamer.runtime.run_folder import RunFolder
@@ -48,13 +50,17 @@ SOURCE_STOP_S = 2.0  # how long a clean stop waits for the sources' threads (a c
 
 def run(config: Config, reporter: ProgressReporter | None = None, banner: Callable[[str], None] = print,
         extra_frame_sinks: Sequence[FrameSinkFactory] = (), stop: StopSignals | None = None,
-        extra_event_sinks: Sequence[EventSink] = ()) -> RunSummary:
+        extra_event_sinks: Sequence[EventSink] = (), control: StreamControl | None = None) -> RunSummary:
     """Processes the config's sources until they end or a stop is asked for (SIGINT or SIGTERM: a clean
     stop; a second one aborts). ``extra_frame_sinks``: more per-stream frame sinks (benchmarks). ``stop``:
     how a run started off the main thread (a cluster worker) is asked to stop. ``extra_event_sinks``: more
-    sinks for the committed events (a cluster worker's, to the cluster's one event stream)."""
-    if not config.sources:
-        raise ConfigError("no sources: add 'sources' to the config or pass --source URI")
+    sinks for the committed events (a cluster worker's, to the cluster's one event stream). ``control``: streams
+    added and removed while it runs (made here with web.control; a cluster worker passes its own)."""
+    if config.web.control and control is None:
+        control = StreamControl()
+    if not config.sources and control is None:
+        raise ConfigError("no sources: add 'sources' to the config, pass --source URI, or enable web.control to "
+                          "add cameras while it runs")
     with stop or StopSignals() as stop:
         device = _device(config)
         # The detector runs on its own thread beside the per-face stages (runtime/ahead.py): on a CPU it
@@ -66,7 +72,7 @@ def run(config: Config, reporter: ProgressReporter | None = None, banner: Callab
         with open_identification(config, stages.detector, stages.embedder) as identification:
             banner(identification.describe())
             session = _Run(config, stages, identification, stop, reporter or ProgressReporter(enabled=False),
-                           list(extra_frame_sinks), list(extra_event_sinks))
+                           list(extra_frame_sinks), list(extra_event_sinks), control)
             return session.execute()
 
 
@@ -77,13 +83,18 @@ def _device(config: Config) -> Device:
 class _Run:
     def __init__(self, config: Config, stages: Stages, identification: Identification, stop: StopSignals,
                  reporter: ProgressReporter, extra_frame_sinks: list[FrameSinkFactory],
-                 extra_event_sinks: list[EventSink]):
+                 extra_event_sinks: list[EventSink], control: StreamControl | None):
         self.config, self.stages, self.identification = config, stages, identification
         self.stop, self.reporter, self.extra_frame_sinks = stop, reporter, extra_frame_sinks
         self.extra_event_sinks = extra_event_sinks
         self.summary = RunSummary(store_path=identification.path)
         self.registry = RunRegistry(identification.conn)
-        self.streams: dict[str, StreamState] = {}  # filled before the live view serves, never changed after
+        # Filled before the live view serves; with web.control the loop adds streams (and marks removed ones) later.
+        self.streams: dict[str, StreamState] = {}
+        self.sources: list[ThreadedSource] = []  # every source of the run, those removed too
+        self.control = control
+        if control is not None:
+            control.bind(self._make_source, lambda: set(self.streams))
         self.frame_ready = threading.Event()  # set by every source after every frame: the one thing detection waits on
         self.started_wall = time.time()
 
@@ -128,6 +139,8 @@ class _Run:
         except StoreUnavailable as exc:
             say_unavailable(exc, "the run's heartbeat waits")
         self.identification.sync.poll()
+        if self.control:
+            self.control.apply(self._add_stream, self._remove_stream)
 
     def _live_view(self):
         if not self.config.web.enabled:
@@ -135,13 +148,18 @@ class _Run:
         from streamer.web.server import LiveView
 
         try:
-            return LiveView(self.config.web, lambda: [s.status() for s in self.streams.values()])
+            # list() of a dict's values runs without releasing the GIL: safe beside the loop adding a stream.
+            return LiveView(self.config.web, lambda: [s.status() for s in list(self.streams.values()) if not s.removed],
+                            self.control)
         except OSError as exc:
             web = self.config.web
             raise ConfigError(f"web.port: cannot listen on {web.host}:{web.port}: {exc.strerror or exc}") from None
 
+    def _make_source(self, config: SourceConfig) -> ThreadedSource:
+        return make_source(config, self.config.pipeline.queue_frames, self.frame_ready)
+
     def _open_sources(self) -> list[ThreadedSource]:
-        sources = [make_source(s, self.config.pipeline.queue_frames, self.frame_ready) for s in self.config.sources]
+        sources = [self._make_source(s) for s in self.config.sources]
         opened: list[ThreadedSource] = []
         try:
             for source in sources:
@@ -155,8 +173,10 @@ class _Run:
 
     def _run(self, folder: RunFolder, sources: list[ThreadedSource], live_view) -> None:
         config, stages = self.config, self.stages
-        sinks = [*frame_sinks(config.output, folder.path, live_view), *self.extra_frame_sinks]
-        emitter = Emitter(SightingStore(self.identification.conn, folder.id),
+        self.sources = list(sources)
+        self.sinks = sinks = [*frame_sinks(config.output, folder.path, live_view), *self.extra_frame_sinks]
+        self.folder = folder
+        self.emitter = emitter = Emitter(SightingStore(self.identification.conn, folder.id),
                           [*event_sinks(config.output, folder.path), *self.extra_event_sinks],
                           config.store.buffer_events)
         for source in sources:
@@ -164,7 +184,7 @@ class _Run:
         if live_view:  # serving once every stream is listed: the first page already shows them all
             live_view.start()
             log.warning("live view: %s", live_view.url)
-        loop = Loop(stages, self.streams, emitter, self.reporter, self.stop, self._tick)
+        self.loop = loop = Loop(stages, self.streams, emitter, self.reporter, self.stop, self._tick)
         started, aborted = time.monotonic(), False
         try:
             if not self.stop.event.is_set():
@@ -174,7 +194,9 @@ class _Run:
                 # frame wins, 2, so its frames are not kept waiting (they are dropped at the source instead).
                 keeps_all = all(s.config.keeps_every_frame for s in sources)
                 ahead = max(2, config.pipeline.reanalyse_every) if keeps_all else 2
-                with DetectionAhead(sources, self.frame_ready, stages, self.stop.event, ahead) as detected:
+                with DetectionAhead(sources, self.frame_ready, stages, self.stop.event, ahead,
+                                    keep_running=self.control is not None) as detected:
+                    self.detection = detected
                     loop.run(detected)
         except OutputError as exc:
             self.summary.fatal = str(exc)
@@ -182,9 +204,35 @@ class _Run:
             aborted = True
         finally:
             self.summary.seconds = time.monotonic() - started
-            self._close(sources, emitter, loop, aborted)
+            self._close(self.sources, emitter, loop, aborted)
             self.summary.stopped_by = self.stop.by
-            self._report(sources, emitter)
+            self._report(self.sources, emitter)
+
+    def _add_stream(self, source: ThreadedSource) -> StreamStatus:
+        """On the loop's thread (web.control): an opened source joins the run."""
+        stream = StreamState(source, self.config, self.identification.resolver, self.stages, self.sinks)
+        self.streams[source.name] = stream
+        self.sources.append(source)
+        self.detection.add_source(source)
+        source.start()
+        log.warning("stream %r added (%s)", source.name, source.display_uri)
+        self.folder.write_manifest(self._manifest("running"))
+        return stream.status()
+
+    def _remove_stream(self, name: str) -> StreamStatus | None:
+        """On the loop's thread (web.control): the stream stops, its tracks end and its recording is finished.
+        None if no such stream runs."""
+        stream = self.streams.get(name)
+        if stream is None or stream.removed:
+            return None
+        stream.source.request_stop()
+        self.detection.remove_source(name)
+        if not stream.ended:
+            self.loop.end_stream(stream)
+        stream.removed = True
+        log.warning("stream %r removed", name)
+        self.folder.write_manifest(self._manifest("running"))
+        return stream.status()
 
     def _close(self, sources: list[ThreadedSource], emitter: Emitter, loop: Loop, aborted: bool) -> None:
         """Every output closed, whatever stopped the run; an error closing one does not keep the others open."""
@@ -246,6 +294,8 @@ class _Run:
                        for p in summary.videos],
             "errors": summary.errors, "warnings": summary.warnings,
             "config": redacted_data(self.config),
+            "streams_changed": [{**change, "at": _iso(change["at"])} for change in self.control.changes]
+            if self.control else None,
         }
 
 

@@ -41,6 +41,7 @@ class StreamState:
                                    stages.times, self._frame_done) if frame_sinks else None
         self.last_result: FrameResult | None = None
         self.ended = False
+        self.removed = False  # taken out of the run (web.control): shown no more, its outputs kept
         self._closed = False
         self._shape: tuple[int, ...] | None = None
         self._session = 0  # the source's connection the open tracks were seen on

@@ -6,6 +6,12 @@ Endpoints: ``/`` (index: every stream, its status and counters, its live video),
 required (``?token=``, ``Authorization: Bearer``, or basic auth with the token as password).
 Nothing here ever holds a source URI, so no page can show a camera password.
 
+With ``control`` (web.control), ``POST /api/streams`` (a JSON config ``sources`` entry) adds a camera
+and ``DELETE /api/streams/NAME`` removes one. Those take the token in an ``Authorization: Bearer``
+header only, always (on loopback too): a browser sends neither a query's token nor its remembered basic
+credentials for a script on another site without asking the server first, so another page cannot
+change the run.
+
 Statuses are pulled from the run loop on every request, so a camera that stopped sending is shown as
 it is now, not as it was when its last frame came.
 """
@@ -25,14 +31,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from streamer.config_base import StrictModel
 from streamer.records import StreamStatus
-from streamer.redaction import register_secret
+from streamer.redaction import redact, register_secret
 from streamer.web import metrics, placeholder
 from streamer.web.frames import FrameHolder, FrameHolders
 from streamer.web.page import INDEX_HTML
@@ -45,6 +51,7 @@ log = logging.getLogger(__name__)
 # (unplugged, suspended) is found by a failed write. A little over 2 s: a reader of this MJPEG with a 2 s
 # stall timeout (streamer's own MJPEG source) still notices when the pipeline stops publishing.
 KEEPALIVE_S = 2.5
+MAX_BODY = 64 * 1024  # a stream entry is a few hundred bytes
 _POLL_S = 0.5  # how often a waiting MJPEG viewer checks for a closed socket, a new state, the server closing
 _BUSY_BODY = b"busy: too many connections, retry later\n"
 _BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 5\r\n"
@@ -67,12 +74,17 @@ class WebConfig(StrictModel):
     max_viewers: int = Field(
         16, ge=1, le=4096, description="MJPEG viewers at once, below max_connections so the API keeps threads"
     )
+    control: bool = Field(False, description="add and remove cameras while running: POST /api/streams, DELETE "
+                          "/api/streams/NAME, with the token as 'Authorization: Bearer' (needs web.token)")
 
     @model_validator(mode="after")
     def _token_off_localhost(self):
         register_secret(self.token)
         if self.enabled and not _is_loopback(self.host) and not self.token:
             raise ValueError(f"a token is required when binding to {self.host!r} (not loopback): set web.token")
+        if self.control and not (self.enabled and self.token):
+            raise ValueError("web.control needs web.enabled and a web.token: whoever can reach the port could "
+                             "otherwise add cameras to the run")
         return self
 
     @model_validator(mode="after")
@@ -89,9 +101,11 @@ class LiveView:
     """The live view of a run. ``statuses`` is called on every request for the streams' health as it is
     now (it must be cheap and thread-safe); ``publish`` hands over annotated frames."""
 
-    def __init__(self, config: WebConfig, statuses: Callable[[], list[StreamStatus]]):
+    def __init__(self, config: WebConfig, statuses: Callable[[], list[StreamStatus]], control=None):
+        """``control``: a runtime.control.StreamControl where web.control is on."""
         self.config = config
         self._statuses = statuses
+        self.control = control
         self._frames = FrameHolders()
         self._viewers = threading.BoundedSemaphore(config.max_viewers)
         self.closed = threading.Event()
@@ -157,6 +171,12 @@ class LiveView:
         if not token:
             return True
         return hmac.compare_digest(_offered_token(handler).encode(), token.encode())
+
+    def _may_change(self, handler: BaseHTTPRequestHandler) -> bool:
+        """A request that changes the run: the token in an Authorization: Bearer header, nothing else."""
+        header, token = handler.headers.get("Authorization", ""), self.config.token
+        return bool(token) and header.startswith("Bearer ") and hmac.compare_digest(header[7:].encode(),
+                                                                                    token.encode())
 
 
 def _offered_token(handler: BaseHTTPRequestHandler) -> str:
@@ -303,12 +323,95 @@ class _Handler(BaseHTTPRequestHandler):
             log.warning("live view: failed to answer %s", path, exc_info=True)
             self._send(500, "text/plain", b"internal error, see the run's log\n")
 
+    def do_POST(self) -> None:
+        self._change(self._add_stream)
+
+    def do_DELETE(self) -> None:
+        self._change(self._remove_stream)
+
+    def _change(self, action) -> None:
+        view, path = self.view, urlsplit(self.path).path
+        try:
+            if view.control is None:
+                self._json(405, {"error": "changing the run's streams is off (web.control)"}, {"Allow": "GET"})
+            elif not view._may_change(self):
+                self._json(401, {"error": "the token is required as an 'Authorization: Bearer' header"},
+                           {"WWW-Authenticate": 'Bearer realm="streamer"'})
+            else:
+                action(path)
+        except OSError:
+            pass  # the client went away mid-answer
+        except Exception:
+            log.warning("live view: failed to answer %s %s", self.command, path, exc_info=True)
+            self._json(500, {"error": "internal error, see the run's log"})
+
+    def _add_stream(self, path: str) -> None:
+        from streamer.runtime.control import ControlError
+
+        if path != "/api/streams":
+            self._json(404, {"error": "not found: POST /api/streams"})
+            return
+        if self.headers.get_content_type() != "application/json":
+            self._json(415, {"error": "expected Content-Type: application/json"})
+            return
+        entry = self._json_body()
+        if entry is None:
+            return
+        try:
+            status, applied = self.view.control.add(entry)
+        except ControlError as exc:
+            self._json(exc.status, {"error": redact(str(exc))})
+            return
+        if applied:
+            self._json(201, asdict(status), {"Location": f"/api/streams/{quote(status.name)}"})
+        else:
+            self._json(202, {"name": entry.get("name"), "state": "being added"})
+
+    def _remove_stream(self, path: str) -> None:
+        from streamer.runtime.control import ControlError
+
+        if not path.startswith("/api/streams/"):
+            self._json(404, {"error": "not found: DELETE /api/streams/NAME"})
+            return
+        name = unquote(path[len("/api/streams/"):])
+        try:
+            status, applied = self.view.control.remove(name)
+        except ControlError as exc:
+            self._json(exc.status, {"error": str(exc)})
+            return
+        self._json(200, asdict(status)) if applied else self._json(202, {"name": name, "state": "being removed"})
+
+    def _json_body(self):
+        """The request's JSON body, or None once a 4xx answer said why it is not one."""
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self._json(411, {"error": "a Content-Length is required"})
+            return None
+        if not 0 < length <= MAX_BODY:
+            self._json(413, {"error": f"the body must be 1 to {MAX_BODY} bytes"})
+            return None
+        try:
+            return json.loads(self.rfile.read(length))
+        except (ValueError, UnicodeDecodeError) as exc:
+            self._json(400, {"error": f"the body is not JSON: {exc}"})
+            return None
+
+    def _json(self, code: int, body, headers: dict[str, str] | None = None) -> None:
+        self._send(code, "application/json", json.dumps(body).encode(), headers)
+
     def _route(self, path: str) -> None:
         if path == "/":
             self._send(200, "text/html; charset=utf-8", INDEX_HTML.encode())
         elif path == "/api/streams":
             body = json.dumps([asdict(s) for s in self.view.statuses()]).encode()
             self._send(200, "application/json", body, {"X-Server-Time": f"{time.time():.3f}"})
+        elif path.startswith("/api/streams/"):
+            status = self.view.status(unquote(path[len("/api/streams/"):]))
+            if status is None:
+                self._json(404, {"error": "no such stream"})
+            else:
+                self._json(200, asdict(status))
         elif path == "/metrics":
             self._send(200, "text/plain; version=0.0.4", metrics.render(self.view.statuses()).encode())
         elif path.startswith("/streams/") and path.endswith((".mjpg", ".jpg")):
