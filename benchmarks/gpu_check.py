@@ -144,20 +144,21 @@ def environment(device) -> dict:
             "cuda": torch.version.cuda, "gpu": gpu, "cpu_cores": os.cpu_count(), "device": str(device)}
 
 
-def cuda_tests(out: Path, dry_run: bool) -> dict:
+def cuda_tests(out: Path, timeout_s: float) -> dict:
     """The tests marked needs_cuda (on a CPU they skip: the dry run checks they are found and run)."""
     command = [sys.executable, "-m", "pytest", "-q", "-m", "needs_cuda", "-p", "no:cacheprovider", "-rs",
                "tests/test_torch_runtime.py", "tests/test_inpainter.py", "tests/test_engines.py"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
     (out / "cuda-tests.txt").write_text(done.stdout + done.stderr)
     summary = (done.stdout.strip().splitlines() or ["no output"])[-1]
     counts = {kind: int(number) for number, kind in re.findall(r"(\d+) (passed|failed|skipped|errors?)\b", summary)}
     return {"exit_code": done.returncode, "summary": summary, "counts": counts}
 
 
-def network_speeds(config, device, batches: list[int], seconds: float) -> dict:
+def network_speeds(config, device, batches: list[int], seconds: float, budget_s: float) -> dict:
     """Each model alone (inputs to outputs, host to host), on torch, at each batch size: items/s and ms per call;
-    the inpainter also in FP32 without CUDA graphs, the baseline its FP16 + CUDA graphs figure is a ratio of."""
+    the inpainter also in FP32 without CUDA graphs, the baseline its FP16 + CUDA graphs figure is a ratio of. A
+    model that fails costs its own rows (said in ``errors``); past ``budget_s`` the larger batches are skipped."""
     import numpy as np
 
     from engines.torch_engine import TorchEngine
@@ -171,28 +172,22 @@ def network_speeds(config, device, batches: list[int], seconds: float) -> dict:
     if getattr(config.detector, "model", None):
         models["detector"] = (Path(config.detector.model), (3, 384, 640))  # a 1080p frame fitted to 640 px
     rng = np.random.default_rng(0)
-    results: dict = {"rows": [], "peak_gpu_mb": None}
+    results: dict = {"rows": [], "peak_gpu_mb": None, "errors": {}, "skipped": []}
+    deadline = time.monotonic() + budget_s
     variants = [(name, path, shape, fast, "fast") for name, (path, shape) in models.items()]
     variants.append(("inpainter", DEFAULT_MODEL, (3, 128, 128), {"fp16": False, "cuda_graphs": False}, "fp32 eager"))
     for name, path, shape, options, label in variants:
-        engine = TorchEngine.from_onnx(path, device, **options)
-        free = engine.inputs[0].shape[0] is None
-        for batch in batches if free else [engine.inputs[0].shape[0]]:
-            feeds = {spec.name: rng.random((batch, *((1, *shape[1:]) if spec.name == "hole" else shape)),
-                                           dtype=np.float32) for spec in engine.inputs}
-            if "hole" in feeds:
-                feeds["hole"] = (feeds["hole"] > 0.6).astype(np.float32)
-            for _ in range(3):  # the first calls work out shapes and capture graphs
-                engine.run(feeds)
-            calls, began = 0, time.perf_counter()
-            while calls < 3 or time.perf_counter() - began < seconds:
-                engine.run(feeds)
-                calls += 1
-            elapsed = time.perf_counter() - began
-            results["rows"].append({"model": name, "variant": label, "batch": batch,
-                                    "items_per_s": round(batch * calls / elapsed, 1),
-                                    "ms_per_call": round(1000 * elapsed / calls, 3)})
-        del engine
+        try:
+            engine = TorchEngine.from_onnx(path, device, **options)
+            free = engine.inputs[0].shape[0] is None
+            for batch in batches if free else [engine.inputs[0].shape[0]]:
+                if time.monotonic() > deadline:
+                    results["skipped"].append(f"{name} {label} batch {batch}")
+                    continue
+                results["rows"].append(_speed(engine, name, label, shape, batch, seconds, rng))
+            del engine
+        except Exception as exc:  # one model failing on this GPU costs its own rows, not the others'
+            results["errors"][f"{name} {label}"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
     fast_64 = _rate(results["rows"], "inpainter", "fast", 64)
     slow_64 = _rate(results["rows"], "inpainter", "fp32 eager", 64)
     results["inpainter_batch64_faces_per_s"] = fast_64
@@ -202,6 +197,24 @@ def network_speeds(config, device, batches: list[int], seconds: float) -> dict:
 
         results["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
     return results
+
+
+def _speed(engine, name: str, label: str, shape: tuple, batch: int, seconds: float, rng) -> dict:
+    import numpy as np
+
+    feeds = {spec.name: rng.random((batch, *((1, *shape[1:]) if spec.name == "hole" else shape)), dtype=np.float32)
+             for spec in engine.inputs}
+    if "hole" in feeds:
+        feeds["hole"] = (feeds["hole"] > 0.6).astype(np.float32)
+    for _ in range(3):  # the first calls work out shapes and capture graphs
+        engine.run(feeds)
+    calls, began = 0, time.perf_counter()
+    while calls < 3 or time.perf_counter() - began < seconds:
+        engine.run(feeds)
+        calls += 1
+    elapsed = time.perf_counter() - began
+    return {"model": name, "variant": label, "batch": batch, "items_per_s": round(batch * calls / elapsed, 1),
+            "ms_per_call": round(1000 * elapsed / calls, 3)}
 
 
 def _rate(rows: list[dict], model: str, variant: str, batch: int) -> float | None:
@@ -253,8 +266,10 @@ def run(out: Path, config_path: Path | None, budget_s: float, dry_run: bool) -> 
         report.write()
         print(f"gpu-check: {report.data['failed']['environment']}", file=sys.stderr)
         return 2
-    report.section("cuda_tests", 60 if not dry_run else 10, lambda: cuda_tests(out, dry_run))
-    report.section("models", 60 if not dry_run else 5, lambda: network_speeds(config, device, batches, seconds))
+    report.section("cuda_tests", 60 if not dry_run else 10,
+                   lambda: cuda_tests(out, timeout_s=min(150.0, report.left_s() - 240 if not dry_run else 120.0)))
+    report.section("models", 60 if not dry_run else 5,
+                   lambda: network_speeds(config, device, batches, seconds, budget_s=max(20.0, report.left_s() - 240)))
     scratch = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     common = ["--size", sizes["size"], "--fps", sizes["fps"], "--frames", sizes["frames"],
               "--multi-faces", sizes["faces"]]
@@ -289,7 +304,7 @@ def _streams_of(report: dict) -> list[dict]:
 
 def _bring_back(scratch: Path, out: Path) -> None:
     """The bench's reports and plots, as many as the lease brings back (8 files in all)."""
-    room = MAX_FILES - sum(1 for p in out.iterdir() if p.is_file()) - 2  # gpu-check.json and .md are rewritten
+    room = MAX_FILES - sum(1 for p in out.iterdir() if p.is_file())  # gpu-check.json and .md are there already
     found = sorted(scratch.glob("*/bench.md")) + sorted(scratch.glob("*/*.png"))
     for path in found[:max(0, room)]:
         shutil.copyfile(path, out / f"{path.parent.name}-{path.name}")
@@ -310,6 +325,7 @@ def markdown(data: dict) -> str:
                   "|---|---|---|---|---|"]
         lines += [f"| {r['model']} | {r['variant']} | {r['batch']} | {r['items_per_s']} | {r['ms_per_call']} |"
                   for r in models["rows"]]
+        lines += [f"- failed: {variant}: {why}" for variant, why in models.get("errors", {}).items()]
         lines += ["", f"Inpainter at batch 64: {models['inpainter_batch64_faces_per_s'] or '-'} faces/s; FP16 + CUDA "
                   f"graphs over FP32 eager: {models['inpainter_fp16_graphs_over_fp32_eager'] or '-'}x. Peak GPU "
                   f"memory: {models['peak_gpu_mb'] or '-'} MB.", ""]

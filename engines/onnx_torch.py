@@ -34,6 +34,8 @@ HOST_ARGS = {"Clip": {1, 2}, "Reshape": {1}, "Expand": {1}, "Resize": {1, 2, 3},
 _DTYPES = {1: torch.float32, 2: torch.uint8, 3: torch.int8, 5: torch.int16, 6: torch.int32, 7: torch.int64,
            9: torch.bool, 10: torch.float16, 11: torch.float64, 16: torch.bfloat16}
 _FLOATS = {1, 10, 11, 16}
+# Axis attributes' defaults where the spec gives one (Softmax's depends on the opset: see _softmax).
+_DEFAULT_AXIS = {"Gather": 0, "Split": 0, "Flatten": 1, "Softmax": 1}
 
 
 class OnnxGraph(nn.Module):
@@ -51,6 +53,7 @@ class OnnxGraph(nn.Module):
         super().__init__()
         model = onnx.load(str(path))
         graph = model.graph
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
         unsupported = sorted({n.op_type for n in graph.node} - set(_OPS) - {"Constant"})
         if unsupported:
             raise ValueError(f"{path}: operators not supported by the torch rebuild: {', '.join(unsupported)}")
@@ -71,6 +74,8 @@ class OnnxGraph(nn.Module):
             for key, value in attrs.items():
                 if isinstance(value, onnx.TensorProto):
                     attrs[key] = torch.from_numpy(numpy_helper.to_array(value).copy())
+            if node.op_type == "Split" and "split" not in attrs and len(node.input) < 2:
+                attrs.setdefault("num_outputs", len(node.output))  # equal parts, as many as it has outputs
             self._nodes.append((node.op_type, list(node.input), list(node.output), attrs))
         known = set(self._names) | set(self._host)
         self.input_names = [i.name for i in graph.input if i.name not in known]
@@ -86,6 +91,8 @@ class OnnxGraph(nn.Module):
                 self._static.add(index)
             else:
                 data.update(outputs)
+        self._data = data  # the values that depend on the inputs' data
+        self._weights_on_host: dict[str, torch.Tensor] = {}  # frozen weights read as shapes, scales or bounds
         first = graph.input[[i.name for i in graph.input].index(self.input_names[0])]
         batch = first.type.tensor_type.shape.dim[0] if first.type.tensor_type.shape.dim else None
         traced = batch.dim_value if batch is not None and batch.dim_value > 0 else None
@@ -104,12 +111,17 @@ class OnnxGraph(nn.Module):
         for index, (op, inputs, _, attrs) in enumerate(self._nodes):
             if index in self._static:
                 continue  # shape arithmetic
+            axis = attrs.get("axis", -1 if op == "Softmax" and self.opset >= 13 else _DEFAULT_AXIS.get(op, 1))
             if op == "Transpose" and attrs.get("perm", [1])[0] != 0:
                 return False
-            if op in ("Concat", "Split", "Gather", "Softmax", "Flatten") and attrs.get("axis", 1) == 0:
+            if op in ("Concat", "Split", "Gather", "Flatten") and axis <= 0:
+                return False  # along the batch, or a negative axis that may reach it
+            if op == "Softmax" and (axis == 0 or axis < -1 or self.opset < 13):
                 return False
-            if op in ("Slice", "Squeeze", "Unsqueeze", "Expand", "ConstantOfShape", "Range"):
+            if op in ("Slice", "Squeeze", "Unsqueeze", "Expand", "ConstantOfShape", "Range", "Tile"):
                 return False
+            if op in ("MatMul", "Gemm") and len(inputs) > 1 and inputs[1] in self._data:
+                return False  # the data on the right: its rows (the batch) are mixed
             if op == "Reshape" and not (inputs[1] in self._host
                                         and _ints(self._host[inputs[1]])[:1] in ([traced], [0])):
                 return False
@@ -159,7 +171,8 @@ class OnnxGraph(nn.Module):
         recording = plan is None
         if recording:
             plan = {}
-        context = _Context(lead.device, compute, self._traced_batch)
+        context = _Context(lead.device, compute, self._traced_batch, self.opset)
+        shapes_only = _Context(lead.device, compute, None, self.opset)  # shape arithmetic keeps its own batch
         values: dict[str, torch.Tensor] = dict(zip(self.input_names, inputs))
         keep = wanted | set(self.output_names)
         for index, (op, names, outputs, attrs) in enumerate(self._nodes):
@@ -171,11 +184,11 @@ class OnnxGraph(nn.Module):
                     for position, name in enumerate(names)]
             if static:
                 args = _same_device(args)
-            results = _run(op, args, attrs, context)
+            results = _run(op, args, attrs, shapes_only if static else context)
             for name, value in zip(outputs, results if isinstance(results, tuple) else (results,)):
-                values[name] = value
-                if static:
-                    plan[name] = value
+                # A value worked out once per shape lives in the plan alone: read from there, it is on the host
+                # for shape arguments and copied to the device for the rest, on this call as on later ones.
+                (plan if static else values)[name] = value
             for name in names:
                 if self._last_read.get(name) == index and name in values and name not in keep:
                     del values[name]
@@ -195,7 +208,15 @@ class OnnxGraph(nn.Module):
         if name in values:
             return values[name]
         if name in self._names:
-            return self.params[self._names[name]]
+            weight = self.params[self._names[name]]
+            if not host or weight.requires_grad:
+                return weight
+            # A frozen weight read as a bound, a scale or by shape arithmetic: a host copy, made on the first call,
+            # so no later call (a captured one) copies from the device.
+            copy = self._weights_on_host.get(name)
+            if copy is None:
+                copy = self._weights_on_host[name] = weight.detach().to("cpu", torch.float32)
+            return copy
         if name in plan:
             value = plan[name]
         else:
@@ -222,10 +243,10 @@ class OnnxConvNet(OnnxGraph):
 
 
 class _Context:
-    __slots__ = ("device", "float_dtype", "traced_batch")
+    __slots__ = ("device", "float_dtype", "traced_batch", "opset")
 
-    def __init__(self, device: torch.device, float_dtype: torch.dtype, traced_batch: int | None):
-        self.device, self.float_dtype, self.traced_batch = device, float_dtype, traced_batch
+    def __init__(self, device: torch.device, float_dtype: torch.dtype, traced_batch: int | None, opset: int):
+        self.device, self.float_dtype, self.traced_batch, self.opset = device, float_dtype, traced_batch, opset
 
 
 def _constant_value(attrs: dict, numpy_helper) -> np.ndarray:
@@ -239,11 +260,10 @@ def _constant_value(attrs: dict, numpy_helper) -> np.ndarray:
 
 
 def _same_device(args: list) -> list:
-    """A shape-only node's arguments on one device (the host unless one of them is a weight on a GPU)."""
-    devices = {a.device for a in args if isinstance(a, torch.Tensor) and a.dim() > 0}
-    if len(devices) <= 1:
+    """A shape-only node's arguments on one device: the host, unless one is a value already on a GPU."""
+    target = next((a.device for a in args if isinstance(a, torch.Tensor) and a.device.type != "cpu"), None)
+    if target is None:
         return args
-    target = next(d for d in devices if d.type != "cpu")
     return [a.to(target) if isinstance(a, torch.Tensor) else a for a in args]
 
 
@@ -415,8 +435,11 @@ def _resize(args, attrs, context):
     x = args[0]
     mode = _text(attrs.get("mode", b"nearest"))
     transform = _text(attrs.get("coordinate_transformation_mode", b"half_pixel"))
-    scales = args[2] if len(args) > 2 and args[2] is not None and args[2].numel() else None
-    sizes = args[3] if len(args) > 3 and args[3] is not None and args[3].numel() else None
+    if context.opset < 11:  # Resize-10: (X, scales)
+        scales, sizes = args[1], None
+    else:
+        scales = args[2] if len(args) > 2 and args[2] is not None and args[2].numel() else None
+        sizes = args[3] if len(args) > 3 and args[3] is not None and args[3].numel() else None
     if sizes is not None:
         size = _ints(sizes)[2:]
     else:
@@ -467,7 +490,12 @@ def _constant_of_shape(args, attrs, context):
 
 
 def _softmax(args, attrs, context):
-    return torch.softmax(args[0], dim=attrs.get("axis", -1))
+    x = args[0]
+    if context.opset >= 13:
+        return torch.softmax(x, dim=attrs.get("axis", -1))
+    # Before opset 13: the input is seen as 2-D, [all axes before ``axis``] x [axis and after].
+    axis = _axis(attrs.get("axis", 1), x.dim())
+    return torch.softmax(x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), -1), dim=1).reshape(x.shape)
 
 
 def _transpose(args, attrs, context):

@@ -83,7 +83,10 @@ class TorchEngine:
         for static, value in zip(static_inputs, padded):
             static.copy_(value)
         graph.replay()
-        return [o[:n] for o in static_outputs]
+        if bucket == n:
+            return static_outputs
+        # Only outputs with a batch axis were padded (SCRFD's, one row per anchor, have none).
+        return [o[:n] if o.dim() and o.shape[0] == bucket else o for o in static_outputs]
 
     def _capture(self, example: list) -> tuple:
         import torch

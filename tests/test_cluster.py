@@ -198,10 +198,14 @@ def test_a_camera_added_while_running_survives_its_worker_process_being_killed(
     try:
         live_view = run.live_view_url()  # the driver's: every camera of every worker
         _wait(out, lambda s: len(s["workers"]) == 2 and _processing(_worker(s, "streamer-worker-0"), "cam-a"), 180, run)
+        asked = time.monotonic()
         code, added = call("POST", f"{live_view}api/streams", {"name": "cam-b", "uri": cameras["cam-b"].url()},
                            bearer(token))
+        answered = time.monotonic() - asked
         assert code == 201 and added["name"] == "cam-b", added
         state = _wait(out, lambda s: _processing(_worker(s, "streamer-worker-1"), "cam-b"), 60, run)
+        print(f"camera added to the cluster: answered in {answered:.2f} s, processing (as cluster.json says) "
+              f"{time.monotonic() - asked:.2f} s after the request")
         assert {s["name"]: s["state"] for s in get_json(f"{live_view}api/streams?token={token}")} == \
             {"cam-a": "decoding", "cam-b": "decoding"}
         victim = _worker(state, "streamer-worker-1")

@@ -84,16 +84,23 @@ def test_cameras_are_added_and_removed_while_the_run_goes_on(tmp_path, rtsp_serv
         assert set(listed(url)) == {"lobby"}
 
         # A camera added: decoding within seconds, beside the first stream, in the JSON and /metrics.
+        asked = time.monotonic()
         code, added = call("POST", api, door, bearer())
+        answered = time.monotonic() - asked
         assert code == 201 and added["name"] == "door", added
-        wait_until(lambda: listed(url).get("door", {}).get("frames_out", 0) > 5, what="door processing")
+        wait_until(lambda: listed(url).get("door", {}).get("frames_out", 0) > 0, what="door processing")
+        print(f"camera added: answered in {answered:.2f} s, its first frame processed "
+              f"{time.monotonic() - asked:.2f} s after the request")
+        wait_until(lambda: listed(url).get("door", {}).get("frames_out", 0) > 5, what="door processing on")
         with urllib.request.urlopen(url + "metrics?token=" + TOKEN, timeout=10) as response:
             metrics = response.read().decode()
         assert 'streamer_source_up{stream="door"} 1' in metrics
         assert call("POST", api, door, bearer())[0] == 409
 
         # The first stream removed: gone from the view, its recording finished and playable at once.
+        asked = time.monotonic()
         code, final = call("DELETE", api + "/lobby", headers=bearer())
+        print(f"stream removed (tracks ended, recording finished) in {time.monotonic() - asked:.2f} s")
         assert code == 200 and final["name"] == "lobby" and final["frames_out"] > 5, final
         assert set(listed(url)) == {"door"}
         [recording] = (out / "latest").glob("lobby*.mp4")

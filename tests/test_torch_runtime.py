@@ -68,6 +68,29 @@ def test_each_graph_rebuilt_in_torch_gives_onnx_runtime_s_outputs(path, shapes, 
                     assert np.abs(ours.numpy() - theirs).max() <= 1e-4 * scale, (path.name, shape)
 
 
+@pytest.mark.parametrize("path,shapes,pixels", GRAPHS, ids=[g[0].stem for g in GRAPHS])
+def test_each_graph_s_data_path_stays_on_its_device_in_its_precision(path, shapes, pixels):
+    """What CUDA-graph capture needs, checked without a GPU: after the first call for a shape on the host, the
+    module moved to torch's "meta" device (tensors without data: reading one on the host, or mixing it with a
+    host tensor, raises) in float16 runs a batch of that shape there, every output float16. So no call copies
+    from the device (a .item(), a .tolist(), a float()) and nothing falls back to float32."""
+    import torch
+
+    from engines.onnx_torch import OnnxGraph
+
+    if not path.exists():
+        need_shared("models", path.name)
+    graph = OnnxGraph(path).eval()
+    shape = shapes[-1]
+    sizes = [(shape[0], 1, *shape[2:]) if name == "hole" else shape for name in graph.input_names]
+    with torch.inference_mode():
+        expected = graph(*[torch.rand(size) for size in sizes])
+        graph.to("meta", torch.float16)
+        got = graph(*[torch.rand(size, device="meta", dtype=torch.float16) for size in sizes])
+    assert [tuple(o.shape) for o in got] == [tuple(o.shape) for o in expected]
+    assert {(o.device.type, o.dtype) for o in got} == {("meta", torch.float16)}
+
+
 def test_a_graph_with_an_operator_the_rebuild_lacks_is_refused_naming_file_and_operator(tmp_path):
     import onnx
     from onnx import TensorProto, helper
@@ -195,6 +218,7 @@ def test_each_graph_on_cuda_in_fp16_with_cuda_graphs_matches_the_cpu(path, shape
             feeds["hole"] = (rng.random((shape[0], 1, *shape[2:])) > 0.6).astype(np.float32)
         for _ in range(2):  # captured on the first call, replayed on the second
             for ours, theirs in zip(fast.run(feeds), reference.run(feeds)):
+                assert ours.shape == theirs.shape, (path.name, shape)
                 scale = float(np.abs(theirs).max()) or 1.0
                 assert np.abs(ours - theirs).max() <= 0.02 * scale, (path.name, shape)
                 if path.stem.startswith("mobilefacenet"):

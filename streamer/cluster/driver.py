@@ -210,7 +210,10 @@ class _Driver:
 
     def _execute(self, live_view) -> ClusterSummary:
         ray, cluster = self.ray, self.cluster
-        self.ledger = ray.remote(ClusterLedger).options(name=LEDGER, namespace=NAMESPACE, num_cpus=0).remote()
+        # On the driver's machine, as the hub: a worker Ray restarts after losing another machine reads its cameras
+        # from it, so it must not have been on the machine lost.
+        self.ledger = ray.remote(ClusterLedger).options(name=LEDGER, namespace=NAMESPACE, num_cpus=0,
+                                                        scheduling_strategy=self._here()).remote()
         count = worker_count(self.config, ray.cluster_resources())
         data = self.config.model_dump(mode="json")
         self.folder = RunFolder.create(self.out)
@@ -226,7 +229,7 @@ class _Driver:
                 name=name, namespace=NAMESPACE, max_restarts=cluster.max_restarts, max_task_retries=0,
                 num_cpus=cluster.cpus_per_worker, num_gpus=cluster.gpus_per_worker, scheduling_strategy="SPREAD",
                 max_concurrency=4,
-            ).remote(worker_config(data, name, share), name, self.hub, self.ledger))
+            ).remote(worker_config(data, name, share), name, self.hub, self.ledger, self.control is not None))
             self.views.append(WorkerView(name, [s["name"] for s in share]))
         log.warning("cluster: %d workers for %d cameras on %s", count, len(data["sources"]), cluster.address)
         started = time.monotonic()
@@ -268,13 +271,14 @@ class _Driver:
 
     def _hub(self, output: dict):
         """The cluster's event stream, on this machine (it writes into this run folder)."""
+        return self.ray.remote(EventHub).options(name=HUB, namespace=NAMESPACE, num_cpus=0,
+                                                 scheduling_strategy=self._here()).remote(output, str(self.folder.path))
+
+    def _here(self):
+        """A placement on the driver's machine."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        here = self.ray.get_runtime_context().get_node_id()
-        return self.ray.remote(EventHub).options(
-            name=HUB, namespace=NAMESPACE, num_cpus=0,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=False),
-        ).remote(output, str(self.folder.path))
+        return NodeAffinitySchedulingStrategy(node_id=self.ray.get_runtime_context().get_node_id(), soft=False)
 
     def _close_hub(self, summary: ClusterSummary) -> None:
         """After the workers: what they sent is delivered (the webhook for up to its drain_s), then reported."""
@@ -415,7 +419,16 @@ class ClusterControl:
             index = min(running)[1]
             self._used.add(name)
         view, actor = driver.views[index], driver.actors[index]
-        answer = self._ask(view, actor.add_stream.remote(entry))
+        try:
+            answer = self._ask(actor.add_stream.remote(entry))
+        except TimeoutError:
+            # The worker may still add it (it was loading, or restarting): it is counted as that worker's, shown
+            # as not started until it is, and a DELETE takes it away either way.
+            answer = {"code": 202, "status": None}
+        except ControlError:
+            with self._lock:
+                self._used.discard(name)
+            raise
         if answer["code"] >= 400:
             with self._lock:
                 self._used.discard(name)
@@ -436,24 +449,36 @@ class ClusterControl:
         if index is None:
             raise ControlError(404, f"no stream named {name!r} is running")
         view, actor = driver.views[index], driver.actors[index]
-        answer = self._ask(view, actor.remove_stream.remote(name))
-        if answer["code"] >= 400:
-            raise ControlError(answer["code"], answer["error"])
+        try:
+            answer = self._ask(actor.remove_stream.remote(name))
+        except TimeoutError:
+            answer = {"code": 202, "status": None}  # it will be removed: the worker has the request
+        # Not running on its worker (removed by an earlier request that timed out, or a restart came back
+        # without it): the driver forgets it too, so no later restart brings it back.
         with self._lock:
-            view.cameras.remove(name)
+            if name in view.cameras:
+                view.cameras.remove(name)
             driver.assignments[view.name] = [e for e in driver.assignments[view.name] if e["name"] != name]
             driver.ledger.assign.remote(view.name, driver.assignments[view.name])
+        if answer["code"] == 404:
+            raise ControlError(404, f"{name!r} was not running on {view.name} any more: it is forgotten")
+        if answer["code"] >= 400:
+            raise ControlError(answer["code"], answer["error"])
         log.warning("cluster: camera %r removed from %s", name, view.name)
         return _status(answer), answer["code"] == 200
 
-    def _ask(self, view: WorkerView, call) -> dict:
+    def _ask(self, call) -> dict:
+        """The worker's answer; TimeoutError when it has not answered within the longest a worker takes (its
+        models loading, then the loop taking the request); a worker lost meanwhile is a 503."""
         from streamer.runtime.control import APPLY_WAIT_S, ControlError
 
         ray = self.driver.ray
         try:
-            return ray.get(call, timeout=APPLY_WAIT_S + 5)
-        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError) as exc:
-            raise ControlError(503, f"{view.name} did not answer ({_reason(exc)}); try again") from None
+            return ray.get(call, timeout=2 * APPLY_WAIT_S + 10)
+        except ray.exceptions.GetTimeoutError:
+            raise TimeoutError from None
+        except ray.exceptions.RayActorError as exc:
+            raise ControlError(503, f"its worker is not running ({_reason(exc)}); try again") from None
 
 
 def _status(answer: dict) -> StreamStatus | None:

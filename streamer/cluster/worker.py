@@ -69,9 +69,10 @@ def worker_config(data: dict, name: str, sources: list[dict]) -> dict:
 class StreamWorker:
     """Made a Ray actor by the driver (``ray.remote(StreamWorker)``): starts its run at once. ``ledger``: where
     the driver keeps each worker's cameras as they are now (cameras are added and removed while the cluster
-    runs, web.control): a worker Ray restarts takes those, not the ones it was first given."""
+    runs, web.control): a worker Ray restarts takes those, not the ones it was first given. ``takes_cameras``: the
+    cluster's web.control is on."""
 
-    def __init__(self, config_data: dict, name: str, hub=None, ledger=None):
+    def __init__(self, config_data: dict, name: str, hub=None, ledger=None, takes_cameras: bool = False):
         from streamer.config import parse_config
         from streamer.runtime.control import StreamControl
         from streamer.runtime.stop import StopSignals
@@ -80,11 +81,17 @@ class StreamWorker:
         if ledger is not None:
             import ray
 
-            assigned = ray.get(ledger.assignment.remote(name))
+            try:
+                assigned = ray.get(ledger.assignment.remote(name), timeout=30)
+            except (ray.exceptions.RayError, TimeoutError) as exc:  # the driver's machine is in trouble
+                log.warning("%s: the cluster's ledger did not answer (%s): running the cameras first given",
+                            name, type(exc).__name__)
+                assigned = None
             if assigned is not None:
                 config_data = {**config_data, "sources": assigned}
         self.config = parse_config(config_data, origin=f"cluster worker {name}")  # registers its secrets here too
-        self.control = StreamControl()
+        # Taking cameras while it runs (the cluster's web.control), its run goes on when its cameras have ended.
+        self.control = StreamControl() if takes_cameras else None
         self.stop = StopSignals()
         self.collector = StatusCollector()
         self.started = time.time()
@@ -152,6 +159,8 @@ class StreamWorker:
         from streamer.redaction import redact
         from streamer.runtime.control import ControlError
 
+        if self.control is None:
+            return {"code": 405, "error": "this cluster does not take cameras while it runs (web.control)"}
         try:
             status, applied = call()
         except ControlError as exc:

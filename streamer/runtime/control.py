@@ -12,6 +12,7 @@ to whoever may post), and a password in a URI is redacted wherever the entry is 
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -25,6 +26,7 @@ from streamer.errors import StreamerError
 from streamer.records import StreamStatus
 from streamer.sources import ThreadedSource
 
+log = logging.getLogger(__name__)
 APPLY_WAIT_S = 10.0  # how long a request waits for the loop to carry it out before answering "accepted"
 
 
@@ -44,6 +46,7 @@ class _Request:
     source: ThreadedSource | None = None
     done: threading.Event = field(default_factory=threading.Event)
     status: StreamStatus | None = None
+    error: tuple[int, str] | None = None  # (HTTP status, why) when it could not be carried out
 
 
 class StreamControl:
@@ -58,6 +61,7 @@ class StreamControl:
         self._requests: queue.Queue[_Request] = queue.Queue()
         self._lock = threading.Lock()
         self._pending: set[str] = set()  # names of streams being added, not yet taken by the loop
+        self._closed = False
         self.changes: list[dict] = []  # what was added and removed, when (for run.json)
 
     def bind(self, make: Callable[[SourceConfig], ThreadedSource], names_taken: Callable[[], set[str]]) -> None:
@@ -74,36 +78,50 @@ class StreamControl:
             config = SourceConfig.model_validate(entry)
         except ValidationError as exc:
             raise ControlError(400, f"source: {format_validation_error(exc)}") from None
+        if not self._bound.wait(APPLY_WAIT_S):  # a cluster worker still loading its models
+            raise ControlError(503, "the run is starting: try again in a moment")
         with self._lock:
+            if self._closed:
+                raise ControlError(503, "the run is stopping")
             if config.name in self._pending or config.name in self._names_taken():
                 raise ControlError(409, f"a stream named {config.name!r} is in this run, or was: its recording "
                                    f"and events keep that name; choose another")
             self._pending.add(config.name)
-        if not self._bound.wait(APPLY_WAIT_S):  # a cluster worker still loading its models
-            raise ControlError(503, "the run is starting: try again in a moment")
+        submitted = False
         try:
-            source = self._make(config)
-            source.open()  # a file that does not exist or decode is refused now, as at start-up
-        except StreamerError as exc:
-            with self._lock:
-                self._pending.discard(config.name)
-            raise ControlError(422, str(exc)) from None
-        return self._submit(_Request("add", config.name, source))  # the loop frees the name once it is a stream
+            try:
+                source = self._make(config)
+                source.open()  # a file that does not exist or decode is refused now, as at start-up
+            except StreamerError as exc:
+                raise ControlError(422, str(exc)) from None
+            submitted = True  # the name is the loop's to free now, once the stream runs or failed to
+            return self._submit(_Request("add", config.name, source))
+        finally:
+            if not submitted:
+                with self._lock:
+                    self._pending.discard(config.name)
 
     def remove(self, name: str) -> tuple[StreamStatus | None, bool]:
         return self._submit(_Request("remove", name))
 
     def _submit(self, request: _Request) -> tuple[StreamStatus | None, bool]:
-        self._requests.put(request)
+        with self._lock:
+            if self._closed:  # checked under the lock close() drains under: nothing is left in the queue
+                self._abandon(request)
+            else:
+                self._requests.put(request)
         if not request.done.wait(APPLY_WAIT_S):
             return None, False
+        if request.error is not None:
+            raise ControlError(request.error[0], request.error[1])
         if request.status is None:
             raise ControlError(404, f"no stream named {request.name!r} is running")
         return request.status, True
 
     def apply(self, on_add: Callable[[ThreadedSource], StreamStatus],
               on_remove: Callable[[str], StreamStatus | None]) -> None:
-        """On the loop's thread: carries out the requests that came since the last call."""
+        """On the loop's thread: carries out the requests that came since the last call. A request that fails is
+        answered so (its source closed), and the run goes on."""
         while True:
             try:
                 request = self._requests.get_nowait()
@@ -112,11 +130,35 @@ class StreamControl:
             try:
                 if request.kind == "add":
                     request.status = on_add(request.source)
-                    with self._lock:
-                        self._pending.discard(request.name)
                 else:
                     request.status = on_remove(request.name)
                 if request.status is not None:
                     self.changes.append({"at": time.time(), request.kind: request.name})
+            except StreamerError as exc:  # a sink that cannot start, the store refusing a track's end
+                log.error("stream %r could not be %sed: %s", request.name, request.kind.removesuffix("e"), exc)
+                request.error = (500, str(exc))
+                if request.kind == "add":
+                    request.source.stop(0)
             finally:
+                if request.kind == "add":
+                    with self._lock:
+                        self._pending.discard(request.name)
                 request.done.set()
+
+    def close(self) -> None:
+        """The run is ending: later requests are refused, and those not carried out are answered so."""
+        with self._lock:
+            self._closed = True
+            while True:
+                try:
+                    request = self._requests.get_nowait()
+                except queue.Empty:
+                    break
+                self._abandon(request)
+
+    def _abandon(self, request: _Request) -> None:
+        if request.source is not None:
+            request.source.stop(0)
+        self._pending.discard(request.name)
+        request.error = (503, "the run is stopping")
+        request.done.set()

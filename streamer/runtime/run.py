@@ -99,6 +99,13 @@ class _Run:
         self.started_wall = time.time()
 
     def execute(self) -> RunSummary:
+        try:
+            return self._execute()
+        finally:
+            if self.control:
+                self.control.close()  # nothing more is added; a request not carried out is answered so
+
+    def _execute(self) -> RunSummary:
         if self.stop.event.is_set():  # stopped while the models loaded: nothing ran, nothing is written
             self.summary.stopped_by = self.stop.by
             return self.summary
@@ -204,6 +211,8 @@ class _Run:
             aborted = True
         finally:
             self.summary.seconds = time.monotonic() - started
+            if self.control:
+                self.control.close()
             self._close(self.sources, emitter, loop, aborted)
             self.summary.stopped_by = self.stop.by
             self._report(self.sources, emitter)
