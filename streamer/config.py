@@ -19,6 +19,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from engines.device import Device
+from streamer.alerts import AlertRule
 from streamer.cluster.config import ClusterConfig
 from streamer.config_base import StrictModel
 from streamer.detect import DetectorConfig, HaarConfig
@@ -29,6 +30,7 @@ from streamer.identify import GalleryConfig, IdentityConfig, StoreConfig
 from streamer.inpaint import InpainterConfig, LearnedInpaintConfig
 from streamer.occlusion import OcclusionConfig, YoloSegConfig, occluder_class_names
 from streamer.redaction import MASK, redact, register_secret
+from streamer.sinks.mqtt import MqttConfig
 from streamer.sinks.webhook import WebhookConfig
 from streamer.web.server import WebConfig
 
@@ -185,6 +187,8 @@ class OutputConfig(StrictModel):
     events: bool = True
     event_embeddings: bool = Field(False, description="put the track's embedding (and model id) in identity events")
     webhook: WebhookConfig | None = Field(None, description="also POST every event to this HTTP endpoint")
+    mqtt: MqttConfig | None = Field(None, description="also publish every event to this MQTT broker "
+                                    "(PREFIX/events, PREFIX/<camera>/face, retained PREFIX/available)")
     show_reconstruction: bool = Field(True, description="paste reconstructed pixels into the annotated video")
 
     @field_validator("rtsp_push")
@@ -201,6 +205,8 @@ class OutputConfig(StrictModel):
 
 class Config(StrictModel):
     sources: list[SourceConfig] = Field(default_factory=list)
+    alerts: list[AlertRule] = Field(default_factory=list, description="watchlist people and recurring unknown faces, "
+                                    "raised to events.jsonl, the webhook and MQTT")
     engine: EngineConfig = EngineConfig()
     detector: DetectorConfig = HaarConfig()
     occlusion: OcclusionConfig = YoloSegConfig()
@@ -240,6 +246,15 @@ class Config(StrictModel):
                     raise ValueError(f"{key}: {name!r} is not a class of the occlusion model "
                                      f"(it knows {', '.join(known)}){hint}")
         return self
+
+    @field_validator("alerts")
+    @classmethod
+    def _unique_alerts(cls, alerts: list[AlertRule]) -> list[AlertRule]:
+        names = [a.name for a in alerts]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"alert names must be unique: {', '.join(repeated)} repeated")
+        return alerts
 
     @field_validator("sources")
     @classmethod

@@ -116,6 +116,7 @@ def sprites():
     return make_sprites()
 
 
+from tests.mqtt_broker import mqtt_broker  # noqa: E402,F401  (a real MQTT broker)
 from tests.postgres import postgres_server, postgres_url  # noqa: E402,F401  (a real PostgreSQL server)
 from tests.ray_cluster import ray_cluster  # noqa: E402,F401  (a real local Ray cluster)
 from tests.rtsp import rtsp_server  # noqa: E402,F401  (fixture for the stream tests)

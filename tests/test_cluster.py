@@ -113,7 +113,8 @@ def test_a_stranger_met_by_one_nodes_camera_is_named_by_the_other_nodes_camera(t
     hall = _clip(tmp_path / "hall.mp4", [blank] * 120 + [_photo_frame(faces / "test" / "obama1.jpg")] * 30)
     config = _config(tmp_path, postgres_url, ray_cluster.address,
                      [{"name": "door", "uri": str(door), "realtime": True},
-                      {"name": "hall", "uri": str(hall), "realtime": True}])
+                      {"name": "hall", "uri": str(hall), "realtime": True}],
+                     alerts=[{"name": "returning-stranger", "unknown_seen": 2, "within_min": 10}])
     out = tmp_path / "out"
     run = StreamerProcess(config, "--out", str(out), "-q")
     code = run.finish(timeout=300)
@@ -129,7 +130,12 @@ def test_a_stranger_met_by_one_nodes_camera_is_named_by_the_other_nodes_camera(t
     identities = PostgresDatabase(postgres_url).execute("SELECT count(*) FROM identities").fetchone()[0]
     assert identities == 1
     # One event stream for the cluster: every worker's events, each sighting once, as the store holds them.
-    merged = [json.loads(line) for line in (out / "latest" / "events.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (out / "latest" / "events.jsonl").read_text().splitlines()]
+    merged = [e for e in lines if e["type"] != "alert"]
+    # The hub raised the alert over both workers' events: one stranger, seen by both nodes' cameras.
+    [alert] = [e for e in lines if e["type"] == "alert"]
+    assert alert["alert"] == "returning-stranger" and alert["identity"] in met and alert["stream"] == "hall", alert
+    assert "door, hall" in alert["reason"]
     stored = PostgresDatabase(postgres_url).execute("SELECT id, stream FROM sightings").fetchall()
     assert sorted((e["sighting"], e["stream"]) for e in merged) == sorted(stored)
     assert {e["stream"] for e in merged} == {"door", "hall"}

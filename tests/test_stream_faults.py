@@ -168,7 +168,7 @@ def test_no_threads_or_descriptors_leak_across_reconnects(rtsp_server):
 
 
 def test_annotated_video_is_pushed_to_an_rtsp_server(rtsp_server, tmp_path):
-    from tests.conftest import count_frames, run_cli, write_clip
+    from tests.conftest import run_cli, write_clip
 
     received = tmp_path / "received.ts"
     server = rtsp_server(record=received)
@@ -186,7 +186,16 @@ def test_annotated_video_is_pushed_to_an_rtsp_server(rtsp_server, tmp_path):
     with av.open(str(received)) as container:
         size = (container.streams.video[0].width, container.streams.video[0].height)
     assert size == (320, 240)
-    assert count_frames(received) >= 25  # paced at 10 fps, the pipeline keeps up: (almost) every frame pushed
+    # Paced at 10 fps, the pipeline keeps up: (almost) every frame pushed. The server is still writing the file:
+    # the packet it is in the middle of does not decode, and is not counted.
+    decodable = 0
+    with av.open(str(received)) as container:
+        for packet in container.demux(video=0):
+            try:
+                decodable += len(packet.decode())
+            except av.error.InvalidDataError:
+                pass
+    assert decodable >= 25, decodable
 
 
 def rate_over(source: PyAVSource, seconds: float) -> float:

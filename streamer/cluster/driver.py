@@ -218,7 +218,7 @@ class _Driver:
         data = self.config.model_dump(mode="json")
         self.folder = RunFolder.create(self.out)
         self.folder.link_latest()
-        self.hub = self._hub(data["output"])
+        self.hub = self._hub(data["output"], data.get("alerts") or [])
         actor_class = ray.remote(StreamWorker)
         for index, share in enumerate(shares(data["sources"], count)):
             name = f"{WORKER_PREFIX}{index}"
@@ -269,10 +269,11 @@ class _Driver:
         log.warning("live view: %s", view.url)
         return view
 
-    def _hub(self, output: dict):
+    def _hub(self, output: dict, alerts: list):
         """The cluster's event stream, on this machine (it writes into this run folder)."""
-        return self.ray.remote(EventHub).options(name=HUB, namespace=NAMESPACE, num_cpus=0,
-                                                 scheduling_strategy=self._here()).remote(output, str(self.folder.path))
+        hub = self.ray.remote(EventHub).options(name=HUB, namespace=NAMESPACE, num_cpus=0,
+                                                scheduling_strategy=self._here())
+        return hub.remote(output, str(self.folder.path), alerts)
 
     def _here(self):
         """A placement on the driver's machine."""

@@ -1,6 +1,7 @@
 """One event stream for a cluster: every worker hands its committed events to the hub, a Ray actor on the
-driver's machine, which writes them to the driver's run folder (``events.jsonl``) and POSTs them to
-``output.webhook``: the same sinks a single run has, fed by every worker in the order they arrive.
+driver's machine, which writes them to the driver's run folder (``events.jsonl``), POSTs them to
+``output.webhook``, publishes them to MQTT and raises the alerts: the same sinks a single run has, fed by
+every worker in the order they arrive.
 
 A worker sends a batch only once its store transaction committed (runtime/emit.py), and Ray delivers one
 caller's calls to an actor in order: each sighting reaches the stream once, a worker's in their order.
@@ -17,11 +18,13 @@ from streamer.records import Sighting
 class EventHub:
     """Made a Ray actor by the driver (``ray.remote(EventHub)``), pinned to the driver's machine."""
 
-    def __init__(self, output_data: dict, run_dir: str):
+    def __init__(self, output_data: dict, run_dir: str, alerts_data: list | None = None):
+        from streamer.alerts import AlertRule
         from streamer.config import OutputConfig
         from streamer.sinks import event_sinks
 
-        self.sinks = event_sinks(OutputConfig.model_validate(output_data), Path(run_dir))
+        alerts = [AlertRule.model_validate(a) for a in alerts_data or []]
+        self.sinks = event_sinks(OutputConfig.model_validate(output_data), Path(run_dir), alerts)
         self.errors: list[str] = []
 
     def publish(self, worker: str, events: list[dict]) -> None:

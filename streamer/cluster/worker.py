@@ -54,16 +54,17 @@ class StatusCollector(ProgressReporter):
 def worker_config(data: dict, name: str, sources: list[dict]) -> dict:
     """A worker's own config: the cluster's, with its share of the cameras, its own output folder (two workers
     on one machine must not share a run folder's ``latest`` link), no live view of its own (the driver's shows
-    every camera) nor webhook (the hub delivers every worker's events), its models on as many threads as the
+    every camera) nor webhook or MQTT (the hub delivers every worker's events), its models on as many threads as the
     cores Ray reserved for it, and no cluster."""
     output = dict(data.get("output") or {})
     output["dir"] = str(Path(output.get("dir") or "out") / name)
-    output["webhook"] = None  # the cluster's hub posts every worker's events (cluster/events.py)
+    output["webhook"] = output["mqtt"] = None  # the cluster's hub delivers every worker's events (cluster/events.py)
     web = {**(data.get("web") or {}), "enabled": False, "control": False}  # the driver takes the requests
     engine = dict(data.get("engine") or {})
     if not engine.get("cpu_threads"):  # the cores Ray reserved for it, not every core of a shared machine
         engine["cpu_threads"] = max(1, int((data.get("cluster") or {}).get("cpus_per_worker") or 1))
-    return {**data, "sources": sources, "output": output, "web": web, "engine": engine, "cluster": None}
+    # The hub raises the alerts, over every worker's events.
+    return {**data, "sources": sources, "output": output, "web": web, "engine": engine, "cluster": None, "alerts": []}
 
 
 class StreamWorker:

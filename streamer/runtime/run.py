@@ -184,7 +184,7 @@ class _Run:
         self.sinks = sinks = [*frame_sinks(config.output, folder.path, live_view), *self.extra_frame_sinks]
         self.folder = folder
         self.emitter = emitter = Emitter(SightingStore(self.identification.conn, folder.id),
-                          [*event_sinks(config.output, folder.path), *self.extra_event_sinks],
+                          [*event_sinks(config.output, folder.path, config.alerts), *self.extra_event_sinks],
                           config.store.buffer_events)
         for source in sources:
             self.streams[source.name] = StreamState(source, config, self.identification.resolver, stages, sinks)

@@ -1,4 +1,4 @@
-"""Outputs. Events: the JSON-lines file and the webhook (after the store, which the run writes first).
+"""Outputs. Events: the JSON-lines file, the webhook and MQTT (after the store, which the run writes first).
 Frames: each stream's recording, the live view and the RTSP push. Which ones a run has is decided here,
 from the config: the loop only sees the ``EventSink`` and ``FrameSink`` protocols (sinks/base.py)."""
 
@@ -9,8 +9,9 @@ from pathlib import Path
 from streamer.sinks.base import AnnotatedFrame, EventSink, FrameSink, FrameSinkFactory, StreamInfo
 
 
-def event_sinks(output, run_dir: Path) -> list[EventSink]:
-    """``output``: the config's ``output`` section; files go into the run's own folder."""
+def event_sinks(output, run_dir: Path, alerts=()) -> list[EventSink]:
+    """``output``: the config's ``output`` section; files go into the run's own folder. ``alerts``: the config's
+    alert rules, raised over the events and handed to the sinks that take alerts, after them."""
     sinks: list[EventSink] = []
     if output.events:
         from streamer.sinks.events import JsonLinesEvents
@@ -20,6 +21,14 @@ def event_sinks(output, run_dir: Path) -> list[EventSink]:
         from streamer.sinks.webhook import WebhookEvents
 
         sinks.append(WebhookEvents(output.webhook))
+    if output.mqtt:
+        from streamer.sinks.mqtt import MqttEvents
+
+        sinks.append(MqttEvents(output.mqtt))
+    if alerts:
+        from streamer.alerts import AlertSink
+
+        sinks.append(AlertSink(alerts, sinks))
     return sinks
 
 

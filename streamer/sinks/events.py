@@ -38,6 +38,16 @@ class JsonLinesEvents:
             raise OutputError(f"output: cannot write {self.path}: {exc.strerror or exc}") from None
         self.count += len(sightings)
 
+    def alert(self, alerts: list[dict]) -> None:
+        """Alerts are lines too (``"type": "alert"``), among the events that raised them."""
+        if self._file is None:
+            return
+        try:
+            self._file.write("".join(json.dumps(a, separators=(",", ":")) + "\n" for a in alerts))
+            self._file.flush()
+        except OSError as exc:
+            raise OutputError(f"output: cannot write {self.path}: {exc.strerror or exc}") from None
+
     def close(self, drain: bool = True) -> None:
         file, self._file = self._file, None
         if file is not None:

@@ -95,6 +95,10 @@ class WebhookEvents:
     def emit(self, sightings: Sequence[Sighting]) -> None:
         self.send([s.json for s in sightings])
 
+    def alert(self, alerts: list[dict]) -> None:
+        """Alerts go in the same batches, in order (``"type": "alert"``)."""
+        self.send(alerts)
+
     def send(self, events: list[dict]) -> None:
         """Queues JSON events for delivery, in order; never waits for the receiver."""
         with self._lock:
