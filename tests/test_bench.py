@@ -169,3 +169,33 @@ def test_a_failing_case_is_reported_and_the_bench_goes_on(tmp_path):
     failed = [c for c in report["cases"] if c["error"]]
     assert [c["kind"] for c in failed] == ["pipeline"] and report["failures"] == [failed[0]["error"]]
     assert "## Failed cases" in (out / "bench.md").read_text()
+
+
+def test_the_capacity_search_from_a_first_guess_finds_the_most_streams_held(monkeypatch, tmp_path):
+    """The search on its own (each try's run faked: held up to 40 streams), from 1 and from a GPU's first guess of
+    16, and from a guess above what is held."""
+    from streamer.bench import suite as bench_suite
+    from streamer.bench.inputs import Clip
+
+    monkeypatch.setattr(bench_suite, "demo_clip", lambda *a, **k: Clip("fake", tmp_path / "x.mp4", 8, 8, 25, 25))
+
+    def search(start: int) -> tuple[int, list[int]]:
+        plan = bench_suite.BenchPlan(config={}, config_label="", out=tmp_path, max_streams=128, capacity_start=start)
+        suite = bench_suite.Suite(plan, say=lambda line: None)
+        tried = []
+
+        def fake_case(kind, clip, section, streams=1, **extra):
+            tried.append(streams)
+            names = [f"cam{i}" for i in range(streams)]
+            dropped = {name: 0 if streams <= 40 else 10 for name in names}
+            result = {"stream_fps": dict.fromkeys(names, 25.0), "dropped": dropped, "errors": [],
+                      "latency_ms": {"total": {"p99": 80.0}}}
+            return {"result": result, "error": None}
+
+        suite._case = fake_case
+        return suite._capacity(tmp_path)["streams_held"], tried
+
+    assert search(1) == (40, [1, 2, 4, 8, 16, 32, 64, 48, 40, 44])
+    assert search(16) == (40, [16, 32, 64, 48, 40, 44])
+    held, tried = search(64)
+    assert tried[0] == 64 and held in (32, 40) and len(tried) == 4  # below the guess: bisected down, 3 more tries

@@ -36,6 +36,8 @@ def add_parser(sub) -> None:
     p.add_argument("--capacity-seconds", type=float, default=10.0, help="real-time capacity: seconds per try")
     p.add_argument("--latency-bound-ms", type=float, default=1000.0, help="real-time capacity: p99 latency bound")
     p.add_argument("--max-streams", type=int, default=64, help="real-time capacity: the most streams tried")
+    p.add_argument("--capacity-start", type=int, default=1, help="real-time capacity: the first stream count tried "
+                   "(then doubled while held, bisected after)")
     p.set_defaults(func=cmd_bench)
 
 
@@ -58,7 +60,7 @@ def cmd_bench(args) -> int:
         multi_faces=args.multi_faces, clips=clips, batch_sizes=args.batch_sizes, baseline=not args.no_baseline,
         capacity_size=_size(args.capacity_size) if args.capacity_size else (1920, 1080) if device.is_cuda else size,
         capacity_fps=args.capacity_fps, capacity_seconds=args.capacity_seconds,
-        latency_bound_ms=args.latency_bound_ms, max_streams=args.max_streams,
+        latency_bound_ms=args.latency_bound_ms, max_streams=args.max_streams, capacity_start=args.capacity_start,
         sections=tuple(args.only or SECTIONS),
     )
     print(f"bench: {plan.config_label}; report in {plan.out}")

@@ -35,6 +35,7 @@ class BenchPlan:
     capacity_seconds: float = 10.0
     latency_bound_ms: float = 1000.0
     max_streams: int = 64
+    capacity_start: int = 1  # the first stream count tried (a GPU's search need not walk up from 1)
     sections: tuple[str, ...] = SECTIONS
 
 
@@ -135,10 +136,14 @@ class Suite:
                         "stream_fps": result["stream_fps"]}
             return ok
 
-        best, n = 0, 1
-        while n <= plan.max_streams and held(n):
-            best, n = n, n * 2
-        missed = n
+        start = max(1, min(plan.capacity_start, plan.max_streams))
+        if start > 1 and not held(start):
+            best, missed = 0, start  # below the first guess: bisect between none and it
+        else:
+            best, n = (start, start * 2) if start > 1 else (0, 1)
+            while n <= plan.max_streams and held(n):
+                best, n = n, n * 2
+            missed = n
         for _ in range(3):
             middle = (best + missed) // 2
             if middle in (best, missed) or missed > plan.max_streams:
