@@ -86,26 +86,33 @@ def onnx_backend(device: Device) -> str:
     return "onnxruntime" if has_cuda_provider() else "torch"
 
 
-def open_engine(path: str | Path, device: Device, backend: BackendName = "auto", **options) -> InferenceEngine:
-    """Loads ``path`` (.onnx, .engine/.plan, or a TorchScript .pt/.ts) with the best backend for ``device``.
+def resolve_backend(path: str | Path, device: Device, backend: BackendName = "auto") -> str:
+    """The backend ``open_engine`` uses for ``path``: ``backend`` itself unless "auto". Then a TensorRT plan runs on
+    TensorRT; an ONNX file on TensorRT where tensorrt and a GPU exist, else as ``onnx_backend`` decides; TorchScript
+    on torch."""
+    if backend != "auto":
+        return backend
+    suffix = Path(path).suffix.lower()
+    if suffix in (".engine", ".plan"):
+        return "tensorrt"
+    if suffix != ".onnx":
+        return "torch"
+    if device.is_cuda:
+        from engines.tensorrt_engine import tensorrt_status
 
-    With ``backend="auto"``: an ONNX file runs on TensorRT where tensorrt and a
-    GPU exist, else on ONNX Runtime; TorchScript runs on torch. With ``backend="torch"``
-    an ONNX file is rebuilt as a torch module (``engines/onnx_torch.py``).
-    """
+        if tensorrt_status()[0]:
+            return "tensorrt"
+    return onnx_backend(device)
+
+
+def open_engine(path: str | Path, device: Device, backend: BackendName = "auto", **options) -> InferenceEngine:
+    """Loads ``path`` (.onnx, .engine/.plan, or a TorchScript .pt/.ts) on ``backend`` (``resolve_backend`` picks one
+    for "auto"). With "torch" an ONNX file is rebuilt as a torch module (``engines/onnx_torch.py``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     suffix = path.suffix.lower()
-    if backend == "auto":
-        if suffix in (".engine", ".plan"):
-            backend = "tensorrt"
-        elif suffix == ".onnx":
-            from engines.tensorrt_engine import tensorrt_status
-
-            backend = "tensorrt" if device.is_cuda and tensorrt_status()[0] else "onnxruntime"
-        else:
-            backend = "torch"
+    backend = resolve_backend(path, device, backend)
     if backend == "onnxruntime":
         from engines.onnxruntime_engine import OnnxRuntimeEngine
 

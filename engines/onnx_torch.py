@@ -26,16 +26,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engines.base import TensorSpec
+
 # Argument positions an operator reads as host integers (shapes, axes, sizes), never as device tensors.
 HOST_ARGS = {"Clip": {1, 2}, "Reshape": {1}, "Expand": {1}, "Resize": {1, 2, 3}, "Slice": {1, 2, 3, 4}, "Split": {1},
-             "Unsqueeze": {1}, "Squeeze": {1}, "ConstantOfShape": {0}, "Range": {0, 1, 2}, "Tile": {1},
-             "ReduceMean": {1}, "ReduceSum": {1}, "Upsample": {1}}
+             "Unsqueeze": {1}, "Squeeze": {1}, "ConstantOfShape": {0}, "Range": {0, 1, 2}}
 # ONNX TensorProto element types -> torch dtypes.
 _DTYPES = {1: torch.float32, 2: torch.uint8, 3: torch.int8, 5: torch.int16, 6: torch.int32, 7: torch.int64,
            9: torch.bool, 10: torch.float16, 11: torch.float64, 16: torch.bfloat16}
 _FLOATS = {1, 10, 11, 16}
 # Axis attributes' defaults where the spec gives one (Softmax's depends on the opset: see _softmax).
-_DEFAULT_AXIS = {"Gather": 0, "Split": 0, "Flatten": 1, "Softmax": 1}
+_DEFAULT_AXIS = {"Gather": 0, "Split": 0, "Flatten": 1}
 
 
 class OnnxGraph(nn.Module):
@@ -80,6 +81,8 @@ class OnnxGraph(nn.Module):
         known = set(self._names) | set(self._host)
         self.input_names = [i.name for i in graph.input if i.name not in known]
         self.output_names = [o.name for o in graph.output]
+        self.declared_inputs = [TensorSpec.of_onnx(i) for i in graph.input if i.name not in known]
+        self.declared_outputs = [TensorSpec.of_onnx(o) for o in graph.output]
         self.node_outputs = [outputs[0] for _, _, outputs, _ in self._nodes]
         # Which nodes depend on the inputs' data; the others depend at most on their shapes (through Shape), or
         # on nothing, and are worked out once per input shape. A node reading a trainable weight stays in the
@@ -118,7 +121,7 @@ class OnnxGraph(nn.Module):
                 return False  # along the batch, or a negative axis that may reach it
             if op == "Softmax" and (axis == 0 or axis < -1 or self.opset < 13):
                 return False
-            if op in ("Slice", "Squeeze", "Unsqueeze", "Expand", "ConstantOfShape", "Range", "Tile"):
+            if op in ("Slice", "Squeeze", "Unsqueeze", "Expand", "ConstantOfShape", "Range"):
                 return False
             if op in ("MatMul", "Gemm") and len(inputs) > 1 and inputs[1] in self._data:
                 return False  # the data on the right: its rows (the batch) are mixed
@@ -232,11 +235,6 @@ class OnnxGraph(nn.Module):
 
 class OnnxConvNet(OnnxGraph):
     """A single-input network whose ``forward(x)`` gives its first output (an embedder, for training)."""
-
-    def __init__(self, path: str | Path, trainable: bool = False):
-        super().__init__(path, trainable=trainable)
-        self.input_name = self.input_names[0]
-        self.output_name = self.output_names[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x, [])[0]

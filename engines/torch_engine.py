@@ -47,17 +47,13 @@ class TorchEngine:
     def from_onnx(cls, path: str | Path, device: Device, fp16: bool = False, cuda_graphs: bool = False):
         """An ONNX graph rebuilt as a torch module. A graph exported at a fixed batch runs at any batch here, so
         its declared batch axis is reported as dynamic."""
-        import onnx
-
         from engines.onnx_torch import OnnxGraph
 
         graph = OnnxGraph(path)
-        header = onnx.load(str(path), load_external_data=False).graph
         engine = cls(graph, device, graph.input_names, graph.output_names, fp16=fp16, cuda_graphs=cuda_graphs)
-        free = graph.batch_is_free
-        declared = {i.name: TensorSpec.of_onnx(i) for i in header.input}
-        engine.inputs = [_free_batch(declared[name]) if free else declared[name] for name in graph.input_names]
-        engine.outputs = [_free_batch(TensorSpec.of_onnx(o)) if free else TensorSpec.of_onnx(o) for o in header.output]
+        free = _free_batch if graph.batch_is_free else (lambda spec: spec)
+        engine.inputs = [free(spec) for spec in graph.declared_inputs]
+        engine.outputs = [free(spec) for spec in graph.declared_outputs]
         engine.metadata = graph.metadata
         return engine
 

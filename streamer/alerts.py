@@ -19,15 +19,14 @@ from collections.abc import Sequence
 
 from pydantic import Field, model_validator
 
-from streamer.config_base import StrictModel
+from streamer.config_base import NAME_PATTERN, StrictModel
 from streamer.records import Sighting
 
 log = logging.getLogger(__name__)
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 class AlertRule(StrictModel):
-    name: str = Field(pattern=_NAME, description="the alert's name, in its JSON")
+    name: str = Field(pattern=NAME_PATTERN, description="the alert's name, in its JSON")
     person: str | None = Field(None, min_length=1, description="alert when a track is named this gallery person")
     unknown_seen: int | None = Field(None, ge=1, le=1000, description="alert when one unknown face (the same "
                                      "pseudo-identity) is seen on this many tracks within within_min")

@@ -21,7 +21,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from engines.device import Device
 from streamer.alerts import AlertRule
 from streamer.cluster.config import ClusterConfig
-from streamer.config_base import StrictModel
+from streamer.config_base import NAME_PATTERN, StrictModel
 from streamer.detect import DetectorConfig, HaarConfig
 from streamer.embed import EmbedderConfig
 from streamer.embed.dlib_resnet import DlibEmbedderConfig
@@ -35,11 +35,10 @@ from streamer.sinks.webhook import WebhookConfig
 from streamer.web.server import WebConfig
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "http", "https", "rtmp", "udp", "tcp", "srt")
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 class SourceConfig(StrictModel):
-    name: str = Field(pattern=_NAME, description="stream name used in outputs, events and metrics")
+    name: str = Field(pattern=NAME_PATTERN, description="stream name used in outputs, events and metrics")
     uri: str = Field(
         min_length=1,
         description="video file, folder of images, V4L2 device (/dev/video0), or rtsp:// rtsps:// http(s):// URL",

@@ -7,6 +7,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
+# What a user-given name (a stream's, an alert's) may be: it is data, used in file names and topics, never a path.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
 
 class StrictModel(BaseModel):
     """Unknown keys are errors; values are immutable once validated."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from engines import Device, onnx_backend
+from engines import Device, onnx_backend, open_engine
 from streamer.errors import ModelError
 
 
@@ -26,14 +26,9 @@ def open_onnx_model(path: Path, device: Device, expected: str):
     declares its ``inputs``, ``outputs`` and ``metadata``. A file that cannot be loaded (garbage, truncated, an
     unknown operator) is a one-line ModelError naming it and ``expected``."""
     backend = onnx_backend(device)
+    options = {"fp16": device.fp16, "cuda_graphs": device.cuda_graphs} if backend == "torch" else {}
     try:
-        if backend == "torch":
-            from engines.torch_engine import TorchEngine
-
-            return TorchEngine.from_onnx(path, device, fp16=device.fp16, cuda_graphs=device.cuda_graphs)
-        from engines.onnxruntime_engine import OnnxRuntimeEngine
-
-        return OnnxRuntimeEngine(path, device)
+        return open_engine(path, device, backend, **options)
     except Exception as exc:  # protobuf, graph and provider errors all mean "not a model we can run"
         raise ModelError(f"cannot load {path} on {backend} ({one_line(exc)}); expected {expected}") from None
 

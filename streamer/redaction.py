@@ -39,6 +39,16 @@ def redact(text: str) -> str:
     return text
 
 
+def checked_url(url: str, schemes: tuple[str, ...], kind: str) -> str:
+    """``url`` if it is one of ``schemes`` with a host (else a ValueError saying ``kind``, the URL redacted); a
+    password in it is registered as a secret first."""
+    parts = urlsplit(url)
+    register_secret(parts.password)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"must be {kind} URL, got {redact(url)}")
+    return url
+
+
 def redact_url(url: str) -> str:
     """``rtsp://admin:pw@cam/x`` -> ``rtsp://admin:***@cam/x``; other URLs unchanged."""
     parts = urlsplit(url)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -76,3 +77,19 @@ def get_json(url: str, timeout: float = 10):
 def get_text(url: str, timeout: float = 10) -> str:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.read().decode()
+
+
+def call(method: str, url: str, body=None, headers: dict | None = None) -> tuple[int, dict]:
+    """An API request with a JSON body (if any): (status, JSON answer), errors included."""
+    data = json.dumps(body).encode() if body is not None else None
+    base = {"Content-Type": "application/json"} if data is not None else {}
+    request = urllib.request.Request(url, data=data, method=method, headers={**base, **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}

@@ -19,9 +19,8 @@ from streamer.errors import ConfigError
 from streamer.store.postgres import PostgresDatabase
 from tests.conftest import need_shared, run_cli
 from tests.postgres import PASSWORD
-from tests.processes import StreamerProcess, get_json, get_text
+from tests.processes import StreamerProcess, bearer, call, get_json, get_text
 from tests.rtsp import RtspServer, free_port, rtsp_available
-from tests.test_stream_control import bearer, call
 
 pytestmark = pytest.mark.shared_models
 

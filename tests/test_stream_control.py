@@ -6,35 +6,18 @@ from __future__ import annotations
 import json
 import signal
 import time
-import urllib.error
-import urllib.request
 
-import av
 import pytest
 
 from streamer.demo import build_demo
-from tests.processes import StreamerProcess
+from tests.conftest import count_frames
+from tests.processes import StreamerProcess, bearer, call, get_json, get_text
 
 TOKEN = "s3cret-control-token"
 
 
-def call(method: str, url: str, body=None, headers: dict | None = None) -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    base = {"Content-Type": "application/json"} if data is not None else {}
-    request = urllib.request.Request(url, data=data, method=method, headers={**base, **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-def bearer(token: str = TOKEN) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def listed(url: str) -> dict[str, dict]:
-    return {s["name"]: s for s in call("GET", url + "api/streams?token=" + TOKEN)[1]}
+    return {s["name"]: s for s in get_json(url + "api/streams?token=" + TOKEN)}
 
 
 def wait_until(check, seconds: float = 30, what: str = "") -> None:
@@ -44,11 +27,6 @@ def wait_until(check, seconds: float = 30, what: str = "") -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"not within {seconds} s: {what}")
-
-
-def count_frames(path) -> int:
-    with av.open(str(path)) as container:
-        return sum(1 for _ in container.decode(video=0))
 
 
 def test_cameras_are_added_and_removed_while_the_run_goes_on(tmp_path, rtsp_server):
@@ -72,34 +50,33 @@ def test_cameras_are_added_and_removed_while_the_run_goes_on(tmp_path, rtsp_serv
 
         # Changing the run takes the token as a Bearer header, and JSON; a query's token is not enough.
         assert call("POST", api + "?token=" + TOKEN, door)[0] == 401
-        assert call("POST", api, door, {**bearer(), "Content-Type": "text/plain"})[0] == 415
+        assert call("POST", api, door, {**bearer(TOKEN), "Content-Type": "text/plain"})[0] == 415
         assert call("POST", api, door, bearer("wrong"))[0] == 401
         # Bad entries are refused in one line naming the culprit, and nothing is added.
-        code, answer = call("POST", api, {"name": "../door", "uri": camera.url()}, bearer())
+        code, answer = call("POST", api, {"name": "../door", "uri": camera.url()}, bearer(TOKEN))
         assert code == 400 and answer["error"].startswith("source: name:"), answer
-        code, answer = call("POST", api, {"name": "gone", "uri": str(tmp_path / "nowhere.mp4")}, bearer())
+        code, answer = call("POST", api, {"name": "gone", "uri": str(tmp_path / "nowhere.mp4")}, bearer(TOKEN))
         assert code == 422 and "nowhere.mp4" in answer["error"], answer
-        code, answer = call("POST", api, {"name": "lobby", "uri": str(lobby)}, bearer())
+        code, answer = call("POST", api, {"name": "lobby", "uri": str(lobby)}, bearer(TOKEN))
         assert code == 409 and "lobby" in answer["error"]
         assert set(listed(url)) == {"lobby"}
 
         # A camera added: decoding within seconds, beside the first stream, in the JSON and /metrics.
         asked = time.monotonic()
-        code, added = call("POST", api, door, bearer())
+        code, added = call("POST", api, door, bearer(TOKEN))
         answered = time.monotonic() - asked
         assert code == 201 and added["name"] == "door", added
         wait_until(lambda: listed(url).get("door", {}).get("frames_out", 0) > 0, what="door processing")
         print(f"camera added: answered in {answered:.2f} s, its first frame processed "
               f"{time.monotonic() - asked:.2f} s after the request")
         wait_until(lambda: listed(url).get("door", {}).get("frames_out", 0) > 5, what="door processing on")
-        with urllib.request.urlopen(url + "metrics?token=" + TOKEN, timeout=10) as response:
-            metrics = response.read().decode()
+        metrics = get_text(url + "metrics?token=" + TOKEN)
         assert 'streamer_source_up{stream="door"} 1' in metrics
-        assert call("POST", api, door, bearer())[0] == 409
+        assert call("POST", api, door, bearer(TOKEN))[0] == 409
 
         # The first stream removed: gone from the view, its recording finished and playable at once.
         asked = time.monotonic()
-        code, final = call("DELETE", api + "/lobby", headers=bearer())
+        code, final = call("DELETE", api + "/lobby", headers=bearer(TOKEN))
         print(f"stream removed (tracks ended, recording finished) in {time.monotonic() - asked:.2f} s")
         assert code == 200 and final["name"] == "lobby" and final["frames_out"] > 5, final
         assert set(listed(url)) == {"door"}
@@ -108,9 +85,9 @@ def test_cameras_are_added_and_removed_while_the_run_goes_on(tmp_path, rtsp_serv
         events = [json.loads(line) for line in (out / "latest" / "events.jsonl").read_text().splitlines()]
         lobby_events = [e["type"] for e in events if e["stream"] == "lobby"]
         assert "track_start" in lobby_events and lobby_events[-1] == "track_end", lobby_events  # its tracks ended
-        assert call("DELETE", api + "/lobby", headers=bearer())[0] == 404
+        assert call("DELETE", api + "/lobby", headers=bearer(TOKEN))[0] == 404
         # Its name stays taken: a new stream must not write over its recording.
-        assert call("POST", api, {"name": "lobby", "uri": str(lobby)}, bearer())[0] == 409
+        assert call("POST", api, {"name": "lobby", "uri": str(lobby)}, bearer(TOKEN))[0] == 409
         frames_before = listed(url)["door"]["frames_out"]
         wait_until(lambda: listed(url)["door"]["frames_out"] > frames_before + 5, what="door going on")
     finally:

@@ -398,22 +398,13 @@ class ClusterControl:
         self._used = {s.name for s in driver.config.sources}
 
     def add(self, entry: object) -> tuple[StreamStatus | None, bool]:
-        from pydantic import ValidationError
+        from streamer.runtime.control import ControlError, name_taken, parse_entry
 
-        from streamer.config import SourceConfig, format_validation_error
-        from streamer.runtime.control import ControlError
-
-        if not isinstance(entry, dict):
-            raise ControlError(400, "expected a JSON object: one entry of the config's 'sources'")
-        try:
-            name = SourceConfig.model_validate(entry).name
-        except ValidationError as exc:
-            raise ControlError(400, f"source: {format_validation_error(exc)}") from None
+        name = parse_entry(entry).name
         driver = self.driver
         with self._lock:
             if name in self._used:
-                raise ControlError(409, f"a stream named {name!r} is in this run, or was: its recording and events "
-                                   f"keep that name; choose another")
+                raise name_taken(name)
             running = [(len(v.cameras), i) for i, v in enumerate(driver.views) if not v.done]
             if not running:
                 raise ControlError(503, "no worker is running to take it")

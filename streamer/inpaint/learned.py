@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 from pydantic import Field, field_validator
 
-from engines import Device, onnx_backend, open_engine
+from engines import Device, open_engine
+from engines.base import resolve_backend
 from streamer.config_base import ExistingPath, StrictModel
 from streamer.errors import ModelError
 from streamer.inpaint.masks import grow
@@ -119,13 +120,7 @@ def _onnx_engine(path: Path, config: LearnedInpaintConfig, device: Device):
     size = inputs["image"][2] if isinstance(inputs["image"][2], int) else 0
     arch = metadata.get("arch", "inpainter")
     options = {}
-    backend = config.runtime
-    if backend == "auto":
-        backend = onnx_backend(device)
-        if device.is_cuda:
-            from engines.tensorrt_engine import tensorrt_status
-
-            backend = "tensorrt" if tensorrt_status()[0] else backend
+    backend = resolve_backend(path, device, config.runtime)
     if backend == "tensorrt":
         from engines.tensorrt_engine import BuildSpec
 

@@ -30,6 +30,21 @@ log = logging.getLogger(__name__)
 APPLY_WAIT_S = 10.0  # how long a request waits for the loop to carry it out before answering "accepted"
 
 
+def parse_entry(entry: object) -> SourceConfig:
+    """A posted entry as a source's config, or a 400 naming the key at fault."""
+    if not isinstance(entry, dict):
+        raise ControlError(400, "expected a JSON object: one entry of the config's 'sources'")
+    try:
+        return SourceConfig.model_validate(entry)
+    except ValidationError as exc:
+        raise ControlError(400, f"source: {format_validation_error(exc)}") from None
+
+
+def name_taken(name: str) -> ControlError:
+    return ControlError(409, f"a stream named {name!r} is in this run, or was: its recording and events keep that "
+                        f"name; choose another")
+
+
 class ControlError(Exception):
     """A request refused; ``status`` is the HTTP status that says why (400 bad entry, 404 no such stream,
     409 name taken, 422 the source cannot be opened)."""
@@ -72,20 +87,14 @@ class StreamControl:
     def add(self, entry: object) -> tuple[StreamStatus | None, bool]:
         """Validates and opens a source; (its status, True) once the loop runs it, or (None, False) when the
         loop has not taken it within APPLY_WAIT_S (it will)."""
-        if not isinstance(entry, dict):
-            raise ControlError(400, "expected a JSON object: one entry of the config's 'sources'")
-        try:
-            config = SourceConfig.model_validate(entry)
-        except ValidationError as exc:
-            raise ControlError(400, f"source: {format_validation_error(exc)}") from None
+        config = parse_entry(entry)
         if not self._bound.wait(APPLY_WAIT_S):  # a cluster worker still loading its models
             raise ControlError(503, "the run is starting: try again in a moment")
         with self._lock:
             if self._closed:
                 raise ControlError(503, "the run is stopping")
             if config.name in self._pending or config.name in self._names_taken():
-                raise ControlError(409, f"a stream named {config.name!r} is in this run, or was: its recording "
-                                   f"and events keep that name; choose another")
+                raise name_taken(config.name)
             self._pending.add(config.name)
         submitted = False
         try:

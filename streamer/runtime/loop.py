@@ -38,8 +38,7 @@ class Loop:
             if item.results:
                 self.process(item.results)
             for name in item.exhausted:
-                if not self.streams[name].ended:
-                    self.end_stream(self.streams[name])
+                self.end_stream(self.streams[name])
             self.tick()
 
     def process(self, batch: list[FrameResult]) -> None:
@@ -62,7 +61,10 @@ class Loop:
             self._stream(result).submit(result)
 
     def end_stream(self, stream: StreamState) -> None:
-        """A stream's last frame was processed: its tracks end and its recording is finished now."""
+        """A stream's last frame was processed (or it was removed): its tracks end and its recording is finished
+        now. A stream that ended already is left as it is."""
+        if stream.ended:
+            return
         self.emitter.emit(stream.end())
         stream.close()
 

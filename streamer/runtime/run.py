@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from engines.device import Device, usable_cores
+from engines.device import usable_cores
 from streamer import __version__
 from streamer.config import Config, SourceConfig, redacted_data
 from streamer.errors import ConfigError, OutputError, StreamerError
@@ -62,7 +62,7 @@ def run(config: Config, reporter: ProgressReporter | None = None, banner: Callab
         raise ConfigError("no sources: add 'sources' to the config, pass --source URI, or enable web.control to "
                           "add cameras while it runs")
     with stop or StopSignals() as stop:
-        device = _device(config)
+        device = config.engine.select_device()
         # The detector runs on its own thread beside the per-face stages (runtime/ahead.py): on a CPU it
         # takes half the cores, and the per-face models all of them, as they get both whenever it waits.
         detector_threads = max(1, (device.cpu_threads or usable_cores()) // 2)
@@ -74,10 +74,6 @@ def run(config: Config, reporter: ProgressReporter | None = None, banner: Callab
             session = _Run(config, stages, identification, stop, reporter or ProgressReporter(enabled=False),
                            list(extra_frame_sinks), list(extra_event_sinks), control)
             return session.execute()
-
-
-def _device(config: Config) -> Device:
-    return config.engine.select_device()
 
 
 class _Run:
@@ -183,7 +179,7 @@ class _Run:
         self.sources = list(sources)
         self.sinks = sinks = [*frame_sinks(config.output, folder.path, live_view), *self.extra_frame_sinks]
         self.folder = folder
-        self.emitter = emitter = Emitter(SightingStore(self.identification.conn, folder.id),
+        emitter = Emitter(SightingStore(self.identification.conn, folder.id),
                           [*event_sinks(config.output, folder.path, config.alerts), *self.extra_event_sinks],
                           config.store.buffer_events)
         for source in sources:
@@ -211,8 +207,6 @@ class _Run:
             aborted = True
         finally:
             self.summary.seconds = time.monotonic() - started
-            if self.control:
-                self.control.close()
             self._close(self.sources, emitter, loop, aborted)
             self.summary.stopped_by = self.stop.by
             self._report(self.sources, emitter)
@@ -236,8 +230,7 @@ class _Run:
             return None
         stream.source.request_stop()
         self.detection.remove_source(name)
-        if not stream.ended:
-            self.loop.end_stream(stream)
+        self.loop.end_stream(stream)
         stream.removed = True
         log.warning("stream %r removed", name)
         self.folder.write_manifest(self._manifest("running"))

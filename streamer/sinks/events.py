@@ -28,25 +28,22 @@ class JsonLinesEvents:
         self.count = 0
 
     def emit(self, sightings: Sequence[Sighting]) -> None:
-        if self._file is None or not sightings:
-            return
-        text = "".join(json.dumps(s.json, separators=(",", ":")) + "\n" for s in sightings)
-        try:
-            self._file.write(text)
-            self._file.flush()  # a crash loses at most the lines being written
-        except OSError as exc:
-            raise OutputError(f"output: cannot write {self.path}: {exc.strerror or exc}") from None
-        self.count += len(sightings)
+        if self._write([s.json for s in sightings]):
+            self.count += len(sightings)
 
     def alert(self, alerts: list[dict]) -> None:
         """Alerts are lines too (``"type": "alert"``), among the events that raised them."""
-        if self._file is None:
-            return
+        self._write(alerts)
+
+    def _write(self, objects: list[dict]) -> bool:
+        if self._file is None or not objects:
+            return False
         try:
-            self._file.write("".join(json.dumps(a, separators=(",", ":")) + "\n" for a in alerts))
-            self._file.flush()
+            self._file.write("".join(json.dumps(o, separators=(",", ":")) + "\n" for o in objects))
+            self._file.flush()  # a crash loses at most the lines being written
         except OSError as exc:
             raise OutputError(f"output: cannot write {self.path}: {exc.strerror or exc}") from None
+        return True
 
     def close(self, drain: bool = True) -> None:
         file, self._file = self._file, None

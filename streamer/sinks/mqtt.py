@@ -28,7 +28,7 @@ from pydantic import Field, field_validator
 from streamer.config_base import StrictModel
 from streamer.errors import ConfigError
 from streamer.records import Sighting
-from streamer.redaction import redact, register_secret
+from streamer.redaction import checked_url
 
 log = logging.getLogger(__name__)
 _TOPIC_FORBIDDEN = set("#+\0")
@@ -49,11 +49,7 @@ class MqttConfig(StrictModel):
     @field_validator("url")
     @classmethod
     def _mqtt_url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"must be an mqtt:// or mqtts:// URL, got {redact(url)}")
-        register_secret(parts.password)
-        return url
+        return checked_url(url, ("mqtt", "mqtts"), "an mqtt:// or mqtts://")
 
     @field_validator("topic_prefix")
     @classmethod
@@ -72,7 +68,8 @@ class MqttEvents:
         self._mqtt = mqtt
         self.config = config
         parts = urlsplit(config.url)
-        self.where = f"{parts.scheme}://{parts.hostname}:{parts.port or (8883 if parts.scheme == 'mqtts' else 1883)}"
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        self.where = f"{parts.scheme}://{parts.hostname}:{port}"
         self.prefix = config.topic_prefix
         self.available = f"{self.prefix}/available"
         self.published = self.delivered = self.dropped = 0
@@ -93,8 +90,7 @@ class MqttEvents:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         # Not waiting for the broker: a broker that is down at start is connected to when it comes up.
-        client.connect_async(parts.hostname, parts.port or (8883 if parts.scheme == "mqtts" else 1883),
-                             keepalive=config.keepalive_s)
+        client.connect_async(parts.hostname, port, keepalive=config.keepalive_s)
         client.loop_start()
 
     def emit(self, sightings: Sequence[Sighting]) -> None:

@@ -25,7 +25,7 @@ from pydantic import Field, field_validator, model_validator
 
 from streamer.config_base import StrictModel
 from streamer.records import Sighting
-from streamer.redaction import redact, register_secret
+from streamer.redaction import checked_url, redact, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,7 @@ class WebhookConfig(StrictModel):
     @field_validator("url")
     @classmethod
     def _http(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http:// or https:// URL, got {redact(url)}")
-        register_secret(parts.password)
-        return url
+        return checked_url(url, ("http", "https"), "an http:// or https://")
 
     @model_validator(mode="after")
     def _retry_order(self):
