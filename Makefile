@@ -6,11 +6,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 # Real servers and a real browser for the stream tests: GStreamer's gst-rtsp-server (driven by the
-# system Python), headless Chromium for the live view, PostgreSQL for the shared store and mosquitto for
+# system Python), headless Chromium (and its driver, for the console) for the web pages, PostgreSQL for the shared store and mosquitto for
 # MQTT (the tests start their own servers; the Ray cluster comes from PyPI with the dev extras).
 TEST_PACKAGES := gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav glib-networking openssl chromium \
-	postgresql mosquitto
+	chromium-driver postgresql mosquitto
 RTSP_CHECK := import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import Gio, Gst; Gst.init(None); \
 	assert all(Gst.ElementFactory.find(e) for e in ("x264enc", "rtph264pay", "decodebin", "multifilesrc")); \
 	assert Gio.TlsBackend.get_default().supports_tls()
@@ -42,7 +42,7 @@ demo: install
 	$(BIN)/streamer demo --out out/demo
 
 system-deps:
-	@if /usr/bin/python3 -c '$(RTSP_CHECK)' 2>/dev/null && command -v chromium openssl >/dev/null \
+	@if /usr/bin/python3 -c '$(RTSP_CHECK)' 2>/dev/null && command -v chromium chromedriver openssl >/dev/null \
 		&& ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && test -x /usr/sbin/mosquitto; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES); \

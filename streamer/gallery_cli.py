@@ -147,6 +147,18 @@ def _reject(args, config, path, store) -> int:
     return 0
 
 
+def _audit(args, config, path, store) -> int:
+    from streamer.identify.names import printable
+
+    rows = store.audit_log(max(1, args.limit))
+    print(f"{path}: the newest {len(rows)} gallery changes")
+    for row in rows:
+        detail = ", ".join(f"{k}={v}" for k, v in row["detail"].items())
+        print(f"  {_when(row['time'])}  {printable(row['actor'])}: {row['action']} {printable(row['subject'])}"
+              + (f" ({printable(detail)})" if detail else ""))
+    return 0
+
+
 def _check_out(out: Path) -> None:
     """Export writes into a new or empty folder only: never over a previous export's gallery.json, never
     mixing its crops with older ones."""
@@ -218,11 +230,12 @@ def _reembed(args, config, path, store) -> int:
 
 
 _ACTIONS = {"enroll": _enroll, "list": _list, "remove": _remove, "name": _name, "reject": _reject,
-            "export": _export, "reembed": _reembed}
+            "export": _export, "reembed": _reembed, "audit": _audit}
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("gallery", help="the store's identities: enroll, list, name, reject, remove, export, reembed")
+    p = sub.add_parser("gallery", help="the store's identities: enroll, list, name, reject, remove, export, "
+                       "reembed, audit")
     gallery_sub = p.add_subparsers(dest="action", required=True)
 
     def action(name: str, help: str) -> argparse.ArgumentParser:
@@ -246,5 +259,7 @@ def add_parser(sub) -> None:
     q = action("export", "write faces, embeddings and a gallery.json")
     q.add_argument("name", nargs="?", help="one identity (default: all)")
     q.add_argument("--out", required=True)
+    q = action("audit", "every change to the gallery, newest first: who (console operator, command, run), when, what")
+    q.add_argument("--limit", type=int, default=50, help="how many changes (default 50)")
     q = action("reembed", "embed every stored face with the configured embedder (migrate to a new model)")
     q.add_argument("--drop-old", action="store_true", help="then delete the other models' embeddings")

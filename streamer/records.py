@@ -212,6 +212,8 @@ class TrackEvent:
     unusable_because: str | None = None  # why none was usable, while none is
     crop: np.ndarray | None = field(default=None, repr=False)  # identity events: the track's best face
     embedding: np.ndarray | None = field(default=None, repr=False)  # identity events: the aggregated embedding
+    # identity events: the best face with its occluded pixels synthesised (SYNTHETIC), if it was reconstructed
+    reconstruction: np.ndarray | None = field(default=None, repr=False)
     model_id: str | None = None  # the embedder that made ``embedding``
     embedding_in_json: bool = False  # output.event_embeddings: put the embedding in the JSON too
 

@@ -74,6 +74,18 @@ def write_clip(path: Path, frames: int, size=(320, 240), fps: int = 10, fragment
     return path
 
 
+
+def unit_vector(seed: int, dim: int = 16) -> np.ndarray:
+    """A random L2-normalised float32 vector: an embedding for store tests."""
+    v = np.random.default_rng(seed).normal(size=dim)
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def noise_crop(seed: int) -> np.ndarray:
+    """A random 112x112 BGR image: a face crop for store tests."""
+    return np.random.default_rng(seed).integers(0, 255, (112, 112, 3), np.uint8)
+
+
 @contextlib.contextmanager
 def static_http_server(directory: Path):
     """Serves ``directory`` over HTTP on a free loopback port; yields the base URL."""

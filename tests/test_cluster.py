@@ -229,6 +229,7 @@ def test_a_camera_added_while_running_survives_its_worker_process_being_killed(
         back_after = time.monotonic() - killed
         time.sleep(10)  # the restarted worker meets everyone on its camera again
         status = run_cli("cluster", "status", "--address", ray_cluster.address)
+        reviewed = get_json(f"{live_view}api/console/sightings?token={token}")["items"]  # every worker's faces
         removed_code, removed = call("DELETE", f"{live_view}api/streams/cam-b", headers=bearer(token))
         after_removal = {s["name"] for s in get_json(f"{live_view}api/streams?token={token}")}
     finally:
@@ -243,6 +244,7 @@ def test_a_camera_added_while_running_survives_its_worker_process_being_killed(
     assert "cam-b: decoding" in status.stdout
     assert removed_code == 200 and removed["name"] == "cam-b" and removed["frames_out"] > 0, removed
     assert after_removal == {"cam-a"}
+    assert {i["stream"] for i in reviewed} == {"cam-a", "cam-b"}, reviewed
     assert code == 130, run.stderr
     assert committed and committed <= _sightings(postgres_url)  # no committed sighting lost
     # The restarted worker knew them from the store: nobody became a second identity (three people are shown).

@@ -18,25 +18,19 @@ from streamer.identify.gallery import GalleryIndex
 from streamer.identify.sync import GallerySync
 from streamer.records import Decision, EventKind, TrackEvent
 from streamer.runtime.emit import Emitter
-from streamer.store.database import connect
+from streamer.store.database import SCHEMA, connect
 from streamer.store.gallery import GalleryStore
 from streamer.store.postgres import PostgresDatabase
 from streamer.store.runs import RunRegistry
 from streamer.store.sightings import SightingStore
-from tests.conftest import need_shared, run_cli
+from tests.conftest import need_shared, noise_crop, run_cli, unit_vector
 from tests.postgres import PASSWORD
 from tests.processes import StreamerProcess
 
 MODEL = "test-model"
 
 
-def _unit(seed: int, dim: int = 16) -> np.ndarray:
-    v = np.random.default_rng(seed).normal(size=dim)
-    return (v / np.linalg.norm(v)).astype(np.float32)
-
-
-def _crop(seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 255, (112, 112, 3), np.uint8)
+_unit, _crop = unit_vector, noise_crop
 
 
 def _event(track: int, when: float, kind=EventKind.TRACK_START, identity: int | None = None,
@@ -293,3 +287,51 @@ def test_a_run_keeps_processing_while_the_database_restarts_and_writes_every_eve
     assert [e["type"] for e in events] == [r[1] for r in stored]
     starts = sum(e["type"] == "track_start" for e in events)
     assert starts >= 4 and starts == sum(e["type"] == "track_end" for e in events)
+
+
+def test_a_schema_3_store_is_upgraded_and_the_console_reviews_names_and_audits_on_it(postgres_url):
+    """A store written before the console (schema 3) gains the console's columns and audit log in place; the
+    console's review list, assignment and audit then read and write it as they do SQLite."""
+    import psycopg
+
+    from streamer.store.database import MIGRATIONS, SCHEMA_VERSION, split_script
+    from streamer.store.postgres import postgres_schema
+    from streamer.store.review import ReviewFilter, ReviewReader
+
+    with psycopg.connect(postgres_url, autocommit=True) as raw:  # what schema 3 made, and a sighting in it
+        schema_3 = "\n".join([SCHEMA] + [MIGRATIONS[v] for v in range(1, 3)])
+        for statement in split_script(postgres_schema(schema_3)):
+            raw.execute(statement)
+        raw.execute("CREATE TABLE streamer_schema (version INTEGER NOT NULL)")
+        raw.execute("INSERT INTO streamer_schema VALUES (3)")
+        raw.execute("INSERT INTO tracks (run, stream, track_id, started) VALUES ('old', 'cam', 1, 1.0)")
+        raw.execute("INSERT INTO sightings (time, type, stream, track, event, crop) VALUES "
+                    "(1.0, 'identity', 'cam', 1, '{}', '\\xffd8'::bytea)")
+    db = PostgresDatabase(postgres_url)
+    assert db.execute("SELECT version FROM streamer_schema").fetchall() == [(SCHEMA_VERSION,)]
+    reader = ReviewReader(db)
+    [old] = reader.sightings(ReviewFilter())
+    assert (old.stream, old.identity, old.occluded, old.reconstructed) == ("cam", None, False, False)
+
+    now = time.time()
+    SightingStore(db, "run-a").record([_event(7, now, EventKind.IDENTITY, identity=None)])
+    store = GalleryStore(db, actor="console alice from 10.0.0.5")
+    dana, _ = store.enroll_face("dana", _crop(4), "dana.jpg", MODEL, _unit(4))
+    decision = Decision(dana, "dana", False, 0.9, "visible", 0.9, None, 0.5, ())
+    SightingStore(db, "run-a").record([TrackEvent(EventKind.IDENTITY, "door", 8, now + 1, decision=decision,
+                                                  crop=_crop(8), embedding=_unit(8), model_id=MODEL,
+                                                  reconstruction=_crop(9))])
+    newest = reader.sightings(ReviewFilter(limit=1))[0]
+    assert (newest.stream, newest.identity, newest.reconstructed) == ("door", "dana", True)
+    assert reader.picture(newest.id, synthetic=True)[:2] == b"\xff\xd8"
+    assert [i.stream for i in reader.sightings(ReviewFilter(person="dana"))] == ["door"]
+    paged = reader.sightings(ReviewFilter(older_than=(newest.time, newest.id)))
+    assert newest.id not in [i.id for i in paged] and paged
+
+    assert store.assign(newest.id, "erin") == "assigned"
+    assert reader.sighting(newest.id).identity == "erin"
+    rows = store.audit_log()
+    assert [(r["actor"], r["action"], r["subject"]) for r in rows[:2]] == [
+        ("console alice from 10.0.0.5", "assigned", "erin"), ("console alice from 10.0.0.5", "face enrolled", "dana")]
+    assert rows[0]["detail"] == {"sighting": newest.id, "was": "dana"}
+    db.close()

@@ -4,6 +4,7 @@ safety, erasure, retention, model ids) and the gallery command."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -152,6 +153,11 @@ def test_unknown_face_becomes_a_pseudo_identity_recognised_later_and_nameable(tm
                                        [[_face(_noisy(stranger, seed=10 + i))] for i in range(4)])]
     assert [e["identity"] for e in later if e["type"] == "identity"] == [pseudo]
     assert run_cli("gallery", "name", pseudo, "carol", "--db", str(tmp_path / "streamer.db")).returncode == 0
+    # Audited: who named it (this command, by its user and machine), and what became of it.
+    audit = run_cli("gallery", "audit", "--db", str(tmp_path / "streamer.db"))
+    assert audit.returncode == 0, audit.stderr
+    newest = audit.stdout.splitlines()[1]
+    assert re.search(rf"command \S+@\S+: renamed {pseudo} \(to=carol\)$", newest), audit.stdout
     store = GalleryStore(connect(tmp_path / "streamer.db"))
     named = [e.to_json() for e in _frames(TrackEvents("cam", _resolver(store), 1, 2),
                                        [[_face(_noisy(stranger, seed=20 + i))] for i in range(4)])]

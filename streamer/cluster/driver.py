@@ -256,15 +256,23 @@ class _Driver:
 
     def _live_view(self):
         """The live view of the whole cluster (web.enabled): every camera's status and /metrics, from the
-        workers' answers; video stays on the workers (each camera shows a picture of its state)."""
+        workers' answers; video stays on the workers (each camera shows a picture of its state). The console
+        reviews every worker's sightings."""
         if not self.config.web.enabled:
             return None
         from streamer.web.server import LiveView
 
         web = self.config.web
+        console = None
+        if web.console:  # on the cluster's one store; the workers read its changes (PostgreSQL's LISTEN)
+            from streamer.web.console import open_console
+
+            console = open_console(self.config, None)
         try:
-            view = LiveView(web, self._streams, self.control)
+            view = LiveView(web, self._streams, self.control, console)
         except OSError as exc:
+            if console is not None:
+                console.close()
             raise ConfigError(f"web.port: cannot listen on {web.host}:{web.port}: {exc.strerror or exc}") from None
         log.warning("live view: %s", view.url)
         return view

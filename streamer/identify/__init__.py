@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,13 +72,14 @@ def store_path(store: StoreConfig, output_dir: Path) -> Path:
     return store.path if store.path is not None else output_dir / "streamer.db"
 
 
-def open_database(store: StoreConfig, output_dir: Path) -> Database:
-    """The configured store: the PostgreSQL database of ``store.url``, else the SQLite file."""
+def open_database(store: StoreConfig, output_dir: Path, shared: bool = False) -> Database:
+    """The configured store: the PostgreSQL database of ``store.url``, else the SQLite file. ``shared``: used
+    from several threads, one at a time."""
     if store.url is not None:
         from streamer.store.postgres import PostgresDatabase
 
         return PostgresDatabase(store.url)
-    return connect(store_path(store, output_dir))
+    return connect(store_path(store, output_dir), shared=shared)
 
 
 @dataclass
@@ -119,7 +122,7 @@ def open_identification(config, detector, embedder) -> Identification:
     conn = open_database(config.store, config.output.dir)
     path = conn.path if config.store.url is None else conn.where
     try:
-        store = GalleryStore(conn)
+        store = GalleryStore(conn, actor=f"run pid {os.getpid()} on {socket.gethostname()}")
         if config.gallery.dir is not None:
             _enroll_folder(store, config, detector, embedder)
         # Tracks that runs killed before they could end them are ended now, so retention can treat them.

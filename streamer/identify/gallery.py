@@ -268,6 +268,11 @@ def largest_face_crop(path: Path, detector, crop_size: int) -> np.ndarray | None
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise StreamerError(f"gallery: cannot read image {path}")
+    return largest_face_in(image, detector, crop_size)
+
+
+def largest_face_in(image: np.ndarray, detector, crop_size: int) -> np.ndarray | None:
+    """The aligned crop of a photo's largest face, or None when it has none."""
     from streamer.detect import detect_in_photo
 
     found, image = detect_in_photo(detector, image)

@@ -11,6 +11,7 @@ change missed while the store was down is read when it answers again.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from streamer.identify.gallery import GalleryIndex
@@ -30,16 +31,23 @@ class GallerySync:
         self.listener, self.every_s = listener, every_s
         self._last = time.monotonic()
         self._unavailable_said = 0.0
+        self._woken = threading.Event()
+
+    def wake(self) -> None:
+        """(Any thread.) A change was committed in this process (the console): the next poll reads it."""
+        self._woken.set()
 
     def poll(self, now: float | None = None) -> int:
         """Reloads what changed since the last look, when one is due; returns how many identities it reloaded."""
         now = time.monotonic() if now is None else now
-        woken = self.listener is not None and self.listener.changed.is_set()
+        woken = self._woken.is_set() or (self.listener is not None and self.listener.changed.is_set())
         if not woken and now - self._last < self.every_s:
             return 0
         self._last = now
-        if woken:
-            self.listener.changed.clear()  # before reading: a change committed during the read wakes it again
+        if woken:  # cleared before reading: a change committed during the read wakes it again
+            self._woken.clear()
+            if self.listener is not None:
+                self.listener.changed.clear()
         try:
             newest, changed = self.store.changes_since(self.change)
             if len(changed) > RELOAD_ALL_ABOVE:  # a re-embedding, a big prune: the whole gallery, not a long IN list

@@ -60,6 +60,7 @@ class TrackIdentity:
     usable: int = 0
     best_weight: float = -1.0
     best_crop: np.ndarray | None = None  # the sharpest, largest, most frontal face of the track
+    best_reconstruction: np.ndarray | None = None  # that face with its occluded pixels synthesised, if it was
     last_reason: str | None = None  # why the last face was not usable
     decision: Decision | None = None
     pseudo_id: int | None = None  # the pseudo-identity this track made
@@ -124,6 +125,8 @@ class IdentityResolver:
                                          face.reconstruction_embedding, occluders))
             if quality.weight > state.best_weight:
                 state.best_weight, state.best_crop = quality.weight, face.crop.image
+                # a copy: an inpainter may hand out views of a buffer its next batch overwrites
+                state.best_reconstruction = None if face.reconstruction is None else face.reconstruction.copy()
             state.decision = self._decide(state, min_frames or self.config.min_frames)
         else:
             state.last_reason = quality.reason

@@ -150,11 +150,18 @@ class _Run:
             return None
         from streamer.web.server import LiveView
 
+        console = None
+        if self.config.web.console:
+            from streamer.web.console import open_console
+
+            console = open_console(self.config, self.stages.embedder.model_id, self.identification.sync.wake)
         try:
             # list() of a dict's values runs without releasing the GIL: safe beside the loop adding a stream.
             return LiveView(self.config.web, lambda: [s.status() for s in list(self.streams.values()) if not s.removed],
-                            self.control)
+                            self.control, console)
         except OSError as exc:
+            if console is not None:
+                console.close()
             web = self.config.web
             raise ConfigError(f"web.port: cannot listen on {web.host}:{web.port}: {exc.strerror or exc}") from None
 

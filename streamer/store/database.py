@@ -27,7 +27,7 @@ from streamer.errors import OutputError, StreamerError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE identities (
@@ -121,6 +121,25 @@ CREATE INDEX gallery_changes_time ON gallery_changes(time);
 -- with the connection is not stored twice.
 ALTER TABLE sightings ADD COLUMN event_key TEXT;
 CREATE UNIQUE INDEX sightings_event_key ON sightings(event_key);
+""",
+    3: """
+-- The operator console. A face sighting keeps the reconstruction beside the face (shown marked SYNTHETIC) and
+-- whether the face was occluded, and the review list reads the newest face sightings (of a camera) first.
+ALTER TABLE sightings ADD COLUMN reconstruction BLOB;
+ALTER TABLE sightings ADD COLUMN occluded INTEGER;
+CREATE INDEX sightings_faces ON sightings(time) WHERE crop IS NOT NULL;
+CREATE INDEX sightings_stream_faces ON sightings(stream, time) WHERE crop IS NOT NULL;
+-- Every change to the gallery: who (an operator at the console, a command, a run), when and what, written in
+-- the transaction that made it. Never pruned; names are kept as text, so an erasure's own row still says whom.
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail TEXT NOT NULL  -- JSON
+);
+CREATE INDEX audit_log_time ON audit_log(time);
 """,
 }
 
@@ -226,16 +245,19 @@ class SqliteDatabase(Database):
 MIN_SQLITE = (3, 35)  # RETURNING, which every insert uses
 
 
-def connect(path: Path) -> SqliteDatabase:
+def connect(path: Path, shared: bool = False) -> SqliteDatabase:
     """The store at ``path``, created with its schema when new, upgraded when older (schema 1 gains
-    ``runs``, schema 2 the gallery's change log); a store of a newer streamer is refused."""
+    ``runs``, schema 2 the gallery's change log, schema 3 the console's columns and the audit log); a store
+    of a newer streamer is refused. ``shared``: the connection may be used from several threads, one at a
+    time (the caller serialises them)."""
     path = Path(path)
     if sqlite3.sqlite_version_info < MIN_SQLITE:
         raise StreamerError(f"store.path: this Python's SQLite is {sqlite3.sqlite_version}; streamer needs "
                             f"{'.'.join(map(str, MIN_SQLITE))} or newer (or a PostgreSQL store.url)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None)  # explicit transactions below
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None,  # explicit transactions below
+                               check_same_thread=not shared)
     except (OSError, sqlite3.Error) as exc:
         raise StreamerError(f"store.path: cannot open {path}: {exc}") from None
     try:

@@ -4,13 +4,18 @@ Every embedding carries the id of the model that made it; callers ask for one mo
 and never get another's. Crops are kept so a new model can embed them again (``reembed``).
 
 Every change is logged in ``gallery_changes`` in its own transaction (``changes_since``): the in-memory index
-of every run on every machine reloads the identities that changed (identify/sync.py).
+of every run on every machine reloads the identities that changed (identify/sync.py). It is also written to
+``audit_log`` (who, when, what) in that transaction: ``actor`` says who, e.g. "console alice from 10.0.0.5",
+"command root@host", "run 3f2a...".
 """
 
 from __future__ import annotations
 
 import contextlib
+import getpass
 import hashlib
+import json
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,9 +73,19 @@ class ModelVectors:
     kinds: dict[int, str]
 
 
+def command_actor() -> str:
+    """Who runs a command on this machine, for the audit log."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown user"
+    return f"command {user}@{socket.gethostname()}"
+
+
 class GalleryStore:
-    def __init__(self, conn: Database):
+    def __init__(self, conn: Database, actor: str | None = None):
         self.conn = conn
+        self.actor = actor or command_actor()
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[Database]:
@@ -82,6 +97,25 @@ class GalleryStore:
             yield db
 
     # --- what changed -----------------------------------------------------------------------
+
+    def audit(self, action: str, subject: str, **detail) -> None:
+        """(Inside a transaction.) One row of the audit log: ``actor`` did ``action`` to ``subject``."""
+        self.conn.execute("INSERT INTO audit_log (time, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+                          (time.time(), self.actor, action, subject, json.dumps(detail, sort_keys=True)))
+
+    def audit_log(self, limit: int = 100, before: int | None = None, people_only: bool = False) -> list[dict]:
+        """The newest rows of the audit log first (older than row ``before``). ``people_only``: the changes of
+        operators and commands, not the runs' own upkeep (pseudo-identities made and fed, retention)."""
+        among = " AND actor NOT LIKE 'run %' AND actor NOT LIKE 'retention %'" if people_only else ""
+        rows = self.conn.execute(
+            f"SELECT id, time, actor, action, subject, detail FROM audit_log WHERE id < ?{among} ORDER BY id DESC "
+            "LIMIT ?", (before if before is not None else 2**62, limit)).fetchall()
+        return [{"id": i, "time": t, "actor": a, "action": act, "subject": sub, "detail": json.loads(d)}
+                for i, t, a, act, sub, d in rows]
+
+    def name_of(self, identity: int) -> str | None:
+        row = self.conn.execute("SELECT name FROM identities WHERE id = ?", (identity,)).fetchone()
+        return row[0] if row else None
 
     def note_changed(self, *identities: int, now: float | None = None) -> None:
         """(Inside a transaction.) Logs the identities whose rows change in it, for every run's index."""
@@ -123,6 +157,7 @@ class GalleryStore:
         with self._writing():
             identity = self._insert_identity(name, kind, now)
             self.note_changed(identity, now=now)
+            self.audit("created", name, kind=kind)
             return identity
 
     def _person(self, name: str, now: float) -> int:
@@ -160,6 +195,7 @@ class GalleryStore:
             self.conn.execute("UPDATE identities SET name = ?, last_seen = ? WHERE id = ?", (name, now, identity))
             self._insert_face(identity, crop, source, 1, model_id, vector, now)
             self.note_changed(identity, now=now)
+            self.audit("pseudo-identity made", name, source=source)
         return identity, name, True
 
     def _recent_pseudo_like(self, vector: np.ndarray, model_id: str, since: float, same_above: float
@@ -183,6 +219,8 @@ class GalleryStore:
         with self._writing():
             crop_id = self._insert_face(identity, crop, source, polarity, model_id, vector, now)
             self.note_changed(identity, now=now)
+            self.audit("face added" if polarity > 0 else "negative face added", self.name_of(identity) or "",
+                       source=source, crop=crop_id)
             if keep_latest:
                 self.conn.execute(
                     "DELETE FROM crops WHERE identity_id = ? AND polarity = 1 AND id NOT IN "
@@ -219,7 +257,9 @@ class GalleryStore:
             if self.has_source(identity, source):
                 return identity, None
             self.note_changed(identity, now=now)
-            return identity, self._insert_face(identity, crop, source, 1, model_id, vector, now)
+            crop_id = self._insert_face(identity, crop, source, 1, model_id, vector, now)
+            self.audit("face enrolled", name, source=source, crop=crop_id)
+            return identity, crop_id
 
     def has_source(self, identity: int, source: str) -> bool:
         return self.conn.execute(
@@ -306,6 +346,7 @@ class GalleryStore:
                 [(crop_id, model_id, int(v.shape[-1]), encode_vector(v)) for crop_id, v in items],
             )
             ids = sorted({int(c) for c, _ in items})
+            self.audit("faces embedded again", "*", model=model_id, faces=len(ids))
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
                 self.note_changed(*(r[0] for r in self.conn.execute(
@@ -317,7 +358,9 @@ class GalleryStore:
                 "SELECT DISTINCT c.identity_id FROM embeddings e JOIN crops c ON c.id = e.crop_id "
                 "WHERE e.model_id != ?", (model_id,))]
             self.note_changed(*changed)
-            return self.conn.execute("DELETE FROM embeddings WHERE model_id != ?", (model_id,)).rowcount
+            dropped = self.conn.execute("DELETE FROM embeddings WHERE model_id != ?", (model_id,)).rowcount
+            self.audit("other models' embeddings dropped", "*", kept=model_id, dropped=dropped)
+            return dropped
 
     # --- operator actions -------------------------------------------------------------------
 
@@ -332,6 +375,7 @@ class GalleryStore:
             # The cascades delete crops, embeddings, tracks and their sightings with the identity.
             self.conn.execute("DELETE FROM identities WHERE id = ?", (identity,))
             self.note_changed(identity)
+            self.audit("erased", name, **counts)
         checkpoint(self.conn)
         return counts
 
@@ -341,41 +385,103 @@ class GalleryStore:
         if new_name.startswith(PSEUDO_PREFIX):
             raise StreamerError(f"gallery: names starting {PSEUDO_PREFIX!r} are kept for pseudo-identities")
         with self._writing():
-            target = self.identity_id(new_name)  # inside the transaction: a concurrent enrolment may add it
-            if target == identity:
-                return "kept"
-            self.note_changed(identity, *(() if target is None else (target,)))
-            if target is None:
-                self.conn.execute("UPDATE identities SET name = ?, kind = 'person' WHERE id = ?", (new_name, identity))
-                return "renamed"
-            for table in ("crops", "tracks", "sightings"):
-                self.conn.execute(f"UPDATE {table} SET identity_id = ? WHERE identity_id = ?", (target, identity))
-            self.conn.execute("DELETE FROM identities WHERE id = ?", (identity,))
-            return "merged"
+            if self.name_of(identity) != name:  # renamed, merged or erased since it was looked up
+                raise StreamerError(f"gallery: {name!r} changed meanwhile; look again")
+            return self._rename(identity, name, new_name)
 
-    def reject(self, sighting: int) -> str:
-        """"Not this person": the sighting's face becomes a negative example of the identity it was given,
-        and the sighting (and its track) no longer name it. Returns the identity's name."""
+    def _rename(self, identity: int, name: str, new_name: str, **why) -> str:
+        """(Inside a gallery write.)"""
+        target = self.identity_id(new_name)  # inside the transaction: a concurrent enrolment may add it
+        if target == identity:
+            return "kept"
+        self.note_changed(identity, *(() if target is None else (target,)))
+        if target is None:
+            self.conn.execute("UPDATE identities SET name = ?, kind = 'person' WHERE id = ?", (new_name, identity))
+            self.audit("renamed", name, to=new_name, **why)
+            return "renamed"
+        if self.kind(target) != "person":
+            raise StreamerError(f"gallery: {new_name!r} is a pseudo-identity; name it first")
+        for table in ("crops", "tracks", "sightings"):
+            self.conn.execute(f"UPDATE {table} SET identity_id = ? WHERE identity_id = ?", (target, identity))
+        self.conn.execute("DELETE FROM identities WHERE id = ?", (identity,))
+        self.audit("merged", name, into=new_name, **why)
+        return "merged"
+
+    def _sighting_row(self, sighting: int) -> tuple:
+        """(Inside a gallery write: what it says cannot change before the change is made.) (identity id, crop,
+        model id, embedding, tracks row, identity name, identity kind) of a sighting."""
         row = self.conn.execute(
-            "SELECT s.identity_id, s.crop, s.model_id, s.embedding, s.track, i.name FROM sightings s "
+            "SELECT s.identity_id, s.crop, s.model_id, s.embedding, s.track, i.name, i.kind FROM sightings s "
             "LEFT JOIN identities i ON i.id = s.identity_id WHERE s.id = ?", (sighting,)
         ).fetchone()
         if row is None:
             raise StreamerError(f"gallery: no sighting {sighting}")
-        identity, crop, model_id, embedding, track, name = row
-        if identity is None:
-            raise StreamerError(f"gallery: sighting {sighting} names nobody")
-        if crop is None or embedding is None:
-            raise StreamerError(f"gallery: sighting {sighting} has no face stored (only identity events have one)")
-        now = time.time()
+        return tuple(row)
+
+    def reject(self, sighting: int) -> str:
+        """"Not this person": the sighting's face becomes a negative example of the identity it was given,
+        and the sighting (and its track) no longer name it. Returns the identity's name."""
         with self._writing():
-            self._insert_face(identity, decode_crop(crop), f"rejected sighting {sighting}", -1, model_id,
-                              decode_vector(embedding), now)
-            self.note_changed(identity, now=now)
-            self.conn.execute("UPDATE sightings SET identity_id = NULL, rejected_identity = ? WHERE track = ? "
-                              "AND identity_id = ?", (name, track, identity))
-            self.conn.execute("UPDATE tracks SET identity_id = NULL WHERE id = ? AND identity_id = ?",
-                              (track, identity))
-            self.conn.execute("DELETE FROM crops WHERE identity_id = ? AND polarity = 1 AND source = ?",
-                              (identity, f"track {track}"))
+            identity, crop, model_id, embedding, track, name, _ = self._sighting_row(sighting)
+            if identity is None:
+                raise StreamerError(f"gallery: sighting {sighting} names nobody")
+            if crop is None or embedding is None:
+                raise StreamerError(f"gallery: sighting {sighting} has no face stored (only identity events have "
+                                    "one)")
+            self._unname_track(identity, name, track, sighting, decode_crop(crop), model_id, decode_vector(embedding),
+                               time.time())
+            self.audit("rejected", name, sighting=sighting)
         return name
+
+    def _track_faces(self, track: int) -> list[str]:
+        """The crop sources that hold faces of a track: the run's (its track key) and the console's (its sightings)."""
+        row = self.conn.execute("SELECT stream, track_id FROM tracks WHERE id = ?", (track,)).fetchone()
+        sightings = [r[0] for r in self.conn.execute("SELECT id FROM sightings WHERE track = ?", (track,))]
+        return ([f"track {row[0]}:{row[1]}"] if row else []) + [f"assigned sighting {s}" for s in sightings]
+
+    def _unname_track(self, identity: int, name: str, track: int, sighting: int, crop: np.ndarray, model_id: str,
+                      vector: np.ndarray, now: float) -> None:
+        """(Inside a gallery write.) The face becomes a negative of ``identity``; the track no longer names it,
+        and the faces it gave the identity (as the run's track, or assigned at the console) go."""
+        self._insert_face(identity, crop, f"rejected sighting {sighting}", -1, model_id, vector, now)
+        self.note_changed(identity, now=now)
+        self.conn.execute("UPDATE sightings SET identity_id = NULL, rejected_identity = ? WHERE track = ? "
+                          "AND identity_id = ?", (name, track, identity))
+        self.conn.execute("UPDATE tracks SET identity_id = NULL WHERE id = ? AND identity_id = ?", (track, identity))
+        for source in self._track_faces(track):
+            self.conn.execute("DELETE FROM crops WHERE identity_id = ? AND polarity = 1 AND source = ?",
+                              (identity, source))
+
+    def assign(self, sighting: int, name: str) -> str:
+        """"This is ``name``" (a person, made if new): the sighting's face joins them, and its track names them.
+
+        A sighting of a pseudo-identity names the whole pseudo-identity (as ``rename``: every face and sighting of
+        that unknown face goes, merged into the person if they exist). A sighting of another person makes the
+        face a negative of that person first, as ``reject`` does. An earlier "not ``name``" of this track is
+        taken back. Returns what was done: "assigned", "renamed", "merged" or "kept" (already theirs)."""
+        with self._writing():
+            identity, crop, model_id, embedding, track, current, kind = self._sighting_row(sighting)
+            if kind == "pseudo":
+                return self._rename(identity, current, name, sighting=sighting)
+            if current == name:
+                return "kept"
+            if crop is None or embedding is None:
+                raise StreamerError(f"gallery: sighting {sighting} has no face stored (only identity events have "
+                                    "one)")
+            image, vector, now = decode_crop(crop), decode_vector(embedding), time.time()
+            target = self._person(name, now)
+            if identity is not None:
+                self._unname_track(identity, current, track, sighting, image, model_id, vector, now)
+            track_sightings = [r[0] for r in self.conn.execute("SELECT id FROM sightings WHERE track = ?", (track,))]
+            for rejected in track_sightings:  # "not NAME" said of this track before is taken back
+                self.conn.execute("DELETE FROM crops WHERE identity_id = ? AND polarity = -1 AND source = ?",
+                                  (target, f"rejected sighting {rejected}"))
+            self.conn.execute("UPDATE sightings SET rejected_identity = NULL WHERE track = ? AND rejected_identity = ?",
+                              (track, name))
+            self._insert_face(target, image, f"assigned sighting {sighting}", 1, model_id, vector, now)
+            self.note_changed(target, now=now)
+            self.conn.execute("UPDATE sightings SET identity_id = ? WHERE track = ? AND identity_id IS NULL",
+                              (target, track))
+            self.conn.execute("UPDATE tracks SET identity_id = ? WHERE id = ?", (target, track))
+            self.audit("assigned", name, sighting=sighting, **({"was": current} if current else {}))
+        return "assigned"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import re
 import threading
 import time
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 
 from streamer.errors import ConfigError, OutputError, StreamerError
 from streamer.redaction import redact, register_secret
-from streamer.store.database import Database, StoreUnavailable, schema_script, split_script
+from streamer.store.database import MIGRATIONS, Database, StoreUnavailable, schema_script, split_script
 
 RECONNECT_FIRST_S = 1.0  # after a failed reconnection, the next is tried this much later, doubling up to
 RECONNECT_MAX_S = 30.0
@@ -37,7 +38,11 @@ CONNECTION_OPTIONS = {
 # SQLSTATE classes meaning "try again later": a deadlock or serialisation failure (40), a lock or statement
 # timeout (55P03, 57014), the server shutting down (57P01-57P03), the connection (08).
 RETRYABLE_STATES = ("40", "55P03", "57014", "57P01", "57P02", "57P03", "08")
+log = logging.getLogger(__name__)
+
 GALLERY_CHANNEL = "streamer_gallery"
+# The schema PostgreSQL stores began with: later ones are migrated to.
+FIRST_POSTGRES_SCHEMA = 3
 
 # The SQLite schema's tables, in PostgreSQL's types: ids from identity columns, times as double precision
 # (PostgreSQL's REAL is 4 bytes: it would round a Unix time to minutes), BLOBs as BYTEA.
@@ -147,8 +152,15 @@ class PostgresDatabase(Database):
                     raise StreamerError(f"store.url: {self.where} was written by a newer streamer (schema {found})")
                 if found == SCHEMA_VERSION:
                     return
-                raise StreamerError(f"store.url: {self.where} holds streamer schema {found}; this streamer "
-                                    f"writes schema {SCHEMA_VERSION} and has no PostgreSQL migration from it")
+                if found < FIRST_POSTGRES_SCHEMA:
+                    raise StreamerError(f"store.url: {self.where} holds streamer schema {found}; this streamer "
+                                        f"writes schema {SCHEMA_VERSION} and has no PostgreSQL migration from it")
+                for version in range(found, SCHEMA_VERSION):
+                    for statement in split_script(postgres_schema(MIGRATIONS[version])):
+                        self._conn.execute(statement)
+                self._conn.execute("UPDATE streamer_schema SET version = %s", (SCHEMA_VERSION,))
+                log.warning("store: %s upgraded from schema %d to %d", self.where, found, SCHEMA_VERSION)
+                return
             if self.execute("SELECT to_regclass('identities') IS NOT NULL").fetchone()[0]:
                 raise StreamerError(f"store.url: {self.where} holds an 'identities' table of something else")
             for statement in split_script(postgres_schema(schema_script())):

@@ -76,9 +76,12 @@ class SightingStore:
         values = (event.time, event.kind.value, event.stream, track, event.identity_id,
                   json.dumps(fields, separators=(",", ":")),
                   encode_crop(event.crop) if event.crop is not None else None, event.model_id,
-                  encode_vector(event.embedding) if event.embedding is not None else None, event_key)
+                  encode_vector(event.embedding) if event.embedding is not None else None, event_key,
+                  encode_crop(event.reconstruction) if event.reconstruction is not None else None,
+                  None if event.face is None else int(bool(event.face.occluders)))
         statement = ("INSERT INTO sightings (time, type, stream, track, identity_id, event, crop, model_id, embedding, "
-                     f"event_key) VALUES (?, ?, ?, ?, {_IF_STILL_THERE}, ?, ?, ?, ?, ?)")
+                     "event_key, reconstruction, occluded) "
+                     f"VALUES (?, ?, ?, ?, {_IF_STILL_THERE}, ?, ?, ?, ?, ?, ?, ?)")
         if event_key is None:
             return self.conn.insert(statement, values)
         rows = self.conn.execute(statement + " ON CONFLICT (event_key) DO NOTHING RETURNING id", values).fetchall()
@@ -109,10 +112,14 @@ class SightingStore:
                 "AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = tracks.run AND r.ended IS NULL "
                 "AND r.heartbeat >= :alive_since))",
                 {"cutoff": cutoff, "alive_since": alive_since}).rowcount
-            expired = [r[0] for r in self.conn.execute(
-                "DELETE FROM identities WHERE kind = 'pseudo' AND COALESCE(last_seen, created) < ? RETURNING id",
-                (cutoff,)).fetchall()]
-            GalleryStore(self.conn).note_changed(*expired)
+            expired = self.conn.execute(
+                "DELETE FROM identities WHERE kind = 'pseudo' AND COALESCE(last_seen, created) < ? RETURNING id, name",
+                (cutoff,)).fetchall()
+            gallery = GalleryStore(self.conn, actor=f"retention of run {self.run}")
+            gallery.note_changed(*(i for i, _ in expired))
+            if expired:
+                gallery.audit("expired", "pseudo-identities", names=sorted(n for _, n in expired),
+                              retention_days=retention_days)
             # Runs read the gallery's changes every second or so: a week of them is plenty.
             self.conn.execute("DELETE FROM gallery_changes WHERE time < ?", (time.time() - CHANGES_KEPT_S,))
             counts = {

@@ -149,11 +149,12 @@ class TrackEvents:
         frame = result.frame if result else None
         state: TrackState | None = track.state
         identity = state.identity if state else None
-        crop = embedding = model_id = None
+        crop = embedding = model_id = synthetic = None
         if with_face and identity is not None and identity.samples:
             visible, _, reconstruction = identity.aggregate()
             embedding = reconstruction if reconstruction is not None else visible
             crop, model_id = identity.best_crop, self.resolver.index.model_id
+            synthetic = identity.best_reconstruction
         return TrackEvent(
             kind=kind, stream=self.stream, track_id=track.track_id,
             time=frame.wall_time if frame else time.time(),
@@ -164,4 +165,5 @@ class TrackEvents:
             faces_used=identity.usable if identity else None,
             unusable_because=identity.last_reason if identity and identity.usable == 0 else None,
             crop=crop, embedding=embedding, model_id=model_id, embedding_in_json=self.event_embeddings,
+            reconstruction=synthetic,
         )

@@ -24,7 +24,8 @@ INDEX_HTML = """<!doctype html>
  table { border-collapse: collapse; width: 100%; } td { padding: 1px 6px; } td.n { text-align: right; }
  .err { color: #e99; font-size: 12px; word-break: break-all; }
 </style></head>
-<body><h1>streamer - live view</h1>
+<body><h1>streamer - live view
+ <a id="to-console" href="/console" style="font-size:14px;color:#9cf">operator console</a></h1>
 <div id="updated">waiting for the first update</div>
 <div id="stale" role="alert"></div>
 <div class="grid" id="grid"></div>
@@ -34,6 +35,7 @@ const STALE_S = 5;
 const WORDS = {down: "down: reconnecting"};
 const token = new URLSearchParams(location.search).get("token");
 const q = token ? "?token=" + encodeURIComponent(token) : "";
+document.getElementById("to-console").href = "/console" + q;
 let lastOk = Date.now();  // browser clock (ms) of the last good answer; the page load counts as one
 let dataAge = 0;          // s between the newest snapshot and the server's clock in that answer
 let failure = "";         // why the last fetch failed; "" when it did not

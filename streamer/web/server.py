@@ -12,6 +12,13 @@ header only, always (on loopback too): a browser sends neither a query's token n
 credentials for a script on another site without asking the server first, so another page cannot
 change the run.
 
+With a console (web.console), ``/console`` is the operator console and ``/api/console/...`` its API
+(web/console.py). Without a token it is read-only. Its changes take the token as any page does (a browser's
+remembered basic credentials included) and, against cross-site requests, an ``X-Streamer-CSRF`` header
+holding the token written into the console page (another site's script can neither read that page nor send a
+custom header to this origin) and, when the browser sends one, an Origin that is this server. Without a token
+(loopback only), a request must name a loopback host: a DNS-rebound name cannot reach the console's data.
+
 Statuses are pulled from the run loop on every request, so a camera that stopped sending is shown as
 it is now, not as it was when its last frame came.
 """
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hmac
 import ipaddress
 import json
@@ -39,7 +47,8 @@ from pydantic import Field, model_validator
 from streamer.config_base import StrictModel
 from streamer.records import StreamStatus
 from streamer.redaction import redact, register_secret
-from streamer.web import metrics, placeholder
+from streamer.web import console, metrics, placeholder
+from streamer.web.console_page import CONSOLE_HTML
 from streamer.web.frames import FrameHolder, FrameHolders
 from streamer.web.page import INDEX_HTML
 
@@ -52,6 +61,8 @@ log = logging.getLogger(__name__)
 # stall timeout (streamer's own MJPEG source) still notices when the pipeline stops publishing.
 KEEPALIVE_S = 2.5
 MAX_BODY = 64 * 1024  # a stream entry is a few hundred bytes
+# A refused upload's body is read and dropped for at most this long and this much before the connection closes.
+DRAIN_S, DRAIN_BYTES = 2.0, 16 * 2**20
 _POLL_S = 0.5  # how often a waiting MJPEG viewer checks for a closed socket, a new state, the server closing
 _BUSY_BODY = b"busy: too many connections, retry later\n"
 _BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 5\r\n"
@@ -76,6 +87,10 @@ class WebConfig(StrictModel):
     )
     control: bool = Field(False, description="add and remove cameras while running: POST /api/streams, DELETE "
                           "/api/streams/NAME, with the token as 'Authorization: Bearer' (needs web.token)")
+    console: bool = Field(True, description="the operator console at /console: review sightings, name or reject "
+                          "them, the face library, search by face; its changes (which need web.token: read-only "
+                          "without) are audited in the store")
+    max_upload_mb: float = Field(10.0, gt=0, le=100, description="largest photo the console accepts (enrol, search)")
 
     @model_validator(mode="after")
     def _token_off_localhost(self):
@@ -101,11 +116,13 @@ class LiveView:
     """The live view of a run. ``statuses`` is called on every request for the streams' health as it is
     now (it must be cheap and thread-safe); ``publish`` hands over annotated frames."""
 
-    def __init__(self, config: WebConfig, statuses: Callable[[], list[StreamStatus]], control=None):
-        """``control``: a runtime.control.StreamControl where web.control is on."""
+    def __init__(self, config: WebConfig, statuses: Callable[[], list[StreamStatus]], control=None, console=None):
+        """``control``: a runtime.control.StreamControl where web.control is on; ``console``: a
+        web.console.Console where web.console is on."""
         self.config = config
         self._statuses = statuses
         self.control = control
+        self.console = console
         self._frames = FrameHolders()
         self._viewers = threading.BoundedSemaphore(config.max_viewers)
         self.closed = threading.Event()
@@ -139,6 +156,8 @@ class LiveView:
         if self._thread.is_alive():
             self._server.shutdown()
         self._server.server_close()
+        if self.console is not None:
+            self.console.close()
 
     def _picture(self, status: StreamStatus, holder: FrameHolder) -> tuple[tuple, bytes]:
         """(what it shows, JPEG) for a viewer: the newest frame while the stream decodes, else a placeholder
@@ -171,6 +190,36 @@ class LiveView:
         if not token:
             return True
         return hmac.compare_digest(_offered_token(handler).encode(), token.encode())
+
+    def _host_allowed(self, handler: BaseHTTPRequestHandler) -> bool:
+        """Without a token, only a loopback name reaches the server (a DNS-rebound name does not)."""
+        if self.config.token:
+            return True
+        host = handler.headers.get("Host")
+        if host is None:
+            return True  # not a browser (every browser sends Host), so not a page of a rebound name
+        host = host[1:].partition("]")[0] if host.startswith("[") else host.rpartition(":")[0] or host
+        return _is_loopback(host)
+
+    def _console_post_refused(self, handler: BaseHTTPRequestHandler, changes_gallery: bool
+                              ) -> tuple[int, str] | None:
+        """(status, why) a console POST or DELETE is refused, None when allowed: a loopback name without a
+        token, a token for anything that changes the gallery (whoever can reach the port could otherwise
+        erase people), the token as for any page, the page's CSRF header, and this server as the Origin
+        when the browser says one."""
+        if not self._host_allowed(handler):
+            return 403, "this server answers to a loopback name only (set web.token)"
+        if changes_gallery and not self.config.token:
+            return 403, "the console changes the gallery only with a web.token set: without one it is read-only"
+        if not self._authorised(handler):
+            return 401, "the token is required"
+        offered = handler.headers.get("X-Streamer-CSRF", "")
+        if not hmac.compare_digest(offered.encode(), self.console.csrf_token.encode()):
+            return 403, "the console page's X-Streamer-CSRF header is required (reload the console)"
+        origin = handler.headers.get("Origin")
+        if origin is not None and urlsplit(origin).netloc != handler.headers.get("Host", ""):
+            return 403, f"a request from another site ({redact(origin)[:80]}) may not change the gallery"
+        return None
 
     def _may_change(self, handler: BaseHTTPRequestHandler) -> bool:
         """A request that changes the run: the token in an Authorization: Bearer header, nothing else."""
@@ -308,6 +357,9 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("web: %s %s %s", self.command, urlsplit(self.path).path, code)
 
     def do_GET(self) -> None:
+        if not self.view._host_allowed(self):
+            self._send(421, "text/plain", b"this server answers to a loopback name only (set web.token)\n")
+            return
         if not self.view._authorised(self):
             self.send_response(401)
             self.send_header("WWW-Authenticate", 'Basic realm="streamer"')
@@ -324,10 +376,81 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(500, "text/plain", b"internal error, see the run's log\n")
 
     def do_POST(self) -> None:
-        self._change(self._add_stream)
+        if urlsplit(self.path).path.startswith(console.API):
+            self._console_change()
+        else:
+            self._change(self._add_stream)
 
     def do_DELETE(self) -> None:
-        self._change(self._remove_stream)
+        if urlsplit(self.path).path.startswith(console.API):
+            self._console_change()
+        else:
+            self._change(self._remove_stream)
+
+    def _console_change(self) -> None:
+        view, path = self.view, urlsplit(self.path).path
+        try:
+            if view.console is None:
+                self._refuse_unread(404, "the console is off (web.console)")
+                return
+            refused = view._console_post_refused(self, changes_gallery=not path.startswith(console.API + "search"))
+            if refused:
+                headers = {"WWW-Authenticate": 'Basic realm="streamer"'} if refused[0] == 401 else {}
+                self._refuse_unread(*refused, headers)
+                return
+            if self.headers.get("Transfer-Encoding"):
+                self._refuse_unread(411, "a Content-Length is required")
+                return
+            try:
+                length = int(self.headers.get("Content-Length", "0") or "0")
+            except ValueError:
+                self._refuse_unread(400, "a bad Content-Length")
+                return
+            limit = view.console.max_upload_bytes
+            if not 0 <= length <= limit:
+                self._refuse_unread(413, f"larger than {limit // 2**20} MiB (web.max_upload_mb)")
+                return
+            # Photos are held and decoded a few at a time: many connections at once cannot each hold one.
+            slots = view.console.upload_slots.take() if length > 64 * 1024 else contextlib.nullcontext(True)
+            with slots as free:
+                if not free:
+                    self._refuse_unread(503, "other photos are being read: retry in a moment", {"Retry-After": "2"})
+                    return
+                self._console(self.rfile.read(length) if length else b"")
+        except OSError:
+            pass  # the client went away mid-answer
+        except Exception:
+            log.warning("console: failed to answer %s %s", self.command, path, exc_info=True)
+            self._json(500, {"error": "internal error, see the run's log"})
+
+    def _refuse_unread(self, code: int, message: str, headers: dict[str, str] | None = None) -> None:
+        """An answer before the body was read. The connection closes after it; what the client still sends is
+        read and dropped for a moment (a bounded amount), so the close does not reset the connection before the
+        client has read why (a browser would show only "failed to fetch")."""
+        self.close_connection = True
+        self._json(code, {"error": message}, {"Connection": "close", **(headers or {})})
+        self.wfile.flush()
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(DRAIN_S)
+            left, deadline = DRAIN_BYTES, time.monotonic() + DRAIN_S
+            while left > 0 and time.monotonic() < deadline:
+                data = self.connection.recv(min(left, 65536))
+                if not data:
+                    break
+                left -= len(data)
+        except OSError:
+            pass
+
+    def _console(self, body: bytes = b"") -> None:
+        parts = urlsplit(self.path)
+        request = console.ConsoleRequest(
+            method=self.command, parts=console.split_path(parts.path),
+            query={k: v[-1] for k, v in parse_qs(parts.query).items() if k != "token"}, body=body,
+            content_type=self.headers.get_content_type(), operator=unquote(self.headers.get("X-Operator", "")),
+            client=self.client_address[0], filename=unquote(self.headers.get("X-Filename", "")))
+        reply = self.view.console.handle(request)
+        self._send(reply.status, reply.content_type, reply.body, reply.headers)
 
     def _change(self, action) -> None:
         view, path = self.view, urlsplit(self.path).path
@@ -403,6 +526,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, path: str) -> None:
         if path == "/":
             self._send(200, "text/html; charset=utf-8", INDEX_HTML.encode())
+        elif path in ("/console", "/console/") and self.view.console is not None:
+            page = CONSOLE_HTML.replace("@CSRF@", self.view.console.csrf_token).replace(
+                "@CHANGES@", "1" if self.view.config.token else "0")
+            self._send(200, "text/html; charset=utf-8", page.encode(),
+                       {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; "
+                        "style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'",
+                        "X-Frame-Options": "DENY"})
+        elif path.startswith(console.API) and self.view.console is not None:
+            self._console()
         elif path == "/api/streams":
             body = json.dumps([asdict(s) for s in self.view.statuses()]).encode()
             self._send(200, "application/json", body, {"X-Server-Time": f"{time.time():.3f}"})
@@ -432,6 +564,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
