@@ -38,7 +38,7 @@ def _draw_face(image: np.ndarray, face: Face) -> None:
     colour = KNOWN if name else UNKNOWN
     cv2.rectangle(image, (x1, y1), (x2, y2), colour, 2)
     score = f" {face.match.score:.2f}" if face.match else ""
-    _label(image, f"#{face.track_id} {name or 'unknown'}{score}", (x1, max(y1 - 6, 14)), colour)
+    _label(image, f"#{face.track_id} {name or 'unknown'}{score}", (x1, y1 - 6), colour)
     if face.occlusion is not None and face.occlusion.occluded:
         for contour in crop_mask_outline(face.crop, face.occlusion.mask):
             _dashed_polyline(image, contour.reshape(-1, 2), SYNTHETIC if face.reconstructed else UNKNOWN)
@@ -48,8 +48,13 @@ def _draw_face(image: np.ndarray, face: Face) -> None:
 
 
 def _label(image: np.ndarray, text: str, origin: tuple[int, int], colour, scale: float = 0.5) -> None:
-    cv2.putText(image, text, origin, FONT, scale, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(image, text, origin, FONT, scale, colour, 1, cv2.LINE_AA)
+    """``text`` with its baseline at ``origin``, moved as little as needed to be wholly inside the frame: a
+    name or a SYNTHETIC mark on a face at the frame's edge stays readable."""
+    (width, height), baseline = cv2.getTextSize(text, FONT, scale, 3)
+    x = min(max(origin[0], 2), max(2, image.shape[1] - width - 2))
+    y = min(max(origin[1], height + 2), max(height + 2, image.shape[0] - baseline - 2))
+    cv2.putText(image, text, (x, y), FONT, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(image, text, (x, y), FONT, scale, colour, 1, cv2.LINE_AA)
 
 
 def _dashed_polyline(image: np.ndarray, points: np.ndarray, colour, dash: int = 6) -> None:

@@ -166,6 +166,9 @@ class PipelineConfig(StrictModel):
         0.6, ge=-1, le=1, description="a new track whose face is this similar to a lost track's continues it "
         "(same ID); null: boxes alone"
     )
+    track_scene_cuts: bool = Field(True, description="a shot cut or camera jump (the picture changes wholesale) "
+                                   "ends every track of the stream: a face at the same place after it is not "
+                                   "taken for the same person")
     queue_frames: int = Field(8, ge=1, le=256, description="decoded frames buffered per every_frame source")
 
 

@@ -35,7 +35,8 @@ class StreamState:
         min_hits, max_misses = (1, 0) if self.stills else (pipeline.track_min_hits, pipeline.track_max_misses)
         self.events = TrackEvents(source.name, resolver, min_hits, max_misses,
                                   None if self.stills else pipeline.track_reattach_similarity,
-                                  config.output.event_embeddings, stills=self.stills)
+                                  config.output.event_embeddings, stills=self.stills,
+                                  scene_cuts=pipeline.track_scene_cuts)
         self.counters = StreamCounters()
         self.render = StreamRender(source.name, lambda: source.fps, frame_sinks, config.output.show_reconstruction,
                                    stages.times, self._frame_done) if frame_sinks else None

@@ -16,6 +16,7 @@ import numpy as np
 from streamer.identify.track_identity import IdentityResolver, TrackIdentity
 from streamer.records import EventKind, Face, FaceSeen, FrameResult, TrackEvent
 from streamer.track.bytetrack import ByteTracker, Track
+from streamer.track.cuts import CutDetector
 
 OCCLUSION_HOLD = 3  # frames a changed occlusion state must persist before it is reported
 
@@ -39,9 +40,13 @@ class TrackEvents:
     """Tracks one stream's faces, decides who each track is, and yields its events."""
 
     def __init__(self, stream: str, resolver: IdentityResolver, min_hits: int, max_misses: int,
-                 reattach_similarity: float | None = None, event_embeddings: bool = False, stills: bool = False):
+                 reattach_similarity: float | None = None, event_embeddings: bool = False, stills: bool = False,
+                 scene_cuts: bool = True):
         self.stream, self.resolver = stream, resolver
         self.tracker = ByteTracker(min_hits=min_hits, max_misses=max_misses)
+        # Every image of a folder is its own scene already; a video's cut ends its tracks (track/cuts.py).
+        self.cuts = CutDetector() if scene_cuts and not stills else None
+        self.cuts_seen = 0
         self.reattach_similarity = reattach_similarity
         self.event_embeddings = event_embeddings
         self.stills = stills  # every image its own track: decide on one face
@@ -57,8 +62,13 @@ class TrackEvents:
         """Gives this frame's faces their track IDs (confirmed tracks only), before the later stages run:
         they reuse per-track work (a face's reconstruction) by these IDs."""
         faces = result.faces
+        cut_ended = []
+        if self.cuts is not None and self.cuts.is_cut(result.frame.image):
+            self.cuts_seen += 1
+            cut_ended = self.tracker.close()  # nobody is carried across a cut by where their box was
         boxes = np.stack([f.box for f in faces]) if faces else np.zeros((0, 4), np.float32)
         tracks, ended = self.tracker.update(boxes, np.array([f.score for f in faces], np.float32))
+        ended = cut_ended + ended
         for face, track in zip(faces, tracks):
             if track is not None:
                 face.track_id = track.track_id
@@ -84,6 +94,8 @@ class TrackEvents:
 
     def close(self, result: FrameResult | None) -> list[TrackEvent]:
         """Ends every open track (the stream ended, went down or changed resolution)."""
+        if self.cuts is not None:
+            self.cuts.reset()  # the next picture (a reconnection's) is compared with nothing
         return [self._end(t, result) for t in self.tracker.close()]
 
     def take_absorbed(self) -> list[int]:

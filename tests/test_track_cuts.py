@@ -1,0 +1,131 @@
+"""Tracks that never change person at a cut, and labels that stay on screen (issue 16, parts 5 and 6).
+
+A clip of real photos: one man's face, then a cut to another man's face at the very same place and size. Box
+overlap alone carries the first man's track (and its name) onto the second; with scene cuts on, the second
+starts a track of his own. Real footage from ../shared (two real videos) has no cut, and their join has one.
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+
+from streamer.annotate import KNOWN, annotate
+from streamer.records import Face, FrameResult, Match, VideoFrame
+from streamer.track.cuts import CutDetector
+from tests.conftest import SHARED, run_cli
+from tests.paths import FACES
+
+PEOPLE = FACES / "knn_examples" / "train"
+FRAME = (640, 360)
+FACE_AT = (250.0, 70.0, 410.0, 230.0)  # where each photo's face is put in the clip: the same box for both men
+
+
+def _frames(path, limit: int = 400):
+    import av
+
+    with av.open(str(path)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index >= limit:
+                return
+            yield frame.to_ndarray(format="bgr24")
+
+
+def test_real_footage_has_no_cut_and_the_join_of_two_clips_has_one():
+    videos = [SHARED / "data" / "video" / "intel_one-by-one-person-detection.mp4",
+              SHARED / "data" / "video" / "overhead_pedestrians_lamminhthien_vtest.avi"]
+    if not all(v.exists() for v in videos):
+        pytest.skip("needs the real videos in ../shared/data/video")
+    detector, cuts, frames = CutDetector(), [], 0
+    for video in videos:
+        for image in _frames(video, 300):
+            if detector.is_cut(cv2.resize(image, FRAME)):
+                cuts.append(frames)
+            frames += 1
+    assert cuts == [300], cuts  # people walking, camera noise: nothing; the join: one
+
+
+def _placed(photo, detector) -> np.ndarray:
+    """The photo scaled and moved so its face fills FACE_AT in a FRAME-sized picture."""
+    from streamer.detect import detect_in_photo
+
+    image = cv2.imread(str(photo))
+    found, image = detect_in_photo(detector, image)
+    x1, y1, x2, y2 = found.boxes[int(np.argmax(found.scores))]
+    scale = (FACE_AT[2] - FACE_AT[0]) / (x2 - x1)
+    shift = (FACE_AT[0] - x1 * scale, FACE_AT[1] - y1 * scale)
+    return cv2.warpAffine(image, np.float32([[scale, 0, shift[0]], [0, scale, shift[1]]]), FRAME,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def _cut_clip(path, detector) -> None:
+    import av
+
+    shots = [_placed(PEOPLE / "biden" / "biden2.jpg", detector), _placed(PEOPLE / "obama" / "obama2.jpg", detector)]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(10))
+        stream.width, stream.height, stream.pix_fmt = *FRAME, "yuv420p"
+        for shot in shots:
+            for k in range(30):  # 3 s each, the camera drifting a pixel a frame
+                moved = cv2.warpAffine(shot, np.float32([[1, 0, k % 5 - 2], [0, 1, 0]]), FRAME,
+                                       borderMode=cv2.BORDER_REPLICATE)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(moved, format="bgr24")):
+                    container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def _names_per_track(tmp_path, clip, gallery, cuts: bool) -> dict[int, set[str]]:
+    out = tmp_path / ("cuts" if cuts else "boxes")
+    config = tmp_path / f"{out.name}.yaml"
+    config.write_text(f"sources: [{{name: cam, uri: '{clip}'}}]\ngallery: {{dir: '{gallery}'}}\n"
+                      f"pipeline: {{track_scene_cuts: {str(cuts).lower()}}}\n"
+                      f"output: {{dir: '{out}', video: false}}\nstore: {{path: '{out / 'streamer.db'}'}}\n")
+    done = run_cli("run", str(config), "-q")
+    assert done.returncode == 0, done.stderr[-3000:]
+    named: dict[int, set[str]] = {}
+    for line in (out / "latest" / "events.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        named.setdefault(event["track_id"], set())
+        if event["type"] == "identity" and event["identity"]:
+            named[event["track_id"]].add(event["identity"])
+    return named
+
+
+def test_a_face_after_a_cut_is_its_own_track_and_never_takes_the_name_before_it(tmp_path):
+    from streamer.config import parse_config
+    from streamer.detect import build_detector
+
+    config = parse_config({})
+    detector = build_detector(config.detector, config.engine.select_device())
+    clip = tmp_path / "cut.mp4"
+    _cut_clip(clip, detector)
+    gallery = tmp_path / "gallery"  # other photos of the two men than the clip's
+    gallery.mkdir()
+    for person, photo in (("Joe Biden", "biden/biden.jpg"), ("Barack Obama", "obama/obama.jpg")):
+        (gallery / f"{person}.jpg").write_bytes((PEOPLE / photo).read_bytes())
+
+    with_cuts = _names_per_track(tmp_path, clip, gallery, cuts=True)
+    assert sorted(map(sorted, with_cuts.values())) == [["Barack Obama"], ["Joe Biden"]], with_cuts
+    # By boxes alone (cuts off), the first man's track goes on over the second: the failure this prevents.
+    by_boxes = _names_per_track(tmp_path, clip, gallery, cuts=False)
+    assert any(len(names) == 2 for names in by_boxes.values()) or len(by_boxes) < len(with_cuts), by_boxes
+
+
+def test_a_name_and_its_synthetic_mark_stay_inside_the_frame_at_its_edge():
+    def drawn(box) -> int:
+        image = np.zeros((240, 320, 3), np.uint8)
+        face = Face(box=np.array(box, np.float32), score=0.9, landmarks=np.zeros((5, 2), np.float32))
+        face.track_id, face.match = 7, Match("Alexandria Ocasio-Cortez", 0.97, False)
+        out = annotate(FrameResult(VideoFrame("cam", 0, image, None, 0.0, 0.0), [face]))
+        outline = cv2.rectangle(np.zeros((240, 320), np.uint8), tuple(map(int, box[:2])), tuple(map(int, box[2:])),
+                                255, 4)
+        # The label's pixels: green text (antialiased, so near the colour) off the box's outline.
+        return int(((out[..., 1] > 100) & (np.abs(out.astype(int) - KNOWN).sum(axis=2) < 150) & (outline == 0)).sum())
+
+    centred, at_corner = drawn((100, 80, 160, 140)), drawn((280, 0, 319, 40))
+    assert centred > 100 and at_corner >= 0.9 * centred, (centred, at_corner)
