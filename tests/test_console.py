@@ -213,9 +213,29 @@ def test_an_operator_names_enrols_rejects_and_searches_in_the_browser(run, brows
     _screenshot(browser, "search")
     with run.store() as db:
         assert db.execute("SELECT count(*) FROM audit_log").fetchone()[0] == audited
+
+    # An unknown face, then her enrolled from another photo: the library groups the unknown face with the person
+    # it is closest to, and names it in one click.
+    rose = run.show("yard", PEOPLE / "rose_leslie" / "img1.jpg")
+    assert rose["kind"] == "pseudo"
     browser.find_element(By.CSS_SELECTOR, 'nav a[data-view="library"]').click()
-    _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#unknowns .identity-card"))
+    browser.find_element(By.ID, "enrol-name").clear()
+    browser.find_element(By.ID, "enrol-name").send_keys("Rose Leslie")
+    browser.find_element(By.ID, "enrol-files").clear()
+    browser.find_element(By.ID, "enrol-files").send_keys(str(PEOPLE / "rose_leslie" / "img2.jpg"))
+    browser.find_element(By.ID, "enrol").click()
+    group = _wait(lambda: [g for g in browser.find_elements(By.CSS_SELECTOR, "#groups .group-card")
+                           if rose["identity"] in g.get_attribute("data-members").split("\n")], what="the group")[0]
+    assert "closest person: Rose Leslie" in group.text
+    assert group.find_element(By.CSS_SELECTOR, ".group-name").get_attribute("value") == "Rose Leslie"
     _screenshot(browser, "library")
+    group.find_element(By.CSS_SELECTOR, "button.name-group").click()
+    _wait(lambda: not browser.find_elements(By.CSS_SELECTOR, "#groups .group-card"), what="the group named")
+    with run.store() as db:
+        assert db.execute("SELECT i.name FROM sightings s JOIN identities i ON i.id = s.identity_id WHERE s.id = ?",
+                          (rose["id"],)).fetchone() == ("Rose Leslie",)
+        assert db.execute("SELECT action, subject, detail FROM audit_log ORDER BY id DESC LIMIT 1").fetchone() == (
+            "merged", rose["identity"], json.dumps({"into": "Rose Leslie"}))
     run.close()
 
 

@@ -151,3 +151,39 @@ def test_without_a_token_the_console_reads_but_changes_nothing(tmp_path):
     finally:
         view.close()
     assert GalleryStore(db).audit_log() == []
+
+
+def test_unknown_faces_that_look_alike_are_grouped_with_the_person_closest(tmp_path):
+    db = connect(tmp_path / "streamer.db")
+    gallery = GalleryStore(db)
+    near = _unit(10)
+    twin = _unit_near(near, 0.95)  # the same stranger, far and near: two pseudo-identities
+    other = _unit(11)
+    a, a_name, _ = gallery.create_pseudo(near, _crop(1), MODEL, "pseudo-identity")
+    b, b_name, _ = gallery.create_pseudo(twin, _crop(2), MODEL, "pseudo-identity")
+    gallery.add_face(b, _crop(3), "track cam:9", MODEL, _unit(12))  # another face of b: more faces first
+    _, c_name, _ = gallery.create_pseudo(other, _crop(4), MODEL, "pseudo-identity")
+    gallery.enroll_face("frank", _crop(5), "frank.jpg", MODEL, _unit_near(other, 0.97))  # c is frank, likely
+    groups = ReviewReader(db).unknown_groups(MODEL, above=0.9)
+    assert [g["members"] for g in groups] == [[b_name, a_name], [c_name]], groups
+    assert groups[1]["closest"]["name"] == "frank" and groups[1]["closest"]["score"] >= 0.9
+    assert ReviewReader(db).unknown_groups(MODEL, above=0.99) == []  # nothing that close: no group
+
+
+def _unit_near(vector: np.ndarray, cosine: float) -> np.ndarray:
+    """A unit vector at ``cosine`` to ``vector``."""
+    other = _unit(99, len(vector))
+    other = other - (other @ vector) * vector
+    other /= np.linalg.norm(other)
+    return (cosine * vector + np.sqrt(1 - cosine**2) * other).astype(np.float32)
+
+
+def test_a_person_said_not_to_be_that_face_is_not_suggested_for_it(tmp_path):
+    db = connect(tmp_path / "streamer.db")
+    gallery = GalleryStore(db)
+    face = _unit(20)
+    pseudo, name, _ = gallery.create_pseudo(face, _crop(1), MODEL, "pseudo-identity")
+    grace, _ = gallery.enroll_face("grace", _crop(2), "grace.jpg", MODEL, _unit_near(face, 0.95))
+    assert ReviewReader(db).unknown_groups(MODEL, 0.9)[0]["closest"]["name"] == "grace"
+    gallery.add_face(grace, _crop(3), "rejected sighting 1", MODEL, face, polarity=-1)  # "not grace"
+    assert ReviewReader(db).unknown_groups(MODEL, 0.9) == []

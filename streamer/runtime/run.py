@@ -154,7 +154,8 @@ class _Run:
         if self.config.web.console:
             from streamer.web.console import open_console
 
-            console = open_console(self.config, self.stages.embedder.model_id, self.identification.sync.wake)
+            console = open_console(self.config, self.stages.embedder.model_id, self.identification.sync.wake,
+                                   self.identification.resolver.base_threshold)
         try:
             # list() of a dict's values runs without releasing the GIL: safe beside the loop adding a stream.
             return LiveView(self.config.web, lambda: [s.status() for s in list(self.streams.values()) if not s.removed],

@@ -104,11 +104,14 @@ class _Slots:
 
 class Console:
     def __init__(self, db: Database, model_id: str | None, crop_size: int, build_models: Callable[[], tuple],
-                 max_upload_bytes: int, on_change: Callable[[], None] = lambda: None):
+                 max_upload_bytes: int, on_change: Callable[[], None] = lambda: None, threshold: float | None = None):
         """``db``: the store, opened for this console (used from the server's threads one at a time);
         ``model_id``: the embedder whose sighting embeddings the search compares (None: the console's own
         embedder's, known once it is built: a cluster's driver runs no embedder of its own);
-        ``on_change``: called after each gallery change (the run reads it at once rather than within a second)."""
+        ``on_change``: called after each gallery change (the run reads it at once rather than within a second);
+        ``threshold``: the run's naming threshold, which groups unknown faces that look alike (None: the
+        console's embedder's default)."""
+        self._threshold = threshold
         self.db, self.crop_size, self.max_upload_bytes = db, crop_size, max_upload_bytes
         self.on_change = on_change
         self._db_lock = threading.Lock()
@@ -194,8 +197,15 @@ class Console:
             return Reply.json(200, self.reader.streams())
 
     def _identities(self, request: ConsoleRequest) -> Reply:
+        """Every identity, and the unknown faces grouped (those that look alike, and the person closest)."""
+        index = self.search_index()
+        if self._threshold is None:
+            with self.models as (_, embedder):
+                self._threshold = embedder.default_threshold
         with self._db_lock:
-            return Reply.json(200, self.reader.identities())
+            identities = self.reader.identities()
+            groups = self.reader.unknown_groups(index.model_id, self._threshold)
+        return Reply.json(200, {"identities": identities, "unknown_groups": groups, "threshold": self._threshold})
 
     def _face(self, request: ConsoleRequest, picture: str) -> Reply:
         crop = _number(picture.removesuffix(".jpg"), "face")
@@ -302,7 +312,8 @@ class Console:
         return request.body
 
 
-def open_console(config, model_id: str | None, on_change: Callable[[], None] = lambda: None) -> Console:
+def open_console(config, model_id: str | None, on_change: Callable[[], None] = lambda: None,
+                 threshold: float | None = None) -> Console:
     """The console of a run configured by ``config`` (a Config) whose embedder is ``model_id``: the run's store,
     opened again for the server's threads; its own detector and embedder, built when a photo first comes
     (or at once, without ``model_id``)."""
@@ -317,7 +328,7 @@ def open_console(config, model_id: str | None, on_change: Callable[[], None] = l
 
     db = open_database(config.store, config.output.dir, shared=True)
     return Console(db, model_id, config.pipeline.crop_size, build_models, int(config.web.max_upload_mb * 2**20),
-                   on_change)
+                   on_change, threshold if threshold is not None else config.gallery.threshold)
 
 
 def _review_filter(query: dict[str, str]) -> ReviewFilter:

@@ -67,6 +67,7 @@ CONSOLE_HTML = """<!doctype html>
   <button id="enrol">Enrol photos</button></div>
  <div id="enrol-msgs"></div>
  <h3>People</h3><div class="cards" id="people"></div>
+ <h3>Unknown faces that look alike</h3><div class="cards" id="groups"></div>
  <h3>Unknown faces</h3><div class="cards" id="unknowns"></div>
 </section>
 <section id="search">
@@ -297,14 +298,54 @@ function identityCard(p) {
   c.append(row, msg);
   return c;
 }
+function groupCard(g, threshold) {
+  // Unknown faces that look alike (a face of one scores the naming threshold with a face of another): named in
+  // one go, each renamed into the name given (the first makes the person, the rest merge into them).
+  const c = el("div", "card group-card");
+  c.dataset.members = g.members.join("\\n");
+  c.append(el("div", "who pseudo", g.members.length > 1 ? g.members.length + " unknown faces that look alike"
+                                                       : g.members[0]));
+  c.append(el("div", "meta", g.members.join(", ")));
+  const thumbs = el("div", "thumbs");
+  for (const p of people.filter(p => g.members.includes(p.name))) {
+    for (const f of p.face_ids.slice(0, 3)) {
+      const i = el("img");
+      i.src = url(API + "faces/" + f + ".jpg");
+      i.alt = p.name;
+      thumbs.append(i);
+    }
+  }
+  c.append(thumbs);
+  if (g.closest) c.append(el("div", "scores", "closest person: " + g.closest.name + " " + score(g.closest.score) +
+                                           " (naming threshold " + score(threshold) + ")"));
+  const row = el("div", "row"), msg = el("div", "msg");
+  const name = el("input"); name.placeholder = "name them"; name.size = 14; name.className = "group-name";
+  name.setAttribute("list", "known-people");
+  if (g.closest && g.closest.score >= threshold) name.value = g.closest.name;
+  const go = el("button", "name-group", g.members.length > 1 ? "Name all " + g.members.length : "Name");
+  go.onclick = async () => {
+    try {
+      for (const member of g.members) {
+        await api("POST", "identities/" + seg(member) + "/rename", {name: name.value.trim()});
+      }
+      msg.textContent = g.members.join(", ") + " named " + name.value.trim(); msg.className = "msg ok"; loadPeople();
+    } catch (e) { msg.textContent = e.message; msg.className = "msg bad"; }
+  };
+  row.append(name, go);
+  c.append(row, msg);
+  return c;
+}
 async function loadPeople() {
   try {
-    people = await api("GET", "identities");
+    const answer = await api("GET", "identities");
+    people = answer.identities;
     const known = document.getElementById("known-people") || document.body.appendChild(el("datalist"));
     known.id = "known-people";
     const option = (p) => { const o = el("option"); o.value = p.name; return o; };
     known.replaceChildren(...people.filter(p => p.kind === "person").map(option));
     document.getElementById("people").replaceChildren(...people.filter(p => p.kind === "person").map(identityCard));
+    const groups = answer.unknown_groups.map(g => groupCard(g, answer.threshold));
+    document.getElementById("groups").replaceChildren(...groups);
     document.getElementById("unknowns").replaceChildren(...people.filter(p => p.kind === "pseudo").map(identityCard));
   } catch (e) { say("enrol-msgs", e.message, false); }
 }
