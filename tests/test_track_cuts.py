@@ -110,15 +110,21 @@ def _crossing_clip(path, detector, frames: int = 50) -> None:
     _write_clip(path, (frame(k) for k in range(frames)))
 
 
-def _events(tmp_path, clip, gallery, cuts: bool = True) -> list[dict]:
-    out = tmp_path / f"{clip.stem}-{'cuts' if cuts else 'boxes'}"
-    config = tmp_path / f"{out.name}.yaml"
-    config.write_text(f"sources: [{{name: cam, uri: '{clip}'}}]\ngallery: {{dir: '{gallery}'}}\n"
+def _events(folder, clips: dict, gallery, cuts: bool = True) -> dict[str, list[dict]]:
+    """One run over the clips (a stream each): each stream's events."""
+    out = folder / f"run-{'cuts' if cuts else 'boxes'}"
+    config = folder / f"{out.name}.yaml"
+    sources = ", ".join(f"{{name: {name}, uri: '{clip}'}}" for name, clip in clips.items())
+    config.write_text(f"sources: [{sources}]\ngallery: {{dir: '{gallery}'}}\n"
                       f"pipeline: {{track_scene_cuts: {str(cuts).lower()}}}\n"
                       f"output: {{dir: '{out}', video: false}}\nstore: {{path: '{out / 'streamer.db'}'}}\n")
     done = run_cli("run", str(config), "-q")
     assert done.returncode == 0, done.stderr[-3000:]
-    return [json.loads(line) for line in (out / "latest" / "events.jsonl").read_text().splitlines()]
+    events: dict[str, list[dict]] = {name: [] for name in clips}
+    for line in (out / "latest" / "events.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        events[event["stream"]].append(event)
+    return events
 
 
 def _names_per_track(events: list[dict]) -> dict[int, set[str]]:
@@ -132,33 +138,35 @@ def _names_per_track(events: list[dict]) -> dict[int, set[str]]:
 
 @pytest.fixture(scope="module")
 def two_men(tmp_path_factory):
-    """The default detector, and a gallery of the two men from other photos than the clips'."""
+    """The two men's clips (the cut, the crossing), a gallery of them from other photos than the clips', and
+    the events of one run over both clips with scene cuts on."""
     from streamer.config import parse_config
     from streamer.detect import build_detector
 
     config = parse_config({})
-    gallery = tmp_path_factory.mktemp("gallery")
+    folder = tmp_path_factory.mktemp("two-men")
+    gallery = folder / "gallery"
+    gallery.mkdir()
     for person, photo in (("Joe Biden", "biden/biden.jpg"), ("Barack Obama", "obama/obama.jpg")):
         (gallery / f"{person}.jpg").write_bytes((PEOPLE / photo).read_bytes())
-    return build_detector(config.detector, config.engine.select_device()), gallery
+    detector = build_detector(config.detector, config.engine.select_device())
+    clips = {"cut": folder / "cut.mp4", "crossing": folder / "crossing.mp4"}
+    _cut_clip(clips["cut"], detector)
+    _crossing_clip(clips["crossing"], detector)
+    return folder, clips, gallery, _events(folder, clips, gallery)
 
 
-def test_a_face_after_a_cut_is_its_own_track_and_never_takes_the_name_before_it(tmp_path, two_men):
-    detector, gallery = two_men
-    clip = tmp_path / "cut.mp4"
-    _cut_clip(clip, detector)
-    with_cuts = _names_per_track(_events(tmp_path, clip, gallery))
+def test_a_face_after_a_cut_is_its_own_track_and_never_takes_the_name_before_it(two_men):
+    folder, clips, gallery, events = two_men
+    with_cuts = _names_per_track(events["cut"])
     assert sorted(map(sorted, with_cuts.values())) == [["Barack Obama"], ["Joe Biden"]], with_cuts
     # By boxes alone (cuts off), the first man's track goes on over the second: the failure this prevents.
-    by_boxes = _names_per_track(_events(tmp_path, clip, gallery, cuts=False))
+    by_boxes = _names_per_track(_events(folder, {"cut": clips["cut"]}, gallery, cuts=False)["cut"])
     assert any(len(names) == 2 for names in by_boxes.values()) or len(by_boxes) < len(with_cuts), by_boxes
 
 
-def test_two_faces_crossing_keep_their_own_tracks(tmp_path, two_men):
-    detector, gallery = two_men
-    clip = tmp_path / "crossing.mp4"
-    _crossing_clip(clip, detector)
-    events = _events(tmp_path, clip, gallery)
+def test_two_faces_crossing_keep_their_own_tracks(two_men):
+    events = two_men[3]["crossing"]
     named = _names_per_track(events)
     assert all(len(names) <= 1 for names in named.values()), named  # no track names both
     assert {"Joe Biden", "Barack Obama"} <= set().union(*named.values()), named
