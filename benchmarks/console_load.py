@@ -2,6 +2,7 @@
 over HTTP, as the browser asks for them.
 
     .venv/bin/python benchmarks/console_load.py [--sightings 100000] [--requests 200] [--photo PATH]
+                                                [--postgres URL]
 
 Fills a new SQLite store with sightings as runs write them (8 cameras, tracks of a few sightings, 20 people and
 200 pseudo-identities, a face JPEG each, a 128-d embedding, a quarter occluded), then serves it with the live
@@ -13,6 +14,8 @@ keyset replaces: the same page with SQL OFFSET.
 Search: by a sighting (GET) and by a photo (POST, the console's own detector and embedder: dlib by default),
 the first (which reads every embedding into memory) and the next ones (which read only rows added since);
 beside it the baseline of reading every embedding from the store on each search.
+
+With ``--postgres URL`` (an empty database; a store made there) the same store is on PostgreSQL instead.
 
 The target (issue 19): review list p95 < 300 ms, search < 1 s, on this machine.
 """
@@ -39,10 +42,17 @@ CAMERAS = [f"camera-{k}" for k in range(8)]
 PEOPLE, PSEUDOS, DIM = 20, 200, 128
 
 
-def fill(path: Path, sightings: int, seed: int = 0) -> float:
+def open_store(path: Path, postgres: str | None):
+    if postgres is None:
+        return connect(path, shared=True)
+    from streamer.store.postgres import PostgresDatabase
+
+    return PostgresDatabase(postgres)
+
+
+def fill(db, sightings: int, seed: int = 0) -> float:
     """Writes the store; returns the newest sighting's time."""
     rng = np.random.default_rng(seed)
-    db = connect(path)
     faces = []
     for _ in range(16):  # a few distinct face JPEGs (about 5 kB each), reused
         image = rng.integers(0, 255, (112, 112, 3), np.uint8)
@@ -79,11 +89,11 @@ def fill(path: Path, sightings: int, seed: int = 0) -> float:
                                   faces[(s + 1) % len(faces)] if occluded else None))
         db.executemany("INSERT INTO tracks (id, run, stream, track_id, started, ended, identity_id) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?)", track_rows)
-        db.executemany("INSERT INTO sightings (id, time, type, stream, track, identity_id, event, crop, model_id, "
-                       "embedding, occluded, reconstruction) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       sighting_rows)
+        for start in range(0, len(sighting_rows), 5000):
+            db.executemany("INSERT INTO sightings (id, time, type, stream, track, identity_id, event, crop, "
+                           "model_id, embedding, occluded, reconstruction) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           sighting_rows[start:start + 5000])
     db.execute("ANALYZE")
-    db.close()
     return now
 
 
@@ -107,6 +117,7 @@ def main() -> int:
     parser.add_argument("--photo", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" /
                         "faces" / "identities" / "knn_examples" / "train" / "obama" / "obama.jpg")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here too")
+    parser.add_argument("--postgres", help="an empty PostgreSQL database's URL: the store is made there")
     args = parser.parse_args()
 
     from streamer.config import parse_config
@@ -116,9 +127,10 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="console-load-"))
     path = folder / "streamer.db"
     started = time.perf_counter()
-    now = fill(path, args.sightings)
-    print(f"store: {args.sightings} face sightings written in {time.perf_counter() - started:.1f} s "
-          f"({path.stat().st_size / 1e6:.0f} MB)", flush=True)
+    store = open_store(path, args.postgres)
+    now = fill(store, args.sightings)
+    print(f"store ({store.dialect}): {args.sightings} face sightings written in {time.perf_counter() - started:.1f} s",
+          flush=True)
 
     config = parse_config({})
 
@@ -130,7 +142,7 @@ def main() -> int:
         return build_detector(config.detector, device), build_embedder(config.embedder, device)
 
     started = time.perf_counter()
-    console = Console(connect(path, shared=True), "bench-model", config.pipeline.crop_size, build_models, 10 * 2**20)
+    console = Console(store, "bench-model", config.pipeline.crop_size, build_models, 10 * 2**20)
     view = LiveView(WebConfig(enabled=True, port=0), lambda: [], console=console).start()
     first_page = timed_get(view.url + "api/console/sightings")[0]  # while the search's warm-up reads
     console.search_ready.wait()
@@ -138,7 +150,8 @@ def main() -> int:
     print(f"console start: first review page in {first_page * 1000:.0f} ms during the search's warm-up, which "
           f"read every embedding in {warm_up:.1f} s", flush=True)
     api = view.url + "api/console/"
-    results: dict = {"sightings": args.sightings, "review": {}, "search": {"warm-up at start (s)": round(warm_up, 2)},
+    results: dict = {"store": store.dialect, "sightings": args.sightings, "review": {},
+                     "search": {"warm-up at start (s)": round(warm_up, 2)},
                      "first page during the warm-up (ms)": round(first_page * 1000, 1)}
     try:
         filters = {"none": "", "one camera": "stream=camera-3", "one person": "person=person-007",
@@ -153,7 +166,7 @@ def main() -> int:
             print(f"review list, {label:<14} {results['review'][label]}", flush=True)
         # Deep in the list (page 1000, 50,000 sightings back): the keyset page, and the same page by OFFSET (the
         # baseline it replaces), both as SQL on a connection of their own.
-        db = connect(path)
+        db = open_store(path, args.postgres)
         listing = ("SELECT s.id, s.time, s.event FROM sightings s LEFT JOIN identities i ON i.id = s.identity_id "
                    "WHERE s.crop IS NOT NULL {} ORDER BY s.time DESC, s.id DESC LIMIT 50 {}")
         at = db.execute(listing.format("", "OFFSET 49999")).fetchone()
