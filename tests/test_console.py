@@ -165,6 +165,10 @@ def test_an_operator_names_enrols_rejects_and_searches_in_the_browser(run, brows
     # ... and the next sighting of him, on another camera and another photo, is named by the run.
     again = run.show("hall", PEOPLE / "biden" / "biden2.jpg")
     assert again["identity"] == "Joe Biden" and again["score"] >= again["threshold"], again
+    # It comes in at the top of the review list by itself, named.
+    _wait(lambda: _shown_name(browser, again["id"]) == "Joe Biden", 20, "the new sighting on the open page")
+    assert browser.find_element(By.CSS_SELECTOR, "#review-list .card").get_attribute("data-sighting") == \
+        str(again["id"])
 
     # Enrol by upload: one clear message per photo, the faceless one included.
     faceless = tmp_path / "wall.jpg"

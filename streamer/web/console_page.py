@@ -249,6 +249,21 @@ async function loadReview(more) {
     say("review-msg", list.children.length ? "" : "no face sighting matches", true);
   } catch (e) { say("review-msg", e.message, false); }
 }
+// New face sightings come in at the top while the operator looks at the newest (no "to" time, not paged away).
+async function newSightings() {
+  const list = document.getElementById("review-list");
+  if (!document.getElementById("review").classList.contains("on") || document.getElementById("f-before").value) return;
+  try {
+    const q = new URLSearchParams(Object.entries(filters()).filter(([, v]) => v !== "")).toString();
+    const page = await api("GET", "sightings" + (q ? "?" + q : ""));
+    const shown = new Set(Array.from(list.children, c => c.dataset.sighting));
+    const fresh = page.items.filter(s => !shown.has(String(s.id)));
+    const newest = list.firstChild ? Number(list.firstChild.dataset.sighting) : -1;
+    for (const s of fresh.reverse()) if (s.id > newest) list.prepend(sightingCard(s));
+    if (list.children.length) say("review-msg", "", true);
+  } catch (e) { /* the health bar says when the server is away */ }
+}
+
 async function loadStreams() {
   try {
     const sel = document.getElementById("f-stream"), chosen = sel.value;
@@ -418,6 +433,7 @@ op.value = localStorage.getItem("streamer-operator") || "";
 op.onchange = () => localStorage.setItem("streamer-operator", operator());
 show((location.hash || "#review").slice(1) || "review");
 health(); setInterval(health, 2000);
+setInterval(newSightings, 5000);
 loadStreams(); loadPeople(); loadReview(false);
 </script></body></html>
 """
