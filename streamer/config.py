@@ -164,7 +164,7 @@ class PipelineConfig(StrictModel):
     track_max_misses: int = Field(10, ge=0, le=300, description="frames a track survives without a detection")
     track_reattach_similarity: float | None = Field(
         0.6, ge=-1, le=1, description="a new track whose face is this similar to a lost track's continues it "
-        "(same ID); null: boxes alone"
+        "(same ID), and never less than the naming threshold; null: boxes alone"
     )
     track_scene_cuts: bool = Field(True, description="a shot cut or camera jump (the picture changes wholesale) "
                                    "ends every track of the stream: a face at the same place after it is not "

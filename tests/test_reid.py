@@ -201,6 +201,16 @@ def test_lost_track_is_continued_by_its_face_not_a_new_id(tmp_path):
     bob = [[_face(_noisy(PEOPLE["bob"], 0.1, seed=70 + i), x=200)] for i in range(3)]
     emitted = [e.to_json() for e in _frames(other, alice + gap + bob)]
     assert {e["track_id"] for e in emitted} == {1, 2} and other.reattached == 0
+    # A lookalike who scores above the reattach similarity but below the naming threshold (as different people
+    # do with dlib's descriptor) gets a new ID too: a lost track goes on only with a face named the same.
+    lookalike = _unit(PEOPLE["alice"] + 0.9 * _unit(RNG.normal(size=16)))
+    assert 0.6 < float(lookalike @ PEOPLE["alice"]) < 0.9
+    naming_at_09 = IdentityResolver(GalleryIndex.load(store, MODEL, "test"), GalleryConfig(),
+                                    IdentityConfig(min_frames=2, pseudo_min_frames=3), 0.9, store)
+    strict = TrackEvents("cam", naming_at_09, min_hits=2, max_misses=8, reattach_similarity=0.6)
+    seen = [[_face(_noisy(lookalike, 0.02, seed=80 + i), x=200)] for i in range(3)]
+    emitted = [e.to_json() for e in _frames(strict, alice + gap + seen)]
+    assert {e["track_id"] for e in emitted} == {1, 2} and strict.reattached == 0
 
 
 def test_embeddings_of_another_model_are_refused_until_reembedded(tmp_path):

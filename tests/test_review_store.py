@@ -13,7 +13,7 @@ import numpy as np
 from streamer.records import Decision, EventKind, TrackEvent
 from streamer.store.database import connect
 from streamer.store.gallery import GalleryStore
-from streamer.store.review import ReviewFilter, ReviewReader, SightingSearch
+from streamer.store.review import ReviewFilter, ReviewReader, SightingSearch, unknown_groups
 from streamer.store.sightings import SightingStore
 from tests.conftest import noise_crop, unit_vector
 
@@ -164,10 +164,10 @@ def test_unknown_faces_that_look_alike_are_grouped_with_the_person_closest(tmp_p
     gallery.add_face(b, _crop(3), "track cam:9", MODEL, _unit(12))  # another face of b: more faces first
     _, c_name, _ = gallery.create_pseudo(other, _crop(4), MODEL, "pseudo-identity")
     gallery.enroll_face("frank", _crop(5), "frank.jpg", MODEL, _unit_near(other, 0.97))  # c is frank, likely
-    groups = ReviewReader(db).unknown_groups(MODEL, above=0.9)
+    groups = unknown_groups(ReviewReader(db).face_vectors(MODEL), above=0.9)
     assert [g["members"] for g in groups] == [[b_name, a_name], [c_name]], groups
     assert groups[1]["closest"]["name"] == "frank" and groups[1]["closest"]["score"] >= 0.9
-    assert ReviewReader(db).unknown_groups(MODEL, above=0.99) == []  # nothing that close: no group
+    assert unknown_groups(ReviewReader(db).face_vectors(MODEL), above=0.99) == []  # nothing that close: no group
 
 
 def _unit_near(vector: np.ndarray, cosine: float) -> np.ndarray:
@@ -184,6 +184,8 @@ def test_a_person_said_not_to_be_that_face_is_not_suggested_for_it(tmp_path):
     face = _unit(20)
     pseudo, name, _ = gallery.create_pseudo(face, _crop(1), MODEL, "pseudo-identity")
     grace, _ = gallery.enroll_face("grace", _crop(2), "grace.jpg", MODEL, _unit_near(face, 0.95))
-    assert ReviewReader(db).unknown_groups(MODEL, 0.9)[0]["closest"]["name"] == "grace"
+    assert unknown_groups(ReviewReader(db).face_vectors(MODEL), 0.9)[0]["closest"]["name"] == "grace"
     gallery.add_face(grace, _crop(3), "rejected sighting 1", MODEL, face, polarity=-1)  # "not grace"
-    assert ReviewReader(db).unknown_groups(MODEL, 0.9) == []
+    # ... and someone with a "not" face and no face of their own yet (named, then rejected, at the console).
+    gallery.add_face(gallery.create("hank"), _crop(4), "rejected sighting 2", MODEL, face, polarity=-1)
+    assert unknown_groups(ReviewReader(db).face_vectors(MODEL), 0.9) == []

@@ -121,59 +121,12 @@ class ReviewReader:
                         "face_ids": positive[:faces_each]})
         return out
 
-    def unknown_groups(self, model_id: str, above: float) -> list[dict]:
-        """Pseudo-identities that look alike, to be named in one go: linked when any face of one scores at least
-        ``above`` (the naming threshold) with any face of the other, grouped by those links (single linkage).
-        Each group has its members (names, most faces first) and the enrolled person closest to any of its faces
-        with that score (a suggestion: nothing is named by it), leaving out a person one of whose "not this
-        person" faces is as close. Only groups of two or more, or with a person close, are listed."""
-        rows = self.conn.execute(
+    def face_vectors(self, model_id: str) -> list[tuple]:
+        """(identity id, name, kind, vector bytes, polarity) of every face embedded by ``model_id``: what
+        ``unknown_groups`` groups (read here, under the caller's lock; grouped outside it)."""
+        return [tuple(r) for r in self.conn.execute(
             "SELECT i.id, i.name, i.kind, e.vector, c.polarity FROM embeddings e JOIN crops c ON c.id = e.crop_id "
-            "JOIN identities i ON i.id = c.identity_id WHERE e.model_id = ?", (model_id,)
-        ).fetchall()
-        dims = {len(r[3]) for r in rows}
-        if len(dims) != 1:
-            return []
-        ids = np.array([r[0] for r in rows], np.int64)
-        names = {r[0]: r[1] for r in rows}
-        pseudo = np.array([r[2] == "pseudo" for r in rows], bool)
-        positive = np.array([r[4] > 0 for r in rows], bool)
-        vectors = np.frombuffer(b"".join(bytes(r[3]) for r in rows), "<f4").reshape(len(rows), -1)
-        unknown, people = np.flatnonzero(pseudo & positive), np.flatnonzero(~pseudo & positive)
-        negatives = np.flatnonzero(~pseudo & ~positive)
-        parent = {int(i): int(i) for i in ids[unknown]}
-
-        def root(i: int) -> int:
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
-        if len(unknown) > 1:
-            scores = vectors[unknown] @ vectors[unknown].T
-            for a, b in zip(*np.nonzero(np.triu(scores >= above, k=1))):
-                parent[root(int(ids[unknown[a]]))] = root(int(ids[unknown[b]]))
-        members: dict[int, list[int]] = {}
-        for i in parent:
-            members.setdefault(root(i), []).append(i)
-        faces = {int(i): int(n) for i, n in zip(*np.unique(ids[unknown], return_counts=True))}
-        groups = []
-        for group in members.values():
-            rows_of = unknown[np.isin(ids[unknown], group)]
-            closest = None
-            if len(people):
-                scores = (vectors[rows_of] @ vectors[people].T).max(axis=0)  # per face of a person
-                person_of = ids[people]
-                refused = {int(ids[n]) for n in negatives
-                           if float((vectors[rows_of] @ vectors[n]).max()) >= scores[person_of == ids[n]].max()}
-                scores = np.where(np.isin(person_of, list(refused)), -np.inf, scores)
-                if np.isfinite(scores.max()):
-                    best = int(scores.argmax())
-                    closest = {"name": names[int(person_of[best])], "score": round(float(scores[best]), 4)}
-            if len(group) > 1 or (closest and closest["score"] >= above):
-                groups.append({"members": [names[i] for i in sorted(group, key=lambda i: (-faces[i], names[i]))],
-                               "closest": closest})
-        return sorted(groups, key=lambda g: (-len(g["members"]), g["members"][0]))
+            "JOIN identities i ON i.id = c.identity_id WHERE e.model_id = ?", (model_id,)).fetchall()]
 
     def face(self, crop: int) -> bytes | None:
         row = self.conn.execute("SELECT jpeg FROM crops WHERE id = ?", (crop,)).fetchone()
@@ -277,3 +230,59 @@ class SightingSearch:
                 keep = ~np.isin(ids, gone)
                 self._ids, self._tracks, self._vectors = ids[keep], tracks[keep], vectors[keep]
         return hits
+
+
+def unknown_groups(rows: list[tuple], above: float, block: int = 1024) -> list[dict]:
+    """Pseudo-identities that look alike, to be named in one go, from ``ReviewReader.face_vectors`` rows: linked
+    when any face of one scores at least ``above`` (the naming threshold) with any face of the other, grouped by
+    those links (single linkage). Each group has its members (names, most faces first) and the enrolled person
+    closest to any of its faces with that score (a suggestion: nothing is named by it), leaving out a person one
+    of whose "not this person" faces is as close. Only groups of two or more, or with a person close, are
+    listed. The links are worked out ``block`` faces at a time: memory stays flat with thousands of faces."""
+    if len({len(r[3]) for r in rows}) != 1:
+        return []  # no faces, or vectors of several sizes under one model id
+    ids = np.array([r[0] for r in rows], np.int64)
+    names = {r[0]: r[1] for r in rows}
+    pseudo = np.array([r[2] == "pseudo" for r in rows], bool)
+    positive = np.array([r[4] > 0 for r in rows], bool)
+    vectors = np.frombuffer(b"".join(bytes(r[3]) for r in rows), "<f4").reshape(len(rows), -1)
+    unknown = np.flatnonzero(pseudo & positive)
+    parent = {int(i): int(i) for i in ids[unknown]}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for start in range(0, len(unknown), block):
+        scores = vectors[unknown[start:start + block]] @ vectors[unknown].T
+        for a, b in zip(*np.nonzero(scores >= above)):
+            if start + a < b:
+                parent[root(int(ids[unknown[start + a]]))] = root(int(ids[unknown[b]]))
+    members: dict[int, list[int]] = {}
+    for i in parent:
+        members.setdefault(root(i), []).append(i)
+    faces = {int(i): int(n) for i, n in zip(*np.unique(ids[unknown], return_counts=True))}
+    people = np.flatnonzero(~pseudo & positive)
+    person_of = ids[people]
+    negatives_of: dict[int, list[int]] = {}
+    for n in np.flatnonzero(~pseudo & ~positive):
+        negatives_of.setdefault(int(ids[n]), []).append(n)
+    groups = []
+    for group in members.values():
+        group_rows = unknown[np.isin(ids[unknown], group)]
+        closest = None
+        if len(people):
+            scores = (vectors[group_rows] @ vectors[people].T).max(axis=0)  # per face of a person
+            for person, rows_of in negatives_of.items():
+                own = person_of == person
+                if own.any() and float((vectors[group_rows] @ vectors[rows_of].T).max()) >= scores[own].max():
+                    scores[own] = -np.inf  # an operator said a face this close is not them
+            if np.isfinite(scores.max()):
+                best = int(scores.argmax())
+                closest = {"name": names[int(person_of[best])], "score": round(float(scores[best]), 4)}
+        if len(group) > 1 or (closest and closest["score"] >= above):
+            groups.append({"members": [names[i] for i in sorted(group, key=lambda i: (-faces[i], names[i]))],
+                           "closest": closest})
+    return sorted(groups, key=lambda g: (-len(g["members"]), g["members"][0]))

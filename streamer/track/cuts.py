@@ -4,9 +4,10 @@ A face box at the same place after a cut is another person as often as not (an e
 a switcher feeding one stream from several cameras); box overlap would carry the track, its name and its
 pseudo-identity across to them. At a cut every track of the stream ends, and faces after it start afresh.
 
-A cut is told by a small thumbnail of each frame: its colour histogram (hue and saturation) and its grey
-levels. The histogram moves little under camera motion, people walking and lighting flicker, and a lot at
-a cut; the grey levels' correlation falls at a cut between scenes of similar colours.
+A cut is told by a small thumbnail of each frame: its colour histogram (hue and saturation), its brightness
+histogram (what an infrared or monochrome camera has alone) and its grey levels. The histograms move little
+under camera motion, people walking and lighting flicker, and a lot at a cut; the grey levels' correlation
+falls at a cut between scenes of similar colours.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class CutDetector:
         above ``weak_distance`` with the grey thumbnails' correlation below ``min_correlation``."""
         self.histogram_distance, self.weak_distance = histogram_distance, weak_distance
         self.min_correlation = min_correlation
-        self._previous: tuple[np.ndarray, np.ndarray] | None = None
+        self._previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def is_cut(self, image: np.ndarray) -> bool:
         """Whether ``image`` starts a new shot (the first frame does not)."""
@@ -31,16 +32,19 @@ class CutDetector:
         step = max(1, min(image.shape[0] // (4 * THUMB[1]), image.shape[1] // (4 * THUMB[0])))
         thumb = cv2.resize(image[::step, ::step], THUMB, interpolation=cv2.INTER_AREA)
         hsv = cv2.cvtColor(thumb, cv2.COLOR_BGR2HSV)
-        histogram = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256])
-        cv2.normalize(histogram, histogram, 1.0, 0.0, cv2.NORM_L1)
+        colour = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256])
+        brightness = cv2.calcHist([hsv], [2], None, [16], [0, 256])
+        for histogram in (colour, brightness):
+            cv2.normalize(histogram, histogram, 1.0, 0.0, cv2.NORM_L1)
         grey = cv2.cvtColor(thumb, cv2.COLOR_BGR2GRAY).astype(np.float32).ravel()
-        previous, self._previous = self._previous, (histogram, grey)
+        previous, self._previous = self._previous, (colour, brightness, grey)
         if previous is None:
             return False
-        distance = cv2.compareHist(previous[0], histogram, cv2.HISTCMP_BHATTACHARYYA)
+        distance = max(cv2.compareHist(previous[0], colour, cv2.HISTCMP_BHATTACHARYYA),
+                       cv2.compareHist(previous[1], brightness, cv2.HISTCMP_BHATTACHARYYA))
         if distance > self.histogram_distance:
             return True
-        return distance > self.weak_distance and _correlation(previous[1], grey) < self.min_correlation
+        return distance > self.weak_distance and _correlation(previous[2], grey) < self.min_correlation
 
     def reset(self) -> None:
         """The next frame is a first frame (the source reconnected: its picture may differ, it is no cut)."""

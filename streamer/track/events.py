@@ -109,7 +109,10 @@ class TrackEvents:
         probe = face.reconstruction_embedding if face.reconstruction_embedding is not None else face.embedding
         if probe is None:
             return track
-        best, best_similarity = None, self.reattach_similarity
+        # Never below the naming threshold: a lost track is continued only by a face that would be named as the
+        # same person. With dlib's descriptor, whose different people score 0.78-0.90, a fixed 0.6 would hand a
+        # lost track to anyone who shows up near it.
+        best, best_similarity = None, max(self.reattach_similarity, self.resolver.base_threshold)
         for lost in self.tracker.lost():
             state: TrackState | None = lost.state
             if state is None or not state.identity.samples:

@@ -28,7 +28,7 @@ from streamer.identify.gallery import largest_face_in
 from streamer.identify.names import name_problem, shown
 from streamer.store.database import Database
 from streamer.store.gallery import GalleryStore
-from streamer.store.review import ReviewFilter, ReviewReader, SightingSearch
+from streamer.store.review import ReviewFilter, ReviewReader, SightingSearch, unknown_groups
 from streamer.web.uploads import UploadRefused, decode_photo
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,8 @@ class Console:
                 self._threshold = embedder.default_threshold
         with self._db_lock:
             identities = self.reader.identities()
-            groups = self.reader.unknown_groups(index.model_id, self._threshold)
+            faces = self.reader.face_vectors(index.model_id)
+        groups = unknown_groups(faces, self._threshold)  # outside the lock: the review list is answered meanwhile
         return Reply.json(200, {"identities": identities, "unknown_groups": groups, "threshold": self._threshold})
 
     def _face(self, request: ConsoleRequest, picture: str) -> Reply:

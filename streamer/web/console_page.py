@@ -172,6 +172,7 @@ function picture(src, caption, synthetic) {
 function sightingCard(s, hitScore, said) {
   const c = el("div", "card" + (s.rejected ? " rejected" : ""));
   c.dataset.sighting = s.id;
+  c.dataset.time = s.time;
   if (hitScore !== undefined) c.dataset.similarity = hitScore;
   const faces = el("div", "faces");
   faces.append(picture(url(API + "sightings/" + s.id + "/face.jpg"), "as the camera saw it", false));
@@ -236,10 +237,13 @@ function filters() {
   return {stream: v("f-stream"), person: v("f-person"), unknown, occluded: v("f-occluded"), after: t("f-after"),
           before: t("f-before")};
 }
+let applied = {};    // the filters of the list shown (what Show applied, not what is typed since)
+let generation = 0;  // counts the lists shown: a poll answered after a new list was asked for is dropped
 async function loadReview(more) {
   const list = document.getElementById("review-list");
+  if (!more) { applied = filters(); generation += 1; }
   try {
-    const params = Object.assign(filters(), more ? {older_than: nextPage} : {});
+    const params = Object.assign({}, applied, more ? {older_than: nextPage} : {});
     const q = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "")).toString();
     const page = await api("GET", "sightings" + (q ? "?" + q : ""));
     if (!more) list.replaceChildren();
@@ -249,17 +253,27 @@ async function loadReview(more) {
     say("review-msg", list.children.length ? "" : "no face sighting matches", true);
   } catch (e) { say("review-msg", e.message, false); }
 }
-// New face sightings come in at the top while the operator looks at the newest (no "to" time, not paged away).
+// New face sightings come in while the operator looks at the newest (the list has no "to" time), each at its
+// place by (time, id): a sighting committed late by another machine is not lost. The page keeps 500 at most.
+const KEPT = 500;
 async function newSightings() {
   const list = document.getElementById("review-list");
-  if (!document.getElementById("review").classList.contains("on") || document.getElementById("f-before").value) return;
+  if (!document.getElementById("review").classList.contains("on") || applied.before) return;
+  const asked = generation;
   try {
-    const q = new URLSearchParams(Object.entries(filters()).filter(([, v]) => v !== "")).toString();
+    const q = new URLSearchParams(Object.entries(applied).filter(([, v]) => v !== "")).toString();
     const page = await api("GET", "sightings" + (q ? "?" + q : ""));
+    if (asked !== generation) return;  // the list was asked for again meanwhile, perhaps with other filters
     const shown = new Set(Array.from(list.children, c => c.dataset.sighting));
-    const fresh = page.items.filter(s => !shown.has(String(s.id)));
-    const newest = list.firstChild ? Number(list.firstChild.dataset.sighting) : -1;
-    for (const s of fresh.reverse()) if (s.id > newest) list.prepend(sightingCard(s));
+    const later = (a, b) => a.time > b.time || (a.time === b.time && a.id > b.id);
+    for (const s of page.items.filter(s => !shown.has(String(s.id))).reverse()) {
+      const card = sightingCard(s);
+      const place = (c) => ({time: Number(c.dataset.time), id: Number(c.dataset.sighting)});
+      const before = Array.from(list.children).find(c => later(s, place(c)));
+      if (before) list.insertBefore(card, before);
+      else if (!nextPage) list.append(card);  // older than every card, and the list has no more: it belongs last
+    }
+    while (list.children.length > KEPT) list.lastChild.remove();
     if (list.children.length) say("review-msg", "", true);
   } catch (e) { /* the health bar says when the server is away */ }
 }
@@ -343,8 +357,9 @@ function groupCard(g, threshold) {
       for (const member of g.members) {
         await api("POST", "identities/" + seg(member) + "/rename", {name: name.value.trim()});
       }
-      msg.textContent = g.members.join(", ") + " named " + name.value.trim(); msg.className = "msg ok"; loadPeople();
+      msg.textContent = g.members.join(", ") + " named " + name.value.trim(); msg.className = "msg ok";
     } catch (e) { msg.textContent = e.message; msg.className = "msg bad"; }
+    finally { loadPeople(); }  // the members named before a refusal are shown as they are now
   };
   row.append(name, go);
   c.append(row, msg);
