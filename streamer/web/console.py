@@ -25,7 +25,7 @@ import numpy as np
 
 from streamer.errors import StreamerError
 from streamer.identify.gallery import largest_face_in
-from streamer.identify.names import name_problem, shown
+from streamer.identify.names import check_person_name, name_problem
 from streamer.store.database import Database
 from streamer.store.gallery import GalleryStore
 from streamer.store.review import ReviewFilter, ReviewReader, SightingSearch, unknown_groups
@@ -350,12 +350,13 @@ def _review_filter(query: dict[str, str]) -> ReviewFilter:
 
 
 def _person_name(name) -> str:
+    """The name as ``check_person_name`` accepts it; a refusal is the client's mistake (400)."""
     if not isinstance(name, str):
         raise ValueError("name: a person's name is required")
-    problem = name_problem(name)
-    if problem:
-        raise ValueError(f"name: person name {shown(name)} {problem}")
-    return name
+    try:
+        return check_person_name(name, "name")
+    except StreamerError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _number(text: str, what: str) -> int:
