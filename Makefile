@@ -79,23 +79,39 @@ $(FACE_BANK)/faces.json: | install
 
 face-bank: $(FACE_BANK)/faces.json
 
+# Real occluder pixels beside the composites: CelebAMask-HQ eyeglasses and hats, MaskedFace-Net face masks (their
+# train and val splits; clear CelebAMask-HQ faces as hard negatives).
+LABELLED := --labelled celebamaskhq=$(SHARED)/data/faces_train/celebamaskhq_256 \
+	--labelled maskedfacenet=$(SHARED)/data/faces_train/maskedfacenet_seg_256 --detector-model $(SHARED)/models/scrfd_2.5g_bnkps.onnx
+SHIPPED_OCCLUDERS := streamer/occlusion/weights/occluders-yolo11n-seg.onnx
+
 occlusion-data: face-bank
-	$(BIN)/streamer data occlusion --bank $(FACE_BANK) $(OCCLUDERS) --per-face 2 --out $(OCCLUSION_DATA)
+	$(BIN)/streamer data occlusion --bank $(FACE_BANK) $(OCCLUDERS) --per-face 2 --no-pairs $(LABELLED) --out $(OCCLUSION_DATA)
 
-# CPU (2 cores): about 25 min of training.
-train-occlusion-cpu: occlusion-data
+# CPU (2 cores), 40 min: v1 (the GPU recipe's model, from git history) refined on the real occluder pixels and hard
+# negatives: the shipped v2.
+OCCLUDERS_V1 := out/occluders-v1.onnx
+$(OCCLUDERS_V1):
+	mkdir -p out && git show 8184f54:$(SHIPPED_OCCLUDERS) > $@
+train-occlusion-cpu: occlusion-data $(OCCLUDERS_V1)
 	$(BIN)/streamer train occlusion --data $(OCCLUSION_DATA)/yolo/data.yaml --out out/runs/occlusion-cpu \
-		--epochs 12 --imgsz 160 --batch 32 --seed 0
+		--model $(OCCLUDERS_V1) --lr 3e-4 --minutes 40 --imgsz 160 --batch 32 --seed 0
 
-# One H100/H200-class GPU with 16 cores: 12 samples per face, 11 epochs (about 7 min). The shipped weights.
+# One H100/H200-class GPU with 16 cores: 12 composed samples per face from scratch, 11 epochs (about 7 min): v1.
 train-occlusion-gpu: face-bank
 	$(BIN)/streamer data occlusion --bank $(FACE_BANK) $(OCCLUDERS) --per-face 12 --no-pairs --out $(OCCLUSION_DATA)-gpu
 	$(BIN)/streamer train occlusion --data $(OCCLUSION_DATA)-gpu/yolo/data.yaml --out out/runs/occlusion-gpu \
 		--epochs 11 --imgsz 160 --batch 256 --workers 14 --device 0 --seed 0
 
-eval-occlusion: occlusion-data
-	$(BIN)/python benchmarks/occlusion_model.py --model streamer/occlusion/weights/occluders-yolo11n-seg.onnx \
-		--data $(OCCLUSION_DATA) --only val real speed
+# Real faces, per class, beside AIZOO (about 6 min the first time, aligned faces cached in out/eval-occlusion/cache);
+# OCCLUSION_MODELS=... compares several; --choose-gate writes each model's gate chosen on the val faces.
+OCCLUSION_MODELS ?= $(SHIPPED_OCCLUDERS)
+eval-occlusion: install
+	$(BIN)/streamer eval occlusion $(addprefix --model ,$(OCCLUSION_MODELS)) --masked-faces $(SHARED)/data/masked_faces \
+		--celebamaskhq $(SHARED)/data/faces_train/celebamaskhq_256 \
+		--maskedfacenet $(SHARED)/data/faces_train/maskedfacenet_seg_256 \
+		--detector-model $(SHARED)/models/scrfd_2.5g_bnkps.onnx --aizoo $(SHARED)/models/aizoo_facemask \
+		--choose-gate --out out/eval-occlusion
 
 # The inpainter's recipes (see streamer/inpaint/weights/MODEL_CARD.md). CPU: 45 min on 2 cores.
 train-inpainter-cpu: face-bank

@@ -191,22 +191,17 @@ def cmd_demo(args) -> int:
 
 
 def cmd_data_faces(args) -> int:
-    from pydantic import ValidationError
 
     from engines import select_device
     from streamer.datagen.face_bank import build_face_bank
-    from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
+    from streamer.detect.scrfd import ScrfdDetector
     from streamer.errors import ConfigError
 
     faces = [Path(f) for f in args.faces]
     for folder in faces:
         if not folder.is_dir():
             raise ConfigError(f"--faces: not a folder: {folder}")
-    try:
-        detector_config = ScrfdConfig(backend="scrfd", model=Path(args.detector_model), input_size=320)
-    except ValidationError as exc:
-        raise ConfigError(f"--detector-model: {exc.errors()[0]['msg']}") from None
-    detector = ScrfdDetector(detector_config, select_device("cpu"))
+    detector = ScrfdDetector(_scrfd_config(args.detector_model), select_device("cpu"))
     bank = build_face_bank(faces, Path(args.out), detector, progress=lambda line: print(line, flush=True))
     counts = ", ".join(f"{len(bank.split(s))} {s}" for s in ("train", "val", "test"))
     print(f"face bank: {bank.folder} ({counts})")
@@ -227,21 +222,60 @@ def cmd_data_occlusion(args) -> int:
     settings = DatasetSettings(per_face=args.per_face, seed=args.seed, image_size=args.image_size,
                                write_pairs=not args.no_pairs, limit=args.limit)
     out = Path(args.out)
+    labelled = _labelled_faces(args.labelled, args.detector_model, bank.crop_size, args.limit) if args.labelled else []
     manifest = build(bank, out, library, settings, workers=args.workers,
-                     progress=lambda line: print(line, flush=True))
+                     progress=lambda line: print(line, flush=True), labelled=labelled)
     print(f"dataset: {out / 'yolo' / 'data.yaml'} ({manifest['samples']['train']} train, "
           f"{manifest['samples']['val']} val samples); pairs: {out / 'pairs'}; manifest: {out / 'manifest.json'}")
     return 0
 
 
+def _labelled_faces(specs: list[str], detector_model: str | None, size: int, limit: int | None = None) -> list:
+    """The train and val faces of every ``KIND=DIR`` of --labelled (at most ``limit`` photos of each), aligned by
+    the SCRFD model of --detector-model."""
+    from engines import select_device
+    from streamer.datagen.labelled_faces import LABELLED_SETS, labelled_faces, labelled_photos
+    from streamer.detect.scrfd import ScrfdDetector
+    from streamer.errors import ConfigError
+
+    sets = []
+    for spec in specs:
+        kind, _, folder = spec.partition("=")
+        if kind not in LABELLED_SETS or not folder:
+            raise ConfigError(f"--labelled {spec}: expected KIND=DIR with KIND one of {', '.join(LABELLED_SETS)}")
+        if not Path(folder).is_dir():
+            raise ConfigError(f"--labelled {spec}: not a folder: {folder}")
+        photos = [p for p in labelled_photos(kind, Path(folder)) if p.split != "test"]  # test: never written
+        sets.append((kind, photos[:limit] if limit else photos))
+    if not detector_model:
+        raise ConfigError("--labelled needs --detector-model (an SCRFD .onnx) to align its faces")
+    detector = ScrfdDetector(_scrfd_config(detector_model), select_device("cpu"))
+    faces = []
+    for kind, photos in sets:
+        faces += labelled_faces(kind, photos, detector, size, progress=lambda line: print(line, flush=True))
+    return faces
+
+
+def _scrfd_config(path: str):
+    from pydantic import ValidationError
+
+    from streamer.detect.scrfd import ScrfdConfig
+    from streamer.errors import ConfigError
+
+    try:
+        return ScrfdConfig(backend="scrfd", model=Path(path), input_size=320)
+    except ValidationError as exc:
+        raise ConfigError(f"--detector-model: {exc.errors()[0]['msg']}") from None
+
+
 def cmd_train_occlusion(args) -> int:
-    from streamer.train.occlusion import OcclusionTraining, train
+    from streamer.train.occlusion import OcclusionTraining, export_onnx, train
 
     spec = OcclusionTraining(data=Path(args.data), out=Path(args.out), model=args.model, epochs=args.epochs,
                              imgsz=args.imgsz, batch=args.batch, device=args.device, seed=args.seed,
-                             workers=args.workers, minutes=args.minutes, resume=args.resume)
+                             workers=args.workers, minutes=args.minutes, resume=args.resume, lr=args.lr)
     weights = train(spec)
-    print(f"weights: {weights}")
+    print(f"weights: {weights}; ONNX: {export_onnx(weights, args.imgsz)}")
     return 0
 
 
@@ -327,6 +361,65 @@ def cmd_eval_inpainter(args) -> int:
     print(table(results, data))
     if args.json:
         Path(args.json).write_text(json.dumps([r.__dict__ for r in results], indent=1))
+    return 0
+
+
+def cmd_eval_occlusion(args) -> int:
+    from engines import select_device
+    from streamer.config import load_config, parse_config
+    from streamer.detect.scrfd import ScrfdDetector
+    from streamer.errors import ConfigError
+    from streamer.eval import occlusion as ev
+    from streamer.occlusion.gate import OccluderGate, gate_file
+    from streamer.occlusion.yolo_seg import YoloSegConfig, YoloSegSegmenter
+
+    folders = {"--masked-faces": args.masked_faces, "--celebamaskhq": args.celebamaskhq,
+               "--maskedfacenet": args.maskedfacenet, "--aizoo": args.aizoo}
+    for flag, folder in folders.items():
+        if folder and not Path(folder).is_dir():
+            raise ConfigError(f"{flag}: not a folder: {folder}")
+    models = [Path(m) for m in args.model]
+    for model in models:
+        if not model.is_file():
+            raise ConfigError(f"--model: not found: {model}")
+    config = load_config(args.config) if args.config else parse_config({})
+    out = Path(args.out)
+    cache = out / "cache"
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    device = select_device("cpu")
+    detector = ScrfdDetector(_scrfd_config(args.detector_model), device)
+    aizoo = ev.Aizoo(Path(args.aizoo)) if args.aizoo else None
+    faces = []
+    if args.masked_faces:
+        for kind in ("with_mask", "without_mask"):
+            faces += ev.masked_photo_faces(Path(args.masked_faces) / kind, kind, detector, aizoo,
+                                           cache / f"{kind}.npz", say)
+    for kind, folder in (("celebamaskhq", args.celebamaskhq), ("maskedfacenet", args.maskedfacenet)):
+        if folder:
+            faces += ev.labelled_eval_faces(kind, Path(folder), detector, cache / f"{kind}.npz", say)
+    if not faces:
+        raise ConfigError("no evaluation faces: give --masked-faces, --celebamaskhq and/or --maskedfacenet")
+    say(f"{len(faces)} faces aligned")
+    results, figures = {}, {}
+    for model in models:
+        segmenter = YoloSegSegmenter(YoloSegConfig(model=model, confidence=args.confidence), device)
+        found = ev.predict(segmenter, faces)
+        gates = {f"{model.name}, confidence {args.confidence:g} alone": OccluderGate({}, args.confidence)}
+        if gate_file(model).is_file():
+            gates[f"{model.name}, its shipped gate"] = segmenter.gate
+        if args.choose_gate:
+            chosen = ev.choose_gate(faces, found, segmenter.class_names, args.confidence)
+            written = out / gate_file(model).name
+            ev.write_gate(chosen, model, written, faces)
+            say(f"gate chosen on val: {written}")
+            gates[f"{model.name}, the gate chosen on val"] = ev.gate_from(chosen, args.confidence)
+        for title, gate in gates.items():
+            results[title] = ev.measure(faces, found, gate, config.pipeline.min_occluded_fraction)
+            figures[title] = gate.describe()
+    (out / "occlusion.json").write_text(json.dumps({"results": results, "gates": figures}, indent=1))
+    report = ev.markdown(results)
+    (out / "occlusion.md").write_text(report)
+    print(report)
     return 0
 
 
@@ -494,9 +587,13 @@ def build_parser() -> argparse.ArgumentParser:
     occ.add_argument("--per-face", type=int, default=2, help="samples per face (default 2)")
     occ.add_argument("--seed", type=int, default=0)
     occ.add_argument("--image-size", type=int, default=160, help="YOLO image size, px (default 160)")
-    occ.add_argument("--limit", type=int, help="use at most this many faces (train + val)")
+    occ.add_argument("--limit", type=int, help="use at most this many faces (train + val), and photos of each "
+                     "--labelled set")
     occ.add_argument("--no-pairs", action="store_true", help="skip the (occluded, original, mask) crops")
     occ.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
+    occ.add_argument("--labelled", action="append", default=[], metavar="KIND=DIR",
+                     help="real faces with real occluder pixels: celebamaskhq=DIR or maskedfacenet=DIR (repeatable)")
+    occ.add_argument("--detector-model", help="SCRFD .onnx aligning the --labelled faces")
     occ.set_defaults(func=cmd_data_occlusion)
 
     from streamer.gallery_cli import add_parser as add_gallery_parser
@@ -508,7 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
     occ = train_sub.add_parser("occlusion", help="the occluder YOLO-seg model, from a model yaml (offline)")
     occ.add_argument("--data", required=True, help="data.yaml from 'streamer data occlusion'")
     occ.add_argument("--out", required=True, help="run folder (weights/, results.csv)")
-    occ.add_argument("--model", default="yolo11n-seg.yaml", help="model yaml (from scratch) or .pt to fine-tune")
+    occ.add_argument("--model", default="yolo11n-seg.yaml",
+                     help="model yaml (from scratch), or a .pt or ultralytics .onnx export to fine-tune")
+    occ.add_argument("--lr", type=float, help="initial learning rate (default: ultralytics' choice)")
     occ.add_argument("--epochs", type=int, default=12)
     occ.add_argument("--imgsz", type=int, default=160)
     occ.add_argument("--batch", type=int, default=32)
@@ -583,6 +682,20 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     ev.add_argument("--json", help="also write the figures here")
     ev.set_defaults(func=cmd_eval_inpainter)
+
+    ev = eval_sub.add_parser("occlusion", help="the occluder model on real faces, per class, and its precision gate")
+    ev.add_argument("--model", action="append", required=True, help="YOLO-seg .onnx or .pt; repeat for more")
+    ev.add_argument("--masked-faces", help="folder with with_mask/ and without_mask/ real photos")
+    ev.add_argument("--celebamaskhq", help="CelebAMask-HQ folder (images/, labels/): eyeglasses and hat pixels")
+    ev.add_argument("--maskedfacenet", help="MaskedFace-Net segmentation folder: face-mask pixels")
+    ev.add_argument("--detector-model", required=True, help="SCRFD .onnx aligning the faces")
+    ev.add_argument("--aizoo", help="AIZOO face-mask classifier folder, measured beside on the masked photos")
+    ev.add_argument("--confidence", type=float, default=0.25, help="the lowest confidence considered")
+    ev.add_argument("--choose-gate", action="store_true",
+                    help="choose each class's gate on the val faces and write OUT/<model>.gate.json")
+    ev.add_argument("--config", help="config whose pipeline.min_occluded_fraction decides synthetic pixels")
+    ev.add_argument("--out", required=True, help="folder for occlusion.json, occlusion.md, cache/")
+    ev.set_defaults(func=cmd_eval_occlusion)
 
     ev = eval_sub.add_parser("identity", help="is the right person named, across photos, per occluder and path")
     ev.add_argument("--faces", required=True, help="evaluation faces: DIR/<person>/*.jpg, never trained on")

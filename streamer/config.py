@@ -169,6 +169,9 @@ class PipelineConfig(StrictModel):
     track_scene_cuts: bool = Field(True, description="a shot cut or camera jump (the picture changes wholesale) "
                                    "ends every track of the stream: a face at the same place after it is not "
                                    "taken for the same person")
+    track_appearance_check: bool = Field(True, description="a track whose analysed faces stop looking like its "
+                                         "own (faces crossing, a view that jumps) ends there, and the face goes on "
+                                         "as a new track")
     queue_frames: int = Field(8, ge=1, le=256, description="decoded frames buffered per every_frame source")
 
 

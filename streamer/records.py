@@ -95,10 +95,19 @@ class AlignedCrop:
 
 
 @dataclass(frozen=True)
+class OccluderInstance:
+    """One occluder a segmenter found on a face crop, before the precision gate decides on it."""
+
+    name: str  # its class
+    confidence: float  # the segmenter's class score, 0..1
+    mask: np.ndarray  # (S, S) bool: the whole occluder inside the crop
+
+
+@dataclass(frozen=True)
 class Occlusion:
     """What hides part of one face, in crop coordinates."""
 
-    mask: np.ndarray  # (S, S) bool, True = occluded pixel
+    mask: np.ndarray  # (S, S) bool, True = occluded pixel: every kept occluder whole, face area or not
     classes: tuple[str, ...]  # occluder class names found, e.g. ("face_mask",)
     fraction: float  # occluded share of the face region, 0..1
 
@@ -173,6 +182,8 @@ class Decision:
     occluders: tuple[str, ...]
     paths: tuple[str, ...] = ()  # the identity paths compared: the face as seen ("visible" or "student"), and
     # "reconstruction" where gallery.reconstruction_for lets it decide for these occluders
+    resembles: str | None = None  # a new pseudo-identity's nearest other one, when it came close to its threshold
+    resembles_score: float | None = None
 
     @property
     def match(self) -> Match:
@@ -256,7 +267,9 @@ def _decision_json(decision: Decision | None) -> dict:
     return {"identity": decision.name, "decided": True, "pseudo": decision.pseudo, "score": rounded(decision.score),
             "matched_on": decision.matched_on, "score_visible": rounded(decision.score_visible),
             "score_reconstructed": rounded(decision.score_reconstructed), "threshold": rounded(decision.threshold),
-            "paths": list(decision.paths)}
+            "paths": list(decision.paths),
+            **({"resembles": {"identity": decision.resembles, "score": rounded(decision.resembles_score)}}
+               if decision.resembles else {})}
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,10 @@ def test_region_frames_find_the_faces_that_full_frames_find(tmp_path, cpu):
     again = RegionScheduler(detector, full_every=5)
     found = again.detect([VideoFrame("cam", k, images[k], None, 0.0, 0.0) for k in range(4)])
     assert [len(f) for f in found] == [3, 3, 3, 3] and (again.full_frames, again.region_frames) == (1, 3)
+    # A cut (told by the tracker): the next frame is searched in full, whatever the key frame schedule says.
+    again.search_in_full("cam")
+    again.detect([VideoFrame("cam", 4, images[4], None, 0.0, 0.0)])
+    assert (again.full_frames, again.region_frames) == (2, 3)
 
 
 def test_region_mosaics_take_few_input_shapes_however_faces_vary(tmp_path, cpu):

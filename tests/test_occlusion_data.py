@@ -152,6 +152,30 @@ def test_dataset_cli_writes_yolo_and_pairs_split_by_photo(bank_folder, tmp_path)
                          np.eye(2, 3, dtype=np.float32))]
     [occlusion] = segmenter.segment(crops)
     assert occlusion.mask.shape == (112, 112)
+    # Exported as the stage runs it by default: ONNX, no ultralytics at run time.
+    exported = YoloSegSegmenter(YoloSegConfig(backend="yolo_seg", model=run / "occluders-yolo-seg.onnx"),
+                                Device("cpu"))
+    assert "ultralytics" not in exported.description and exported.class_names == tuple(CLASSES)
+
+
+def test_real_labelled_faces_join_the_dataset_with_their_own_pixels(face_bank, tmp_path):
+    out = tmp_path / "data"
+    result = run_cli("data", "occlusion", "--bank", str(face_bank), "--out", str(out), "--limit", "40",
+                     "--per-face", "1", "--no-pairs", "--workers", "1",
+                     "--labelled", f"maskedfacenet={need_shared('data', 'faces_train', 'maskedfacenet_seg_256')}",
+                     "--detector-model", str(need_shared("models", "scrfd_500m_bnkps.onnx")))
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["labelled"] == ["maskedfacenet"]
+    real = {split: sorted((out / "yolo" / "labels" / split).glob("real_*.txt")) for split in ("train", "val")}
+    # The first 40 of MaskedFace-Net's training/ photos (split train / val by a hash, nearly all with a face
+    # found); testing/ is held out for the evaluation.
+    assert len(real["train"]) + len(real["val"]) >= 38 and real["val"] and len(real["train"]) > 25
+    assert all(name.stem.startswith("real_") for name in real["train"])
+    assert manifest["instances"]["train"]["(real)"] == len(real["train"])
+    for label in real["train"][:20]:
+        lines = label.read_text().splitlines()
+        assert lines and all(line.split()[0] == str(CLASSES.index("face_mask")) for line in lines), label
 
 
 def test_bad_data_arguments_get_one_line_naming_them(tmp_path):

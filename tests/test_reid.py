@@ -165,6 +165,30 @@ def test_unknown_face_becomes_a_pseudo_identity_recognised_later_and_nameable(tm
     assert [e["pseudo"] for e in named if e["type"] == "identity"] == [False]
 
 
+def test_a_new_pseudo_identity_close_to_another_says_which_it_resembles(tmp_path):
+    """The same stranger far and near, or in other light, may score a little under the threshold against the
+    pseudo-identity made before: a second one is made (no silent merge), and it says which one it resembles."""
+    stranger = _stranger(3)
+    store = _store(tmp_path)
+    first = [e.to_json() for e in _frames(TrackEvents("cam", _resolver(store), 1, 2),
+                                       [[_face(_noisy(stranger, 0.05, seed=i))] for i in range(6)] + [[]] * 4)]
+    pseudo = [e for e in first if e["type"] == "identity"][-1]
+    assert "resembles" not in pseudo  # the first stranger resembles nobody
+    # The same man, changed: cosine about 0.45 with his pseudo-identity (threshold 0.5, link margin 0.1).
+    turned = _unit(stranger * 0.45 + _unit(_stranger(4) - (_stranger(4) @ stranger) * stranger) * 0.893)
+    later = [e.to_json() for e in _frames(TrackEvents("cam", _resolver(store), 1, 2),
+                                       [[_face(_noisy(turned, 0.02, seed=20 + i))] for i in range(6)])]
+    made = [e for e in later if e["type"] == "identity"][-1]
+    assert made["identity"] != pseudo["identity"] and made["pseudo"] is True
+    assert made["resembles"]["identity"] == pseudo["identity"] and 0.4 <= made["resembles"]["score"] < 0.5, made
+    newest = store.audit_log(limit=1)[0]
+    assert newest["subject"] == made["identity"] and newest["detail"]["resembles"] == pseudo["identity"]
+    # A stranger unlike him makes a pseudo-identity that resembles nobody.
+    other = [e.to_json() for e in _frames(TrackEvents("cam", _resolver(store), 1, 2),
+                                       [[_face(_noisy(_stranger(5), 0.02, seed=40 + i))] for i in range(6)])]
+    assert "resembles" not in [e for e in other if e["type"] == "identity"][-1]
+
+
 def test_not_this_person_keeps_that_face_away_from_the_identity(tmp_path):
     lookalike = _unit(PEOPLE["alice"] + 0.5 * _unit(RNG.normal(size=16)))  # close to alice, not her
     assert float(lookalike @ PEOPLE["alice"]) > 0.7

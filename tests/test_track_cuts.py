@@ -114,13 +114,14 @@ def _crossing_clip(path, detector, frames: int = 50) -> None:
     _write_clip(path, (frame(k) for k in range(frames)))
 
 
-def _events(folder, clips: dict, gallery, cuts: bool = True) -> dict[str, list[dict]]:
+def _events(folder, clips: dict, gallery, cuts: bool = True, appearance: bool = True) -> dict[str, list[dict]]:
     """One run over the clips (a stream each): each stream's events."""
-    out = folder / f"run-{'cuts' if cuts else 'boxes'}"
+    out = folder / f"run-{'cuts' if cuts else 'boxes'}-{'appearance' if appearance else 'blind'}"
     config = folder / f"{out.name}.yaml"
     sources = ", ".join(f"{{name: {name}, uri: '{clip}'}}" for name, clip in clips.items())
     config.write_text(f"sources: [{sources}]\ngallery: {{dir: '{gallery}'}}\n"
-                      f"pipeline: {{track_scene_cuts: {str(cuts).lower()}}}\n"
+                      f"pipeline: {{track_scene_cuts: {str(cuts).lower()}, "
+                      f"track_appearance_check: {str(appearance).lower()}}}\n"
                       f"output: {{dir: '{out}', video: false}}\nstore: {{path: '{out / 'streamer.db'}'}}\n")
     done = run_cli("run", str(config), "-q")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -164,9 +165,24 @@ def test_a_face_after_a_cut_is_its_own_track_and_never_takes_the_name_before_it(
     folder, clips, gallery, events = two_men
     with_cuts = _names_per_track(events["cut"])
     assert sorted(map(sorted, with_cuts.values())) == [["Barack Obama"], ["Joe Biden"]], with_cuts
-    # By boxes alone (cuts off), the first man's track goes on over the second: the failure this prevents.
-    by_boxes = _names_per_track(_events(folder, {"cut": clips["cut"]}, gallery, cuts=False)["cut"])
+    # By boxes alone (cuts and appearance off), the first man's track goes on over the second: the failure this
+    # prevents.
+    by_boxes = _names_per_track(_events(folder, {"cut": clips["cut"]}, gallery, cuts=False, appearance=False)["cut"])
     assert any(len(names) == 2 for names in by_boxes.values()) or len(by_boxes) < len(with_cuts), by_boxes
+
+
+def test_a_track_whose_face_turns_into_someone_else_ends_without_a_cut(two_men):
+    """Cut detection off: the same box goes from one man to the other, as when a view jumps too little to be
+    a cut or two faces swap places. The analysed faces stop looking like the track's, and the track ends."""
+    folder, clips, gallery, _ = two_men
+    events = _events(folder, {"cut": clips["cut"]}, gallery, cuts=False)["cut"]
+    named = _names_per_track(events)
+    assert sorted(map(sorted, named.values())) == [["Barack Obama"], ["Joe Biden"]], named
+    ends = [e for e in events if e["type"] == "track_end"]
+    starts = [e for e in events if e["type"] == "track_start"]
+    assert len(ends) == len(starts) == 2
+    # The first track ends within a few analysed faces of the change (frame 20): no longer under Biden's name.
+    assert 20 <= min(e["frame"] for e in ends) <= 26, ends
 
 
 def test_two_faces_crossing_keep_their_own_tracks(two_men):
@@ -198,3 +214,38 @@ def test_a_name_and_its_synthetic_mark_stay_inside_the_frame_at_its_edge():
 
     centred, at_corner = drawn((100, 80, 160, 140)), drawn((280, 0, 319, 40))
     assert centred > 100 and at_corner >= 0.9 * centred, (centred, at_corner)
+
+
+def test_the_appearance_guard_splits_only_on_someone_else_and_not_on_a_mask_put_on():
+    import collections
+
+    from streamer.identify.track_identity import TrackIdentity, _Sample
+    from streamer.records import Occlusion
+    from streamer.track.appearance import STRIKES, AppearanceGuard
+    from tests.conftest import unit_vector
+
+    rng = np.random.default_rng(0)
+    person, other = unit_vector(1, 128), unit_vector(2, 128)
+
+    def seen(base, noise=0.35):
+        v = base + rng.normal(0, noise / np.sqrt(128), 128)
+        return (v / np.linalg.norm(v)).astype(np.float32)
+
+    def face(vector, occluders=()):
+        mask = np.zeros((112, 112), bool)
+        return Face(np.zeros(4, np.float32), 0.9, np.zeros((5, 2), np.float32), embedding=vector,
+                    occlusion=Occlusion(mask, occluders, 0.3 if occluders else 0.0))
+
+    identity = TrackIdentity(samples=collections.deque(
+        [_Sample(1.0, seen(person), None, None, ()) for _ in range(6)], maxlen=30))
+    guard = AppearanceGuard()
+    assert not any(guard.someone_else(identity, face(seen(person))) for _ in range(20))  # the same man
+    # A mask put on: what the camera sees changes, but there is nothing under the same occluders to compare with.
+    assert not any(guard.someone_else(identity, face(seen(other), ("face_mask",))) for _ in range(5))
+    assert not guard.someone_else(identity, face(None))  # not analysed on this frame: no evidence
+    verdicts = [guard.someone_else(identity, face(seen(other))) for _ in range(STRIKES)]
+    assert verdicts == [False] * (STRIKES - 1) + [True] and guard.doubting
+    # One odd face (a blink, motion blur) between faces of the man himself is forgiven.
+    guard = AppearanceGuard()
+    assert not guard.someone_else(identity, face(seen(other)))
+    assert not guard.someone_else(identity, face(seen(person))) and not guard.doubting

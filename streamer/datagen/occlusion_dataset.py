@@ -15,6 +15,7 @@ Output (OUT/):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import Counter
@@ -26,8 +27,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streamer.datagen.compose import ComposeSettings, Sample, compose
+from streamer.datagen.compose import ComposeSettings, Instance, Sample, compose, degrade_pair
 from streamer.datagen.face_bank import BankFace, FaceBank
+from streamer.datagen.labelled_faces import LabelledFace
 from streamer.datagen.occluders import CLASSES, OccluderLibrary
 
 
@@ -38,6 +40,7 @@ class DatasetSettings:
     image_size: int = 160  # YOLO training images, px (the occlusion stage's default imgsz)
     write_pairs: bool = True
     limit: int | None = None  # faces at most, train + val (for quick recipes and tests)
+    clear_every: int = 3  # of the real labelled faces with nothing over them, one in this many is written
     compose: ComposeSettings = field(default_factory=ComposeSettings)
 
 
@@ -46,7 +49,9 @@ def sample_rng(seed: int, face: BankFace, k: int) -> np.random.Generator:
 
 
 def build(bank: FaceBank, out: Path, library: OccluderLibrary, settings: DatasetSettings, workers: int = 1,
-          progress: Callable[[str], None] = print) -> dict:
+          progress: Callable[[str], None] = print, labelled: list[LabelledFace] = ()) -> dict:
+    """``labelled``: real faces with real occluder pixels (their train and val splits are written as they
+    are, half of them with camera faults; clear ones, one in ``clear_every``, as hard negatives)."""
     work = {"train": bank.split("train"), "val": bank.split("val")}
     if settings.limit:
         work["train"] = work["train"][: max(1, settings.limit * 70 // 85)]
@@ -66,6 +71,14 @@ def build(bank: FaceBank, out: Path, library: OccluderLibrary, settings: Dataset
             if (index + 1) % 200 == 0 or index + 1 == len(jobs):
                 progress(f"{index + 1}/{len(jobs)} faces, {sum(samples.values())} samples, "
                          f"{time.monotonic() - started:.0f} s")
+    written = _write_labelled(out / "yolo", labelled, settings)
+    for split, instance_names in written:
+        counts[split].update(instance_names)
+        counts[split]["(clean)"] += not instance_names
+        counts[split]["(real)"] += 1
+        samples[split] += 1
+    if labelled:
+        progress(f"{len(written)} real labelled faces written")
     _write_data_yaml(out / "yolo")
     manifest = {
         "seed": settings.seed,
@@ -75,6 +88,7 @@ def build(bank: FaceBank, out: Path, library: OccluderLibrary, settings: Dataset
         "crop_size": bank.crop_size,
         "bank": str(bank.folder),
         "faces": bank.sources,
+        "labelled": sorted({face.key.split("/")[0] for face in labelled}),
         "occluders": library.describe(),
         "samples": samples,
         "instances": {split: dict(sorted(c.items())) for split, c in counts.items()},
@@ -117,6 +131,23 @@ def _write_face(job: tuple[str, BankFace]) -> tuple[str, list[list[str]]]:
             _write_pair(out / "pairs" / split, name, sample)
         names.append([i.name for i in sample.instances])
     return split, names
+
+
+def _write_labelled(root: Path, faces: list[LabelledFace], settings: DatasetSettings) -> list[tuple[str, list[str]]]:
+    written = []
+    for index, face in enumerate(faces):
+        if face.split not in ("train", "val") or (face.clear and index % settings.clear_every):
+            continue
+        rng = np.random.default_rng([settings.seed, int(hashlib.sha1(face.key.encode()).hexdigest()[:8], 16)])
+        image = face.image
+        if rng.random() < 0.5:  # the same camera faults as the composed samples
+            image = degrade_pair(image, image, rng)[0]
+        instances = [Instance(name, mask) for name, mask in face.masks.items()]
+        name = "real_" + hashlib.sha1(face.key.encode()).hexdigest()[:12]
+        _write_yolo(root, face.split, name, Sample(image, image, instances, np.zeros(image.shape[:2], np.float32)),
+                    settings.image_size)
+        written.append((face.split, [i.name for i in instances]))
+    return written
 
 
 def mask_polygons(mask: np.ndarray, min_area_px: float = 4.0) -> list[np.ndarray]:

@@ -47,6 +47,7 @@ class RegionScheduler:
         self.full_every = full_every if getattr(detector, "supports_regions", False) else 1
         self._streams: dict[str, _StreamState] = {}
         self._forgotten: set[str] = set()  # streams to forget, taken by the detecting thread (it owns _streams)
+        self._refresh: set[str] = set()  # streams whose next frame is searched in full (a cut: faces moved)
         self.full_frames = 0
         self.region_frames = 0
 
@@ -54,11 +55,20 @@ class RegionScheduler:
         """The stream ended: what was kept for it goes (taken by the detecting thread; safe from any thread)."""
         self._forgotten.add(stream)
 
+    def search_in_full(self, stream: str) -> None:
+        """The stream's picture changed wholesale (a shot cut, a camera jump): the faces it followed are not
+        where they were, so its next frame is a key frame (safe from any thread)."""
+        self._refresh.add(stream)
+
     def detect(self, frames: list[VideoFrame]) -> list[Detections]:
         """Faces per frame. The regions of every region frame go to the detector in one call; a stream
         seen twice in ``frames`` has its second frame searched around what its first found."""
         while self._forgotten:
             self._streams.pop(self._forgotten.pop(), None)
+        while self._refresh:
+            state = self._streams.get(self._refresh.pop())
+            if state is not None:
+                state.since_full = self.full_every
         found: list[Detections] = []
         batch: list[VideoFrame] = []
         for frame in frames:

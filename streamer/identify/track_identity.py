@@ -32,6 +32,8 @@ class IdentityConfig(StrictModel):
     pseudo_faces: int = Field(10, ge=1, le=100, description="faces a pseudo-identity keeps (the latest tracks')")
     hold_margin: float = Field(0.05, ge=0, le=1, description="a decided person is kept while the score stays "
                                "within this of the threshold")
+    pseudo_link_margin: float = Field(0.1, ge=0, le=1, description="a new pseudo-identity within this of the "
+                                      "threshold of another says it resembles it (events, audit log)")
 
     @model_validator(mode="after")
     def _counts_fit_the_window(self):
@@ -177,11 +179,19 @@ class IdentityResolver:
         person_before = state.decision is not None and state.decision.name is not None and not state.decision.pseudo
         if state.pseudo_id is None and not person_before and self._may_make_pseudo(state, min_frames):
             vector = reconstruction if reconstruction is not None else visible
+            # Not the same stranger by the threshold, but close to one: a new pseudo-identity is made, and says
+            # which one it resembles (the same person far and near, in other light), for an operator to merge.
+            resembles = None
+            if pseudo.any():
+                column = int(np.where(pseudo, combined, -np.inf).argmax())
+                if combined[column] >= threshold - self.config.pseudo_link_margin:
+                    resembles = (self.index.names[int(identities[column])], float(combined[column]))
             try:
                 # Another run (another machine) may have met the same stranger a moment ago: its pseudo-identity,
                 # perhaps not yet in this index, is taken rather than a second one made.
                 identity, name, made = self.store.create_pseudo(vector, state.best_crop, self.index.model_id,
-                                                                "pseudo-identity", same_above=threshold)
+                                                                "pseudo-identity", same_above=threshold,
+                                                                resembles=resembles)
             except StoreUnavailable as exc:
                 say_unavailable(exc, "no pseudo-identity is made until it answers")
             else:
@@ -189,7 +199,8 @@ class IdentityResolver:
                     state.pseudo_id = identity  # it holds this track's face already (track_ended)
                 self.index.add(identity, name, True, vector)  # the store's own rows replace it at the next sync
                 return Decision(identity, name, True, None, "reconstruction" if reconstruction is not None
-                                else self.seen_path, None, None, threshold, occluders, paths)
+                                else self.seen_path, None, None, threshold, occluders, paths,
+                                *(resembles if made and resembles and resembles[0] != name else (None, None)))
         best_visible = float(visible_scores.max()) if visible_scores.size else None
         best_reconstructed = float(reconstructed_scores.max()) if reconstructed_scores is not None and \
             reconstructed_scores.size else None

@@ -24,8 +24,8 @@ from engines.base import DeclaredModel
 from streamer.config_base import ExistingPath, StrictModel
 from streamer.errors import ModelError
 from streamer.model_files import one_line, open_onnx_model, warm_up
-from streamer.occlusion.region import occlusion_from_mask
-from streamer.records import AlignedCrop, Occlusion
+from streamer.occlusion.gate import ClassGate, OccluderGate
+from streamer.records import AlignedCrop, OccluderInstance, Occlusion
 
 DEFAULT_MODEL = Path(__file__).parent / "weights" / "occluders-yolo11n-seg.onnx"
 EXPECTED = ("an ultralytics YOLO segmentation export (metadata task 'segment' and class 'names'; outputs "
@@ -43,7 +43,10 @@ class YoloSegConfig(StrictModel):
         DEFAULT_MODEL, description="YOLO-seg .onnx export, or a .pt checkpoint (a pickle: only one you trust)"
     )
     imgsz: int = Field(160, ge=32, le=1280, multiple_of=32, description="network input size, px")
-    confidence: float = Field(0.25, gt=0, lt=1)
+    confidence: float = Field(0.25, gt=0, lt=1, description="no occluder below this confidence is considered")
+    gate: dict[str, ClassGate] | None = Field(
+        None, description="per class: {confidence, min_face_share}, over the model's own <model>.gate.json"
+    )
 
     @field_validator("model")
     @classmethod
@@ -90,9 +93,8 @@ class _Runner(Protocol):
     imgsz: int
     runtime: str  # what runs the network
 
-    def predict(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, tuple[str, ...]]]:
-        """Per (S, S, 3) uint8 BGR image: the (S, S) bool union of its instance masks and the sorted
-        names of the classes found."""
+    def predict(self, images: list[np.ndarray]) -> list[list[OccluderInstance]]:
+        """Per (S, S, 3) uint8 BGR image: the occluders found above the configured confidence."""
         ...
 
 
@@ -101,12 +103,16 @@ class YoloSegSegmenter:
         onnx_file = config.model.suffix.lower() == ".onnx"
         self._runner: _Runner = OnnxYoloSeg(config, device) if onnx_file else UltralyticsYoloSeg(config, device)
         self.class_names: tuple[str, ...] = self._runner.class_names
-        self.description = f"YOLO-seg {config.model.name} @ {self._runner.imgsz}px on {self._runner.runtime}, {device}"
+        self.gate = OccluderGate.for_model(config.model, config.gate, config.confidence, self.class_names)
+        self.description = (f"YOLO-seg {config.model.name} @ {self._runner.imgsz}px on {self._runner.runtime}, "
+                            f"{device}; {self.gate.describe()}")
+
+    def instances(self, crops: list[AlignedCrop]) -> list[list[OccluderInstance]]:
+        """Every occluder found on each crop, before the gate (for measuring and choosing gates)."""
+        return self._runner.predict([c.image for c in crops]) if crops else []
 
     def segment(self, crops: list[AlignedCrop]) -> list[Occlusion]:
-        if not crops:
-            return []
-        return [occlusion_from_mask(mask, classes) for mask, classes in self._runner.predict([c.image for c in crops])]
+        return [self.gate.occlusion(found, crop.image.shape[0]) for found, crop in zip(self.instances(crops), crops)]
 
 
 class OnnxYoloSeg:
@@ -127,7 +133,7 @@ class OnnxYoloSeg:
         self._confidence = config.confidence
         warm_up(path, lambda: self.predict([np.zeros((112, 112, 3), np.uint8)]))
 
-    def predict(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, tuple[str, ...]]]:
+    def predict(self, images: list[np.ndarray]) -> list[list[OccluderInstance]]:
         step = self._fixed_batch or UNBOUNDED_BATCH
         found = []
         for start in range(0, len(images), step):
@@ -145,19 +151,19 @@ class OnnxYoloSeg:
         predictions, protos = self._engine.run({self._input_name: batch.astype(self._dtype, copy=False)})[:2]
         return predictions[:n].astype(np.float32, copy=False), protos[:n].astype(np.float32, copy=False)
 
-    def _instances(self, prediction: np.ndarray, protos: np.ndarray, size: int) -> tuple[np.ndarray, tuple[str, ...]]:
-        """One image's (4 + nc + nm, anchors) prediction and (nm, mh, mw) prototypes -> its (size, size) union
-        mask and class names."""
+    def _instances(self, prediction: np.ndarray, protos: np.ndarray, size: int) -> list[OccluderInstance]:
+        """One image's (4 + nc + nm, anchors) prediction and (nm, mh, mw) prototypes -> its occluders, in
+        (size, size) crop pixels."""
         boxes, scores, classes, coefficients = candidates(prediction, len(self.class_names), self._confidence)
         keep = nms_per_class(boxes, scores, classes, NMS_IOU)[:MAX_DET]
         if not len(keep):
-            return np.zeros((size, size), bool), ()
+            return []
         # Boxes from network pixels to the crop's (a square crop is resized, never padded), clipped to it.
         boxes = np.clip(boxes[keep] * (size / self.imgsz), 0, size)
         masks = instance_masks(coefficients[keep], protos, boxes, size)
-        found = masks.any(axis=(1, 2))  # ultralytics drops instances whose mask is empty inside their box
-        names = tuple(sorted({self.class_names[c] for c in classes[keep][found]}))
-        return masks[found].any(axis=0), names
+        # ultralytics drops instances whose mask is empty inside their box
+        return [OccluderInstance(self.class_names[c], float(score), mask)
+                for c, score, mask in zip(classes[keep], scores[keep], masks) if mask.any()]
 
 
 def _check_outputs(engine: DeclaredModel, path: Path, classes: int) -> None:
@@ -251,16 +257,17 @@ class UltralyticsYoloSeg:
         except Exception as exc:
             raise ModelError(f"cannot run YOLO model {config.model} ({one_line(exc)})") from None
 
-    def predict(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, tuple[str, ...]]]:
+    def predict(self, images: list[np.ndarray]) -> list[list[OccluderInstance]]:
         results = self._model.predict(images, imgsz=self._config.imgsz, conf=self._config.confidence,
                                       device=self._device.torch, retina_masks=True, verbose=False)
         found = []
         for image, result in zip(images, results):
             size = image.shape[0]
             if result.masks is None or not len(result.masks):
-                found.append((np.zeros((size, size), bool), ()))
+                found.append([])
                 continue
-            mask = (result.masks.data.cpu().numpy() > 0.5).any(axis=0)[:size, :size]
-            classes = tuple(sorted({self.class_names[int(c)] for c in result.boxes.cls.cpu().numpy()}))
-            found.append((mask, classes))
+            masks = result.masks.data.cpu().numpy()[:, :size, :size] > 0.5
+            found.append([OccluderInstance(self.class_names[int(c)], float(score), mask)
+                          for c, score, mask in zip(result.boxes.cls.cpu().numpy(), result.boxes.conf.cpu().numpy(),
+                                                    masks) if mask.any()])
         return found

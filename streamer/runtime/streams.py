@@ -36,7 +36,8 @@ class StreamState:
         self.events = TrackEvents(source.name, resolver, min_hits, max_misses,
                                   None if self.stills else pipeline.track_reattach_similarity,
                                   config.output.event_embeddings, stills=self.stills,
-                                  scene_cuts=pipeline.track_scene_cuts)
+                                  scene_cuts=pipeline.track_scene_cuts,
+                                  appearance_check=pipeline.track_appearance_check)
         self.counters = StreamCounters()
         self.render = StreamRender(source.name, lambda: source.fps, frame_sinks, config.output.show_reconstruction,
                                    stages.times, self._frame_done) if frame_sinks else None
@@ -63,7 +64,10 @@ class StreamState:
         elif result.frame.session != self._session:
             events = self.close_tracks()  # a new connection: what it shows does not continue the old tracks
         self._shape, self._session = image.shape, result.frame.session
+        cuts = self.events.cuts_seen
         self.events.associate(result)
+        if self.events.cuts_seen > cuts:  # the faces followed so far are gone: the next frame is searched in full
+            self.stages.regions.search_in_full(self.name)
         return events
 
     def identify(self, result: FrameResult) -> list[TrackEvent]:

@@ -174,13 +174,15 @@ class GalleryStore:
                                 (name, kind, now))
 
     def create_pseudo(self, vector: np.ndarray, crop: np.ndarray, model_id: str, source: str,
-                      same_above: float | None = None, recent_s: float = PSEUDO_RECENT_S) -> tuple[int, str, bool]:
+                      same_above: float | None = None, recent_s: float = PSEUDO_RECENT_S,
+                      resembles: tuple[str, float] | None = None) -> tuple[int, str, bool]:
         """A new pseudo-identity ``unknown-NNNNN`` holding one face: (id, name, True).
 
         With ``same_above``, a pseudo-identity made in the last ``recent_s`` seconds (by this run or any other,
         perhaps not yet in this run's index) whose face scores at least that is returned instead, (id, name,
         False): two runs meeting the same stranger at once make one pseudo-identity. The check and the insert
-        hold one lock across every run sharing the store.
+        hold one lock across every run sharing the store. ``resembles``: the nearest other pseudo-identity and its
+        score, when it came close enough to say so (its audit row says it).
         """
         now = time.time()
         vector = np.asarray(vector, np.float32)
@@ -195,7 +197,8 @@ class GalleryStore:
             self.conn.execute("UPDATE identities SET name = ?, last_seen = ? WHERE id = ?", (name, now, identity))
             self._insert_face(identity, crop, source, 1, model_id, vector, now)
             self.note_changed(identity, now=now)
-            self.audit("pseudo-identity made", name, source=source)
+            self.audit("pseudo-identity made", name, source=source,
+                       **({"resembles": resembles[0], "score": round(resembles[1], 3)} if resembles else {}))
         return identity, name, True
 
     def _recent_pseudo_like(self, vector: np.ndarray, model_id: str, since: float, same_above: float

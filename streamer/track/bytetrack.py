@@ -114,6 +114,15 @@ class ByteTracker:
         lost.hits, lost.misses = lost.hits + new.hits, 0
         return lost
 
+    def split(self, track: Track) -> Track:
+        """The detections ``track`` follows are someone else's now: ``track`` is dropped (its caller ends it)
+        and a new confirmed track, with a new ID, goes on from its box and motion."""
+        del self.tracks[track.track_id]
+        new = Track(self._next_id, track.box.copy(), track.kalman, hits=self.min_hits, confirmed=True)
+        self._next_id += 1
+        self.tracks[new.track_id] = new
+        return new
+
     def close(self) -> list[Track]:
         """Ends every live track (end of stream)."""
         ended = [t for t in self.tracks.values() if t.confirmed]

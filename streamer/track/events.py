@@ -9,12 +9,13 @@ and the track's decision (identity, score, which embedding matched).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from streamer.identify.track_identity import IdentityResolver, TrackIdentity
 from streamer.records import EventKind, Face, FaceSeen, FrameResult, TrackEvent
+from streamer.track.appearance import AppearanceGuard
 from streamer.track.bytetrack import ByteTracker, Track
 from streamer.track.cuts import CutDetector
 
@@ -29,6 +30,7 @@ class TrackState:
     last_face: Face | None = None
     occluded: bool | None = None  # the occlusion state last reported (None: nothing reported yet)
     occlusion_streak: int = 0  # frames the face's occlusion has differed from ``occluded``
+    appearance: AppearanceGuard = field(default_factory=AppearanceGuard)
 
     @property
     def named(self) -> bool:
@@ -41,7 +43,7 @@ class TrackEvents:
 
     def __init__(self, stream: str, resolver: IdentityResolver, min_hits: int, max_misses: int,
                  reattach_similarity: float | None = None, event_embeddings: bool = False, stills: bool = False,
-                 scene_cuts: bool = True):
+                 scene_cuts: bool = True, appearance_check: bool = True):
         self.stream, self.resolver = stream, resolver
         self.tracker = ByteTracker(min_hits=min_hits, max_misses=max_misses)
         # Every image of a folder is its own scene already; a video's cut ends its tracks (track/cuts.py).
@@ -51,6 +53,8 @@ class TrackEvents:
         self.event_embeddings = event_embeddings
         self.stills = stills  # every image its own track: decide on one face
         self.reattached = 0
+        self.appearance_check = appearance_check and not stills
+        self.appearance_splits = 0
         self._associated: tuple[FrameResult, list[Track | None], list[Track]] | None = None
         self._absorbed: list[int] = []
 
@@ -87,6 +91,12 @@ class TrackEvents:
                 continue
             if track.state is None and self.reattach_similarity is not None:
                 track = self._reattach(track, face)
+            elif track.state is not None and self.appearance_check and \
+                    track.state.appearance.someone_else(track.state.identity, face):
+                events.append(self._end(track, result))
+                track = self.tracker.split(track)
+                face.track_id, face.track_named = track.track_id, False
+                self.appearance_splits += 1
             events.extend(self._face_events(face, track, result))
         for track in ended:
             events.append(self._end(track, result))
@@ -137,8 +147,12 @@ class TrackEvents:
             track.state = TrackState(self.resolver.new_track())
         state: TrackState = track.state
         before = state.identity.decision
-        decision = self.resolver.observe(state.identity, face, min_frames=1 if self.stills else None)
-        face.match = decision.match if decision and decision.name else None
+        if state.appearance.doubting:  # a face that may be someone else's is kept out of the track's evidence
+            decision = before
+        else:
+            decision = self.resolver.observe(state.identity, face, min_frames=1 if self.stills else None)
+        # A face that may be someone else's is not shown under the track's name.
+        face.match = decision.match if decision and decision.name and not state.appearance.doubting else None
         state.last_face = face
         events = [self._event(EventKind.TRACK_START, track, result, face)] if starting else []
         if decision is not None and (before is None or before.name != decision.name):

@@ -1,0 +1,90 @@
+"""The precision gate: which occluders a segmenter found are certain enough to replace real pixels.
+
+A face keeps its real pixels unless an occluder over it passes its class's gate: a minimum confidence and a
+minimum share of the face area it covers. A model's gate is chosen on validation data (``streamer eval
+occlusion --choose-gate``) and shipped beside it as ``<model>.gate.json``; ``occlusion.gate`` in the config
+overrides it per class. A kept occluder's mask is used whole, inside the crop, not clipped to the face area,
+so a face mask's rims at the chin and the cheeks are inpainted with it rather than left to bleed into the fill.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field, ValidationError
+
+from streamer.config_base import StrictModel
+from streamer.errors import ConfigError, ModelError
+from streamer.occlusion.region import face_region
+from streamer.records import OccluderInstance, Occlusion
+
+
+class ClassGate(StrictModel):
+    confidence: float = Field(ge=0, lt=1, description="the least confidence an occluder of this class needs")
+    min_face_share: float = Field(
+        0.0, ge=0, le=1, description="the least share of the face area it must cover (0: it must touch the face)"
+    )
+
+
+def gate_file(model: Path) -> Path:
+    """Where a model's chosen gate is kept: beside it, ``<stem>.gate.json``."""
+    return model.with_name(model.stem + ".gate.json")
+
+
+def read_gate_file(path: Path) -> dict[str, ClassGate]:
+    """The per-class gate of a ``.gate.json`` ({"classes": {name: {confidence, min_face_share}}, ...})."""
+    try:
+        classes = json.loads(path.read_text())["classes"]
+        # Beside each class's gate, the file keeps what it was chosen on (val_* figures): not settings.
+        return {str(name): ClassGate(**{k: v for k, v in values.items() if not k.startswith("val_")})
+                for name, values in classes.items()}
+    except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
+        raise ModelError(f"{path}: not a gate file ({type(exc).__name__}); expected "
+                         '{"classes": {NAME: {"confidence": C, "min_face_share": S}}}') from None
+
+
+class OccluderGate:
+    def __init__(self, classes: dict[str, ClassGate], floor: float):
+        """``classes``: each named class's gate; any other class needs ``floor`` confidence and to touch the
+        face. No class is ever kept below ``floor``, the segmenter's own threshold."""
+        self.classes = classes
+        self.floor = floor
+
+    @classmethod
+    def for_model(cls, model: Path, overrides: dict[str, ClassGate] | None, floor: float,
+                  class_names: tuple[str, ...]) -> OccluderGate:
+        """The model's shipped gate (if it has one), with the config's per-class overrides over it."""
+        path = gate_file(model)
+        classes = read_gate_file(path) if path.is_file() else {}
+        for name in [*classes, *(overrides or {})]:
+            if name not in class_names:
+                where = f"occlusion.gate.{name}" if name in (overrides or {}) else str(path)
+                raise ConfigError(f"{where}: the model {model.name} has no class {name!r} "
+                                  f"(its classes: {', '.join(class_names)})")
+        return cls({**classes, **(overrides or {})}, floor)
+
+    def passes(self, instance: OccluderInstance, face_share: float) -> bool:
+        gate = self.classes.get(instance.name)
+        confidence, share = (gate.confidence, gate.min_face_share) if gate else (0.0, 0.0)
+        return instance.confidence >= max(confidence, self.floor) and face_share > 0 and face_share >= share
+
+    def occlusion(self, instances: list[OccluderInstance], size: int) -> Occlusion:
+        """The face's occlusion: the union of the occluders that pass, whole; its share of the face area."""
+        region = face_region(size)
+        area = region.sum()
+        mask = np.zeros((size, size), bool)
+        names = set()
+        for instance in instances:
+            if self.passes(instance, float((instance.mask & region).sum() / area)):
+                mask |= instance.mask
+                names.add(instance.name)
+        return Occlusion(mask=mask, classes=tuple(sorted(names)), fraction=float((mask & region).sum() / area))
+
+    def describe(self) -> str:
+        if not self.classes:
+            return f"confidence {self.floor:g}"
+        return "gate " + ", ".join(f"{name} {gate.confidence:.2f}" + (f"/{gate.min_face_share:.0%}"
+                                                                          if gate.min_face_share else "")
+                                   for name, gate in sorted(self.classes.items()))
