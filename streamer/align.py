@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
@@ -78,6 +80,9 @@ def paste_back(
         k = 2 * feather_px + 1
         alpha = cv2.dilate(alpha, np.ones((k, k), np.uint8))
         alpha = cv2.GaussianBlur(alpha, (k, k), 0)
+        # A whole occluder reaches the crop's edge (a mask over the chin onto the neck): fade there too, or the
+        # crop's straight border would show as a seam in the frame.
+        alpha *= _border_fade(alpha.shape[0], k)
     inverse = cv2.invertAffineTransform(crop.matrix)
     x1, y1, x2, y2 = _crop_bounds_in_frame(inverse, crop.image.shape[0], w, h)
     if x2 <= x1 or y2 <= y1:
@@ -91,6 +96,15 @@ def paste_back(
     roi = frame[y1:y2, x1:x2].astype(np.float32)
     frame[y1:y2, x1:x2] = (roi * (1 - warped_alpha) + warped.astype(np.float32) * warped_alpha).astype(np.uint8)
     return frame
+
+
+@lru_cache(maxsize=8)
+def _border_fade(size: int, width: int) -> np.ndarray:
+    """(size, size) float32: 0 at a crop's edge, rising linearly to 1 ``width`` px inside it."""
+    ramp = np.clip((np.minimum(np.arange(size), np.arange(size)[::-1]) + 0.5) / width, 0, 1).astype(np.float32)
+    fade = np.minimum(ramp[:, None], ramp[None, :])
+    fade.flags.writeable = False
+    return fade
 
 
 def crop_mask_outline(crop: AlignedCrop, mask: np.ndarray) -> list[np.ndarray]:

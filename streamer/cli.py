@@ -269,7 +269,11 @@ def _scrfd_config(path: str):
 
 
 def cmd_train_occlusion(args) -> int:
+    from streamer.errors import ConfigError
     from streamer.train.occlusion import OcclusionTraining, export_onnx, train
+
+    if args.lr is not None and not 0 < args.lr < 1:
+        raise ConfigError(f"--lr: must be between 0 and 1, got {args.lr}")
 
     spec = OcclusionTraining(data=Path(args.data), out=Path(args.out), model=args.model, epochs=args.epochs,
                              imgsz=args.imgsz, batch=args.batch, device=args.device, seed=args.seed,
@@ -346,6 +350,18 @@ def cmd_eval_inpainter(args) -> int:
     for model in models:
         if not model.is_file():
             raise ConfigError(f"--model: not found: {model}")
+        if model.suffix.lower() not in (".onnx", ".pt"):
+            raise ConfigError(f"--model: expected a YOLO-seg .onnx or .pt, got {model.name}")
+    if not 0 < args.confidence < 1:
+        raise ConfigError(f"--confidence: must be between 0 and 1, got {args.confidence}")
+    if args.masked_faces:
+        for kind in ("with_mask", "without_mask"):
+            if not (Path(args.masked_faces) / kind).is_dir():
+                raise ConfigError(f"--masked-faces: no {kind}/ folder in {args.masked_faces}")
+    if args.aizoo:
+        for name in ("face_mask_detection.prototxt", "face_mask_detection.caffemodel"):
+            if not (Path(args.aizoo) / name).is_file():
+                raise ConfigError(f"--aizoo: no {name} in {args.aizoo}")
     if not Path(args.embedder).is_file():
         raise ConfigError(f"--embedder: not found: {args.embedder}")
     embedder = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=Path(args.embedder)), device)
@@ -382,9 +398,21 @@ def cmd_eval_occlusion(args) -> int:
     for model in models:
         if not model.is_file():
             raise ConfigError(f"--model: not found: {model}")
+        if model.suffix.lower() not in (".onnx", ".pt"):
+            raise ConfigError(f"--model: expected a YOLO-seg .onnx or .pt, got {model.name}")
+    if not 0 < args.confidence < 1:
+        raise ConfigError(f"--confidence: must be between 0 and 1, got {args.confidence}")
+    if args.masked_faces:
+        for kind in ("with_mask", "without_mask"):
+            if not (Path(args.masked_faces) / kind).is_dir():
+                raise ConfigError(f"--masked-faces: no {kind}/ folder in {args.masked_faces}")
+    if args.aizoo:
+        for name in ("face_mask_detection.prototxt", "face_mask_detection.caffemodel"):
+            if not (Path(args.aizoo) / name).is_file():
+                raise ConfigError(f"--aizoo: no {name} in {args.aizoo}")
     config = load_config(args.config) if args.config else parse_config({})
     out = Path(args.out)
-    cache = out / "cache"
+    cache = out / "cache" / Path(args.detector_model).stem  # faces aligned by another detector are other crops
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     device = select_device("cpu")
     detector = ScrfdDetector(_scrfd_config(args.detector_model), device)

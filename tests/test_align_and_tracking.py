@@ -23,6 +23,13 @@ def test_paste_back_changes_only_the_masked_area():
     changed = np.any(out != 50, axis=2)
     assert changed[40 + 80, 40 + 55]  # inside the mask (shifted by the crop offset)
     assert not changed[:40].any() and not changed[:, :40].any()  # far outside stays untouched
+    # A whole occluder reaching the crop's bottom edge (a mask over the chin): it fades out at the edge instead
+    # of ending in the crop's straight border.
+    mask[70:] = True
+    out = paste_back(frame.copy(), crop, np.full((112, 112, 3), 200, np.uint8), mask, feather_px=2).astype(int)
+    column = out[40 + 100:40 + 112, 40 + 55, 0]
+    assert column[0] == 200 and 50 < column[-1] < 200 and (np.diff(column) <= 0).all(), column
+    assert (out[40 + 112:, :, 0] == 50).all()  # below the crop: the frame as it was
 
 
 def test_detections_check_shapes():

@@ -169,6 +169,14 @@ def test_eval_and_data_commands_name_bad_input(tmp_path):
                      "--celebamaskhq", str(tmp_path / "nowhere"), "--detector-model", "x.onnx",
                      "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and "--celebamaskhq: not a folder" in result.stderr
+    shipped = str(SHIPPED.with_suffix("").with_suffix(".onnx"))
+    result = run_cli("eval", "occlusion", "--model", shipped, "--masked-faces", str(tmp_path), "--detector-model",
+                     "x.onnx", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: --masked-faces: no with_mask/ folder in {tmp_path}"
+    result = run_cli("eval", "occlusion", "--model", shipped, "--confidence", "1.5", "--detector-model", "x.onnx",
+                     "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and result.stderr.strip() == "error: --confidence: must be between 0 and 1, got 1.5"
     bank = tmp_path / "bank"
     bank.mkdir()
     (bank / "faces.json").write_text(json.dumps({"crop_size": 224, "sources": [], "faces": []}))

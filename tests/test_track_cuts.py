@@ -226,6 +226,8 @@ def test_the_appearance_guard_splits_only_on_someone_else_and_not_on_a_mask_put_
 
     rng = np.random.default_rng(0)
     person, other = unit_vector(1, 128), unit_vector(2, 128)
+    masked_person = unit_vector(3, 128)  # what the embedder makes of him with a mask on: far from his bare face
+    threshold = 0.35
 
     def seen(base, noise=0.35):
         v = base + rng.normal(0, noise / np.sqrt(128), 128)
@@ -236,16 +238,29 @@ def test_the_appearance_guard_splits_only_on_someone_else_and_not_on_a_mask_put_
         return Face(np.zeros(4, np.float32), 0.9, np.zeros((5, 2), np.float32), embedding=vector,
                     occlusion=Occlusion(mask, occluders, 0.3 if occluders else 0.0))
 
+    def judge(guard, identity, f, usable=True):
+        return guard.someone_else(identity, f, threshold, usable)
+
     identity = TrackIdentity(samples=collections.deque(
         [_Sample(1.0, seen(person), None, None, ()) for _ in range(6)], maxlen=30))
     guard = AppearanceGuard()
-    assert not any(guard.someone_else(identity, face(seen(person))) for _ in range(20))  # the same man
-    # A mask put on: what the camera sees changes, but there is nothing under the same occluders to compare with.
-    assert not any(guard.someone_else(identity, face(seen(other), ("face_mask",))) for _ in range(5))
-    assert not guard.someone_else(identity, face(None))  # not analysed on this frame: no evidence
-    verdicts = [guard.someone_else(identity, face(seen(other))) for _ in range(STRIKES)]
-    assert verdicts == [False] * (STRIKES - 1) + [True] and guard.doubting
+    assert not any(judge(guard, identity, face(seen(person))) for _ in range(20))  # the same man
+    # He puts a mask on: nothing under a mask to compare with yet, so no verdict, though his face changed.
+    assert not any(judge(guard, identity, face(seen(masked_person), ("face_mask",))) for _ in range(5))
+    identity.samples.extend(_Sample(1.0, seen(masked_person), None, None, ("face_mask",)) for _ in range(4))
+    # Masked, he is compared with his masked faces: still him; a bare face is still compared with bare ones.
+    assert not any(judge(guard, identity, face(seen(masked_person), ("face_mask",))) for _ in range(10))
+    assert not any(judge(guard, identity, face(seen(person))) for _ in range(5))
+    assert not judge(guard, identity, face(None))  # not analysed on this frame: no evidence
+    assert not any(judge(guard, identity, face(seen(other)), usable=False) for _ in range(5))  # blurred, turned
+    verdicts = [judge(guard, identity, face(seen(other, 0.1), ("face_mask",))) for _ in range(STRIKES)]
+    assert verdicts == [False] * (STRIKES - 1) + [True] and guard.doubting  # another masked man
     # One odd face (a blink, motion blur) between faces of the man himself is forgiven.
     guard = AppearanceGuard()
-    assert not guard.someone_else(identity, face(seen(other)))
-    assert not guard.someone_else(identity, face(seen(person))) and not guard.doubting
+    assert not judge(guard, identity, face(seen(other)))
+    assert not judge(guard, identity, face(seen(person))) and not guard.doubting
+    # Never above the naming threshold: a face the embedder would still name as him does not split his track.
+    near = (person * 0.5 + other * 0.87).astype(np.float32)
+    near /= np.linalg.norm(near)
+    guard = AppearanceGuard()
+    assert not any(judge(guard, identity, face(near)) for _ in range(5))

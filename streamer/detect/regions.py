@@ -57,7 +57,8 @@ class RegionScheduler:
 
     def search_in_full(self, stream: str) -> None:
         """The stream's picture changed wholesale (a shot cut, a camera jump): the faces it followed are not
-        where they were, so its next frame is a key frame (safe from any thread)."""
+        where they were, so the next frame detected is a key frame (safe from any thread; detection may be a
+        batch or two ahead of tracking, so that is a few frames after the cut)."""
         self._refresh.add(stream)
 
     def detect(self, frames: list[VideoFrame]) -> list[Detections]:

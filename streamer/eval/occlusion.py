@@ -25,6 +25,7 @@ import numpy as np
 
 from streamer.datagen.face_bank import split_of
 from streamer.datagen.labelled_faces import cached_labelled_faces
+from streamer.errors import ConfigError
 from streamer.occlusion.gate import ClassGate, OccluderGate
 from streamer.occlusion.region import face_region
 from streamer.records import AlignedCrop, OccluderInstance
@@ -85,6 +86,8 @@ def masked_photo_faces(folder: Path, kind: str, detector, aizoo: Aizoo | None, c
                                   aizoo.wears_mask(image) if aizoo else None))
         if (index + 1) % 500 == 0:
             progress(f"{kind}: {index + 1}/{len(photos)} photos aligned")
+    if not faces:
+        raise ConfigError(f"{folder}: no face found in any of its {len(photos)} photos")
     cache.parent.mkdir(parents=True, exist_ok=True)
     partial = cache.with_suffix(".partial.npz")
     np.savez_compressed(partial, keys=np.array([f.key for f in faces]), splits=np.array([f.split for f in faces]),
@@ -128,6 +131,8 @@ def choose_gate(faces: list[EvalFace], found: list[list[OccluderInstance]], clas
     val = [(f, i) for f, i in zip(faces, found) if f.split == "val"]
     labelled_clear = [i for f, i in val if f.truth is not None and not f.truth]
     unlabelled_clear = [i for f, i in val if f.set == "without_mask"]  # may hold real glasses and caps
+    if not labelled_clear:
+        raise ConfigError("--choose-gate: no clear validation faces to keep clear (give --celebamaskhq)")
     chosen = {}
     for name in class_names:
         clear = labelled_clear + ([] if name in (*GLASSES, "cap") else unlabelled_clear)
@@ -166,10 +171,10 @@ def _positives(pairs, name: str) -> list[list[OccluderInstance]]:
 
 def measure(faces: list[EvalFace], found: list[list[OccluderInstance]], gate: OccluderGate,
             min_occluded_fraction: float, split: str = "test") -> dict:
-    """The figures of one gate on one split (with_mask: every photo, as none is trained on)."""
+    """The figures of one gate on one split of every set (the masked photos' val split chose the gate)."""
     rows = {}
     groups = {
-        "with_mask": [(f, i) for f, i in zip(faces, found) if f.set == "with_mask"],
+        "with_mask": [(f, i) for f, i in zip(faces, found) if f.set == "with_mask" and f.split == split],
         "without_mask": [(f, i) for f, i in zip(faces, found) if f.set == "without_mask" and f.split == split],
         "celebamaskhq_clear": [(f, i) for f, i in zip(faces, found)
                                if f.set == "celebamaskhq" and f.split == split and not f.truth],

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from streamer.identify.quality import assess
 from streamer.identify.track_identity import IdentityResolver, TrackIdentity
 from streamer.records import EventKind, Face, FaceSeen, FrameResult, TrackEvent
 from streamer.track.appearance import AppearanceGuard
@@ -76,7 +77,9 @@ class TrackEvents:
         for face, track in zip(faces, tracks):
             if track is not None:
                 face.track_id = track.track_id
-                face.track_named = track.state is not None and track.state.named
+                # A face that may be someone else's is analysed on every frame, as an unnamed track's is.
+                face.track_named = track.state is not None and track.state.named \
+                    and not track.state.appearance.doubting
         self._associated = (result, tracks, ended)
 
     def update(self, result: FrameResult) -> list[TrackEvent]:
@@ -91,12 +94,13 @@ class TrackEvents:
                 continue
             if track.state is None and self.reattach_similarity is not None:
                 track = self._reattach(track, face)
-            elif track.state is not None and self.appearance_check and \
-                    track.state.appearance.someone_else(track.state.identity, face):
+            elif track.state is not None and self.appearance_check and self._someone_else(track.state, face):
                 events.append(self._end(track, result))
                 track = self.tracker.split(track)
                 face.track_id, face.track_named = track.track_id, False
                 self.appearance_splits += 1
+                if self.reattach_similarity is not None:  # two faces crossing: it may be the other's lost track
+                    track = self._reattach(track, face)
             events.extend(self._face_events(face, track, result))
         for track in ended:
             events.append(self._end(track, result))
@@ -113,6 +117,11 @@ class TrackEvents:
         memories are forgotten like those of ended tracks."""
         absorbed, self._absorbed = self._absorbed, []
         return absorbed
+
+    def _someone_else(self, state: TrackState, face: Face) -> bool:
+        usable = face.embedding is not None and assess(face.box, face.landmarks, face.crop.image,
+                                                       self.resolver.config.quality).passed
+        return state.appearance.someone_else(state.identity, face, self.resolver.base_threshold, usable)
 
     def _reattach(self, track: Track, face: Face) -> Track:
         """A just-confirmed track whose face is a lost track's continues that track (same ID)."""
@@ -138,6 +147,7 @@ class TrackEvents:
         self.reattached += 1
         self._absorbed.append(track.track_id)
         continued = self.tracker.take_over(track, best)
+        continued.state.appearance.strikes = 0  # this face was just found to be its person's
         face.track_id = continued.track_id
         return continued
 
@@ -147,12 +157,13 @@ class TrackEvents:
             track.state = TrackState(self.resolver.new_track())
         state: TrackState = track.state
         before = state.identity.decision
-        if state.appearance.doubting:  # a face that may be someone else's is kept out of the track's evidence
-            decision = before
-        else:
-            decision = self.resolver.observe(state.identity, face, min_frames=1 if self.stills else None)
-        # A face that may be someone else's is not shown under the track's name.
-        face.match = decision.match if decision and decision.name and not state.appearance.doubting else None
+        if state.appearance.doubting:
+            # A face that may be someone else's is kept out of the track's evidence, is not shown under its name,
+            # and is not the face its events report.
+            face.match = None
+            return []
+        decision = self.resolver.observe(state.identity, face, min_frames=1 if self.stills else None)
+        face.match = decision.match if decision and decision.name else None
         state.last_face = face
         events = [self._event(EventKind.TRACK_START, track, result, face)] if starting else []
         if decision is not None and (before is None or before.name != decision.name):

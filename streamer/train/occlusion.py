@@ -68,7 +68,7 @@ def train(spec: OcclusionTraining) -> Path:
             amp=spec.device != "cpu", plots=False,  # plots would fetch a font from the web
             fliplr=0.5, mosaic=0.0,  # crops are aligned faces: a 2x2 mosaic of faces is not what the stage sees
             close_mosaic=0, verbose=True,
-            **({"lr0": spec.lr, "optimizer": "AdamW", "warmup_epochs": 0.5} if spec.lr else {}),
+            **({"lr0": spec.lr, "optimizer": "AdamW", "warmup_epochs": 0.5} if spec.lr is not None else {}),
         )
     best = spec.out / "weights" / "best.pt"
     shipped = spec.out / "occluders-yolo-seg.pt"
@@ -96,6 +96,8 @@ def _unfused_checkpoint(spec: OcclusionTraining) -> Path:
     if not onnx_path.is_file():
         raise ConfigError(f"--model: not found: {onnx_path}")
     data = yaml.safe_load(spec.data.read_text())
+    if not isinstance(data, dict) or "path" not in data or "train" not in data:
+        raise ConfigError(f"--data: {spec.data} has no 'path' and 'train' (expected 'streamer data occlusion' output)")
     images_dir = Path(data["path"]) / data["train"]
     paths = sorted(images_dir.glob("*.jpg"))[:: max(1, len(list(images_dir.glob("*.jpg"))) // 256)][:256]
     images = [cv2.resize(cv2.imread(str(p)), (spec.imgsz, spec.imgsz)) for p in paths]
