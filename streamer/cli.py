@@ -350,18 +350,6 @@ def cmd_eval_inpainter(args) -> int:
     for model in models:
         if not model.is_file():
             raise ConfigError(f"--model: not found: {model}")
-        if model.suffix.lower() not in (".onnx", ".pt"):
-            raise ConfigError(f"--model: expected a YOLO-seg .onnx or .pt, got {model.name}")
-    if not 0 < args.confidence < 1:
-        raise ConfigError(f"--confidence: must be between 0 and 1, got {args.confidence}")
-    if args.masked_faces:
-        for kind in ("with_mask", "without_mask"):
-            if not (Path(args.masked_faces) / kind).is_dir():
-                raise ConfigError(f"--masked-faces: no {kind}/ folder in {args.masked_faces}")
-    if args.aizoo:
-        for name in ("face_mask_detection.prototxt", "face_mask_detection.caffemodel"):
-            if not (Path(args.aizoo) / name).is_file():
-                raise ConfigError(f"--aizoo: no {name} in {args.aizoo}")
     if not Path(args.embedder).is_file():
         raise ConfigError(f"--embedder: not found: {args.embedder}")
     embedder = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=Path(args.embedder)), device)

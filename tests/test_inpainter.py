@@ -241,3 +241,12 @@ def test_tensorrt_engine_matches_onnx_runtime(tmp_path):
     for batch in (1, 3, 7):  # inside the 1..8 profile
         expected = reference.inpaint(crops[:batch], masks[:batch]).astype(int)
         assert np.abs(expected - engine.inpaint(crops[:batch], masks[:batch])).max() <= 4  # FP16
+
+
+def test_the_inpainter_eval_names_a_missing_model_or_embedder_in_one_line(tmp_path):
+    missing = tmp_path / "none.onnx"
+    result = run_cli("eval", "inpainter", "--bank", str(tmp_path), "--embedder", str(missing), "--model", str(missing))
+    assert result.returncode == 2 and result.stderr.strip() == f"error: --model: not found: {missing}"
+    result = run_cli("eval", "inpainter", "--bank", str(tmp_path), "--embedder", str(missing),
+                     "--model", str(DEFAULT_MODEL))
+    assert result.returncode == 2 and result.stderr.strip() == f"error: --embedder: not found: {missing}"
