@@ -119,7 +119,7 @@ def _share(mask: np.ndarray) -> float:
 
 
 def _fires(instances: list[OccluderInstance], names: tuple[str, ...], confidence: float, share: float) -> bool:
-    return any(i.name in names and i.confidence >= confidence and 0 < _share(i.mask) and _share(i.mask) >= share
+    return any(i.name in names and i.confidence >= confidence and 0 < (found := _share(i.mask)) and found >= share
                for i in instances)
 
 
