@@ -38,7 +38,7 @@ LEDGER = "streamer-cluster"
 HUB = "streamer-events"
 FINISH_S = 60.0  # how long a clean stop waits for the workers to close their outputs
 FAST_LOOK_S = 0.25  # how often a worker that is starting or coming back is looked at
-SILENT_S = 5.0  # a worker that Ray has not reported lost, silent this long: its cameras read down
+SILENT_S = 3.0  # a worker that Ray has not reported lost, silent this long after a question: its cameras read down
 
 
 @dataclass
@@ -51,6 +51,7 @@ class WorkerView:
     restarts: int = 0  # times Ray brought it back in a new process
     unanswered_since: float | None = None  # the driver asked and has no answer yet (lost, or being restarted)
     pending: object = None  # the status call in flight
+    asked_at: float | None = None  # when that call was made: silence counts from the question, not from a look
 
     @property
     def coming_back(self) -> bool:
@@ -314,7 +315,7 @@ class _Driver:
         now = time.monotonic()
         for view, actor in zip(self.views, self.actors):
             if view.pending is None and not view.done:
-                view.pending = actor.status.remote()
+                view.pending, view.asked_at = actor.status.remote(), now
         in_flight = [v.pending for v in self.views if v.pending is not None]
         ready, _ = ray.wait(in_flight, num_returns=len(in_flight), timeout=period)
         ready = set(ready)
@@ -322,7 +323,8 @@ class _Driver:
             if view.pending is None:
                 continue
             if view.pending not in ready:
-                view.unanswered_since = view.unanswered_since or now
+                # Ray may take seconds to report a killed process: the silence is timed from the question.
+                view.unanswered_since = view.unanswered_since or view.asked_at
                 continue
             try:
                 status = ray.get(view.pending)
