@@ -123,6 +123,19 @@ class Match:
     pseudo: bool = False  # a pseudo-identity (an unknown face seen before), not an enrolled person
 
 
+@dataclass(frozen=True)
+class FaceQuality:
+    """How usable one face is for recognition (identify/quality.py)."""
+
+    width_px: float
+    sharpness: float
+    yaw: float  # 0 frontal; about 0.5 at a three-quarter view
+    pitch: float  # 0 level
+    weight: float  # 0..1: how much this face counts in its track's aggregate
+    passed: bool
+    reason: str | None  # why it did not pass
+
+
 @dataclass
 class Face:
     """One face in one frame, filled in stage by stage."""
@@ -139,6 +152,7 @@ class Face:
     reconstruction_embedding: np.ndarray | None = None  # (D,) of the reconstruction, when there is one
     match: Match | None = None  # the face's track's identity decision
     track_named: bool = False  # its track had a name (a person or a pseudo-identity) before this frame
+    quality: FaceQuality | None = None  # assessed once, when its track first asks
 
     @property
     def reconstructed(self) -> bool:

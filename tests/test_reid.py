@@ -105,6 +105,19 @@ def test_identity_waits_for_usable_faces_and_says_what_matched(tmp_path):
     assert identity["occluders"] == ["face_mask"] and identity["reconstructed"] is True
 
 
+def test_each_face_is_assessed_once_for_its_track_and_its_identity(tmp_path, monkeypatch):
+    """The appearance check and the identity both need a face's quality: it is measured once per face."""
+    from streamer.identify import quality
+
+    measured = []
+    real = quality.assess
+    monkeypatch.setattr(quality, "assess", lambda *a: measured.append(1) or real(*a))
+    faces = [[_face(_noisy(PEOPLE["alice"], 0.05, seed=i))] for i in range(6)]
+    emitted = _frames(TrackEvents("cam", _resolver(_store(tmp_path)), min_hits=1, max_misses=5), faces)
+    assert any(e.decision is not None and e.decision.name == "alice" for e in emitted)
+    assert len(measured) == 6 and all(f[0].quality is not None and f[0].quality.passed for f in faces)
+
+
 def test_a_reconstruction_decides_only_for_the_occluders_it_helps(tmp_path):
     """gallery.reconstruction_for leaves out the classes whose reconstruction lowers identity: the face is
     still reconstructed (and shown SYNTHETIC), but only what the camera saw is matched."""

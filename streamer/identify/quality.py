@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 from pydantic import Field
 
 from streamer.config_base import StrictModel
+from streamer.records import Face, FaceQuality
 
 
 class QualityConfig(StrictModel):
@@ -19,16 +18,6 @@ class QualityConfig(StrictModel):
     max_yaw: float = Field(0.35, gt=0, le=1, description="|nose offset from the eyes' midpoint| / eye distance")
     max_pitch: float = Field(0.3, gt=0, le=1, description="|nose height between eyes and mouth - 0.5|")
 
-
-@dataclass(frozen=True)
-class FaceQuality:
-    width_px: float
-    sharpness: float
-    yaw: float  # 0 frontal; about 0.5 at a three-quarter view
-    pitch: float  # 0 level
-    weight: float  # 0..1: how much this face counts in its track's aggregate
-    passed: bool
-    reason: str | None  # why it did not pass
 
 
 def pose(landmarks: np.ndarray) -> tuple[float, float]:
@@ -64,3 +53,10 @@ def assess(box: np.ndarray, landmarks: np.ndarray, crop: np.ndarray, config: Qua
     weight = (min(1.0, width / (2 * config.min_face_px)) * min(1.0, sharp / (2 * max(config.min_sharpness, 1e-6)))
               * max(0.0, 1 - abs(yaw) / (2 * config.max_yaw)))
     return FaceQuality(width, sharp, yaw, pitch, float(weight), not failed, failed[0] if failed else None)
+
+
+def assess_face(face: Face, config: QualityConfig) -> FaceQuality:
+    """``assess`` of one analysed face, kept on it: the track's appearance check and its identity both ask."""
+    if face.quality is None:
+        face.quality = assess(face.box, face.landmarks, face.crop.image, config)
+    return face.quality

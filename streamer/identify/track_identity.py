@@ -17,7 +17,7 @@ from streamer.config_base import StrictModel
 from streamer.embed.vectors import l2_normalise
 from streamer.identify.calibration import held_threshold
 from streamer.identify.gallery import GalleryConfig, GalleryIndex
-from streamer.identify.quality import QualityConfig, assess
+from streamer.identify.quality import QualityConfig, assess_face
 from streamer.records import Decision, Face
 from streamer.store.database import StoreUnavailable, say_unavailable
 from streamer.store.gallery import GalleryStore
@@ -119,7 +119,7 @@ class IdentityResolver:
         if face.embedding is None:
             return state.decision  # not analysed on this frame: it carries its track's last analysis
         state.frames += 1
-        quality = assess(face.box, face.landmarks, face.crop.image, self.config.quality)
+        quality = assess_face(face, self.config.quality)
         if quality.passed and face.embedding is not None:
             state.usable += 1
             occluders = face.occlusion.classes if face.occlusion else ()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from streamer.identify.quality import assess
+from streamer.identify.quality import assess_face
 from streamer.identify.track_identity import IdentityResolver, TrackIdentity
 from streamer.records import EventKind, Face, FaceSeen, FrameResult, TrackEvent
 from streamer.track.appearance import AppearanceGuard
@@ -119,8 +119,7 @@ class TrackEvents:
         return absorbed
 
     def _someone_else(self, state: TrackState, face: Face) -> bool:
-        usable = face.embedding is not None and assess(face.box, face.landmarks, face.crop.image,
-                                                       self.resolver.config.quality).passed
+        usable = face.embedding is not None and assess_face(face, self.resolver.config.quality).passed
         return state.appearance.someone_else(state.identity, face, self.resolver.base_threshold, usable)
 
     def _reattach(self, track: Track, face: Face) -> Track:
