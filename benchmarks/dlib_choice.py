@@ -5,7 +5,6 @@
     .venv/bin/python benchmarks/dlib_choice.py --threshold   # the embedder's default threshold (faces_train)
     .venv/bin/python benchmarks/dlib_choice.py --derive      # dlib's 5 points in the ArcFace layout
     .venv/bin/python benchmarks/dlib_choice.py --eval        # FAR/TAR at the default threshold on faces_eval
-    .venv/bin/python benchmarks/dlib_choice.py --frame       # fit the embedder's lift (UTKFace), compare metrics
 
 Detectors (Haar as configured by default and by configs/demo.yaml, SCRFD-2.5G, dlib HOG and MMOD):
 recall on ../shared masked_faces/with_mask and without_mask (evenly spaced photos, one face each mostly,
@@ -39,15 +38,7 @@ from streamer.detect.haar import HaarConfig, HaarDetector
 from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
 from streamer.embed import FaceEmbedder
 from streamer.embed.arcface import ArcFaceConfig, ArcFaceEmbedder
-from streamer.embed.dlib_resnet import (
-    CHIP_POINTS,
-    CHIP_PX,
-    FRAME_FILE,
-    DlibEmbedderConfig,
-    DlibResnetEmbedder,
-    fit_frame,
-    lift,
-)
+from streamer.embed.dlib_resnet import CHIP_POINTS, CHIP_PX, DlibEmbedderConfig, DlibResnetEmbedder
 from streamer.embed.lbp_histogram import LbpHistogramConfig, LbpHistogramEmbedder
 from streamer.records import Detections
 
@@ -403,32 +394,6 @@ def eval_section(args: argparse.Namespace) -> None:
               f"at its default threshold {at}: FAR {(impostor >= at).mean():.2%}, TAR {(genuine >= at).mean():.1%}")
 
 
-def frame_section(args: argparse.Namespace) -> None:
-    """Fits the lift's frame on UTKFace strangers (faces_train) and writes it; then compares, on glint24 photos
-    12-27 (faces_train) and, reported only, on faces_eval: the raw descriptors' cosine, their Euclidean distance
-    (what dlib trained for) and the lifted vectors' cosine."""
-    embedder = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib"), CPU)
-    detector = scrfd()
-    fit_crops, _ = aligned(strangers(args.frame_faces), detector)
-    mean, radius = fit_frame(embedder.describe(fit_crops))
-    np.savez(FRAME_FILE, mean=mean, radius=np.float64(radius))
-    print(f"frame fitted on {len(fit_crops)} UTKFace faces: radius {radius:.4f}; written to {FRAME_FILE}")
-    root = DATA / "faces_eval" / "celeba_identity_160"
-    people = evenly(sorted(d for d in root.iterdir() if d.is_dir()), args.eval_people)
-    sets = {"glint24 photos 12-27": glint_crops(16, skip=12),
-            "faces_eval (reported only)": aligned([(p, d.name) for d in people for p in sorted(d.glob("*.jpg"))[:4]],
-                                                  detector)}
-    for name, (crops, ids) in sets.items():
-        raw = embedder.describe(crops)
-        unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
-        labels = np.array(ids)
-        same, upper = labels[:, None] == labels[None, :], np.triu(np.ones((len(ids), len(ids)), bool), 1)
-        metrics = {"raw cosine": unit @ unit.T, "Euclidean": -np.linalg.norm(raw[:, None] - raw[None], axis=2),
-                   "lifted cosine": lift(raw, mean, radius) @ lift(raw, mean, radius).T}
-        for metric, scores in metrics.items():
-            print(f"{name} ({len(crops)} faces), {metric}: {_shown(roc(scores[same & upper], scores[~same & upper]))}")
-
-
 def derive_section(args: argparse.Namespace) -> None:
     """dlib's 5 points and HOG box in the ArcFace 112 layout, averaged over UTKFace photos (faces_train)
     aligned on SCRFD-2.5G's points: DLIB5_IN_ARCFACE_112 and HOG_BOX_IN_ARCFACE_112."""
@@ -465,13 +430,11 @@ def main() -> None:
     parser.add_argument("--per-person", type=int, default=10, help="glint24 photos a person")
     parser.add_argument("--strangers", type=int, default=100, help="UTKFace strangers beside the named people")
     parser.add_argument("--eval-people", type=int, default=60, help="faces_eval people for --eval (4 photos each)")
-    parser.add_argument("--frame-faces", type=int, default=600, help="UTKFace photos the --frame lift is fitted on")
     parser.add_argument("--section", choices=["detectors", "embedders", "both"], default="both")
-    for flag in ("chips", "threshold", "derive", "eval", "frame"):
+    for flag in ("chips", "threshold", "derive", "eval"):
         parser.add_argument(f"--{flag}", action="store_true")
     args = parser.parse_args()
-    extra = {"chips": chips_section, "threshold": threshold_section, "derive": derive_section, "eval": eval_section,
-             "frame": frame_section}
+    extra = {"chips": chips_section, "threshold": threshold_section, "derive": derive_section, "eval": eval_section}
     chosen = [run for flag, run in extra.items() if getattr(args, flag)]
     if chosen:
         for run in chosen:

@@ -407,9 +407,9 @@ def test_the_threshold_rises_with_the_gallery_so_strangers_stay_unnamed(tmp_path
 
 
 def test_a_gallery_whose_threshold_would_name_nobody_says_so(tmp_path, caplog):
-    """Different people crowded together (cosine about 0.97; raw dlib cosines put different people at 0.78-0.90):
-    holding 1% false accepts over 300 people needs a cosine photos of one person seldom reach, and the run says
-    so instead of silently naming nobody."""
+    """Different people crowded together (cosine about 0.97, as dlib's crowd at 0.78-0.90): holding 1% false
+    accepts over 300 people needs a cosine photos of one person seldom reach, and the run says so instead of
+    silently naming nobody."""
     import logging
     from types import SimpleNamespace
 

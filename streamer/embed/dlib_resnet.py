@@ -11,22 +11,11 @@ FAR 1% 91.7% vs 91.1%, AUC 0.996 both), better where the stream's landmarks are 
 5 px, 6 degrees, 8%: 90.6% vs 86.3%; at FAR 0.1% 70.0% vs 61.6%), as the offline Haar detector's estimated
 landmarks are. Where the predictor's points stray far from the layout (a crop it cannot read), the fixed
 warp is used instead.
-
-dlib trained the network so that the Euclidean distance between descriptors separates people; the
-descriptors' lengths differ, so the cosine of the raw descriptors (what the gallery compares) ranks pairs
-worse. Each descriptor is therefore lifted onto the unit sphere in 129-d (``lift``): centred on the mean
-descriptor of many faces, with one dimension added that makes every vector the same length. The cosine
-of two lifted vectors then falls as their Euclidean distance grows (exactly, up to a small term from
-their lengths), and centring spreads the scores as an ArcFace embedder's are. Measured
-(``benchmarks/dlib_choice.py --frame``; frame fitted on UTKFace, faces_train): TAR at FAR 1% / 0.1% on
-glint24_112 (photos 12-27) 0.917 / 0.737 as raw cosines, 0.934 / 0.769 lifted, 0.938 / 0.779 as Euclidean
-distances; on 60 faces_eval people (reported, not chosen on) 0.921 / 0.783, 0.924 / 0.802 and 0.932 / 0.808.
 """
 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Literal
 
 import cv2
@@ -41,7 +30,7 @@ from streamer.detect.dlib_detector import (
     load_dlib_model,
     similarity_batch,
 )
-from streamer.errors import ModelError
+from streamer.embed.vectors import l2_normalise
 from streamer.model_files import warm_up
 
 CHIP_PX, CHIP_PADDING = 150, 0.25  # the chip dlib's network was trained on
@@ -63,39 +52,6 @@ WORK_PX = 168
 # crops moved as above up to 0.33; 4% of real masked faces (SCRFD-aligned) go beyond.
 MAX_DRIFT = 0.35
 _TEMPLATE_EYE_PX = float(np.linalg.norm(DLIB5_IN_ARCFACE_112[0:2].mean(0) - DLIB5_IN_ARCFACE_112[2:4].mean(0)))
-# The lift's frame: the mean raw descriptor and the radius (see ``lift``), fitted by
-# ``benchmarks/dlib_choice.py --frame`` on 594 UTKFace photos (faces_train); a statistic of descriptors, no pixels.
-FRAME_FILE = Path(__file__).with_name("dlib_descriptor_frame.npz")
-DIMS = 129
-
-
-def lift(raw: np.ndarray, mean: np.ndarray, radius: float) -> np.ndarray:
-    """(n, 128) raw descriptors -> (n, 129) unit vectors ``[x - mean, sqrt(R^2 - |x - mean|^2)] / R`` (R the
-    radius, or a longer vector's own length). For two of them, 2 - 2 cos = (d^2 + (s_a - s_b)^2) / R^2 with d
-    the Euclidean distance of the raw descriptors and s the added coordinates: the cosine ranks pairs as the
-    distance dlib was trained for does, but for the small second term."""
-    centred = raw.astype(np.float64) - mean
-    length = np.linalg.norm(centred, axis=1, keepdims=True)
-    scale = np.maximum(radius, length)
-    return (np.concatenate([centred, np.sqrt(scale**2 - length**2)], axis=1) / scale).astype(np.float32)
-
-
-def fit_frame(raw: np.ndarray, percentile: float = 99.0) -> tuple[np.ndarray, float]:
-    """The lift's mean descriptor and radius (the ``percentile`` of the centred lengths) from many faces'
-    raw descriptors (n, 128)."""
-    mean = raw.astype(np.float64).mean(axis=0)
-    return mean, float(np.percentile(np.linalg.norm(raw - mean, axis=1), percentile))
-
-
-def load_frame(path: Path = FRAME_FILE) -> tuple[np.ndarray, float, str]:
-    """The shipped frame (mean, radius) and a short digest of it (part of the model id)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            mean, radius = data["mean"].astype(np.float64), float(data["radius"])
-    except (OSError, KeyError, ValueError) as exc:
-        raise ModelError(f"cannot read the dlib descriptor frame {path} ({exc}): reinstall streamer") from None
-    digest = hashlib.sha256(mean.tobytes() + np.float64(radius).tobytes()).hexdigest()[:8]
-    return mean, radius, digest
 
 
 class DlibEmbedderConfig(StrictModel):
@@ -110,31 +66,27 @@ class DlibResnetEmbedder:
         self._dlib = dlib
         self._net, path = load_dlib_model(models.face_recognition_model_location, dlib.face_recognition_model_v1)
         self._predictor, _ = load_dlib_model(models.pose_predictor_five_point_model_location, dlib.shape_predictor)
-        self._mean, self._radius, frame = load_frame()
         with open(path, "rb") as f:
-            self.model_id = f"dlib:resnet_v1:{hashlib.sha256(f.read()).hexdigest()[:12]}:lifted-{frame}"
+            self.model_id = f"dlib:resnet_v1:{hashlib.sha256(f.read()).hexdigest()[:12]}"
         # Chosen on ../shared faces_train/glint24_112 (942 ArcFace-aligned photos of 24 people, up to 40 each,
         # as the stream hands crops; `benchmarks/dlib_choice.py --threshold`): 1.0% of its 425,040
-        # different-person pairs reach 0.609 (lifted), and 88% of the same-person pairs do (86% as raw cosines).
-        # Different people 0.01-0.53 (5-95%), the same person 0.55-0.86. Celebrities dlib may have trained on:
-        # on unseen people expect more false accepts.
-        self.default_threshold = 0.609
-        self.description = f"dlib ResNet face descriptor {path.name} (128-d, lifted to {DIMS}; CPU)"
+        # different-person pairs reach 0.9164, and 86% of the same-person pairs do. dlib's descriptors share
+        # a large common part, so cosines are high and close: different people 0.78-0.90 (5-95%), the same
+        # person 0.90-0.97. Celebrities dlib may have trained on: on unseen people expect more false accepts.
+        self.default_threshold = 0.916
+        self.description = f"dlib ResNet face descriptor {path.name} (128-d; CPU)"
         warm_up(path, lambda: self.embed(np.zeros((1, 112, 112, 3), np.uint8)))
 
     def visible_dims(self, masks: np.ndarray) -> None:
         return None
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
-        """(n, S, S, 3) uint8 BGR crops in the ArcFace layout -> (n, 129) float32 unit vectors (``lift``)."""
-        return lift(self.describe(crops), self._mean, self._radius)
-
-    def describe(self, crops: np.ndarray) -> np.ndarray:
-        """(n, S, S, 3) uint8 BGR crops in the ArcFace layout -> (n, 128) float32 raw dlib descriptors."""
+        """(n, S, S, 3) uint8 BGR crops in the ArcFace layout -> (n, 128) float32, L2-normalised."""
         if len(crops) == 0:
             return np.zeros((0, 128), np.float32)
-        vectors = np.array(self._net.compute_face_descriptor(self.chips(crops)), np.float32)  # one call for the batch
-        return vectors.reshape(len(crops), -1)
+        chips = self.chips(crops)
+        vectors = np.array(self._net.compute_face_descriptor(chips), np.float32)  # one call for the batch
+        return l2_normalise(vectors.reshape(len(crops), -1))
 
     def chips(self, crops: np.ndarray) -> list[np.ndarray]:
         """(n, S, S, 3) uint8 BGR ArcFace-layout crops -> n (150, 150, 3) uint8 RGB dlib face chips."""

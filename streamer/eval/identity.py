@@ -189,8 +189,7 @@ def build(faces: Path, distractor_folders: list[Path], stages, library: Occluder
     distractors = _distractors(distractor_folders, cache, settings, progress)
     cache.save()
     everyone = np.stack([p.crop for p in probe_photos] + gallery)
-    # "Like" is judged at the embedder's own scale: different people score about 0.3 with dlib's lifted
-    # descriptor, about 0 with ArcFace, 0.78-0.90 with raw dlib cosines.
+    # "Like" is judged at the embedder's own scale: dlib's different people score 0.78-0.90, ArcFace's about 0.
     similarity = max(settings.same_person_similarity, stages.embedder.default_threshold)
     distractors, dropped = _unlike(distractors, everyone, stages.embedder, similarity)
     progress(f"distractors: {len(distractors)} kept, {dropped} left out as like an evaluated face "

@@ -5,8 +5,8 @@ cut, the box can be handed to someone else; the track would then carry its name 
 analysed face of a track is compared with the track's own faces under the same occluders (a mask put on changes
 what the camera sees of the same person): a usable face below the naming threshold and far below the track's
 own consistency, two analysed faces in a row, belongs to someone else, and the track ends there. The threshold
-keeps it to what the embedder calls different people (each embedder has its own scale: raw dlib cosines put
-different people at 0.78-0.90, ArcFace near 0); the track's own spread keeps a change of light from splitting it.
+keeps it to what the embedder calls different people (dlib's descriptor scores different people 0.78-0.90,
+ArcFace's near 0); the track's own spread keeps a change of light from splitting it.
 """
 
 from __future__ import annotations

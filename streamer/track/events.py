@@ -128,8 +128,8 @@ class TrackEvents:
         if probe is None:
             return track
         # Never below the naming threshold: a lost track is continued only by a face that would be named as the
-        # same person. With an embedder whose different people score high (raw dlib cosines: 0.78-0.90), a fixed
-        # 0.6 would hand a lost track to anyone who shows up near it.
+        # same person. With dlib's descriptor, whose different people score 0.78-0.90, a fixed 0.6 would hand a
+        # lost track to anyone who shows up near it.
         best, best_similarity = None, max(self.reattach_similarity, self.resolver.base_threshold)
         for lost in self.tracker.lost():
             state: TrackState | None = lost.state
