@@ -11,6 +11,13 @@ FAR 1% 91.7% vs 91.1%, AUC 0.996 both), better where the stream's landmarks are 
 5 px, 6 degrees, 8%: 90.6% vs 86.3%; at FAR 0.1% 70.0% vs 61.6%), as the offline Haar detector's estimated
 landmarks are. Where the predictor's points stray far from the layout (a crop it cannot read), the fixed
 warp is used instead.
+
+The raw descriptors are compared by cosine although dlib trained them for Euclidean distance. Tried
+(2026-12-02) and not kept: descriptors lifted to unit vectors whose cosine ranks pairs as the Euclidean
+distance does. Better on clear faces (TAR at FAR 1% on glint24 0.917 -> 0.934; faces_eval clean probes
+0.842 -> 0.857), worse on occluded ones in `streamer eval identity` (face mask 0.339 -> 0.309, the fused
+decision 0.402 -> 0.369; sunglasses 0.389 -> 0.384): an occluded face's descriptor is shorter, and a
+distance counts that against it where a cosine does not.
 """
 
 from __future__ import annotations
