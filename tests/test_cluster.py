@@ -4,6 +4,7 @@ process or a whole node is lost."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -65,6 +66,27 @@ def _config(tmp_path: Path, postgres_url: str, address: str, sources: list[dict]
 
 def _sightings(postgres_url: str) -> set[int]:
     return {r[0] for r in PostgresDatabase(postgres_url).execute("SELECT id FROM sightings").fetchall()}
+
+
+def test_a_silent_worker_s_cameras_read_down_three_seconds_after_the_question():
+    """Ray may be slow to report a killed worker: its cameras read down once a status question has gone
+    unanswered for SILENT_S, timed from the question (not from the driver's next look), and say why."""
+    from types import SimpleNamespace
+
+    from streamer.cluster.driver import SILENT_S, WorkerView, _Driver, _not_started
+
+    decoding = dataclasses.asdict(_not_started("cam-a")) | {"state": "decoding", "connected": True, "frames_out": 9}
+    answered = {"state": "running", "pid": 1, "streams": [decoding]}
+    now = time.monotonic()
+    views = [WorkerView("w-late", ["cam-a"], dict(answered), unanswered_since=now - SILENT_S - 0.5),
+             WorkerView("w-busy", ["cam-b"], {**answered, "streams": [decoding | {"name": "cam-b"}]},
+                        unanswered_since=now - 1.0),
+             WorkerView("w-new", ["cam-c"], None, unanswered_since=now - SILENT_S - 0.5)]
+    shown = {s.name: s for s in _Driver._streams(SimpleNamespace(views=views))}
+    assert SILENT_S <= 3.0
+    assert shown["cam-a"].state == "down" and "w-late does not answer" in shown["cam-a"].last_error
+    assert shown["cam-b"].state == "decoding"  # a second late: busy, not down
+    assert shown["cam-c"].state == "down" and "has not answered since it was started" in shown["cam-c"].last_error
 
 
 def test_a_cluster_needs_one_shared_store_and_a_reachable_head(tmp_path):

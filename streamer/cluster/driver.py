@@ -362,7 +362,7 @@ class _Driver:
                 if away:
                     age = None if status.last_frame_time is None else max(0.0, time.time() - status.last_frame_time)
                     status = dataclasses.replace(status, state="down", connected=False, fps_in=0.0, fps_out=0.0,
-                                                 last_error=f"{view.name} does not answer (Ray restarts it)",
+                                                 last_error=_silence(view),
                                                  last_frame_age_s=age, updated=time.time())
                 statuses.append(status)
         return statuses
@@ -485,6 +485,13 @@ class ClusterControl:
 
 def _status(answer: dict) -> StreamStatus | None:
     return StreamStatus(**answer["status"]) if answer.get("status") else None
+
+
+def _silence(view: WorkerView) -> str:
+    """Why a worker's cameras read down: it never answered (starting, or no room for it), or it was lost."""
+    if view.status is None:
+        return f"{view.name} has not answered since it was started (loading its models, or waiting for room)"
+    return f"{view.name} does not answer (Ray restarts it)"
 
 
 def _not_started(camera: str) -> StreamStatus:
