@@ -19,7 +19,6 @@ class QualityConfig(StrictModel):
     max_pitch: float = Field(0.3, gt=0, le=1, description="|nose height between eyes and mouth - 0.5|")
 
 
-
 def pose(landmarks: np.ndarray) -> tuple[float, float]:
     """Yaw and pitch proxies from the 5 points, in the face's own (eye-line) frame."""
     left_eye, right_eye, nose, left_mouth, right_mouth = landmarks.astype(np.float64)
