@@ -29,6 +29,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from sampling import evenly  # benchmarks/sampling.py: run as a script, this folder is on the path
 
 from engines import Device
 from streamer.align import ARCFACE_112, align_face
@@ -49,13 +50,6 @@ CROWD = DATA / "video" / "overhead_pedestrians_lamminhthien_vtest.avi"
 
 
 # ---------------------------------------------------------------- data
-
-
-def evenly(items: list, count: int) -> list:
-    """``count`` items spread evenly over ``items`` (all of them if fewer)."""
-    if len(items) <= count:
-        return items
-    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
 
 
 def named_photos() -> list[tuple[Path, str]]:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
+from sampling import evenly  # benchmarks/sampling.py: run as a script, this folder is on the path
 
 from engines import Device
 from streamer.config import load_config
@@ -46,12 +46,6 @@ def labelled_photos(folder: Path) -> dict[int, list[tuple[Path, int]]]:
         if len(parts) >= 4 and parts[0].isdigit() and parts[2].isdigit() and int(parts[2]) in GROUPS:
             out[int(parts[2])].append((path, int(parts[0])))
     return out
-
-
-def evenly(items: list, count: int) -> list:
-    if len(items) <= count:
-        return items
-    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
 
 
 def main() -> None:
