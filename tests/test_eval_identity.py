@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import statistics
 
 import numpy as np
+import pytest
 
 from streamer.eval.identity import Probes, gallery_sizes, gallery_sweep, is_stranger, open_set, roc, verification
 from streamer.identify.calibration import impostor_model
@@ -40,8 +42,10 @@ def test_verification_and_the_open_set_at_a_threshold():
     # A larger gallery (distractors) takes the stranger and bob's probe too; a smaller one leaves cid out.
     distractors = np.array([[0.0], [0.95], [0.0], [0.0]])
     sweep = gallery_sweep(scores, distractors, probes, enrolled, [2, 4], threshold=0.45)
-    assert sweep[2] == {"named_right": 0.5, "named_wrong": 0.5, "strangers_named": 1.0, "threshold": 0.45}
+    assert sweep[2] == {"named_right": 0.5, "named_wrong": 0.5, "strangers_named": 1.0, "threshold": 0.45,
+                        "strangers_taken_for": [["zed", "bob", 0.6]]}
     assert sweep[4]["named_wrong"] == round(1 / 3, 4)
+    assert sweep[4]["strangers_taken_for"] == [["zed", "bob", 0.6]]
     # A threshold per gallery size (calibrated): higher for the larger gallery, the stranger no longer named.
     sweep = gallery_sweep(scores, distractors, probes, enrolled, [2, 4], threshold=lambda size: 0.3 + size / 10)
     assert sweep[4]["strangers_named"] == 0.0 and sweep[4]["threshold"] == 0.7
@@ -116,7 +120,8 @@ def test_a_threshold_per_probe_is_kept_with_its_probe_as_the_gallery_shrinks():
     scores = np.array([[0.5, 0.1, 0.1], [0.1, 0.1, 0.5], [0.5, 0.1, 0.1]])
     per_probe = np.array([0.4, 0.4, 0.6])  # the stranger's face was compared twice per identity: higher
     sweep = gallery_sweep(scores, np.zeros((3, 0)), probes, enrolled, [2, 3], threshold=lambda size: per_probe)
-    assert sweep[2] == {"named_right": 1.0, "named_wrong": 0.0, "strangers_named": 0.0, "threshold": 0.6}
+    assert sweep[2] == {"named_right": 1.0, "named_wrong": 0.0, "strangers_named": 0.0, "threshold": 0.6,
+                        "strangers_taken_for": []}
     assert sweep[3]["named_right"] == 1.0 and sweep[3]["strangers_named"] == 0.0
 
 
@@ -134,3 +139,17 @@ def test_reconstruction_is_recommended_only_where_matching_it_raises_the_decisio
     assert recommend(figures) == ["face_mask"]  # never "clean": there is nothing to reconstruct
     figures["face_mask"] = condition(0.5, 0.7, 0.6)  # the student alone does better than the two together
     assert recommend(figures) == []
+
+
+def test_a_measured_tail_sets_the_threshold_where_strangers_reach_not_where_a_normal_would():
+    from streamer.identify.calibration import TAIL_RATES, ImpostorModel, ImpostorTail
+
+    normal = [statistics.NormalDist().inv_cdf(1 - p) for p in TAIL_RATES]
+    light = ImpostorTail(tuple(0.75 * z for z in normal))  # strangers reach three quarters as far (as dlib's)
+    assert light.at(1e-3) == pytest.approx(0.75 * normal[1])
+    assert light.at(3e-4) == pytest.approx(0.75 * statistics.NormalDist().inv_cdf(1 - 3e-4), abs=1e-9)
+    assert light.at(1e-8) == pytest.approx(0.75 * statistics.NormalDist().inv_cdf(1 - 1e-8), rel=1e-6)  # carried on
+    gallery = ImpostorModel(0.84, 0.03, 100_000)
+    measured = ImpostorModel(0.84, 0.03, 100_000, light)
+    assert gallery.threshold(1000, 0.01) > 0.96 > measured.threshold(1000, 0.01) > 0.93
+    assert measured.threshold(100, 0.01) < measured.threshold(1000, 0.01)  # still rises with the gallery

@@ -383,7 +383,8 @@ def gallery_sweep(scores_vs_enrolled: np.ndarray, scores_vs_distractors: np.ndar
     """The open set as the gallery grows: fewer than everyone enrolled (the first N people; the probes of
     the others left out), or everyone plus the first distractors up to N. ``threshold``: one, or one per
     gallery size (a threshold calibrated to the gallery), which may differ per probe (the product compares
-    a face matched on its reconstruction as well twice with each identity); the highest is reported."""
+    a face matched on its reconstruction as well twice with each identity); the highest is reported. Each
+    stranger named is listed with whom it was taken for: a set whose labels split one person in two shows it."""
     column = {person: k for k, person in enumerate(enrolled)}
     own = np.array([column.get(p, -1) for p in probes.people])
     strangers = ~probes.enrolled
@@ -392,9 +393,15 @@ def gallery_sweep(scores_vs_enrolled: np.ndarray, scores_vs_distractors: np.ndar
         at = np.broadcast_to(threshold(size) if callable(threshold) else threshold, (len(own),))
         if size <= len(enrolled):
             keep = strangers | ((own >= 0) & (own < size))
-            out[size] = open_set(scores_vs_enrolled[keep, :size], np.where(strangers, -1, own)[keep], at[keep])
+            scores = scores_vs_enrolled[:, :size]
         else:
-            extra = scores_vs_distractors[:, :size - len(enrolled)]
-            out[size] = open_set(np.hstack([scores_vs_enrolled, extra]), np.where(strangers, -1, own), at)
+            keep = np.ones(len(own), bool)
+            scores = np.hstack([scores_vs_enrolled, scores_vs_distractors[:, :size - len(enrolled)]])
+        out[size] = open_set(scores[keep], np.where(strangers, -1, own)[keep], at[keep])
         out[size]["threshold"] = round(float(at.max()), 4)
+        best = scores.argmax(axis=1) if scores.shape[1] else np.zeros(len(own), int)
+        names = [*enrolled[:size], *(f"distractor {k}" for k in range(max(size - len(enrolled), 0)))]
+        out[size]["strangers_taken_for"] = [[probes.people[i], names[best[i]], round(float(scores[i, best[i]]), 4)]
+                                            for i in np.flatnonzero(strangers)
+                                            if scores.shape[1] and scores[i, best[i]] >= at[i]]
     return out

@@ -22,7 +22,7 @@ from streamer.eval.identity import (
     probe_vectors,
     verification,
 )
-from streamer.identify.calibration import held_threshold, impostor_model
+from streamer.identify.calibration import held_threshold, impostor_model, measured_tail
 
 
 def score(data: EvalData, embedder, threshold: float, settings: IdentitySettings,
@@ -37,7 +37,8 @@ def score(data: EvalData, embedder, threshold: float, settings: IdentitySettings
     others = embed_all(embedder, data.distractors) if len(data.distractors) else np.zeros((0, gallery.shape[1]))
     enrolled, distractors = gallery_index(embedder.model_id, gallery), gallery_index(embedder.model_id, others)
     sizes = gallery_sizes(settings.gallery_sizes, len(gallery), len(others))
-    models = {size: impostor_model(_first(gallery, others, size), np.arange(size)) for size in sizes}
+    tail = measured_tail(embedder.model_id, embedder.student is not None)
+    models = {size: impostor_model(_first(gallery, others, size), np.arange(size), tail=tail) for size in sizes}
 
     def calibrated(comparisons_per_identity: np.ndarray):
         return lambda size: np.array([held_threshold(threshold, models[size], int(c) * size, false_accept_rate)
@@ -81,6 +82,7 @@ def score(data: EvalData, embedder, threshold: float, settings: IdentitySettings
                                                                      fused_as="fused_recommended")
     impostors = {str(size): {"mean": round(m.mean, 4), "std": round(m.std, 4)} for size, m in models.items() if m}
     return {"model_id": embedder.model_id, "threshold": threshold, "false_accept_rate": false_accept_rate,
+            "impostor_tail": "measured" if tail else "normal",
             "reconstruction_for": reconstruction_for, "gallery_impostors": impostors, "figures": figures,
             "recommended_reconstruction_for": recommended}, curves
 
@@ -137,8 +139,10 @@ def markdown(report: dict) -> str:
         lines += [f"## {name} (`{result['model_id']}`)", "",
                   f"Verification: TAR at FAR 1% / rank-1 over the {data['enrolled']} enrolled. Open set, "
                   f"{decision} path, with {', '.join(map(str, sizes))} people in the gallery: enrolled named as "
-                  f"someone else / strangers named, at the fixed threshold {result['threshold']:.3f}, then at the "
-                  f"threshold calibrated on the gallery for {_pct(result['false_accept_rate'])} false accepts. "
+                  f"someone else / strangers named, at the fixed threshold {result['threshold']:.3f}; then enrolled "
+                  "named right / named as someone else / strangers named at the threshold calibrated on the gallery "
+                  f"for {_pct(result['false_accept_rate'])} false accepts, with the embedder's "
+                  f"{'measured impostor tail' if result.get('impostor_tail') == 'measured' else 'normal tail'}. "
                   f"Reconstruction matched for (fused): "
                   f"{'every class' if policy is None else ', '.join(policy) or 'none'}; (fused_recommended): "
                   f"{', '.join(result['recommended_reconstruction_for']) or 'none'} (chosen on these same probes: "
@@ -150,12 +154,18 @@ def markdown(report: dict) -> str:
             cells = [f"{paths[p]['tar@far0.01']:.3f} / {paths[p]['rank1']:.3f}" for p in paths_here]
             for rule in ("fixed", "calibrated"):
                 sweep = paths[decision]["open_set"][rule]
-                cells += [f"{_pct(sweep[s]['named_wrong'])} / {_pct(sweep[s]['strangers_named'])}" if s in sweep
-                          else "-" for s in map(str, sizes)]
+                shown = ("named_right", "named_wrong", "strangers_named")[rule == "fixed":]
+                cells += [" / ".join(_pct(sweep[s][k]) for k in shown) if s in sweep else "-" for s in map(str, sizes)]
             lines.append(f"| {condition} | {paths['segmented']:.0%} | " + " | ".join(cells) + " |")
         thresholds = paths[decision]["open_set"]["calibrated"]
+        largest = str(max(int(s) for s in thresholds)) if thresholds else None
+        taken = [f"{condition}: " + ", ".join(f"{who} as {whom} ({score:.3f})" for who, whom, score in named)
+                 for condition, paths in result["figures"].items()
+                 if (named := paths[decision]["open_set"]["calibrated"].get(largest, {}).get("strangers_taken_for"))]
         lines += ["", f"Calibrated thresholds ({decision}, the highest: two comparisons per identity): " + ", ".join(
             f"{s} people {thresholds[str(s)]['threshold']:.3f}" for s in sizes if str(s) in thresholds), "",
+                  f"Strangers named at the calibrated threshold with {largest} people (whom each was taken for: look "
+                  f"at both, a set may hold one person under two names): {'; '.join(taken) or 'none'}.", "",
                   "Classes where matching the reconstruction as well raises TAR at FAR 1% over the face as seen "
                   "alone (a `gallery.reconstruction_for` for this embedder): "
                   f"{', '.join(result['recommended_reconstruction_for']) or 'none'}.",

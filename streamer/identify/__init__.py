@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from streamer.config_base import StrictModel
 from streamer.errors import StreamerError
+from streamer.identify.calibration import measured_tail
 from streamer.identify.gallery import GalleryConfig, GalleryIndex, enroll, photos_by_name, reconstruction_classes
 from streamer.identify.sync import GallerySync
 from streamer.identify.track_identity import IdentityConfig, IdentityResolver
@@ -135,7 +136,8 @@ def open_identification(config, detector, embedder) -> Identification:
                 log.warning("store: retention %g days: deleted %s", config.store.retention_days,
                             ", ".join(f"{n} {k}" for k, n in pruned.items()))
         since = store.last_change()  # before the load: a change made during it is read again, never missed
-        index = GalleryIndex.load(store, embedder.model_id, str(path))
+        index = GalleryIndex.load(store, embedder.model_id, str(path),
+                                  measured_tail(embedder.model_id, embedder.student is not None))
         sync = GallerySync(store, index, since, conn.listener())
     except BaseException:
         conn.close()

@@ -19,7 +19,7 @@ from pydantic import Field
 from streamer.align import align_face
 from streamer.config_base import ExistingDir, StrictModel
 from streamer.errors import StreamerError
-from streamer.identify.calibration import ImpostorModel, impostor_model
+from streamer.identify.calibration import ImpostorModel, ImpostorTail, impostor_model
 from streamer.identify.names import check_person_name, printable
 from streamer.store.gallery import GalleryStore, ModelVectors
 
@@ -40,7 +40,8 @@ class GalleryConfig(StrictModel):
     false_accept_rate: float | None = Field(
         0.01, gt=0, lt=1, description="share of strangers that may be named as someone in the gallery: the "
         "threshold rises with the gallery's size to hold it, from how the embedder scores the gallery's own "
-        "different people (20 or more); never below the fixed threshold. null: the fixed threshold alone"
+        "different people (20 or more) and how far strangers' faces reach beyond them (measured per embedder); "
+        "never below the fixed threshold. null: the fixed threshold alone"
     )
     occluder_thresholds: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(
         default_factory=dict,
@@ -90,8 +91,9 @@ class Candidate:
 
 
 class GalleryIndex:
-    def __init__(self, model_id: str, rows: ModelVectors):
+    def __init__(self, model_id: str, rows: ModelVectors, tail: ImpostorTail | None = None):
         self.model_id = model_id
+        self.tail = tail  # how far strangers' faces reach for this embedder (calibration.MEASURED_TAILS)
         self.names, self.kinds = dict(rows.names), dict(rows.kinds)
         self._ids = list(rows.identity_ids)
         self._polarity = list(rows.polarity)
@@ -101,7 +103,7 @@ class GalleryIndex:
         self._counted: tuple[int, int] | None = None
 
     @classmethod
-    def load(cls, store: GalleryStore, model_id: str, where: str) -> GalleryIndex:
+    def load(cls, store: GalleryStore, model_id: str, where: str, tail: ImpostorTail | None = None) -> GalleryIndex:
         """The gallery as embedded by ``model_id``; refuses a gallery embedded by other models only."""
         others = {m: n for m, n in store.model_ids().items() if m != model_id}
         rows = store.vectors(model_id)
@@ -113,7 +115,7 @@ class GalleryIndex:
                 f"{', '.join(others)}, not by the configured embedder {model_id}: embeddings of different models "
                 "are never compared; run 'streamer gallery reembed' with this config"
             )
-        return cls(model_id, rows)
+        return cls(model_id, rows, tail)
 
     def _counts(self) -> tuple[int, int]:
         """(identities, enrolled people) with a face: asked at every decision, counted once per change."""
@@ -138,7 +140,8 @@ class GalleryIndex:
             identities, starts, positives, _, _ = self._prepared()
             ids = np.repeat(identities, np.diff(np.append(starts, len(positives)))) if len(identities) else identities
             enrolled = np.array([self.kinds[int(i)] == "person" for i in ids], bool)
-            self._impostors = (count, impostor_model(positives[enrolled], ids[enrolled]) if enrolled.any() else None)
+            self._impostors = (count, impostor_model(positives[enrolled], ids[enrolled], tail=self.tail)
+                              if enrolled.any() else None)
         return self._impostors[1]
 
     def add(self, identity_id: int, name: str, pseudo: bool, vector: np.ndarray, polarity: int = 1) -> None:
