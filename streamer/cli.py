@@ -706,7 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--maskedfacenet", help="MaskedFace-Net segmentation folder: face-mask pixels")
     ev.add_argument("--detector-model", required=True, help="SCRFD .onnx aligning the faces")
     ev.add_argument("--aizoo", help="AIZOO face-mask classifier folder, measured beside on the masked photos")
-    ev.add_argument("--confidence", type=float, default=0.25, help="the lowest confidence considered")
+    ev.add_argument("--confidence", type=float, default=0.15, help="the lowest confidence considered")
     ev.add_argument("--choose-gate", action="store_true",
                     help="choose each class's gate on the val faces and write OUT/<model>.gate.json")
     ev.add_argument("--config", help="config whose pipeline.min_occluded_fraction decides synthetic pixels")

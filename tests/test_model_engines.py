@@ -191,8 +191,16 @@ def ultralytics_yolo():
     return import_ultralytics().YOLO(str(SHIPPED_YOLO), task="segment")
 
 
-def _reference_masks(yolo, images: list[np.ndarray]) -> list[tuple[np.ndarray, tuple[str, ...]]]:
-    results = yolo.predict(images, imgsz=160, conf=0.25, device="cpu", retina_masks=True, verbose=False)
+def _reference_masks(yolo, images: list[np.ndarray], confidence: float, monkeypatch
+                     ) -> list[tuple[np.ndarray, tuple[str, ...]]]:
+    """ultralytics' own decoding, every class an anchor scores above ``confidence`` a candidate (its NMS's
+    multi_label, which its predictor does not pass on: set here), as the stream's decoding does."""
+    import functools
+
+    from ultralytics.utils import nms
+
+    monkeypatch.setattr(nms, "non_max_suppression", functools.partial(nms.non_max_suppression, multi_label=True))
+    results = yolo.predict(images, imgsz=160, conf=confidence, device="cpu", retina_masks=True, verbose=False)
     found = []
     for image, result in zip(images, results):
         size = image.shape[0]
@@ -205,14 +213,14 @@ def _reference_masks(yolo, images: list[np.ndarray]) -> list[tuple[np.ndarray, t
 
 
 @pytest.mark.shared_models
-def test_yolo_seg_onnx_finds_what_ultralytics_finds(cpu, aligned_crops, ultralytics_yolo):
+def test_yolo_seg_onnx_finds_what_ultralytics_finds(cpu, aligned_crops, ultralytics_yolo, monkeypatch):
     from streamer.occlusion.yolo_seg import OnnxYoloSeg, YoloSegConfig
 
     images = [c.image for c in aligned_crops]
     found = OnnxYoloSeg(YoloSegConfig(), cpu).predict(images)
     ours = [(np.any([i.mask for i in instances], axis=0) if instances else np.zeros(image.shape[:2], bool),
              tuple(sorted({i.name for i in instances}))) for image, instances in zip(images, found)]
-    theirs = _reference_masks(ultralytics_yolo, images)
+    theirs = _reference_masks(ultralytics_yolo, images, YoloSegConfig().confidence, monkeypatch)
     occluded = 0
     for k, ((mask, classes), (expected_mask, expected_classes)) in enumerate(zip(ours, theirs)):
         assert mask.shape == expected_mask.shape == images[k].shape[:2], k

@@ -48,6 +48,62 @@ def test_the_gate_keeps_a_certain_occluder_whole_and_drops_an_uncertain_or_off_f
     assert not gate.occlusion([OccluderInstance("hand", 0.2, phone)], 112).occluded  # never below the floor
 
 
+def test_an_anchor_is_a_candidate_for_every_class_it_scores_above_the_floor_not_only_its_best():
+    """A dark face mask the model calls 0.5 scarf and 0.3 face mask is a face mask candidate too: the gate, chosen
+    on real faces, decides which to keep."""
+    from streamer.occlusion.yolo_seg import candidates
+
+    classes, coefficients = 3, 2
+    prediction = np.zeros((4 + classes + coefficients, 3), np.float32)
+    prediction[:4] = [[50, 20, 80], [60, 30, 80], [40, 10, 10], [30, 10, 10]]  # centre x, y, width, height
+    prediction[4:4 + classes, 0] = [0.3, 0.5, 0.0]  # anchor 0: face mask 0.3, scarf 0.5
+    prediction[4:4 + classes, 1] = [0.1, 0.0, 0.9]  # anchor 1: only class 2 is above the floor
+    prediction[4:4 + classes, 2] = [0.1, 0.1, 0.1]  # anchor 2: nothing is
+    boxes, scores, kinds, _ = candidates(prediction, classes, confidence=0.2)
+    assert kinds.tolist() == [2, 1, 0] and np.allclose(scores, [0.9, 0.5, 0.3])  # best first
+    assert np.allclose(boxes[1], [30, 45, 70, 75]) and np.allclose(boxes[1], boxes[2])  # one anchor, two classes
+
+
+def test_of_gates_finding_as_many_masks_on_val_the_one_firing_on_fewer_clear_faces_is_chosen():
+    """At 0.3 the model finds no more masks than at 0.35 but fires on a clear face: the gate is the loosest that
+    fires on none, though the budget (one clear face in four hundred) would allow that one false face."""
+    from streamer.eval.occlusion import EvalFace, choose_gate
+
+    crop, face = np.zeros((112, 112, 3), np.uint8), _disc((56, 70), 30)
+    clear = [EvalFace("celebamaskhq", f"c{k}", "val", crop, {}) for k in range(400)]
+    masked = [EvalFace("with_mask", f"m{k}", "val", crop, None) for k in range(10)]
+    found = [[OccluderInstance("face_mask", 0.3, face)] if k == 0 else [] for k in range(400)]
+    found += [[OccluderInstance("face_mask", 0.6 if k < 8 else 0.1, face)] for k in range(10)]
+    chosen = choose_gate(clear + masked, found, ("face_mask",), floor=0.15)["face_mask"]
+    assert chosen["val_found"] == 0.8 and chosen["val_false_faces"] == 0
+    assert chosen["confidence"] == 0.35 and chosen["min_face_share"] == 0.0  # the loosest that fires on none
+
+
+def test_face_masks_are_found_on_the_real_masked_photos_held_out(cpu):
+    """The masked photos' test split (never trained on; its val split chose the gate): SCRFD-aligned as the
+    stream aligns them, a face mask is named on 93.3% (AIZOO's classifier: 92.8%; one class per anchor:
+    90.4%). Asserted with a margin for another CPU's rounding."""
+    from streamer.datagen.face_bank import split_of
+    from streamer.detect import align_most_confident
+    from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
+    from streamer.occlusion import YoloSegConfig, build_segmenter
+    from streamer.records import AlignedCrop
+
+    folder = need_shared("data", "masked_faces", "with_mask")
+    detector = ScrfdDetector(ScrfdConfig(backend="scrfd", model=need_shared("models", "scrfd_2.5g_bnkps.onnx"),
+                                         input_size=320), cpu)  # as streamer eval occlusion aligns them
+    segmenter = build_segmenter(YoloSegConfig(), cpu)
+    crops = []
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")):
+        if split_of(path, folder) == "test":
+            aligned = align_most_confident(detector, cv2.imread(str(path)), 112)
+            if aligned is not None:
+                crops.append(AlignedCrop(aligned[0].image, np.eye(2, 3, dtype=np.float32)))
+    assert len(crops) >= 200
+    found = [("face_mask" in o.classes) for o in segmenter.segment(crops)]
+    assert np.mean(found) >= 0.92, f"face mask found on {np.mean(found):.1%} of {len(crops)} masked faces"
+
+
 def test_the_shipped_model_has_a_gate_chosen_on_validation_faces(cpu):
     from streamer.occlusion import YoloSegConfig, build_segmenter
 
@@ -56,7 +112,7 @@ def test_the_shipped_model_has_a_gate_chosen_on_validation_faces(cpu):
     assert set(chosen["classes"]) == set(segmenter.class_names)
     assert chosen["chosen_on"]["val_faces"] and chosen["model"] == "occluders-yolo11n-seg.onnx"
     for name, gate in chosen["classes"].items():
-        assert segmenter.gate.classes[name].confidence == gate["confidence"] >= 0.25, name
+        assert segmenter.gate.classes[name].confidence == gate["confidence"] >= YoloSegConfig().confidence, name
     assert "; gate " in segmenter.description and "face_mask 0." in segmenter.description
 
 

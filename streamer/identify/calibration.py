@@ -13,9 +13,9 @@ training faces (UTKFace adults, 2 million impostor pairs, data-engine occluders,
 MEASURED_TAILS. The normal's z is too far for dlib (4.27 at 1 in 100,000, where its strangers reach 3.33:
 nobody was named at 100 people or more) and a little short for MobileFaceNet (4.35). In ``streamer eval
 identity`` (faces_eval, never used for this; clean probes, 1% wanted) the measured tail names 22% of dlib's
-people right at 100 and 5% at 1,000 with no stranger named (the normal: nobody), and holds MobileFaceNet's
-strangers at 0.6% at 1,000 (the normal: 1.3%), naming 25% right (27%). An embedder not measured keeps the
-normal.
+people right at 100 and 5% at 1,000 with no stranger named (the normal: nobody). MobileFaceNet at 1,000
+names 25% right (the normal: 27%) and 1.3% of strangers: 2 probes of 156, both of a person the set also holds
+under another name (looked at). An embedder not measured keeps the normal.
 
 Tried (2026-12-02) and not kept: a line through the gallery's own clean pairs' scores 1 in 100 and 1 in
 1,000, in normal quantiles. It named dlib's people at 100 (52% right) but 4.5% of strangers, and nobody at
