@@ -41,7 +41,7 @@ def test_verification_and_the_open_set_at_a_threshold():
     assert outcome == {"named_right": round(1 / 3, 4), "named_wrong": round(1 / 3, 4), "strangers_named": 1.0}
     # A larger gallery (distractors) takes the stranger and bob's probe too; a smaller one leaves cid out.
     distractors = np.array([[0.0], [0.95], [0.0], [0.0]])
-    sweep = gallery_sweep(scores, distractors, probes, enrolled, [2, 4], threshold=0.45)
+    sweep = gallery_sweep(scores, distractors, probes, enrolled, [2, 4], threshold=0.45, list_strangers=True)
     assert sweep[2] == {"named_right": 0.5, "named_wrong": 0.5, "strangers_named": 1.0, "threshold": 0.45,
                         "strangers_taken_for": [["zed", "bob", 0.6]]}
     assert sweep[4]["named_wrong"] == round(1 / 3, 4)
@@ -119,7 +119,8 @@ def test_a_threshold_per_probe_is_kept_with_its_probe_as_the_gallery_shrinks():
     probes = _probes(["ann", "cid", "zed"], set(enrolled))
     scores = np.array([[0.5, 0.1, 0.1], [0.1, 0.1, 0.5], [0.5, 0.1, 0.1]])
     per_probe = np.array([0.4, 0.4, 0.6])  # the stranger's face was compared twice per identity: higher
-    sweep = gallery_sweep(scores, np.zeros((3, 0)), probes, enrolled, [2, 3], threshold=lambda size: per_probe)
+    sweep = gallery_sweep(scores, np.zeros((3, 0)), probes, enrolled, [2, 3], threshold=lambda size: per_probe,
+                          list_strangers=True)
     assert sweep[2] == {"named_right": 1.0, "named_wrong": 0.0, "strangers_named": 0.0, "threshold": 0.6,
                         "strangers_taken_for": []}
     assert sweep[3]["named_right"] == 1.0 and sweep[3]["strangers_named"] == 0.0

@@ -379,12 +379,14 @@ def gallery_sizes(wanted: tuple[int, ...], enrolled: int, distractors: int) -> l
 
 def gallery_sweep(scores_vs_enrolled: np.ndarray, scores_vs_distractors: np.ndarray, probes: Probes,
                   enrolled: list[str], sizes: list[int],
-                  threshold: float | Callable[[int], float | np.ndarray]) -> dict[int, dict]:
+                  threshold: float | Callable[[int], float | np.ndarray], list_strangers: bool = False
+                  ) -> dict[int, dict]:
     """The open set as the gallery grows: fewer than everyone enrolled (the first N people; the probes of
     the others left out), or everyone plus the first distractors up to N. ``threshold``: one, or one per
     gallery size (a threshold calibrated to the gallery), which may differ per probe (the product compares
-    a face matched on its reconstruction as well twice with each identity); the highest is reported. Each
-    stranger named is listed with whom it was taken for: a set whose labels split one person in two shows it."""
+    a face matched on its reconstruction as well twice with each identity); the highest is reported. With
+    ``list_strangers``, each stranger named is listed with whom it was taken for: a set whose labels split one
+    person in two shows it."""
     column = {person: k for k, person in enumerate(enrolled)}
     own = np.array([column.get(p, -1) for p in probes.people])
     strangers = ~probes.enrolled
@@ -399,6 +401,8 @@ def gallery_sweep(scores_vs_enrolled: np.ndarray, scores_vs_distractors: np.ndar
             scores = np.hstack([scores_vs_enrolled, scores_vs_distractors[:, :size - len(enrolled)]])
         out[size] = open_set(scores[keep], np.where(strangers, -1, own)[keep], at[keep])
         out[size]["threshold"] = round(float(at.max()), 4)
+        if not list_strangers:
+            continue
         best = scores.argmax(axis=1) if scores.shape[1] else np.zeros(len(own), int)
         names = [*enrolled[:size], *(f"distractor {k}" for k in range(max(size - len(enrolled), 0)))]
         out[size]["strangers_taken_for"] = [[probes.people[i], names[best[i]], round(float(scores[i, best[i]]), 4)]

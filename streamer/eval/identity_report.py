@@ -41,7 +41,7 @@ def score(data: EvalData, embedder, threshold: float, settings: IdentitySettings
     models = {size: impostor_model(_first(gallery, others, size), np.arange(size), tail=tail) for size in sizes}
 
     def calibrated(comparisons_per_identity: np.ndarray):
-        return lambda size: np.array([held_threshold(threshold, models[size], int(c) * size, false_accept_rate)
+        return lambda size: np.array([held_threshold(threshold, models[size], size, false_accept_rate, int(c))
                                       for c in comparisons_per_identity])
 
     def measure(probes, vectors: ProbeVectors, path: str, against_enrolled: dict, against_distractors: dict,
@@ -49,7 +49,7 @@ def score(data: EvalData, embedder, threshold: float, settings: IdentitySettings
         comparisons = 1 + (vectors.used if path == "fused" else np.zeros(len(vectors.used), int))
         result = verification(against_enrolled[path], probes, data.enrolled)
         sweep = {name: gallery_sweep(against_enrolled[path], against_distractors[path], probes, data.enrolled,
-                                     sizes, rule)
+                                     sizes, rule, list_strangers=name == "calibrated")
                  for name, rule in (("fixed", threshold), ("calibrated", calibrated(comparisons)))}
         result["open_set"] = {name: {str(size): outcome for size, outcome in by_size.items()}
                               for name, by_size in sweep.items()}
@@ -162,7 +162,7 @@ def markdown(report: dict) -> str:
         taken = [f"{condition}: " + ", ".join(f"{who} as {whom} ({score:.3f})" for who, whom, score in named)
                  for condition, paths in result["figures"].items()
                  if (named := paths[decision]["open_set"]["calibrated"].get(largest, {}).get("strangers_taken_for"))]
-        lines += ["", f"Calibrated thresholds ({decision}, the highest: two comparisons per identity): " + ", ".join(
+        lines += ["", f"Calibrated thresholds ({decision}, the highest of its probes'): " + ", ".join(
             f"{s} people {thresholds[str(s)]['threshold']:.3f}" for s in sizes if str(s) in thresholds), "",
                   f"Strangers named at the calibrated threshold with {largest} people (whom each was taken for: look "
                   f"at both, a set may hold one person under two names): {'; '.join(taken) or 'none'}.", "",

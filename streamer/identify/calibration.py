@@ -14,7 +14,7 @@ MEASURED_TAILS. The normal's z is too far for dlib (4.27 at 1 in 100,000, where 
 nobody was named at 100 people or more) and a little short for MobileFaceNet (4.35). In ``streamer eval
 identity`` (faces_eval, never used for this; clean probes, 1% wanted) the measured tail names 22% of dlib's
 people right at 100 and 5% at 1,000 with no stranger named (the normal: nobody). MobileFaceNet at 1,000
-names 25% right (the normal: 27%) and 1.3% of strangers: 2 probes of 156, both of a person the set also holds
+names 26% right (the normal: 27%) and 1.3% of strangers: 2 probes of 156, both of a person the set also holds
 under another name (looked at). An embedder not measured keeps the normal.
 
 Tried (2026-12-02) and not kept: a line through the gallery's own clean pairs' scores 1 in 100 and 1 in
@@ -45,6 +45,11 @@ class ImpostorTail:
 
     z: tuple[float, ...]
 
+    def __post_init__(self):
+        if len(self.z) != len(TAIL_RATES) or any(b < a for a, b in zip(self.z, self.z[1:])):
+            raise ValueError(f"an impostor tail needs {len(TAIL_RATES)} z values, one per rate of TAIL_RATES, "
+                             f"rising as the rate falls; got {self.z}")
+
     def at(self, rate: float) -> float:
         normal = statistics.NormalDist()
         quantiles = [normal.inv_cdf(1 - p) for p in TAIL_RATES]
@@ -64,9 +69,12 @@ class ImpostorModel:
     pairs: int
     tail: ImpostorTail | None = None  # None: the normal's
 
-    def threshold(self, comparisons: int, false_accept_rate: float) -> float:
-        """The score a stranger's face exceeds against any of ``comparisons`` identities with probability
-        ``false_accept_rate``."""
+    def threshold(self, identities: int, false_accept_rate: float, paths: int = 1) -> float:
+        """The score a stranger's face exceeds against any of ``identities`` with probability
+        ``false_accept_rate``, when each identity is scored on ``paths`` embeddings of the face (its better
+        score counting). A measured tail was measured on that better score already: one comparison per
+        identity. The normal's is of single scores: ``paths`` comparisons per identity."""
+        comparisons = identities * (1 if self.tail else paths)
         per_comparison = false_accept_rate / max(comparisons, 1)
         z = self.tail.at(per_comparison) if self.tail else statistics.NormalDist().inv_cdf(1 - per_comparison)
         return self.mean + self.std * z
@@ -90,24 +98,26 @@ def impostor_model(vectors: np.ndarray, identities: np.ndarray, seed: int = 0, t
     return ImpostorModel(float(cosines.mean()), float(cosines.std()), len(cosines), tail)
 
 
-def held_threshold(fixed: float, impostors: ImpostorModel | None, comparisons: int, false_accept_rate: float | None
-                   ) -> float:
-    """The threshold that names a face: ``fixed``, raised to hold ``false_accept_rate`` over ``comparisons``
-    when the gallery says enough about its embedder (and a rate is set)."""
+def held_threshold(fixed: float, impostors: ImpostorModel | None, identities: int, false_accept_rate: float | None,
+                   paths: int = 1) -> float:
+    """The threshold that names a face: ``fixed``, raised to hold ``false_accept_rate`` over ``identities``
+    scored on ``paths`` embeddings each, when the gallery says enough about its embedder (and a rate is set)."""
     if false_accept_rate is None or impostors is None:
         return fixed
-    return max(fixed, impostors.threshold(comparisons, false_accept_rate))
+    return max(fixed, impostors.threshold(identities, false_accept_rate, paths))
 
 
 # benchmarks/impostor_tail.py (2026-12-02): 2,000 UTKFace adults as the gallery, 1,000 others as probes through
-# camera faults and the data engine's face masks and sunglasses, the product's segmenter, inpainter and fused
-# decision; 2 million impostor pairs, the highest z of the three conditions. The normal's z: 2.326, 3.090, 3.719,
-# 4.265, 4.753. Per model id, without a student (a student moves the probes' scores: not measured, the normal holds).
+# camera faults and the data engine's face masks and sunglasses, the product's segmenter (multi-label, the gate of
+# 2026-12-02), inpainter and fused decision; 2 million impostor pairs, the highest z of the three conditions. The
+# normal's z: 2.326, 3.090, 3.719, 4.265, 4.753. Per model file (the fingerprint that ends its model id: dlib's
+# ResNet, MobileFaceNet), without a student (a student moves the probes' scores: not measured, the normal holds).
 MEASURED_TAILS: dict[str, ImpostorTail] = {
-    "dlib:resnet_v1:55533b28a958": ImpostorTail((2.343, 2.757, 3.067, 3.330, 3.566)),
-    "arcface:mobilefacenet_128d:f055d9c9a4d8": ImpostorTail((2.542, 3.262, 3.835, 4.348, 4.832)),
+    "55533b28a958": ImpostorTail((2.343, 2.757, 3.067, 3.330, 3.566)),  # dlib:resnet_v1
+    "f055d9c9a4d8": ImpostorTail((2.543, 3.265, 3.838, 4.348, 4.832)),  # arcface:mobilefacenet_128d
 }
 
 
 def measured_tail(model_id: str, student: bool = False) -> ImpostorTail | None:
-    return None if student else MEASURED_TAILS.get(model_id)
+    """The tail measured for the model file behind ``model_id`` (whatever its file is called), if any."""
+    return None if student else MEASURED_TAILS.get(model_id.rsplit(":", 1)[-1])

@@ -106,7 +106,7 @@ class IdentityResolver:
         the gallery grows to hold ``gallery.false_accept_rate`` (identify/calibration.py); a face matched on its
         reconstruction as well is compared twice with each identity."""
         return held_threshold(self.base_threshold if base is None else base, self.index.impostors(),
-                              comparisons_per_identity * len(self.index), self.gallery.false_accept_rate)
+                              len(self.index), self.gallery.false_accept_rate, comparisons_per_identity)
 
     def _uses_reconstruction(self, occluders: tuple[str, ...]) -> bool:
         return self.reconstruction_for is None or any(c in self.reconstruction_for for c in occluders)

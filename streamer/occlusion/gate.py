@@ -20,6 +20,10 @@ from streamer.errors import ConfigError, ModelError
 from streamer.occlusion.region import face_region
 from streamer.records import OccluderInstance, Occlusion
 
+# A class no gate file or config names (a model trained here before its gate is chosen): ultralytics' own default
+# confidence, not the decoding floor, which a chosen gate may go down to for a class measured there.
+UNGATED_CONFIDENCE = 0.25
+
 
 class ClassGate(StrictModel):
     confidence: float = Field(ge=0, lt=1, description="the least confidence an occluder of this class needs")
@@ -55,7 +59,8 @@ class OccluderGate:
     @classmethod
     def for_model(cls, model: Path, overrides: dict[str, ClassGate] | None, floor: float,
                   class_names: tuple[str, ...]) -> OccluderGate:
-        """The model's shipped gate (if it has one), with the config's per-class overrides over it."""
+        """The model's shipped gate (if it has one), with the config's per-class overrides over it; a class
+        neither names needs UNGATED_CONFIDENCE (or the floor, if higher)."""
         path = gate_file(model)
         classes = read_gate_file(path) if path.is_file() else {}
         for name in [*classes, *(overrides or {})]:
@@ -63,7 +68,8 @@ class OccluderGate:
                 where = f"occlusion.gate.{name}" if name in (overrides or {}) else str(path)
                 raise ConfigError(f"{where}: the model {model.name} has no class {name!r} "
                                   f"(its classes: {', '.join(class_names)})")
-        return cls({**classes, **(overrides or {})}, floor)
+        ungated = {name: ClassGate(confidence=max(floor, UNGATED_CONFIDENCE)) for name in class_names}
+        return cls({**ungated, **classes, **(overrides or {})}, floor)
 
     def passes(self, instance: OccluderInstance, face_share: float) -> bool:
         gate = self.classes.get(instance.name)

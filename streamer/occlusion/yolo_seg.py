@@ -43,8 +43,8 @@ class YoloSegConfig(StrictModel):
         DEFAULT_MODEL, description="YOLO-seg .onnx export, or a .pt checkpoint (a pickle: only one you trust)"
     )
     imgsz: int = Field(160, ge=32, le=1280, multiple_of=32, description="network input size, px")
-    confidence: float = Field(0.15, gt=0, lt=1, description="no occluder below this confidence is considered (each "
-                              "class's own, from the model's gate, is higher)")
+    confidence: float = Field(0.15, gt=0, lt=1, description="no occluder below this confidence is considered; each "
+                              "class's gate (the model's .gate.json, else 0.25) may ask more")
     gate: dict[str, ClassGate] | None = Field(
         None, description="per class: {confidence, min_face_share}, over the model's own <model>.gate.json"
     )
