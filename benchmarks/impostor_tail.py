@@ -44,7 +44,7 @@ from streamer.eval.identity import (
     AlignmentCache,
     IdentitySettings,
     Photo,
-    _probes,
+    compose_probes,
     embed_all,
     gallery_index,
     path_scores,
@@ -110,7 +110,7 @@ def main() -> None:
     settings = IdentitySettings(size=config.pipeline.crop_size, conditions=CONDITIONS,
                                 min_occluded_fraction=config.pipeline.min_occluded_fraction)
     library = OccluderLibrary(SHARED / "data" / "occluders")
-    probes = [_probes(c, probe_photos, {p.person for p in probe_photos}, stages, library, settings)
+    probes = [compose_probes(c, probe_photos, {p.person for p in probe_photos}, stages, library, settings)
               for c in CONDITIONS]
     say("probes through the segmenter and inpainter")
 

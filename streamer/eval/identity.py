@@ -198,7 +198,7 @@ def build(faces: Path, distractor_folders: list[Path], stages, library: Occluder
     probes = []
     for condition in settings.conditions:
         t = time.perf_counter()
-        probes.append(_probes(condition, probe_photos, set(enrolled), stages, library, settings))
+        probes.append(compose_probes(condition, probe_photos, set(enrolled), stages, library, settings))
         seconds[condition] = time.perf_counter() - t
         progress(f"probes, {condition}: {len(probe_photos)} through the segmenter and inpainter")
     return EvalData(enrolled, strangers, np.stack(gallery), distractors, probes, skipped, dropped, seconds)
@@ -230,8 +230,8 @@ def _unlike(distractors: np.ndarray, faces: np.ndarray, embedder, similarity: fl
     return distractors[keep], int((~keep).sum())
 
 
-def _probes(condition: str, photos: list[Photo], enrolled: set[str], stages, library: OccluderLibrary,
-            settings: IdentitySettings) -> Probes:
+def compose_probes(condition: str, photos: list[Photo], enrolled: set[str], stages, library: OccluderLibrary,
+                   settings: IdentitySettings) -> Probes:
     images = []
     for k, photo in enumerate(photos):
         # Each (condition, photo) its own random stream: a condition's probes are the same in every run.

@@ -34,6 +34,7 @@ import numpy as np
 MIN_IDENTITIES = 20  # fewer people say too little about the embedder: the fixed threshold alone holds
 MAX_PAIRS = 200_000  # impostor pairs sampled: enough for the mean and spread, at any gallery size
 TAIL_RATES = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)  # per-comparison false-accept rates a measured tail is given at
+_TAIL_QUANTILES = tuple(statistics.NormalDist().inv_cdf(1 - p) for p in TAIL_RATES)  # asked at every decision
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,8 @@ class ImpostorTail:
                              f"rising as the rate falls; got {self.z}")
 
     def at(self, rate: float) -> float:
-        normal = statistics.NormalDist()
-        quantiles = [normal.inv_cdf(1 - p) for p in TAIL_RATES]
-        q = normal.inv_cdf(1 - rate)
+        quantiles = _TAIL_QUANTILES
+        q = statistics.NormalDist().inv_cdf(1 - rate)
         k = int(np.clip(np.searchsorted(quantiles, q), 1, len(quantiles) - 1))
         (q0, z0), (q1, z1) = (quantiles[k - 1], self.z[k - 1]), (quantiles[k], self.z[k])
         return z0 + (z1 - z0) / (q1 - q0) * (q - q0)
