@@ -21,6 +21,9 @@ Again the same day with every class an anchor scores considered and the gate cho
 0.45 where they needed 0.25): synthetic pixels White 9.5%, Black 9.5%, Asian 4.2%, Indian 2.3%, others
 5.8%; sunglasses among adults White 0.7%, Black 1.7%, Asian 0.0%, Indian 0.4%, others 0.4%. Dark skin
 still gets false sunglasses most often: the fix is hard negatives in training, not the gate.
+
+Again after occluders count only inside the frame and face masks pass at any share from 0.65 (the same
+day): every figure above unchanged.
 """
 
 from __future__ import annotations

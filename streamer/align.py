@@ -35,7 +35,32 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: int) -> AlignedCr
     """Warps the face with 5 ``landmarks`` (5, 2) to a (size, size) crop in ArcFace layout."""
     matrix = similarity(landmarks, template(size))
     crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return AlignedCrop(image=crop, matrix=matrix)
+    return AlignedCrop(image=crop, matrix=matrix, outside=beyond_frame(matrix, size, image.shape[:2]))
+
+
+def beyond_frame(matrix: np.ndarray, size: int, frame_shape: tuple[int, int]) -> np.ndarray | None:
+    """(size, size) bool: the crop pixels whose source lies outside a frame of ``frame_shape`` (height, width),
+    where the warp replicated the frame's edge; None when the whole crop lies inside (the usual case, decided
+    on its four corners)."""
+    height, width = frame_shape
+    inverse = cv2.invertAffineTransform(matrix.astype(np.float64))
+    corners = np.array([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]], np.float64)
+
+    def off(points: np.ndarray) -> np.ndarray:
+        source = points @ inverse[:, :2].T + inverse[:, 2]
+        return (source[:, 0] < 0) | (source[:, 0] > width - 1) | (source[:, 1] < 0) | (source[:, 1] > height - 1)
+
+    if not off(corners).any():  # the crop is a convex image of a rectangle: corners inside, all inside
+        return None
+    return off(_pixel_grid(size)).reshape(size, size)
+
+
+@lru_cache(maxsize=4)
+def _pixel_grid(size: int) -> np.ndarray:
+    ys, xs = np.mgrid[:size, :size]
+    grid = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
+    grid.flags.writeable = False
+    return grid
 
 
 def landmarks_from_eyes(left_eye: np.ndarray, right_eye: np.ndarray) -> np.ndarray:

@@ -374,7 +374,7 @@ def cmd_eval_occlusion(args) -> int:
     from streamer.detect.scrfd import ScrfdDetector
     from streamer.errors import ConfigError
     from streamer.eval import occlusion as ev
-    from streamer.occlusion.gate import OccluderGate, gate_file
+    from streamer.occlusion.gate import OccluderGate, gate_file, read_gate_file
     from streamer.occlusion.yolo_seg import YoloSegConfig, YoloSegSegmenter
 
     folders = {"--masked-faces": args.masked_faces, "--celebamaskhq": args.celebamaskhq,
@@ -424,7 +424,8 @@ def cmd_eval_occlusion(args) -> int:
         if gate_file(model).is_file():
             gates[f"{model.name}, its shipped gate"] = segmenter.gate
         if args.choose_gate:
-            chosen = ev.choose_gate(faces, found, segmenter.class_names, args.confidence)
+            shipped = read_gate_file(gate_file(model)) if gate_file(model).is_file() else {}
+            chosen = ev.choose_gate(faces, found, segmenter.class_names, args.confidence, shipped)
             written = out / gate_file(model).name
             ev.write_gate(chosen, model, written, faces)
             say(f"gate chosen on val: {written}")

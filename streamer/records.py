@@ -87,11 +87,16 @@ class AlignedCrop:
 
     image: np.ndarray  # (S, S, 3) uint8 BGR
     matrix: np.ndarray  # (2, 3) float affine: frame pixels -> crop pixels
+    # (S, S) bool: crop pixels beyond the frame's edge, filled by replicating it (a face at the edge of the
+    # picture); None: the whole crop lies inside the frame
+    outside: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         size = self.image.shape[0]
         _check_shape("AlignedCrop.image", self.image, (size, size, 3))
         _check_shape("AlignedCrop.matrix", self.matrix, (2, 3))
+        if self.outside is not None:
+            _check_shape("AlignedCrop.outside", self.outside, (size, size))
 
 
 @dataclass(frozen=True)

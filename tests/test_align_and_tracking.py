@@ -14,6 +14,20 @@ def test_alignment_puts_landmarks_on_the_template():
     assert np.allclose(mapped, template(224), atol=0.5)
 
 
+def test_a_crop_says_which_of_its_pixels_lie_beyond_the_frame():
+    """A face at the picture's edge: the crop's pixels past the edge are the edge replicated, and the crop says so;
+    a face wholly inside says nothing."""
+    frame = np.zeros((200, 300, 3), np.uint8)
+    assert align_face(frame, template(112) + [40, 40], 112).outside is None
+    crop = align_face(frame, template(112) + [230, 120], 112)  # crop x 230..342 of 300, y 120..232 of 200
+    assert crop.outside is not None and crop.outside.shape == (112, 112)
+    beyond = np.zeros((112, 112), bool)
+    beyond[:, 300 - 230:] = True  # columns past x = 299
+    beyond[200 - 120:, :] = True  # rows past y = 199
+    assert (crop.outside != beyond).sum() <= 2 * 112  # the boundary rows and columns: within half a pixel
+    assert crop.outside[:70, :60].sum() == 0 and crop.outside[90:, 80:].all()
+
+
 def test_paste_back_changes_only_the_masked_area():
     frame = np.full((200, 200, 3), 50, np.uint8)
     crop = align_face(frame, template(112) + [40, 40], 112)

@@ -4,6 +4,7 @@ trained and judged on."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -48,6 +49,40 @@ def test_the_gate_keeps_a_certain_occluder_whole_and_drops_an_uncertain_or_off_f
     assert not gate.occlusion([OccluderInstance("hand", 0.2, phone)], 112).occluded  # never below the floor
 
 
+def test_a_sure_face_mask_passes_at_any_share_of_the_face_and_an_unsure_one_must_cover_more():
+    """A face mask worn under the chin covers 6-8% of the face area; an unsure sliver of that size is what a clear
+    face gets. The gate's ``sure`` tier tells them apart by confidence."""
+    gate = OccluderGate({"face_mask": ClassGate(confidence=0.15, min_face_share=0.08, sure=0.65)}, floor=0.15)
+    chin = np.zeros((112, 112), bool)
+    chin[100:110, 34:78] = True
+    share = float((chin & face_region(112)).sum() / face_region(112).sum())
+    assert 0 < share < 0.08
+    assert gate.occlusion([OccluderInstance("face_mask", 0.8, chin)], 112).classes == ("face_mask",)
+    assert not gate.occlusion([OccluderInstance("face_mask", 0.5, chin)], 112).occluded
+    with pytest.raises(ValueError, match="sure"):
+        ClassGate(confidence=0.5, sure=0.3)
+
+
+def test_a_sure_tier_is_chosen_where_it_finds_more_and_a_class_with_nothing_to_find_keeps_its_shipped_gate():
+    from streamer.eval.occlusion import EvalFace, choose_gate
+
+    crop, face, chin = np.zeros((112, 112, 3), np.uint8), _disc((56, 70), 30), np.zeros((112, 112), bool)
+    chin[100:110, 34:78] = True
+    clear = [EvalFace("celebamaskhq", f"c{k}", "val", crop, {}) for k in range(400)]
+    masked = [EvalFace("maskedfacenet", f"m{k}", "val", crop, {"face_mask": face}) for k in range(10)]
+    found = [[OccluderInstance("face_mask", 0.4, chin), OccluderInstance("hand", 0.3, face)] if k < 2 else []
+             for k in range(400)]  # unsure chin slivers on two clear faces, an unsure hand on two
+    found += [[OccluderInstance("face_mask", 0.7, face if k < 6 else chin)] for k in range(10)]  # 4 under the chin
+    shipped = {"hand": ClassGate(confidence=0.5)}
+    chosen = choose_gate(clear + masked, found, ("face_mask", "hand"), floor=0.15, shipped=shipped)
+    assert chosen["face_mask"]["val_found"] == 1.0 and chosen["face_mask"]["val_false_faces"] == 0
+    assert chosen["face_mask"]["sure"] == 0.7  # the strictest that still takes the chin masks (0.7)
+    assert chosen["face_mask"]["min_face_share"] > 0.03
+    assert chosen["hand"]["confidence"] == 0.5  # 0.35 would keep clear faces clear too, but finds nothing measured
+    loose = choose_gate(clear + masked, found, ("hand",), floor=0.15)["hand"]
+    assert loose["confidence"] == 0.35 and "sure" not in loose
+
+
 def test_an_anchor_is_a_candidate_for_every_class_it_scores_above_the_floor_not_only_its_best():
     """A dark face mask the model calls 0.5 scarf and 0.3 face mask is a face mask candidate too: the gate, chosen
     on real faces, decides which to keep."""
@@ -81,13 +116,12 @@ def test_of_gates_finding_as_many_masks_on_val_the_one_firing_on_fewer_clear_fac
 
 def test_face_masks_are_found_on_the_real_masked_photos_held_out(cpu):
     """The masked photos' test split (never trained on; its val split chose the gate): SCRFD-aligned as the
-    stream aligns them, a face mask is named on 93.3% (AIZOO's classifier: 92.8%; one class per anchor:
-    90.4%). Asserted with a margin for another CPU's rounding."""
+    stream aligns them, a face mask is named on 94.6% (AIZOO's classifier: 92.8%; one class per anchor and the
+    first gate: 90.4%). Asserted with a margin for another CPU's rounding."""
     from streamer.datagen.face_bank import split_of
     from streamer.detect import align_most_confident
     from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
     from streamer.occlusion import YoloSegConfig, build_segmenter
-    from streamer.records import AlignedCrop
 
     folder = need_shared("data", "masked_faces", "with_mask")
     detector = ScrfdDetector(ScrfdConfig(backend="scrfd", model=need_shared("models", "scrfd_2.5g_bnkps.onnx"),
@@ -98,10 +132,59 @@ def test_face_masks_are_found_on_the_real_masked_photos_held_out(cpu):
         if split_of(path, folder) == "test":
             aligned = align_most_confident(detector, cv2.imread(str(path)), 112)
             if aligned is not None:
-                crops.append(AlignedCrop(aligned[0].image, np.eye(2, 3, dtype=np.float32)))
+                crops.append(aligned[0])  # as the stream hands it: with the pixels beyond the photo's edge
     assert len(crops) >= 200
+    # These are tight photos: most crops reach past the edge, and a mask cut by it is still found.
+    assert sum(c.outside is not None for c in crops) > len(crops) / 2
     found = [("face_mask" in o.classes) for o in segmenter.segment(crops)]
-    assert np.mean(found) >= 0.92, f"face mask found on {np.mean(found):.1%} of {len(crops)} masked faces"
+    assert np.mean(found) >= 0.93, f"face mask found on {np.mean(found):.1%} of {len(crops)} masked faces"
+
+
+def test_an_occluder_seen_only_on_the_streaks_beyond_a_photos_edge_is_no_occluder(cpu):
+    """A real unmasked photo whose face reaches the photo's edge: the crop's pixels past it are the edge replicated
+    into streaks, and the model finds a phone there. What the camera saw is a clear face: it keeps its pixels."""
+    from streamer.detect import align_most_confident
+    from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
+    from streamer.occlusion import YoloSegConfig, build_segmenter
+    from streamer.records import AlignedCrop
+
+    photo = need_shared("data", "masked_faces", "without_mask", "1_0_fanshiqi_0106.jpg")
+    detector = ScrfdDetector(ScrfdConfig(backend="scrfd", model=need_shared("models", "scrfd_2.5g_bnkps.onnx"),
+                                         input_size=320), cpu)
+    segmenter = build_segmenter(YoloSegConfig(), cpu)
+    crop = align_most_confident(detector, cv2.imread(str(photo)), 112)[0]
+    assert crop.outside is not None and crop.outside.mean() > 0.1
+    as_if_inside = segmenter.segment([AlignedCrop(crop.image, crop.matrix)])[0]
+    assert "phone" in as_if_inside.classes and (as_if_inside.mask & crop.outside).sum() > as_if_inside.mask.sum() / 2
+    seen = segmenter.segment([crop])[0]
+    assert not seen.occluded and not seen.mask.any(), seen.classes
+
+
+def test_faces_seen_wearing_an_occluder_are_not_clear_faces_and_every_one_seen_is_in_the_data():
+    """occluders_seen.json: real caps, glasses, hands and microphones a person saw on the unmasked photos and on
+    CelebAMask-HQ faces without occluder labels. Such a face is not counted as a clear face given synthetic
+    pixels, nor used as one when a gate is chosen."""
+    from streamer.datagen.occluders import CLASSES
+    from streamer.eval import occlusion as ev
+
+    data = json.loads(ev.SEEN_FILE.read_text())
+    assert data["worn"]["without_mask"] and data["worn"]["celebamaskhq"]
+    for kind, faces in [*data["worn"].items(), *data["unsure"].items()]:
+        folder = need_shared("data", "masked_faces", kind) if kind == "without_mask" else \
+            need_shared("data", "faces_train", "celebamaskhq_256", "images")
+        for key, what in faces.items():
+            assert (folder / Path(key).name).is_file(), key
+            assert isinstance(what, str) or set(what) <= set(CLASSES), (key, what)
+    capped = next(k for k, v in data["worn"]["without_mask"].items() if v == ["cap"])
+    crop = np.zeros((112, 112, 3), np.uint8)
+    cap = np.zeros((112, 112), bool)
+    cap[:40] = True
+    faces = [ev.EvalFace("without_mask", capped, "test", crop, None),
+             ev.EvalFace("without_mask", "x.jpg", "test", crop, None)]
+    found = [[OccluderInstance("cap", 0.9, cap)], []]
+    rows = ev.measure(faces, found, OccluderGate({}, 0.25), 0.05)
+    assert rows["without_mask"]["faces"] == 1 and rows["without_mask"]["synthetic"] == 0
+    assert rows["seen_worn"]["faces"] == 1 and rows["seen_worn"]["found"] == 1
 
 
 def test_the_shipped_model_has_a_gate_chosen_on_validation_faces(cpu):
@@ -173,13 +256,17 @@ def test_the_stage_covers_a_real_face_mask_whole_and_leaves_clear_faces_clear(cp
                                          input_size=320), cpu)
     segmenter = build_segmenter(YoloSegConfig(), cpu)
     masked = [p for p in labelled_photos("maskedfacenet", need_shared("data", "faces_train", "maskedfacenet_seg_256"))
-              if p.split == "test"][:20]
+              if p.split == "test"]
     faces = list(labelled_faces("maskedfacenet", masked, detector, 112))
     identity = np.eye(2, 3, dtype=np.float32)
     occlusions = segmenter.segment([AlignedCrop(f.image, identity) for f in faces])
     region = face_region(112)
     found = [(f, o) for f, o in zip(faces, occlusions) if "face_mask" in o.classes]
     assert len(found) >= 0.9 * len(faces)
+    # The issue's target, after the gate (a mask the gate drops counts 0), masks worn under the chin included.
+    iou = [(o.mask & f.masks["face_mask"]).sum() / (o.mask | f.masks["face_mask"]).sum() if "face_mask" in o.classes
+           else 0.0 for f, o in zip(faces, occlusions)]
+    assert len(faces) >= 45 and np.mean(iou) >= 0.85, f"face-mask IoU {np.mean(iou):.3f} over {len(faces)} faces"
     whole = np.mean([(o.mask & f.masks["face_mask"]).sum() / f.masks["face_mask"].sum() for f, o in found])
     clipped = np.mean([(o.mask & region & f.masks["face_mask"]).sum() / f.masks["face_mask"].sum() for f, o in found])
     assert whole > 0.85 and whole > clipped + 0.05, (whole, clipped)

@@ -68,6 +68,7 @@ class Photo:
     path: Path
     crop: np.ndarray  # (S, S, 3) uint8 BGR, aligned
     points: np.ndarray  # (5, 2) its landmarks in the crop
+    outside: np.ndarray | None = None  # (S, S) bool: crop pixels beyond the photo's edge (None: none)
 
 
 @dataclass
@@ -118,23 +119,25 @@ class AlignmentCache:
     most of a run, and it depends only on the photo, the detector and the crop size."""
 
     def __init__(self, folder: Path | None, detector, size: int):
-        key = hashlib.sha256(f"{detector.description}|{size}".encode()).hexdigest()[:12]
+        # "outside": caches made before crops said which pixels lie beyond the photo are not read
+        key = hashlib.sha256(f"{detector.description}|{size}|outside".encode()).hexdigest()[:12]
         self.path = folder / f"aligned-{key}.npz" if folder else None
         self.detector, self.size = detector, size
-        self._known: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+        self._known: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None] | None] = {}
         self._added = False
         if self.path and self.path.exists():
             with np.load(self.path) as data:
-                for name, crop, points, found in zip(data["paths"], data["crops"], data["points"], data["found"]):
-                    self._known[str(name)] = (crop, points) if found else None
+                for name, crop, points, outside, found in zip(data["paths"], data["crops"], data["points"],
+                                                              data["outside"], data["found"]):
+                    self._known[str(name)] = (crop, points, outside if outside.any() else None) if found else None
 
-    def align(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-        """(crop, its 5 points) of the photo's most confident face, or None."""
+    def align(self, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """(crop, its 5 points, its pixels beyond the photo's edge) of the photo's most confident face, or None."""
         name = str(path.resolve())
         if name not in self._known:
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             found = align_most_confident(self.detector, image, self.size) if image is not None else None
-            self._known[name] = (found[0].image, found[1]) if found else None
+            self._known[name] = (found[0].image, found[1], found[0].outside) if found else None
             self._added = True
         return self._known[name]
 
@@ -143,10 +146,13 @@ class AlignmentCache:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         names = list(self._known)
-        blank = (np.zeros((self.size, self.size, 3), np.uint8), np.zeros((5, 2), np.float32))
+        none = np.zeros((self.size, self.size), bool)
+        blank = (np.zeros((self.size, self.size, 3), np.uint8), np.zeros((5, 2), np.float32), none)
         items = [self._known[n] or blank for n in names]
         np.savez(self.path.with_suffix(".tmp.npz"), paths=np.array(names), crops=np.stack([i[0] for i in items]),
-                 points=np.stack([i[1] for i in items]), found=np.array([self._known[n] is not None for n in names]))
+                 points=np.stack([i[1] for i in items]),
+                 outside=np.stack([none if i[2] is None else i[2] for i in items]),
+                 found=np.array([self._known[n] is not None for n in names]))
         self.path.with_suffix(".tmp.npz").replace(self.path)
 
 
@@ -243,17 +249,20 @@ def compose_probes(condition: str, photos: list[Photo], enrolled: set[str], stag
                 break
         images.append(sample.occluded)
     images = np.stack(images)
-    masks, found, reconstructions = _product_stages(images, stages, settings.min_occluded_fraction)
+    masks, found, reconstructions = _product_stages(images, [p.outside for p in photos], stages,
+                                                    settings.min_occluded_fraction)
     return Probes(condition, [p.person for p in photos], np.array([p.person in enrolled for p in photos]), images,
                   masks, found, reconstructions)
 
 
-def _product_stages(images: np.ndarray, stages, min_fraction: float):
+def _product_stages(images: np.ndarray, outside: list[np.ndarray | None], stages, min_fraction: float):
     """The stream's segmenter and inpainter on the probes, batched as the stream batches them."""
     identity = np.eye(2, 3, dtype=np.float32)  # the crops are aligned already: the matrix is not used
     masks, found = [], []
     for start in range(0, len(images), BATCH):
-        for occlusion in stages.segmenter.segment([AlignedCrop(im, identity) for im in images[start:start + BATCH]]):
+        batch = [AlignedCrop(im, identity, beyond) for im, beyond in zip(images[start:start + BATCH],
+                                                                       outside[start:start + BATCH])]
+        for occlusion in stages.segmenter.segment(batch):
             masks.append(occlusion.mask)
             found.append(occlusion.classes if occlusion.fraction >= min_fraction else ())
     masks = np.stack(masks)

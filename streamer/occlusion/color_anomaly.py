@@ -53,9 +53,9 @@ class ColorAnomalySegmenter:
         self.description = "colour anomaly against the face's own skin (classical, no weights; CPU)"
 
     def segment(self, crops: list[AlignedCrop]) -> list[Occlusion]:
-        return [self._segment_one(c.image) for c in crops]
+        return [self._segment_one(c.image, c.outside) for c in crops]
 
-    def _segment_one(self, image: np.ndarray) -> Occlusion:
+    def _segment_one(self, image: np.ndarray, outside: np.ndarray | None = None) -> Occlusion:
         cfg = self._config
         size = image.shape[0]
         region = face_region(size)
@@ -64,6 +64,8 @@ class ColorAnomalySegmenter:
         (my, mcr, mcb), (scr, scb) = _skin_model(ycrcb, size)
         chroma = np.sqrt(((cr - mcr) / scr) ** 2 + ((cb - mcb) / scb) ** 2)
         candidate = ((chroma > cfg.chroma_sigma) | (y < cfg.dark_ratio * my)) & region
+        if outside is not None:  # the replicated border beyond the frame's edge is no occluder
+            candidate &= ~outside
         k = max(3, size // 28) | 1
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
         candidate = cv2.morphologyEx(candidate.astype(np.uint8), cv2.MORPH_OPEN, kernel)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from streamer.config_base import StrictModel
 from streamer.errors import ConfigError, ModelError
@@ -30,6 +30,16 @@ class ClassGate(StrictModel):
     min_face_share: float = Field(
         0.0, ge=0, le=1, description="the least share of the face area it must cover (0: it must touch the face)"
     )
+    sure: float | None = Field(
+        None, gt=0, lt=1, description="from this confidence on, an occluder passes whatever share of the face it "
+        "covers (a face mask worn under the chin covers little of it); null: min_face_share always applies"
+    )
+
+    @model_validator(mode="after")
+    def _sure_above_confidence(self):
+        if self.sure is not None and self.sure < self.confidence:
+            raise ValueError(f"sure ({self.sure}) must be at least confidence ({self.confidence})")
+        return self
 
 
 def gate_file(model: Path) -> Path:
@@ -46,7 +56,7 @@ def read_gate_file(path: Path) -> dict[str, ClassGate]:
                 for name, values in classes.items()}
     except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
         raise ModelError(f"{path}: not a gate file ({type(exc).__name__}); expected "
-                         '{"classes": {NAME: {"confidence": C, "min_face_share": S}}}') from None
+                         '{"classes": {NAME: {"confidence": C, "min_face_share": S, "sure": C2 or null}}}') from None
 
 
 class OccluderGate:
@@ -74,7 +84,8 @@ class OccluderGate:
     def passes(self, instance: OccluderInstance, face_share: float) -> bool:
         gate = self.classes.get(instance.name)
         confidence, share = (gate.confidence, gate.min_face_share) if gate else (0.0, 0.0)
-        return instance.confidence >= max(confidence, self.floor) and face_share > 0 and face_share >= share
+        sure = gate is not None and gate.sure is not None and instance.confidence >= gate.sure
+        return instance.confidence >= max(confidence, self.floor) and face_share > 0 and (face_share >= share or sure)
 
     def occlusion(self, instances: list[OccluderInstance], size: int) -> Occlusion:
         """The face's occlusion: the union of the occluders that pass, whole; its share of the face area."""
@@ -91,6 +102,7 @@ class OccluderGate:
     def describe(self) -> str:
         if not self.classes:
             return f"confidence {self.floor:g}"
-        return "gate " + ", ".join(f"{name} {gate.confidence:.2f}" + (f"/{gate.min_face_share:.0%}"
-                                                                          if gate.min_face_share else "")
+        return "gate " + ", ".join(f"{name} {gate.confidence:.2f}"
+                                   + (f"/{gate.min_face_share:.0%}" if gate.min_face_share else "")
+                                   + (f" (any share from {gate.sure:.2f})" if gate.sure is not None else "")
                                    for name, gate in sorted(self.classes.items()))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 import cv2
 import numpy as np
 
-from streamer.records import Occlusion
+from streamer.records import OccluderInstance, Occlusion
 
 
 @lru_cache(maxsize=8)
@@ -27,3 +28,17 @@ def occlusion_from_mask(mask: np.ndarray, classes: tuple[str, ...]) -> Occlusion
     mask = mask & region
     fraction = float(mask.sum() / region.sum())
     return Occlusion(mask=mask, classes=classes if mask.any() else (), fraction=fraction)
+
+
+def in_frame(instances: list[OccluderInstance], outside: np.ndarray | None) -> list[OccluderInstance]:
+    """The occluders as the camera saw them: each keeps only its pixels inside the frame (``outside``: the
+    crop's pixels beyond the frame's edge, None: none are), so the gate judges what was seen.
+
+    A face at the picture's edge gets the edge replicated into streaks, and the model finds phones and cups
+    on them (2 of the 10 unmasked test photos of ../shared masked_faces given synthetic pixels). Dropping an
+    occluder found mostly beyond the edge instead also dropped real caps and face masks cut by a tight photo
+    (face masks found 93.3% -> 92.1%); clipping keeps every one of them."""
+    if outside is None:
+        return instances
+    clipped = [replace(instance, mask=instance.mask & ~outside) for instance in instances]
+    return [instance for instance in clipped if instance.mask.any()]

@@ -25,6 +25,7 @@ from streamer.config_base import ExistingPath, StrictModel
 from streamer.errors import ModelError
 from streamer.model_files import one_line, open_onnx_model, warm_up
 from streamer.occlusion.gate import ClassGate, OccluderGate
+from streamer.occlusion.region import in_frame
 from streamer.records import AlignedCrop, OccluderInstance, Occlusion
 
 DEFAULT_MODEL = Path(__file__).parent / "weights" / "occluders-yolo11n-seg.onnx"
@@ -109,8 +110,9 @@ class YoloSegSegmenter:
                             f"{device}; {self.gate.describe()}")
 
     def instances(self, crops: list[AlignedCrop]) -> list[list[OccluderInstance]]:
-        """Every occluder found on each crop, before the gate (for measuring and choosing gates)."""
-        return self._runner.predict([c.image for c in crops]) if crops else []
+        """Every occluder found on each crop inside the frame, before the gate (for measuring and choosing gates)."""
+        found = self._runner.predict([c.image for c in crops]) if crops else []
+        return [in_frame(instances, crop.outside) for instances, crop in zip(found, crops)]
 
     def segment(self, crops: list[AlignedCrop]) -> list[Occlusion]:
         return [self.gate.occlusion(found, crop.image.shape[0]) for found, crop in zip(self.instances(crops), crops)]
@@ -197,7 +199,7 @@ def candidates(prediction: np.ndarray, classes: int, confidence: float):
     float32 xyxy boxes, (k,) scores, (k,) int class indices, (k, nm) mask coefficients; at most MAX_NMS, best
     first. Every class an anchor scores above it, not only its best (ultralytics' multi_label): a dark face
     mask the model calls 0.5 scarf and 0.3 face mask is a face mask candidate too, and the gate decides. On the
-    real masked photos' test split this finds a face mask on 93.3% of faces under its re-chosen gate, against
+    real masked photos' test split this found a face mask on 93.3% of faces under its re-chosen gate, against
     90.4% with one class per anchor (``streamer eval occlusion``, MODEL_CARD.md)."""
     class_scores = prediction[4:4 + classes]
     kinds, picked = np.nonzero(class_scores > confidence)
