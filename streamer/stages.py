@@ -66,6 +66,7 @@ class Stages:
     reanalysis: ReanalysisSchedule
     reconstructions: ReconstructionCache = field(default_factory=ReconstructionCache)
     times: StageTimes = field(default_factory=StageTimes)
+    min_inpainted_face_px: float = 0.0
 
     @classmethod
     def build(cls, config: Config, device: Device, detector_device: Device | None = None) -> Stages:
@@ -87,6 +88,7 @@ class Stages:
                                           max(config.identity.min_frames, config.identity.pseudo_min_frames),
                                           config.identity.window),
             reconstructions=ReconstructionCache(config.pipeline.reinpaint_every),
+            min_inpainted_face_px=config.pipeline.min_inpainted_face_px,
         )
 
     def forget_track(self, stream: str, track_id: int) -> None:
@@ -152,6 +154,8 @@ class Stages:
         for frame, face in located:
             if not (face.occlusion.occluded and face.occlusion.fraction >= self.min_occluded_fraction):
                 continue
+            if face.box[2] - face.box[0] < self.min_inpainted_face_px:
+                continue  # its occlusion is still reported; its pixels stay real
             face.reconstruction = self.reconstructions.lookup(frame.stream, frame.index, face)
             if face.reconstruction is None:
                 fresh.append((frame, face))
