@@ -62,14 +62,11 @@ def main() -> None:
             crops = [align_face(frame, points, config.pipeline.crop_size) for points in found.landmarks]
             for box, occlusion in zip(found.boxes, stages.segmenter.segment(crops)):
                 faces += 1
-                if not (occlusion.occluded and occlusion.fraction >= least):
-                    continue
-                width = float(box[2] - box[0])
-                if width < narrowest:
-                    kept_real.append(f"{'+'.join(occlusion.classes)} {width:.0f} px")
-                else:
+                if stages.rebuilds(occlusion, box):
                     synthetic["faces"] += 1
                     synthetic.update(occlusion.classes)
+                elif occlusion.occluded and occlusion.fraction >= least:  # hidden enough, but too narrow
+                    kept_real.append(f"{'+'.join(occlusion.classes)} {box[2] - box[0]:.0f} px")
         capture.release()
         total.update(faces=faces, synthetic=synthetic["faces"], kept_real=len(kept_real))
         classes = ", ".join(f"{name} {n}" for name, n in sorted(synthetic.items()) if name != "faces")

@@ -150,8 +150,8 @@ class PipelineConfig(StrictModel):
     )
     min_inpainted_face_px: float = Field(
         32, ge=0, description="faces narrower than this (box width, px) keep their real pixels: too few to tell an "
-        "occluder from a shadow (false hands on chins 18-22 px wide in real footage) or to rebuild a face from; "
-        "the identity quality gate (identity.quality.min_face_px) does not use them either"
+        "occluder from a shadow (false hands on chins 18-22 px wide in real footage) or to rebuild a face from "
+        "(the default matches identity.quality.min_face_px, below which a face is not identified)"
     )
     reinpaint_every: int = Field(
         5, ge=1, le=300, description="a tracked face keeps its reconstruction this many frames while its occlusion "

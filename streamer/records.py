@@ -105,7 +105,7 @@ class OccluderInstance:
 
     name: str  # its class
     confidence: float  # the segmenter's class score, 0..1
-    mask: np.ndarray  # (S, S) bool: the whole occluder inside the crop
+    mask: np.ndarray  # (S, S) bool: the whole occluder inside the crop, where the crop lies inside the frame
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from streamer.embed import FaceEmbedder, build_embedder
 from streamer.inpaint import Inpainter, build_inpainter, inpaint_batched
 from streamer.inpaint.reuse import ReconstructionCache
 from streamer.occlusion import OccluderSegmenter, build_segmenter
-from streamer.records import Face, FrameResult, Stage, VideoFrame
+from streamer.records import Face, FrameResult, Occlusion, Stage, VideoFrame
 from streamer.track.reanalysis import ReanalysisSchedule
 
 
@@ -91,6 +91,12 @@ class Stages:
             min_inpainted_face_px=config.pipeline.min_inpainted_face_px,
         )
 
+    def rebuilds(self, occlusion: Occlusion, box: np.ndarray) -> bool:
+        """The stream inpaints a face: enough of it hidden, and the face (``box``, xyxy in the frame) wide
+        enough to tell an occluder and rebuild what it hides."""
+        return (occlusion.occluded and occlusion.fraction >= self.min_occluded_fraction
+                and box[2] - box[0] >= self.min_inpainted_face_px)
+
     def forget_track(self, stream: str, track_id: int) -> None:
         """A track ended: what the per-face stages kept for it goes."""
         self.reanalysis.forget_track(stream, track_id)
@@ -152,10 +158,8 @@ class Stages:
         t = time.perf_counter()
         fresh = []
         for frame, face in located:
-            if not (face.occlusion.occluded and face.occlusion.fraction >= self.min_occluded_fraction):
-                continue
-            if face.box[2] - face.box[0] < self.min_inpainted_face_px:
-                continue  # its occlusion is still reported; its pixels stay real
+            if not self.rebuilds(face.occlusion, face.box):
+                continue  # a narrow face's occlusion is still reported; its pixels stay real
             face.reconstruction = self.reconstructions.lookup(frame.stream, frame.index, face)
             if face.reconstruction is None:
                 fresh.append((frame, face))

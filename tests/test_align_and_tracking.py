@@ -1,6 +1,6 @@
 import numpy as np
 
-from streamer.align import align_face, paste_back, template
+from streamer.align import align_face, beyond_frame, paste_back, template
 from streamer.records import Detections, VideoFrame
 from streamer.track.bytetrack import ByteTracker
 
@@ -24,8 +24,11 @@ def test_a_crop_says_which_of_its_pixels_lie_beyond_the_frame():
     beyond = np.zeros((112, 112), bool)
     beyond[:, 300 - 230:] = True  # columns past x = 299
     beyond[200 - 120:, :] = True  # rows past y = 199
-    assert (crop.outside != beyond).sum() <= 2 * 112  # the boundary rows and columns: within half a pixel
-    assert crop.outside[:70, :60].sum() == 0 and crop.outside[90:, 80:].all()
+    assert (crop.outside != beyond).sum() <= 2 * 112  # the fitted matrix is a hair off a pure shift
+    # An exact shift: the last frame pixel (x 299, y 199) is inside, the next one is not.
+    exact = beyond_frame(np.array([[1, 0, -230], [0, 1, -120]], np.float64), 112, (200, 300))
+    assert np.array_equal(exact, beyond)
+    assert beyond_frame(np.array([[1, 0, -188], [0, 1, -88]], np.float64), 112, (200, 300)) is None  # ends at 299, 199
 
 
 def test_paste_back_changes_only_the_masked_area():

@@ -63,6 +63,22 @@ def test_a_sure_face_mask_passes_at_any_share_of_the_face_and_an_unsure_one_must
         ClassGate(confidence=0.5, sure=0.3)
 
 
+def test_the_gate_search_fires_where_the_gate_itself_keeps_an_occluder():
+    """choose_gate scores thousands of gates on arrays; each must keep exactly what OccluderGate.passes keeps."""
+    from streamer.eval.occlusion import _fires, _scored, _share
+
+    rng = np.random.default_rng(0)
+    found = [[OccluderInstance("face_mask", float(rng.uniform(0.1, 0.95)), _disc(tuple(rng.integers(0, 112, 2)),
+                                                                                 int(rng.integers(2, 40))))
+              for _ in range(rng.integers(0, 3))] for _ in range(200)]
+    scored = _scored(found, "face_mask")
+    for confidence, share, sure in [(0.15, 0.08, 0.65), (0.3, 0.0, None), (0.5, 0.12, None), (0.2, 0.05, 0.5)]:
+        gate = OccluderGate({"face_mask": ClassGate(confidence=confidence, min_face_share=share, sure=sure)}, 0.1)
+        kept = [any(gate.passes(i, _share(i.mask)) for i in instances) for instances in found]
+        assert list(_fires(scored, confidence, share, sure)) == kept
+        assert 0 < sum(kept) < len(found)
+
+
 def test_a_sure_tier_is_chosen_where_it_finds_more_and_a_class_with_nothing_to_find_keeps_its_shipped_gate():
     from streamer.eval.occlusion import EvalFace, choose_gate
 
@@ -196,6 +212,9 @@ def test_the_shipped_model_has_a_gate_chosen_on_validation_faces(cpu):
     assert chosen["chosen_on"]["val_faces"] and chosen["model"] == "occluders-yolo11n-seg.onnx"
     for name, gate in chosen["classes"].items():
         assert segmenter.gate.classes[name].confidence == gate["confidence"] >= YoloSegConfig().confidence, name
+        assert segmenter.gate.classes[name].min_face_share == gate["min_face_share"], name
+        assert segmenter.gate.classes[name].sure == gate.get("sure"), name
+    assert segmenter.gate.classes["face_mask"].sure is not None  # masks worn under the chin (MaskedFace-Net val)
     assert "; gate " in segmenter.description and "face_mask 0." in segmenter.description
 
 

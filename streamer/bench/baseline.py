@@ -75,7 +75,7 @@ def run_baseline(stages: Stages, resolver: IdentityResolver, clips: list[Path], 
                 crop = align_face(frame, found.landmarks[int(index)], stages.crop_size)
                 occlusion = stages.segmenter.segment([crop])[0]
                 view = crop.image
-                if occlusion.occluded and occlusion.fraction >= stages.min_occluded_fraction:
+                if stages.rebuilds(occlusion, np.array([x1, y1, x2, y2])):
                     view = stages.inpainter.inpaint(crop.image[None], occlusion.mask[None])[0]
                 vector = stages.embedder.embed(view[None])[0]
                 identities, scores = gallery.scores(vector[None])

@@ -57,9 +57,12 @@ def align_most_confident(detector: FaceDetector, image: np.ndarray, size: int) -
     that crop; None if there is no face."""
     from streamer.align import align_face
 
-    found, image = detect_in_photo(detector, image)
+    found, searched = detect_in_photo(detector, image)
     if not len(found):
         return None
-    points = found.landmarks[int(found.scores.argmax())]
+    pad = (searched.shape[0] - image.shape[0]) // 2  # the border detect_in_photo added to find it, if any
+    points = found.landmarks[int(found.scores.argmax())] - pad
+    # Cut from the photo itself (the same pixels: the border replicates its edge), so the crop says which of
+    # its pixels lie beyond the photo's edge.
     crop = align_face(image, points, size)
     return crop, cv2.transform(points[None].astype(np.float32), crop.matrix)[0]

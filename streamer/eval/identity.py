@@ -119,8 +119,8 @@ class AlignmentCache:
     most of a run, and it depends only on the photo, the detector and the crop size."""
 
     def __init__(self, folder: Path | None, detector, size: int):
-        # "outside": caches made before crops said which pixels lie beyond the photo are not read
-        key = hashlib.sha256(f"{detector.description}|{size}|outside".encode()).hexdigest()[:12]
+        # "beyond photo": caches made before crops said which pixels lie beyond the photo's edge are not read
+        key = hashlib.sha256(f"{detector.description}|{size}|beyond photo".encode()).hexdigest()[:12]
         self.path = folder / f"aligned-{key}.npz" if folder else None
         self.detector, self.size = detector, size
         self._known: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None] | None] = {}

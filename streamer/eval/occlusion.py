@@ -106,10 +106,10 @@ def masked_photo_faces(folder: Path, kind: str, detector, aizoo: Aizoo | None, c
 
     if cache.is_file():
         data = np.load(cache)
-        if "outside" in data.files:  # a cache made before the crops said what lies beyond the photo is made again
+        if "beyond_photo" in data.files:  # a cache made before crops said what lies beyond the photo: made again
             return [EvalFace(kind, str(k), str(s), c, None, None if a < 0 else bool(a), o if o.any() else None)
                     for k, s, c, a, o in zip(data["keys"], data["splits"], data["crops"], data["aizoo"],
-                                             data["outside"])]
+                                             data["beyond_photo"])]
     faces = []
     photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     for index, path in enumerate(photos):
@@ -127,8 +127,8 @@ def masked_photo_faces(folder: Path, kind: str, detector, aizoo: Aizoo | None, c
     np.savez_compressed(partial, keys=np.array([f.key for f in faces]), splits=np.array([f.split for f in faces]),
                         crops=np.stack([f.crop for f in faces]),
                         aizoo=np.array([-1 if f.aizoo is None else int(f.aizoo) for f in faces]),
-                        outside=np.stack([np.zeros((CROP, CROP), bool) if f.outside is None else f.outside
-                                          for f in faces]))
+                        beyond_photo=np.stack([np.zeros((CROP, CROP), bool) if f.outside is None else f.outside
+                                               for f in faces]))
     partial.replace(cache)
     return faces
 

@@ -47,7 +47,8 @@ class YoloSegConfig(StrictModel):
     confidence: float = Field(0.15, gt=0, lt=1, description="no occluder below this confidence is considered; each "
                               "class's gate (the model's .gate.json, else 0.25) may ask more")
     gate: dict[str, ClassGate] | None = Field(
-        None, description="per class: {confidence, min_face_share}, over the model's own <model>.gate.json"
+        None, description="per class: {confidence, min_face_share, sure}, over the model's own <model>.gate.json; "
+        "a class given here replaces that class's whole entry there (its sure tier too)"
     )
 
     @field_validator("model")
