@@ -1,7 +1,7 @@
 """How far a stranger's score reaches, for probes as a camera sees them: the impostor tail each embedder ships with.
 
     .venv/bin/python benchmarks/impostor_tail.py [--config configs/dev-shared-models.yaml] [--gallery 2000]
-        [--probes 1000] [--out out/impostor-tail]
+        [--probes 1000] [--out out/impostor-tail] [--only dlib|mobilefacenet] [--dlib-mirror]
 
 The gallery's own clean photos say where an embedder puts different people (the mean and spread of their
 cosines), but not how far a stranger's degraded or occluded face reaches against them: the product's
@@ -85,6 +85,11 @@ def main() -> None:
     parser.add_argument("--gallery", type=int, default=2000)
     parser.add_argument("--probes", type=int, default=1000)
     parser.add_argument("--out", default="out/impostor-tail")
+    parser.add_argument("--only", choices=("dlib", "mobilefacenet"),
+                        help="measure one embedder's tail (the other still embeds the clean photos, to leave out pairs "
+                        "it finds alike)")
+    parser.add_argument("--dlib-mirror", action="store_true",
+                        help="dlib with each face's mirror image (embedder.mirror; MobileFaceNet has it by default)")
     args = parser.parse_args()
     config = load_config(args.config)
     device = Device("cpu")
@@ -114,7 +119,8 @@ def main() -> None:
               for c in CONDITIONS]
     say("probes through the segmenter and inpainter")
 
-    embedders = {"dlib": (build_embedder(parse_config({"embedder": {"backend": "dlib"}}).embedder, device), "dlib"),
+    dlib = {"backend": "dlib", "mirror": args.dlib_mirror}
+    embedders = {"dlib": (build_embedder(parse_config({"embedder": dlib}).embedder, device), "dlib"),
                  "mobilefacenet": (build_embedder(ArcFaceConfig(backend="arcface", model=MOBILEFACENET), device),
                                    "arcface")}
     clean = {}
@@ -124,6 +130,8 @@ def main() -> None:
         say(f"{name}: clean photos embedded")
     report = {"rates": list(TAIL_RATES), "gallery": len(gallery), "probes": len(probe_photos), "embedders": {}}
     for name, (embedder, backend) in embedders.items():
+        if args.only and name != args.only:
+            continue
         other = next(n for n in embedders if n != name)
         alike = clean[other][1] @ clean[other][0].T >= ALIKE[other]  # (probes, gallery): maybe the same person
         vectors = clean[name][0]

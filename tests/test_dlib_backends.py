@@ -86,8 +86,22 @@ def test_embedder_tells_real_people_apart_across_photos(embedder, scrfd, photos)
 def test_embedder_model_id_is_stable_and_names_the_weights(embedder):
     assert re.fullmatch(r"dlib:resnet_v1:[0-9a-f]{12}", embedder.model_id)
     assert DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib"), CPU).model_id == embedder.model_id
+    mirrored = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib", mirror=True), CPU)
+    assert mirrored.model_id == embedder.model_id.replace(":resnet_v1:", ":resnet_v1+mirror:")  # never compared
     assert embedder.visible_dims(np.zeros((2, 112, 112), bool)) is None
     assert embedder.embed(np.zeros((0, 112, 112, 3), np.uint8)).shape == (0, 128)
+
+
+def test_a_face_and_its_mirror_image_are_described_alike(embedder, scrfd, photos):
+    # The mirrored chip is warped to dlib's own layout again (it is symmetric about x = 73.5, not the chip's
+    # centre): the face and its mirror image give one description, where single views differ.
+    crops = np.stack([align_face(photos[k], most_confident(scrfd.detect(photos[k])), 112).image for k in photos])
+    both = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib", mirror=True), CPU)
+    mirrored = both.embed(np.concatenate([crops, crops[:, :, ::-1]])).reshape(2, len(crops), -1)
+    alone = embedder.embed(np.concatenate([crops, crops[:, :, ::-1]])).reshape(2, len(crops), -1)
+    same = (mirrored[0] * mirrored[1]).sum(axis=1)
+    assert same.min() > 0.995, same
+    assert same.min() > (alone[0] * alone[1]).sum(axis=1).max(), (same, (alone[0] * alone[1]).sum(axis=1))
 
 
 def test_embedder_takes_larger_crops_of_the_same_layout(embedder, scrfd, photos):

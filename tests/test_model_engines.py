@@ -166,19 +166,29 @@ def test_arcface_embeddings_match_insightface(cpu, aligned_crops):
     from streamer.embed.arcface import ArcFaceConfig, ArcFaceEmbedder
 
     path = need_shared("models", "mobilefacenet_128d.onnx")
-    embedder = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=path), cpu)
+    single = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=path, mirror=False), cpu)
     crops = np.stack([c.image for c in aligned_crops if c.image.shape[0] == 112])
     reference = get_model(str(path), providers=["CPUExecutionProvider"])
-    expected = np.concatenate([reference.get_feat([c]) for c in crops])
-    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
-    got = embedder.embed(crops)
+    features = np.concatenate([reference.get_feat([c]) for c in crops])
+    expected = features / np.linalg.norm(features, axis=1, keepdims=True)
+    got = single.embed(crops)
     assert got.shape == expected.shape and got.dtype == np.float32
     assert (got * expected).sum(axis=1).min() >= 0.9999
     assert np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
-    # model_id is what stored galleries refer to: the file's stem and the first 12 hex of its SHA-256.
+    # By default a face counts with its mirror image: insightface's features of both, added.
+    mirrored = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=path), cpu)
+    both = features + np.concatenate([reference.get_feat([np.ascontiguousarray(c[:, ::-1])]) for c in crops])
+    got = mirrored.embed(crops)
+    assert (got * (both / np.linalg.norm(both, axis=1, keepdims=True))).sum(axis=1).min() >= 0.9999
+    assert (got * mirrored.embed(crops[:, :, ::-1])).sum(axis=1).min() >= 0.9999  # a face and its mirror: one vector
+    assert (got * expected).sum(axis=1).max() < 0.999  # and not the single view's
+    # model_id is what stored galleries refer to: the file's stem (and whether mirrored) and the first 12 hex of its
+    # SHA-256. The two kinds of vectors never meet in one gallery.
     import hashlib
 
-    assert embedder.model_id == f"arcface:mobilefacenet_128d:{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    assert single.model_id == f"arcface:mobilefacenet_128d:{digest}"
+    assert mirrored.model_id == f"arcface:mobilefacenet_128d+mirror:{digest}"
 
 
 # ---------------------------------------------------------------- YOLO-seg

@@ -102,7 +102,7 @@ def test_mobilefacenet_puts_biden_closer_to_biden_than_to_obama(cpu):
         crops.append(align_face(image, detector.detect(image).landmarks[0], 112).image)
     biden, biden2, obama = embedder.embed(np.stack(crops))
     assert biden @ biden2 > biden @ obama + 0.3
-    assert embedder.model_id.startswith("arcface:mobilefacenet_128d:")
+    assert embedder.model_id.startswith("arcface:mobilefacenet_128d+mirror:")  # ArcFace adds the mirror image
 
 
 @pytest.mark.shared_models

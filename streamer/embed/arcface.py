@@ -18,7 +18,7 @@ from engines.base import DeclaredModel
 from streamer.config_base import ExistingPath, StrictModel
 from streamer.detect.scrfd import scrfd_layout
 from streamer.embed.student import fingerprint, teacher_of
-from streamer.embed.vectors import l2_normalise
+from streamer.embed.vectors import MIRROR_TAG, l2_normalise, mirror_summed
 from streamer.errors import ModelError
 from streamer.model_files import open_onnx_model, resolve_model_file, warm_up
 
@@ -31,6 +31,10 @@ class ArcFaceConfig(StrictModel):
     model: ExistingPath = Field(description="ArcFace .onnx file, or an insightface model-pack folder (w600k_*.onnx)")
     student: ExistingPath | None = Field(None, description="a student of this model ('streamer train embedder'): it "
                                          "embeds what cameras see; the gallery keeps this model's embeddings")
+    mirror: bool = Field(True, description="embed each face and its mirror image and add the two (twice the "
+                         "network's work): MobileFaceNet names more faces, occluded ones most (streamer eval "
+                         "identity); a gallery embedded one way is refused the other way until 'streamer gallery "
+                         "reembed'")
 
 
 def input_normalisation(path: Path) -> tuple[float, float]:
@@ -65,12 +69,15 @@ class ArcFaceEmbedder:
         # ArcFace-family cosines: same person typically 0.4-0.8, different people below 0.2.
         self.default_threshold = 0.35
         self.fingerprint = fingerprint(path)
-        self.model_id = f"arcface:{path.stem}:{self.fingerprint}"
-        self.description = f"ArcFace {path.name} ({self._size}px) on {self._engine.backend}, {device}"
+        self.mirror = config.mirror
+        # Mirrored sums are other vectors than single views: the id says which, so that the two never meet.
+        self.model_id = f"arcface:{path.stem}{MIRROR_TAG if self.mirror else ''}:{self.fingerprint}"
+        self.description = (f"ArcFace {path.name} ({self._size}px) on {self._engine.backend}, {device}"
+                            f"{', each face with its mirror image' if self.mirror else ''}")
         warm_up(path, lambda: self.embed(np.zeros((1, self._size, self._size, 3), np.uint8)))
         if config.student is not None:
-            self.student = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=config.student), device,
-                                           student_of=self.fingerprint)
+            self.student = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=config.student,
+                                                         mirror=config.mirror), device, student_of=self.fingerprint)
             self.student.model_id = self.model_id  # its embeddings live in this model's space, by training
             self.description += f", probes by its student {config.student.name}"
 
@@ -83,9 +90,12 @@ class ArcFaceEmbedder:
             return np.zeros((0, 0), np.float32)
         if crops.shape[1] != self._size:
             crops = np.stack([cv2.resize(c, (self._size, self._size), interpolation=cv2.INTER_AREA) for c in crops])
+        n = len(crops)
+        if self.mirror:
+            crops = np.concatenate([crops, crops[:, :, ::-1]])  # one batch: a GPU runs both views in one call
         step = self._max_batch
-        features = [self._features(crops[i : i + step]) for i in range(0, len(crops), step)]
-        return l2_normalise(np.concatenate(features).astype(np.float32))
+        features = np.concatenate([self._features(crops[i : i + step]) for i in range(0, len(crops), step)])
+        return l2_normalise(mirror_summed(features, n) if self.mirror else features)
 
     def _features(self, crops: np.ndarray) -> np.ndarray:
         """(b, size, size, 3) uint8 BGR -> (b, D) raw network output, one call."""
