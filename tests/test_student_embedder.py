@@ -85,6 +85,25 @@ def test_the_stream_embeds_with_the_student_and_keeps_the_teachers_gallery(train
     assert probes.shape == (2, 128) and not np.allclose(probes, plain.embed(faces))
 
 
+def test_the_student_embeds_as_its_teacher_is_configured(trained, teacher):
+    from types import SimpleNamespace
+
+    from streamer.cli import _eval_embedders
+    from streamer.config import parse_config
+
+    out, *_ = trained
+    cpu = Device("cpu")
+    for mirror in (False, True):
+        embedder = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=teacher, student=out / "student.onnx",
+                                                 mirror=mirror), cpu)
+        assert embedder.mirror is mirror and embedder.student.mirror is mirror
+    # `streamer eval identity --student` on the config's own embedder measures it as configured, single view here.
+    config = parse_config({"embedder": {"backend": "arcface", "model": str(teacher), "mirror": False}})
+    [(_, embedder, _, _)] = _eval_embedders(SimpleNamespace(embedder=[], student=str(out / "student.onnx")),
+                                            config, None, cpu)
+    assert not embedder.mirror and embedder.student is not None and "+mirror" not in embedder.model_id
+
+
 def test_a_student_of_another_model_is_refused_by_name(trained, teacher):
     out, *_ = trained
     cpu = Device("cpu")

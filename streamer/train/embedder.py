@@ -169,7 +169,8 @@ class _Run:
             from engines import select_device
             from streamer.embed.arcface import ArcFaceConfig, ArcFaceEmbedder
 
-            self._bulk = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=self.spec.teacher),
+            # Single view, as the torch rebuild embeds; a student used mirrored adds up as its teacher does.
+            self._bulk = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=self.spec.teacher, mirror=False),
                                          select_device("cuda" if self.device.type == "cuda" else "cpu"))
         size = self.layout.size
         chunks = [self._bulk.embed(np.stack([cv2.resize(f.image(), (size, size), interpolation=cv2.INTER_AREA)
