@@ -502,7 +502,7 @@ def _eval_embedders(args, config, stages, device):
     from streamer.errors import ConfigError
 
     specs = args.embedder or ["config"]
-    configured: dict[str, dict] = {}  # per .onnx spec that stands for the config's embedder: its settings
+    configured = {}  # .onnx spec -> the config's embedder settings it stands for
     student = Path(args.student) if args.student else None
     if student is not None:
         from streamer.embed.student import fingerprint, teacher_of
@@ -516,9 +516,8 @@ def _eval_embedders(args, config, stages, device):
         if teacher is None:
             raise ConfigError(f"--student: {student} is not a student embedder (made by 'streamer train embedder')")
         if config.embedder.backend == "arcface" and "config" in specs:
-            # The config's embedder rebuilt with the student: as configured, mirrored or not.
-            configured = {str(config.embedder.model): {"mirror": config.embedder.mirror}}
             specs = [str(config.embedder.model) if s == "config" else s for s in specs]
+            configured[str(config.embedder.model)] = config.embedder  # rebuilt with the student, as configured
         if not any(Path(spec).suffix.lower() == ".onnx" and Path(spec).is_file() and fingerprint(Path(spec)) == teacher
                    for spec in specs):
             raise ConfigError(f"--student: {student} is a student of none of the --embedder models")
@@ -534,8 +533,8 @@ def _eval_embedders(args, config, stages, device):
             embedder = build_embedder(parse_config({"embedder": {"backend": spec}}).embedder, device)
         elif Path(spec).suffix.lower() == ".onnx" and Path(spec).is_file():
             mine = student is not None and fingerprint(Path(spec)) == teacher
-            embedder = build_embedder(ArcFaceConfig(backend="arcface", model=Path(spec), student=student if mine
-                                                    else None, **configured.get(spec, {})), device)
+            settings = configured.get(spec) or ArcFaceConfig(backend="arcface", model=Path(spec))
+            embedder = build_embedder(settings.model_copy(update={"student": student if mine else None}), device)
         else:
             raise ConfigError(f"--embedder: {spec!r} is neither dlib, lbp_histogram nor an existing ArcFace .onnx")
         backend = "arcface" if spec.endswith(".onnx") else spec

@@ -15,4 +15,4 @@ MIRROR_TAG = "+mirror"
 def mirror_summed(features: np.ndarray, n: int) -> np.ndarray:
     """(2n, D) raw features of n faces, then of their mirror images -> (n, D) each face's two added: a face
     described from both sides, steadier against a turned head or one hidden side than either view alone."""
-    return (features[:n] + features[n:]).astype(np.float32)
+    return features[:n] + features[n:]
