@@ -24,6 +24,10 @@ still gets false sunglasses most often: the fix is hard negatives in training, n
 
 Again after occluders count only inside the frame and face masks pass at any share from 0.65 (the same
 day): every figure above unchanged.
+
+Again 2026-12-03, glasses named by their lenses and clear glasses seen through (about 4 min): synthetic pixels
+White 1.3%, Black 2.5%, Asian 0.5%, Indian 0.3%, others 0.5%; sunglasses among adults 0.7 / 1.2 / 0.0 / 0.4 /
+0.4%. The real eyeglasses were most of it.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ Measured 2026-12-02 (every 5th frame, SCRFD-2.5GF, the shipped occluder model an
 93 faces. Given synthetic pixels: 10, of which 8 `sunglasses` on people in clear glasses (the right place,
 the wrong class) and 2 on the back of a head (`scarf`, `face_mask`, 41 px wide). Kept real for their width:
 4 false `hand`s on chins 18-22 px wide (before min_inpainted_face_px they were inpainted).
+
+Again 2026-12-03, glasses named by their lenses and clear glasses seen through: 2 faces given synthetic pixels
+(the back of a head, as before); the 8 in clear glasses keep their real pixels.
 """
 
 from __future__ import annotations

@@ -429,7 +429,8 @@ def cmd_eval_occlusion(args) -> int:
             written = out / gate_file(model).name
             ev.write_gate(chosen, model, written, faces)
             say(f"gate chosen on val: {written}")
-            gates[f"{model.name}, the gate chosen on val"] = ev.gate_from(chosen, args.confidence)
+            gates[f"{model.name}, the gate chosen on val"] = ev.gate_from(chosen, args.confidence,
+                                                                         segmenter.gate.see_through)
         for title, gate in gates.items():
             results[title] = ev.measure(faces, found, gate, config.pipeline.min_occluded_fraction)
             figures[title] = gate.describe()

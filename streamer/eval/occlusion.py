@@ -5,7 +5,9 @@ Sets (each face found and aligned by SCRFD, as the stream does, to the stage's 1
 - ``with_mask`` / ``without_mask``: real photos of people with and without face masks, no pixel labels.
   Image level: a face mask found; any occluder; synthetic pixels (an occluder over at least the inpainting
   share of the face). Beside it, where given, the AIZOO face-mask classifier on the same photos.
-- ``celebamaskhq``: real eyeglasses and hat pixels, and faces labelled clear (nothing over them).
+- ``celebamaskhq``: real eyeglasses and hat pixels, and faces labelled clear (nothing over them). Its glasses are
+  reported apart: dark lenses (``sunglasses`` by the label's own split) are to be found; clear glasses are seen
+  through, and their row says how many of them would still get synthetic pixels.
 - ``maskedfacenet``: face-mask pixels.
 - ``seen_worn``: faces of the first two sets where a person saw a real occluder the sets do not label (caps,
   glasses and hands on the unmasked photos; hands and microphones on CelebAMask-HQ; ``occluders_seen.json``).
@@ -246,9 +248,11 @@ def measure(faces: list[EvalFace], found: list[list[OccluderInstance]], gate: Oc
                                if f.set == "celebamaskhq" and f.split == split and not f.truth and not seen_worn(f)],
         "seen_worn": [(f, i) for f, i in zip(faces, found) if f.split == split and seen_worn(f)
                       and seen_worn(f) != UNSURE],
-        "celebamaskhq_glasses": [(f, i) for f, i in zip(faces, found)
-                                 if f.set == "celebamaskhq" and f.split == split and f.truth
-                                 and any(g in f.truth for g in GLASSES)],
+        # Dark lenses are to be found and rebuilt; clear glasses, seen through, to keep their real pixels.
+        "celebamaskhq_sunglasses": [(f, i) for f, i in zip(faces, found) if f.set == "celebamaskhq"
+                                    and f.split == split and f.truth and "sunglasses" in f.truth],
+        "celebamaskhq_eyeglasses": [(f, i) for f, i in zip(faces, found) if f.set == "celebamaskhq"
+                                    and f.split == split and f.truth and "eyeglasses" in f.truth],
         "celebamaskhq_hat": [(f, i) for f, i in zip(faces, found)
                              if f.set == "celebamaskhq" and f.split == split and f.truth and "cap" in f.truth],
         "maskedfacenet": [(f, i) for f, i in zip(faces, found) if f.set == "maskedfacenet" and f.split == split],
@@ -266,7 +270,7 @@ def measure(faces: list[EvalFace], found: list[list[OccluderInstance]], gate: Oc
         if aizoo:
             row["aizoo_mask"] = _rate(aizoo)
             row["aizoo_faces"] = len(aizoo)
-        target = {"with_mask": ("face_mask",), "maskedfacenet": ("face_mask",), "celebamaskhq_glasses": GLASSES,
+        target = {"with_mask": ("face_mask",), "maskedfacenet": ("face_mask",), "celebamaskhq_sunglasses": GLASSES,
                   "celebamaskhq_hat": ("cap",)}.get(group)
         if target:
             row["found"] = _rate(any(n in o.classes for n in target) for o in occlusions)
@@ -318,9 +322,9 @@ def write_gate(chosen: dict[str, dict], model: Path, path: Path, faces: list[Eva
     }, indent=1) + "\n")
 
 
-def gate_from(chosen: dict[str, dict], floor: float) -> OccluderGate:
+def gate_from(chosen: dict[str, dict], floor: float, see_through: tuple[str, ...] = ()) -> OccluderGate:
     return OccluderGate({name: ClassGate(confidence=g["confidence"], min_face_share=g["min_face_share"],
-                                         sure=g.get("sure")) for name, g in chosen.items()}, floor)
+                                         sure=g.get("sure")) for name, g in chosen.items()}, floor, see_through)
 
 
 def markdown(results: dict[str, dict]) -> str:

@@ -25,6 +25,7 @@ from streamer.config_base import ExistingPath, StrictModel
 from streamer.errors import ModelError
 from streamer.model_files import one_line, open_onnx_model, warm_up
 from streamer.occlusion.gate import ClassGate, OccluderGate
+from streamer.occlusion.lenses import named_by_lenses
 from streamer.occlusion.region import in_frame
 from streamer.records import AlignedCrop, OccluderInstance, Occlusion
 
@@ -49,6 +50,10 @@ class YoloSegConfig(StrictModel):
     gate: dict[str, ClassGate] | None = Field(
         None, description="per class: {confidence, min_face_share, sure}, over the model's own <model>.gate.json; "
         "a class given here replaces that class's whole entry there (its sure tier too)"
+    )
+    see_through: list[str] | None = Field(
+        None, description="classes the face is seen through (clear glasses): found, but they never replace real "
+        "pixels; null: eyeglasses, where the model names them; []: every class may be inpainted"
     )
 
     @field_validator("model")
@@ -106,14 +111,21 @@ class YoloSegSegmenter:
         onnx_file = config.model.suffix.lower() == ".onnx"
         self._runner: _Runner = OnnxYoloSeg(config, device) if onnx_file else UltralyticsYoloSeg(config, device)
         self.class_names: tuple[str, ...] = self._runner.class_names
-        self.gate = OccluderGate.for_model(config.model, config.gate, config.confidence, self.class_names)
+        self.gate = OccluderGate.for_model(config.model, config.gate, config.confidence, self.class_names,
+                                           config.see_through)
+        # Lenses judge the model's sunglasses only where it can name the other kind of glasses too.
+        self._judge_lenses = {"sunglasses", "eyeglasses"} <= set(self.class_names)
         self.description = (f"YOLO-seg {config.model.name} @ {self._runner.imgsz}px on {self._runner.runtime}, "
                             f"{device}; {self.gate.describe()}")
 
     def instances(self, crops: list[AlignedCrop]) -> list[list[OccluderInstance]]:
-        """Every occluder found on each crop inside the frame, before the gate (for measuring and choosing gates)."""
+        """Every occluder found on each crop inside the frame, glasses named by their lenses, before the gate
+        (for measuring and choosing gates)."""
         found = self._runner.predict([c.image for c in crops]) if crops else []
-        return [in_frame(instances, crop.outside) for instances, crop in zip(found, crops)]
+        seen = [in_frame(instances, crop.outside) for instances, crop in zip(found, crops)]
+        if self._judge_lenses:
+            seen = [named_by_lenses(instances, crop.image) for instances, crop in zip(seen, crops)]
+        return seen
 
     def segment(self, crops: list[AlignedCrop]) -> list[Occlusion]:
         return [self.gate.occlusion(found, crop.image.shape[0]) for found, crop in zip(self.instances(crops), crops)]
