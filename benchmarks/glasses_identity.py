@@ -15,7 +15,7 @@ impostors being each probe against every other gallery person.
 out/glasses-identity). About 3 minutes on 2 cores with the photos aligned, 3 more to align them.
 
 Measured 2026-12-03 (SCRFD-2.5GF, occluder v2 with its gate, the shipped inpainter; MobileFaceNet mirrored):
-see README, "Clear glasses are seen through".
+README, *Measured on this machine*, "identity through real glasses".
 """
 
 from __future__ import annotations

@@ -418,7 +418,9 @@ def cmd_eval_occlusion(args) -> int:
     say(f"{len(faces)} faces aligned")
     results, figures = {}, {}
     for model in models:
-        segmenter = YoloSegSegmenter(YoloSegConfig(model=model, confidence=args.confidence), device)
+        see_through = getattr(config.occlusion, "see_through", None)  # --config's, else the default
+        segmenter = YoloSegSegmenter(YoloSegConfig(model=model, confidence=args.confidence, see_through=see_through),
+                                     device)
         found = ev.predict(segmenter, faces)
         gates = {f"{model.name}, confidence {args.confidence:g} alone": OccluderGate({}, args.confidence)}
         if gate_file(model).is_file():

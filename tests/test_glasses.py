@@ -98,6 +98,21 @@ def test_light_sunglasses_are_named_eyeglasses_and_glasses_seen_through_never_re
     assert named_by_lenses([OccluderInstance("sunglasses", 0.8, everything)], light)[0].name == "sunglasses"
     hand = OccluderInstance("hand", 0.9, glasses)
     assert named_by_lenses([hand], light) == [hand]
+    # At the threshold: the glasses' grey against the median of the skin the camera saw and nothing covers.
+    threshold = round(150 * LIGHT_LENS_RATIO)
+    for grey, name in ((threshold + 1, "eyeglasses"), (threshold - 2, "sunglasses")):
+        edge = face.copy()
+        edge[glasses] = grey
+        assert named_by_lenses(found, edge)[0].name == name, grey
+    white = light.copy()
+    white[60:] = 250  # a white face mask below the glasses...
+    assert named_by_lenses(found, white)[0].name == "sunglasses"  # ...counted as skin, clear lenses read dark
+    mask = OccluderInstance("face_mask", 0.9, np.zeros((112, 112), bool))
+    mask.mask[60:] = True
+    assert named_by_lenses([*found, mask], white)[0].name == "eyeglasses"  # covered: not skin
+    outside = np.zeros((112, 112), bool)
+    outside[60:] = True  # the same rows beyond the frame, its edge replicated: no skin either
+    assert named_by_lenses(found, white, outside)[0].name == "eyeglasses"
 
     gate = OccluderGate({"eyeglasses": ClassGate(confidence=0.3), "sunglasses": ClassGate(confidence=0.3)}, 0.15,
                         see_through=("eyeglasses",))
@@ -113,6 +128,7 @@ def test_see_through_names_its_bad_class_and_defaults_to_the_models_own_glasses(
 
     assert _segmenter(cpu).gate.see_through == ("eyeglasses",)
     assert _segmenter(cpu, see_through=[]).gate.see_through == ()
+    assert "seen through: eyeglasses" in _segmenter(cpu).description
     bad = parse_config({"occlusion": {"backend": "yolo_seg", "see_through": ["goggles"]}})
     with pytest.raises(ConfigError, match=r"occlusion\.see_through: .* has no class 'goggles'"):
         build_segmenter(bad.occlusion, cpu)

@@ -31,8 +31,8 @@ LEAST_SKIN_PX = 50  # fewer uncovered face pixels than this (a face hidden all o
 
 def lens_ratio(image: np.ndarray, glasses: np.ndarray, covered: np.ndarray) -> float | None:
     """How light the glasses are against the face: the mean grey of their pixels over the median grey of the
-    face area no occluder covers (``covered``: every occluder found, (S, S) bool). None when too little skin
-    is seen to compare with."""
+    face area no occluder covers and the camera saw (``covered``: every occluder found and the crop's pixels
+    beyond the frame, (S, S) bool). None when too little skin is seen to compare with."""
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     skin = face_region(image.shape[0]) & ~covered
     if skin.sum() < LEAST_SKIN_PX or not glasses.any():
@@ -40,12 +40,16 @@ def lens_ratio(image: np.ndarray, glasses: np.ndarray, covered: np.ndarray) -> f
     return float(grey[glasses].mean()) / max(float(np.median(grey[skin])), 1.0)
 
 
-def named_by_lenses(instances: list[OccluderInstance], image: np.ndarray) -> list[OccluderInstance]:
+def named_by_lenses(instances: list[OccluderInstance], image: np.ndarray,
+                    outside: np.ndarray | None = None) -> list[OccluderInstance]:
     """The occluders found on one face, each ``sunglasses`` whose glasses are as light as clear glasses
-    (``LIGHT_LENS_RATIO``) named ``eyeglasses``, with its confidence."""
+    (``LIGHT_LENS_RATIO``) named ``eyeglasses``, with its confidence. ``outside``: the crop's pixels beyond
+    the frame (the edge replicated into streaks), which are no skin to compare with."""
     if not any(instance.name == "sunglasses" for instance in instances):
         return instances
     covered = np.any([instance.mask for instance in instances], axis=0)
+    if outside is not None:
+        covered = covered | outside
     renamed = []
     for instance in instances:
         if instance.name == "sunglasses":

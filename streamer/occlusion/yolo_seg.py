@@ -53,7 +53,7 @@ class YoloSegConfig(StrictModel):
     )
     see_through: list[str] | None = Field(
         None, description="classes the face is seen through (clear glasses): found, but they never replace real "
-        "pixels; null: eyeglasses, where the model names them; []: every class may be inpainted"
+        "pixels; null: eyeglasses, where the model names them; []: every class may be inpainted, each past its gate"
     )
 
     @field_validator("model")
@@ -124,7 +124,7 @@ class YoloSegSegmenter:
         found = self._runner.predict([c.image for c in crops]) if crops else []
         seen = [in_frame(instances, crop.outside) for instances, crop in zip(found, crops)]
         if self._judge_lenses:
-            seen = [named_by_lenses(instances, crop.image) for instances, crop in zip(seen, crops)]
+            seen = [named_by_lenses(instances, crop.image, crop.outside) for instances, crop in zip(seen, crops)]
         return seen
 
     def segment(self, crops: list[AlignedCrop]) -> list[Occlusion]:
