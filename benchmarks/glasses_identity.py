@@ -30,7 +30,7 @@ from engines import Device
 from streamer.config import load_config
 from streamer.embed import build_embedder
 from streamer.embed.dlib_resnet import DlibEmbedderConfig
-from streamer.eval.identity import AlignmentCache, align_photos, list_people
+from streamer.eval.identity import AlignmentCache, align_photos, embed_all, list_people
 from streamer.inpaint import inpaint_batched
 from streamer.records import AlignedCrop
 from streamer.stages import Stages
@@ -84,8 +84,8 @@ def main() -> None:
     print("\n| embedder | glasses named | probes | as seen | reconstruction alone | fused (the higher) |")
     print("|---|---|---|---|---|---|")
     for name, embedder in embedders.items():
-        enrolled = embed(embedder, gallery_images)
-        seen, alone = embed(embedder, images) @ enrolled.T, embed(embedder, rebuilt) @ enrolled.T
+        enrolled = embed_all(embedder, gallery_images)
+        seen, alone = embed_all(embedder, images) @ enrolled.T, embed_all(embedder, rebuilt) @ enrolled.T
         fused = np.maximum(seen, alone)
         for label in [*sorted(set(named)), "all"]:
             rows = np.array([label in ("all", n) for n in named])
@@ -103,10 +103,6 @@ def tar_at_far(scores: np.ndarray, truth: np.ndarray, far: float) -> float:
     own = np.zeros(scores.shape, bool)
     own[np.arange(len(truth)), truth] = True
     return float((scores[own] > np.quantile(scores[~own], 1 - far)).mean())
-
-
-def embed(embedder, images: np.ndarray) -> np.ndarray:
-    return np.concatenate([embedder.embed(images[s:s + BATCH]) for s in range(0, len(images), BATCH)])
 
 
 if __name__ == "__main__":

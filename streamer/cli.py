@@ -417,8 +417,8 @@ def cmd_eval_occlusion(args) -> int:
         raise ConfigError("no evaluation faces: give --masked-faces, --celebamaskhq and/or --maskedfacenet")
     say(f"{len(faces)} faces aligned")
     results, figures = {}, {}
+    see_through = getattr(config.occlusion, "see_through", None)  # --config's, else the default
     for model in models:
-        see_through = getattr(config.occlusion, "see_through", None)  # --config's, else the default
         segmenter = YoloSegSegmenter(YoloSegConfig(model=model, confidence=args.confidence, see_through=see_through),
                                      device)
         found = ev.predict(segmenter, faces)

@@ -29,15 +29,16 @@ LIGHT_LENS_RATIO = 0.80
 LEAST_SKIN_PX = 50  # fewer uncovered face pixels than this (a face hidden all over): the lenses are not judged
 
 
-def lens_ratio(image: np.ndarray, glasses: np.ndarray, covered: np.ndarray) -> float | None:
-    """How light the glasses are against the face: the mean grey of their pixels over the median grey of the
-    face area no occluder covers and the camera saw (``covered``: every occluder found and the crop's pixels
-    beyond the frame, (S, S) bool). None when too little skin is seen to compare with."""
-    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    skin = face_region(image.shape[0]) & ~covered
-    if skin.sum() < LEAST_SKIN_PX or not glasses.any():
-        return None
-    return float(grey[glasses].mean()) / max(float(np.median(grey[skin])), 1.0)
+def skin_grey(grey: np.ndarray, covered: np.ndarray) -> float | None:
+    """The median grey of the face area no occluder covers and the camera saw (``covered``: every occluder found
+    and the crop's pixels beyond the frame, (S, S) bool); None when too little of it is seen to compare with."""
+    skin = face_region(grey.shape[0]) & ~covered
+    return float(np.median(grey[skin])) if skin.sum() >= LEAST_SKIN_PX else None
+
+
+def lens_ratio(grey: np.ndarray, glasses: np.ndarray, skin: float) -> float:
+    """How light the glasses are against the face: the mean grey of their pixels over the skin's (``skin_grey``)."""
+    return float(grey[glasses].mean()) / max(skin, 1.0)
 
 
 def named_by_lenses(instances: list[OccluderInstance], image: np.ndarray,
@@ -50,11 +51,11 @@ def named_by_lenses(instances: list[OccluderInstance], image: np.ndarray,
     covered = np.any([instance.mask for instance in instances], axis=0)
     if outside is not None:
         covered = covered | outside
-    renamed = []
-    for instance in instances:
-        if instance.name == "sunglasses":
-            ratio = lens_ratio(image, instance.mask, covered)
-            if ratio is not None and ratio >= LIGHT_LENS_RATIO:
-                instance = replace(instance, name="eyeglasses")
-        renamed.append(instance)
-    return renamed
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    skin = skin_grey(grey, covered)
+    if skin is None:  # a face hidden all over: the lenses are not judged
+        return instances
+    return [replace(instance, name="eyeglasses")
+            if instance.name == "sunglasses" and instance.mask.any()
+            and lens_ratio(grey, instance.mask, skin) >= LIGHT_LENS_RATIO else instance
+            for instance in instances]
