@@ -16,7 +16,7 @@ RTSP_CHECK := import gi; gi.require_version("GstRtspServer", "1.0"); from gi.rep
 	assert Gio.TlsBackend.get_default().supports_tls()
 
 .PHONY: install system-deps demo test lint bench bench-offline gpu-check clean face-bank occlusion-data train-occlusion-cpu \
-	train-occlusion-gpu eval-occlusion train-inpainter-cpu train-inpainter-gpu eval-inpainter eval-identity student-banks train-embedder-cpu
+	train-occlusion-gpu eval-occlusion train-inpainter-cpu train-inpainter-gpu eval-inpainter eval-identity student-banks train-embedder-cpu train-embedder-dlib-cpu
 
 EVAL_FACES ?= $(SHARED)/data/faces_eval/celeba_identity_160
 
@@ -151,11 +151,18 @@ train-embedder-cpu: student-banks
 	$(BIN)/streamer train embedder --teacher $(EMBEDDER) --faces $(STUDENT_BANKS) --exclude-like out/faces-eval \
 		--occluders $(SHARED)/data/occluders --out out/runs/student-cpu --minutes 30 --batch 16 --lr 1e-4 --workers 1
 
+# The student of dlib's descriptor: the same banks and time. Its lower rate: dlib's descriptors sit close together
+# (different people 0.78-0.90 cosine), so the teacher's rate moves a clean face as far as another person; and
+# MobileFaceNet judges which training faces are like an evaluation person, as for its own student.
+train-embedder-dlib-cpu: student-banks
+	$(BIN)/streamer train embedder --teacher dlib --faces $(STUDENT_BANKS) --exclude-like out/faces-eval \
+		--exclude-by $(EMBEDDER) --occluders $(SHARED)/data/occluders --out out/runs/student-dlib-cpu --minutes 30 --batch 16 --lr 1e-5 --workers 1
+
 # Identity across photos (issue 15's protocol): ../shared's evaluation faces, never trained on; two embedders (one the
 # inpainter was not trained against); distractors from faces_train for galleries of 100 to 10,000 people. About two
-# hours on 2 CPU cores the first time (most of it aligning 10,000 distractors and dlib's descriptor, which has no BLAS
-# in dlib-bin); aligned faces are kept in out/eval-identity/cache for the next runs. With the student where
-# train-embedder-cpu made one.
+# hours on 2 CPU cores the first time (most of it aligning 10,000 distractors); aligned faces are kept in
+# out/eval-identity/cache for the next runs. With MobileFaceNet's student where train-embedder-cpu made one (one
+# --student a run: dlib's student is measured by its own run, streamer/embed/STUDENT.md).
 eval-identity: install
 	$(BIN)/streamer eval identity --faces $(EVAL_FACES) --config configs/dev-shared-models.yaml --embedder $(EMBEDDER) \
 		$(if $(wildcard $(STUDENT)),--student $(STUDENT)) --embedder dlib --distractors $(SHARED)/data/faces_train/utkface_200 \

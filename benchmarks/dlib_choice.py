@@ -344,8 +344,9 @@ def jittered(crops: np.ndarray, rng: np.random.Generator, px: float = 5, degrees
 
 def chips_section(args: argparse.Namespace) -> None:
     """Option (b) (the predictor on the crop, as DlibResnetEmbedder does) vs (a) (one fixed warp)."""
+    from streamer.embed.dlib_resnet import describe
+
     embedder = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib"), CPU)
-    net = embedder._net
     named = aligned(named_photos() + strangers(args.strangers), scrfd())
     glint = glint_crops(16, skip=12)  # photos 12-27 of each person (a slice no other choice was made on)
     shaken = (jittered(glint[0], np.random.default_rng(1)), glint[1])
@@ -355,7 +356,7 @@ def chips_section(args: argparse.Namespace) -> None:
     for label, (crops, ids) in (("named", named), ("glint24", glint), ("glint24 jittered", shaken)):
         for option, chips in (("(b) 5-point predictor on the crop", embedder.chips),
                               ("(a) one fixed warp", fixed_chips)):
-            vectors = np.array(net.compute_face_descriptor(chips(crops)), np.float32)
+            vectors = describe(embedder._engine, embedder._input_name, chips(crops))
             result, _, _ = pair_stats(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), ids)
             print(f"| {option} | {label} | {result['auc']:.4f} | {result['tar@far0.01']:.1%} | "
                   f"{result['tar@far0.001']:.1%} |")

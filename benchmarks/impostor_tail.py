@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/impostor_tail.py [--config configs/dev-shared-models.yaml] [--gallery 2000]
         [--probes 1000] [--out out/impostor-tail] [--only dlib|mobilefacenet] [--dlib-mirror]
+        [--dlib-student ONNX]
 
 The gallery's own clean photos say where an embedder puts different people (the mean and spread of their
 cosines), but not how far a stranger's degraded or occluded face reaches against them: the product's
@@ -90,6 +91,8 @@ def main() -> None:
                         "it finds alike)")
     parser.add_argument("--dlib-mirror", action="store_true",
                         help="dlib with each face's mirror image (embedder.mirror; MobileFaceNet has it by default)")
+    parser.add_argument("--dlib-student", metavar="ONNX",
+                        help="dlib's probes described by this student of it ('make train-embedder-dlib-cpu')")
     args = parser.parse_args()
     config = load_config(args.config)
     device = Device("cpu")
@@ -120,6 +123,8 @@ def main() -> None:
     say("probes through the segmenter and inpainter")
 
     dlib = {"backend": "dlib", "mirror": args.dlib_mirror}
+    if args.dlib_student:
+        dlib["student"] = args.dlib_student
     embedders = {"dlib": (build_embedder(parse_config({"embedder": dlib}).embedder, device), "dlib"),
                  "mobilefacenet": (build_embedder(ArcFaceConfig(backend="arcface", model=MOBILEFACENET), device),
                                    "arcface")}
@@ -137,7 +142,7 @@ def main() -> None:
         vectors = clean[name][0]
         model = impostor_model(vectors, np.arange(len(vectors)))
         index = gallery_index(embedder.model_id, vectors)
-        policy = reconstruction_classes("auto", backend)
+        policy = reconstruction_classes("auto", backend, embedder.student is not None)
         tails = {}
         for condition in probes:
             fused = path_scores(index, probe_vectors(embedder, condition, None if policy is None else list(policy)))

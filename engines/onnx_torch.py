@@ -30,6 +30,7 @@ from engines.base import TensorSpec
 
 # Argument positions an operator reads as host integers (shapes, axes, sizes), never as device tensors.
 HOST_ARGS = {"Clip": {1, 2}, "Reshape": {1}, "Expand": {1}, "Resize": {1, 2, 3}, "Slice": {1, 2, 3, 4}, "Split": {1},
+             "Pad": {1, 2, 3},
              "Unsqueeze": {1}, "Squeeze": {1}, "ConstantOfShape": {0}, "Range": {0, 1, 2}}
 # ONNX TensorProto element types -> torch dtypes.
 _DTYPES = {1: torch.float32, 2: torch.uint8, 3: torch.int8, 5: torch.int16, 6: torch.int32, 7: torch.int64,
@@ -400,14 +401,42 @@ def _slice(args, attrs, context):
     axes = _ints(args[3]) if len(args) > 3 and args[3] is not None else list(range(len(starts)))
     steps = _ints(args[4]) if len(args) > 4 and args[4] is not None else [1] * len(starts)
     index = [slice(None)] * x.dim()
+    backwards = []
     for start, end, axis, step in zip(starts, ends, axes, steps):
-        if step <= 0:
-            raise ValueError("Slice with a negative step is not supported by the torch rebuild")
         size = x.shape[_axis(axis, x.dim())]
+        if step == 0:
+            raise ValueError("Slice with a step of 0 is not valid ONNX")
+        if step < 0:  # torch indexes forwards only: the positions, gathered (exporters reverse pad lists so)
+            start = max(0, min(size - 1, start + size if start < 0 else start))
+            end = max(-1, min(size - 1, end + size if end < 0 else end))
+            backwards.append((_axis(axis, x.dim()), torch.arange(start, end, step, device=x.device)))
+            continue
         start = max(0, min(size, start + size if start < 0 else start))
         end = max(0, min(size, end + size if end < 0 else end))
         index[_axis(axis, x.dim())] = slice(start, end, step)
-    return x[tuple(index)]
+    x = x[tuple(index)]
+    for axis, positions in backwards:
+        x = x.index_select(axis, positions)
+    return x
+
+
+def _pad(args, attrs, context):
+    x = args[0]
+    pads = _ints(args[1]) if len(args) > 1 and args[1] is not None else list(attrs.get("pads", []))
+    value = float(args[2]) if len(args) > 2 and args[2] is not None else float(attrs.get("value", 0.0))
+    axes = _ints(args[3]) if len(args) > 3 and args[3] is not None else list(range(len(pads) // 2))
+    mode = _text(attrs.get("mode", b"constant"))
+    if mode not in ("constant", "reflect", "edge"):
+        raise ValueError(f"Pad mode {mode} is not supported by the torch rebuild")
+    begins, ends = dict(zip(axes, pads[:len(axes)])), dict(zip(axes, pads[len(axes):]))
+    sequence = []  # F.pad: the last axis first
+    for axis in reversed(range(x.dim())):
+        key = next((a for a in axes if _axis(a, x.dim()) == axis), None)
+        sequence += [begins.get(key, 0), ends.get(key, 0)] if key is not None else [0, 0]
+    while sequence[-2:] == [0, 0] and len(sequence) > 2:
+        sequence = sequence[:-2]
+    torch_mode = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}[mode]
+    return F.pad(x, sequence, mode=torch_mode, value=value) if mode == "constant" else F.pad(x, sequence, torch_mode)
 
 
 def _split(args, attrs, context):
@@ -530,7 +559,7 @@ _OPS = {
     "Size": lambda a, t, c: torch.tensor(a[0].numel(), dtype=torch.int64),
     "Gather": _gather, "Unsqueeze": _unsqueeze, "Squeeze": _squeeze, "Slice": _slice, "Split": _split,
     "Concat": _concat, "Resize": _resize, "Cast": _cast, "Range": _range, "Expand": _expand,
-    "ConstantOfShape": _constant_of_shape,
+    "ConstantOfShape": _constant_of_shape, "Pad": _pad,
 }
 
 

@@ -306,15 +306,18 @@ def cmd_train_embedder(args) -> int:
     from streamer.train.embedder import EmbedderTraining, train
 
     spec = EmbedderTraining(
-        teacher=Path(args.teacher), faces=[Path(f) for f in args.faces], out=Path(args.out),
+        teacher=args.teacher if args.teacher == "dlib" else Path(args.teacher), faces=[Path(f) for f in args.faces],
+        out=Path(args.out),
         occluders=Path(args.occluders) if args.occluders else None,
-        exclude_like=[Path(f) for f in args.exclude_like] or None, epochs=args.epochs, minutes=args.minutes,
+        exclude_like=[Path(f) for f in args.exclude_like] or None,
+        exclude_by=Path(args.exclude_by) if args.exclude_by else None, epochs=args.epochs, minutes=args.minutes,
         batch=args.batch, lr=args.lr, clean_weight=args.clean_weight, frozen_share=args.frozen_share,
         device=args.device, workers=args.workers,
         seed=args.seed, log_every=args.log_every, resume=args.resume, limit=args.limit,
         samples_per_epoch=args.samples_per_epoch)
     student = train(spec, progress=lambda line: print(line, flush=True))
-    print(f"student: {student} (use it as embedder.student beside embedder.model {spec.teacher})")
+    print(f"student: {student} (use it as embedder.student beside "
+          f"{'embedder.backend dlib' if spec.teacher == 'dlib' else f'embedder.model {spec.teacher}'})")
     return 0
 
 
@@ -500,48 +503,70 @@ def cmd_eval_identity(args) -> int:
 
 def _eval_embedders(args, config, stages, device):
     """(name, embedder, operating threshold, backend) for each --embedder (default: the config's own)."""
+    from streamer.config import parse_config
     from streamer.embed import build_embedder
     from streamer.embed.arcface import ArcFaceConfig
     from streamer.errors import ConfigError
 
-    specs = args.embedder or ["config"]
-    configured = {}  # .onnx spec -> the config's embedder settings it stands for
-    student = Path(args.student) if args.student else None
-    if student is not None:
-        from streamer.embed.student import fingerprint, teacher_of
-
-        if not student.is_file():
-            raise ConfigError(f"--student: not found: {student}")
-        try:
-            teacher = teacher_of(student)
-        except ValueError as exc:
-            raise ConfigError(f"--student: {exc}") from None
-        if teacher is None:
-            raise ConfigError(f"--student: {student} is not a student embedder (made by 'streamer train embedder')")
-        if config.embedder.backend == "arcface" and "config" in specs:
-            specs = [str(config.embedder.model) if s == "config" else s for s in specs]
-            configured[str(config.embedder.model)] = config.embedder  # rebuilt with the student, as configured
-        if not any(Path(spec).suffix.lower() == ".onnx" and Path(spec).is_file() and fingerprint(Path(spec)) == teacher
-                   for spec in specs):
-            raise ConfigError(f"--student: {student} is a student of none of the --embedder models")
-    for spec in specs:
+    def settings_of(spec: str):
         if spec == "config":
+            return config.embedder
+        if spec in ("dlib", "lbp_histogram"):
+            return parse_config({"embedder": {"backend": spec}}).embedder
+        if Path(spec).suffix.lower() == ".onnx" and Path(spec).is_file():
+            return ArcFaceConfig(backend="arcface", model=Path(spec))
+        raise ConfigError(f"--embedder: {spec!r} is neither dlib, lbp_histogram nor an existing ArcFace .onnx")
+
+    specs = [(spec, settings_of(spec)) for spec in args.embedder or ["config"]]
+    student, teacher = _eval_student(args.student)
+    if student is not None and not any(_model_fingerprint(settings) == teacher for _, settings in specs):
+        raise ConfigError(f"--student: {student} is a student of none of the --embedder models")
+    for spec, settings in specs:
+        # The student beside the model it was trained from, with that embedder's own settings (mirror and all).
+        mine = student is not None and _model_fingerprint(settings) == teacher
+        if spec == "config" and not mine:
             embedder = stages.embedder
+        else:
+            embedder = build_embedder(settings.model_copy(update={"student": student}) if mine else settings, device)
+        if spec == "config":
             threshold = config.gallery.threshold or embedder.default_threshold
             yield f"{config.embedder.backend} (config)", embedder, threshold, config.embedder.backend
-            continue
-        if spec in ("dlib", "lbp_histogram"):
-            from streamer.config import parse_config
-
-            embedder = build_embedder(parse_config({"embedder": {"backend": spec}}).embedder, device)
-        elif Path(spec).suffix.lower() == ".onnx" and Path(spec).is_file():
-            mine = student is not None and fingerprint(Path(spec)) == teacher
-            settings = configured.get(spec) or ArcFaceConfig(backend="arcface", model=Path(spec))
-            embedder = build_embedder(settings.model_copy(update={"student": student if mine else None}), device)
         else:
-            raise ConfigError(f"--embedder: {spec!r} is neither dlib, lbp_histogram nor an existing ArcFace .onnx")
-        backend = "arcface" if spec.endswith(".onnx") else spec
-        yield Path(spec).stem if spec.endswith(".onnx") else spec, embedder, embedder.default_threshold, backend
+            name = Path(spec).stem if spec.endswith(".onnx") else spec
+            yield name, embedder, embedder.default_threshold, settings.backend
+
+
+def _eval_student(value: str | None) -> tuple[Path | None, str | None]:
+    """--student's path and the fingerprint of the model it was trained from; one-line errors naming it."""
+    from streamer.embed.student import teacher_of
+    from streamer.errors import ConfigError
+
+    if not value:
+        return None, None
+    student = Path(value)
+    if not student.is_file():
+        raise ConfigError(f"--student: not found: {student}")
+    try:
+        teacher = teacher_of(student)
+    except ValueError as exc:
+        raise ConfigError(f"--student: {exc}") from None
+    if teacher is None:
+        raise ConfigError(f"--student: {student} is not a student embedder (made by 'streamer train embedder')")
+    return student, teacher
+
+
+def _model_fingerprint(settings) -> str | None:
+    """The fingerprint of the model file an embedder's settings name (a student records its teacher's)."""
+    from streamer.embed.student import fingerprint
+    from streamer.model_files import resolve_model_file
+
+    if settings.backend == "arcface":
+        return fingerprint(resolve_model_file(settings.model, "w600k_*.onnx"))
+    if settings.backend == "dlib":
+        from streamer.embed.dlib_resnet import descriptor_file
+
+        return fingerprint(descriptor_file())
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -664,13 +689,16 @@ def build_parser() -> argparse.ArgumentParser:
     inp.add_argument("--init", help="start from this checkpoint's weights (a new schedule: fine-tuning)")
     inp.set_defaults(func=cmd_train_inpainter)
 
-    emb = train_sub.add_parser("embedder", help="a mask-robust student of an ArcFace-layout embedder (no labels)")
-    emb.add_argument("--teacher", required=True, help="ArcFace-layout .onnx: the gallery's embedder")
+    emb = train_sub.add_parser("embedder", help="a mask-robust student of a face embedder (no labels)")
+    emb.add_argument("--teacher", required=True, help="the gallery's embedder: an ArcFace-layout .onnx, or dlib "
+                     "(dlib's ResNet descriptor)")
     emb.add_argument("--faces", required=True, nargs="+", help="face banks from 'streamer data faces'")
     emb.add_argument("--out", required=True, help="run folder (last.pt, best.pt, history.json, student.onnx)")
     emb.add_argument("--occluders", help="folder of occluder templates (as for 'data occlusion')")
     emb.add_argument("--exclude-like", nargs="+", default=[],
                      help="face banks whose people must not be trained on (the evaluation people)")
+    emb.add_argument("--exclude-by", help="ArcFace-layout .onnx that judges --exclude-like (default: the teacher; "
+                     "needed for --teacher dlib, whose descriptors sit too close together to judge it)")
     emb.add_argument("--epochs", type=int, default=10)
     emb.add_argument("--minutes", type=float, help="train for this long instead (the LR schedule follows time)")
     emb.add_argument("--batch", type=int, default=32)

@@ -17,7 +17,7 @@ from engines import Device
 from engines.base import DeclaredModel
 from streamer.config_base import ExistingPath, StrictModel
 from streamer.detect.scrfd import scrfd_layout
-from streamer.embed.student import fingerprint, teacher_of
+from streamer.embed.student import check_student, fingerprint
 from streamer.embed.vectors import MIRROR_TAG, l2_normalise, mirror_summed
 from streamer.errors import ModelError
 from streamer.model_files import open_onnx_model, resolve_model_file, warm_up
@@ -56,7 +56,7 @@ class ArcFaceEmbedder:
     def __init__(self, config: ArcFaceConfig, device: Device, *, student_of: str | None = None):
         path = resolve_model_file(config.model, "w600k_*.onnx")
         if student_of is not None:
-            _check_student(path, student_of)
+            check_student(path, student_of)
         self._engine = open_onnx_model(path, device, EXPECTED)
         _check_embedder(self._engine, path)
         self._input_name = self._engine.input_names[0]
@@ -105,20 +105,6 @@ class ArcFaceEmbedder:
         blob = cv2.dnn.blobFromImages(list(crops), 1.0 / self._std, (self._size, self._size), (self._mean,) * 3,
                                       swapRB=True)
         return self._engine.run({self._input_name: blob})[0].reshape(len(crops), -1)[:n]
-
-
-def _check_student(path: Path, teacher: str) -> None:
-    """A ModelError unless ``path`` is a student trained from the model whose fingerprint is ``teacher``."""
-    try:
-        trained_from = teacher_of(path)
-    except ValueError as exc:
-        raise ModelError(f"embedder.student: {exc}") from None
-    if trained_from is None:
-        raise ModelError(f"embedder.student: {path} is not a student embedder (train one with 'streamer train "
-                         f"embedder --teacher EMBEDDER.onnx')")
-    if trained_from != teacher:
-        raise ModelError(f"embedder.student: {path} was trained from another model (sha256 {trained_from}...) than "
-                         f"embedder.model (sha256 {teacher}...): its embeddings cannot be compared with that gallery")
 
 
 def _check_embedder(engine: DeclaredModel, path: Path) -> None:

