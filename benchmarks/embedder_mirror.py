@@ -4,10 +4,10 @@
 
 On ../shared's faces_train/glint24_112 (ArcFace-aligned photos of 24 people, never evaluation faces): ms per
 face of the embedder's own call on a batch of them, and its ratio to the single view in the same run (dlib's
-network as the product runs it, rebuilt in torch, and by dlib's own build, the baseline of the last column); the
-cosine that 1% and 0.1% of different-person pairs reach (where dlib's fixed ``default_threshold`` comes from)
-and the share of same-person pairs there. Identity across photos and occluders is ``streamer eval identity``'s
-(README, "Identity through occlusion").
+network as the product runs it, read from dlib's file and run by ONNX Runtime, and by dlib's own build, the
+baseline of the last column); the cosine that 1% and 0.1% of different-person pairs reach (where dlib's fixed
+``default_threshold`` comes from) and the share of same-person pairs there. Identity across photos and
+occluders is ``streamer eval identity``'s (README, "Identity through occlusion").
 """
 
 from __future__ import annotations

@@ -228,21 +228,33 @@ def onnx_bytes(path: Path, chip_px: int = 150) -> bytes:
     return model.SerializeToString()
 
 
+CONVERTER = 1  # in the cached file's name: a change to onnx_bytes is written afresh, never read from an old cache
+
+
 def converted(path: Path, folder: Path, name: str) -> Path:
     """``onnx_bytes(path)`` kept as ``folder/name`` (written once, atomically; the name should carry the file's
-    fingerprint); where ``folder`` cannot be written, in the temporary folder instead."""
-    for place in (folder, Path(tempfile.gettempdir()) / "streamer-models"):
+    fingerprint, and gets the converter's version); where ``folder`` cannot be written, in this user's own
+    temporary folder instead."""
+    name = f"{Path(name).stem}-c{CONVERTER}{Path(name).suffix}"
+    own = Path(tempfile.gettempdir()) / f"streamer-models-{os.getuid()}"  # never another user's file
+    places = [folder, own]
+    for place in places:
         target = place / name
-        if target.is_file():
+        if target.is_file() and os.access(target, os.R_OK):
             return target
+    model, failure = onnx_bytes(path), None
+    for place in places:
+        target, tmp = place / name, None
         try:
-            place.mkdir(parents=True, exist_ok=True)
+            place.mkdir(parents=True, exist_ok=True, mode=0o700 if place == own else 0o777)
             handle, tmp = tempfile.mkstemp(dir=place, suffix=".tmp")
             with os.fdopen(handle, "wb") as f:
-                f.write(onnx_bytes(path))
+                f.write(model)
             os.chmod(tmp, 0o644)  # mkstemp's 0600 would keep it from the other users of a shared model folder
             os.replace(tmp, target)  # two runs converting at once: each writes its own and one wins whole
             return target
-        except OSError:
-            continue
-    raise OSError(f"cannot write the ONNX form of {path} to {folder} or the temporary folder")
+        except OSError as exc:
+            failure = exc
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
+    raise OSError(f"cannot write the ONNX form of {path} to {folder} or {own} ({failure})")

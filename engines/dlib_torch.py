@@ -13,7 +13,7 @@ from engines.dlib_file import Block, Layer, conv_weights, fc_weights, read_netwo
 
 
 class _ConvAffine(nn.Module):
-    """dlib's con followed by its affine (a batch norm folded into a scale and shift, fixed)."""
+    """dlib's con followed by its affine (a batch norm folded into a scale and shift; a student trains both)."""
 
     def __init__(self, con: Layer, affine: Layer):
         super().__init__()

@@ -409,7 +409,9 @@ def _slice(args, attrs, context):
         if step < 0:  # torch indexes forwards only: the positions, gathered (exporters reverse pad lists so)
             start = max(0, min(size - 1, start + size if start < 0 else start))
             end = max(-1, min(size - 1, end + size if end < 0 else end))
-            backwards.append((_axis(axis, x.dim()), torch.arange(start, end, step, device=x.device)))
+            positions = (torch.arange(start, end, step, device=x.device) if size and start > end
+                         else torch.empty(0, dtype=torch.long, device=x.device))
+            backwards.append((_axis(axis, x.dim()), positions))
             continue
         start = max(0, min(size, start + size if start < 0 else start))
         end = max(0, min(size, end + size if end < 0 else end))
@@ -426,8 +428,8 @@ def _pad(args, attrs, context):
     value = float(args[2]) if len(args) > 2 and args[2] is not None else float(attrs.get("value", 0.0))
     axes = _ints(args[3]) if len(args) > 3 and args[3] is not None else list(range(len(pads) // 2))
     mode = _text(attrs.get("mode", b"constant"))
-    if mode not in ("constant", "reflect", "edge"):
-        raise ValueError(f"Pad mode {mode} is not supported by the torch rebuild")
+    if mode != "constant":  # torch's reflect and replicate pad only some ranks and axes
+        raise ValueError(f"Pad mode {mode} is not supported by the torch rebuild (constant only)")
     begins, ends = dict(zip(axes, pads[:len(axes)])), dict(zip(axes, pads[len(axes):]))
     sequence = []  # F.pad: the last axis first
     for axis in reversed(range(x.dim())):
@@ -435,8 +437,7 @@ def _pad(args, attrs, context):
         sequence += [begins.get(key, 0), ends.get(key, 0)] if key is not None else [0, 0]
     while sequence[-2:] == [0, 0] and len(sequence) > 2:
         sequence = sequence[:-2]
-    torch_mode = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}[mode]
-    return F.pad(x, sequence, mode=torch_mode, value=value) if mode == "constant" else F.pad(x, sequence, torch_mode)
+    return F.pad(x, sequence, mode="constant", value=value)
 
 
 def _split(args, attrs, context):

@@ -181,13 +181,14 @@ class DlibStudentEmbedder:
     def __init__(self, path: Path, teacher: DlibResnetEmbedder, device: Device):
         check_student(path, teacher.fingerprint)
         self._engine = open_onnx_model(path, device, STUDENT_EXPECTED)
-        shape = self._engine.inputs[0].shape
-        if len(self._engine.inputs) != 1 or list(shape[1:]) != [3, CHIP_PX, CHIP_PX]:
-            raise ModelError(f"embedder.student: {path} takes {shape}, expected {STUDENT_EXPECTED}")
+        shapes = [i.shape for i in self._engine.inputs]
+        if len(shapes) != 1 or list(shapes[0][1:]) != [3, CHIP_PX, CHIP_PX]:
+            raise ModelError(f"embedder.student: {path} takes {shapes}, expected {STUDENT_EXPECTED}")
         self._input_name = self._engine.input_names[0]
         self._chips, self.mirror = teacher.chips, teacher.mirror
         self.model_id, self.default_threshold = teacher.model_id, teacher.default_threshold  # dlib's space
         self.description = f"student {path.name} of dlib's face descriptor on {self._engine.backend}, {device}"
+        warm_up(path, lambda: describe(self._engine, self._input_name, [np.zeros((CHIP_PX, CHIP_PX, 3), np.uint8)]))
 
     def visible_dims(self, masks: np.ndarray) -> None:
         return None

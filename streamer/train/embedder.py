@@ -91,7 +91,8 @@ class _Run:
         self.teacher = self.source.network(trainable=False).to(self.device).eval()
         self.student = self.source.network(trainable=True).to(self.device).train()
         freeze_early(self.student, spec.frozen_share)
-        self.judge = teacher_from(spec.exclude_by) if spec.exclude_by else self.source
+        self.judge = (teacher_from(spec.exclude_by, flag="--exclude-by") if spec.exclude_by and spec.exclude_like
+                      else self.source)
         if spec.exclude_like and self.judge.same_person is None:
             raise ConfigError(f"--exclude-like: {self.judge.name} cannot tell whether two faces are one person well "
                               f"enough to judge it; name an ArcFace-layout .onnx to judge with --exclude-by")
@@ -297,10 +298,10 @@ def train(spec: EmbedderTraining, progress: Callable[[str], None] = print) -> Pa
     if not spec.resume and (last.is_file() or (spec.out / "student.onnx").is_file()):
         raise ConfigError(f"--out: {spec.out} holds a trained student already; pass --resume to continue it, or "
                           f"choose a new folder")
-    spec.out.mkdir(parents=True, exist_ok=True)
     if spec.device == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - spec.workers))
-    run = _Run(spec, progress)
+    run = _Run(spec, progress)  # a bad teacher or bad faces are refused before the run folder is made
+    spec.out.mkdir(parents=True, exist_ok=True)
     if spec.resume:
         run.restore(last)
     trainable = sum(p.numel() for p in run.student.parameters() if p.requires_grad)

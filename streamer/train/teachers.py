@@ -60,17 +60,20 @@ class Teacher(Protocol):
         ...
 
 
-def teacher_from(spec: str | Path, device: str = "cpu") -> Teacher:
-    """``dlib`` or an ArcFace-layout .onnx; anything else is a one-line ConfigError naming ``--teacher``."""
+def teacher_from(spec: str | Path, device: str = "cpu", flag: str = "--teacher") -> Teacher:
+    """``dlib`` or an ArcFace-layout .onnx; anything else is a one-line ConfigError naming ``flag``."""
     if str(spec) == "dlib":
         try:
             return DlibTeacher()
         except ModelError as exc:
-            raise ConfigError(f"--teacher dlib: {exc}") from None
+            raise ConfigError(f"{flag} dlib: {exc}") from None
     path = Path(spec)
     if not path.is_file():
-        raise ConfigError(f"--teacher: not found: {path} (an ArcFace-layout .onnx, or 'dlib')")
-    return ArcFaceTeacher(path, device)
+        raise ConfigError(f"{flag}: not found: {path} (an ArcFace-layout .onnx, or 'dlib')")
+    try:
+        return ArcFaceTeacher(path, device)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("--teacher", flag, 1)) from None
 
 
 def embed(teacher: Teacher, net: nn.Module, rgb01: torch.Tensor) -> torch.Tensor:
