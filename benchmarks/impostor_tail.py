@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/impostor_tail.py [--config configs/dev-shared-models.yaml] [--gallery 2000]
         [--probes 1000] [--out out/impostor-tail] [--only dlib|mobilefacenet] [--dlib-mirror]
-        [--dlib-student ONNX]
+        [--dlib-student ONNX] [--mobilefacenet-student ONNX]
 
 The gallery's own clean photos say where an embedder puts different people (the mean and spread of their
 cosines), but not how far a stranger's degraded or occluded face reaches against them: the product's
@@ -93,6 +93,8 @@ def main() -> None:
                         help="dlib with each face's mirror image (embedder.mirror; MobileFaceNet has it by default)")
     parser.add_argument("--dlib-student", metavar="ONNX",
                         help="dlib's probes described by this student of it ('make train-embedder-dlib-cpu')")
+    parser.add_argument("--mobilefacenet-student", metavar="ONNX",
+                        help="MobileFaceNet's probes described by this student of it ('make train-embedder-cpu')")
     args = parser.parse_args()
     config = load_config(args.config)
     device = Device("cpu")
@@ -126,7 +128,8 @@ def main() -> None:
     if args.dlib_student:
         dlib["student"] = args.dlib_student
     embedders = {"dlib": (build_embedder(parse_config({"embedder": dlib}).embedder, device), "dlib"),
-                 "mobilefacenet": (build_embedder(ArcFaceConfig(backend="arcface", model=MOBILEFACENET), device),
+                 "mobilefacenet": (build_embedder(ArcFaceConfig(backend="arcface", model=MOBILEFACENET,
+                                                                student=args.mobilefacenet_student), device),
                                    "arcface")}
     clean = {}
     for name, (embedder, _) in embedders.items():

@@ -311,8 +311,8 @@ def cmd_train_embedder(args) -> int:
         occluders=Path(args.occluders) if args.occluders else None,
         exclude_like=[Path(f) for f in args.exclude_like] or None,
         exclude_by=Path(args.exclude_by) if args.exclude_by else None, epochs=args.epochs, minutes=args.minutes,
-        batch=args.batch, lr=args.lr, clean_weight=args.clean_weight, frozen_share=args.frozen_share,
-        device=args.device, workers=args.workers,
+        batch=args.batch, lr=args.lr, clean_weight=args.clean_weight, contrast=args.contrast,
+        temperature=args.temperature, frozen_share=args.frozen_share, device=args.device, workers=args.workers,
         seed=args.seed, log_every=args.log_every, resume=args.resume, limit=args.limit,
         samples_per_epoch=args.samples_per_epoch)
     student = train(spec, progress=lambda line: print(line, flush=True))
@@ -697,13 +697,18 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_argument("--occluders", help="folder of occluder templates (as for 'data occlusion')")
     emb.add_argument("--exclude-like", nargs="+", default=[],
                      help="face banks whose people must not be trained on (the evaluation people)")
-    emb.add_argument("--exclude-by", help="ArcFace-layout .onnx that judges --exclude-like (default: the teacher; "
+    emb.add_argument("--exclude-by", help="ArcFace-layout .onnx that judges --exclude-like and who is one person for "
+                     "--contrast (default: the teacher; "
                      "needed for --teacher dlib, whose descriptors sit too close together to judge it)")
     emb.add_argument("--epochs", type=int, default=10)
     emb.add_argument("--minutes", type=float, help="train for this long instead (the LR schedule follows time)")
     emb.add_argument("--batch", type=int, default=32)
     emb.add_argument("--lr", type=float, default=5e-5)
     emb.add_argument("--clean-weight", type=float, default=1.0, help="weight of keeping clean faces in place")
+    emb.add_argument("--contrast", type=float, default=0.0,
+                     help="weight of the contrast term: an occluded face nearer its own target than any other "
+                     "training face's (0: off)")
+    emb.add_argument("--temperature", type=float, default=0.1, help="the contrast term's softmax temperature")
     emb.add_argument("--frozen-share", type=float, default=0.5,
                      help="share of the teacher's weights, first layers first, left as they are (default 0.5)")
     emb.add_argument("--device", choices=["cpu", "cuda"], default="cpu")

@@ -46,6 +46,11 @@ def test_training_writes_a_student_of_its_teacher_and_resumes(trained, teacher):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resumed" in resumed.stdout
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2]
+    # A run is continued with the loss it was trained with, or not at all.
+    command = resumed.args[3:]  # [python, -m, streamer, ARGS...]
+    other_loss = run_cli(*command, "--contrast", "0.1", timeout=300)
+    assert other_loss.returncode == 2 and other_loss.stderr.startswith("error: --resume:"), other_loss.stderr[-500:]
+    assert "--contrast 0" in other_loss.stderr and len(other_loss.stderr.strip().splitlines()) == 1
 
 
 def test_the_student_learns_to_map_occluded_faces_to_the_teachers_clean_embedding(face_bank, teacher, tmp_path):
@@ -60,16 +65,51 @@ def test_the_student_learns_to_map_occluded_faces_to_the_teachers_clean_embeddin
     assert isinstance(run.train_set.library, OccluderLibrary)
     seen, clean, faces = (torch.stack(t) if isinstance(t[0], torch.Tensor) else torch.tensor(t)
                           for t in zip(*[run.train_set[i] for i in range(8)]))
-    target = run.targets[faces]
-    before = run.loss(seen, clean, target)
+    before = run.loss(seen, clean, faces)
     for _ in range(6):
-        terms = run.loss(seen, clean, target)
+        terms = run.loss(seen, clean, faces)
         run.optimizer.zero_grad()
         terms["loss"].backward()
         run.optimizer.step()
-    after = run.loss(seen, clean, target)
+    after = run.loss(seen, clean, faces)
     assert float(after["seen"].detach()) > float(before["seen"].detach()) + 0.02
     assert float(after["clean"].detach()) > 0.95
+
+
+def test_the_contrast_term_ranks_an_occluded_face_nearest_its_own_target(face_bank, teacher, tmp_path):
+    """With --contrast, a few steps lower the cross-entropy of each occluded face's own target among every
+    training face's; faces the judge takes for the same person are not pushed away."""
+    from streamer.train.embedder import EmbedderTraining, _Run
+
+    spec = EmbedderTraining(teacher=teacher, faces=[face_bank], out=tmp_path,
+                            occluders=need_shared("data", "occluders"), limit=12, batch=8, lr=1e-4, workers=0,
+                            contrast=0.5)
+    run = _Run(spec, progress=lambda line: None)
+    seen, clean, faces = (torch.stack(t) if isinstance(t[0], torch.Tensor) else torch.tensor(t)
+                          for t in zip(*[run.train_set[i] for i in range(8)]))
+    before = float(run.loss(seen, clean, faces)["contrast"].detach())
+    for _ in range(6):
+        terms = run.loss(seen, clean, faces)
+        run.optimizer.zero_grad()
+        terms["loss"].backward()
+        run.optimizer.step()
+    assert float(run.loss(seen, clean, faces)["contrast"].detach()) < before - 0.05
+    # Another training face lying where the first face's target lies: one the judge takes for the same person (its
+    # cosine just at the judge's threshold) adds nothing to the first face's term; one just under it raises it.
+    with torch.no_grad():
+        first = faces[:1]
+        embeddings = run.targets[first]
+        alone = float(run.contrast(embeddings, first))
+        judged = run.alike_judged[first][0]
+        noise = torch.randn(len(judged), generator=torch.Generator().manual_seed(0))
+        other = torch.nn.functional.normalize(noise - (noise @ judged) * judged, dim=0)  # at right angles to it
+        at = run.judge.same_person
+        others, alike_judged = run.others, run.alike_judged
+        for cosine, raises in ((at + 1e-4, False), (at - 1e-2, True)):
+            run.others = torch.cat([others, others[first]])
+            run.alike_judged = torch.cat([alike_judged, (cosine * judged + (1 - cosine ** 2) ** 0.5 * other)[None]])
+            with_it = float(run.contrast(embeddings, first))
+            assert (with_it > alone + 0.01) == raises, (cosine, alone, with_it)
 
 
 def test_the_stream_embeds_with_the_student_and_keeps_the_teachers_gallery(trained, teacher):
@@ -132,3 +172,7 @@ def test_bad_teachers_and_face_folders_get_one_line(face_bank, tmp_path):
     result = run_cli(*common, "--teacher", teacher, "--faces", str(face_bank), "--exclude-like", str(empty),
                      timeout=120)
     assert result.returncode == 2 and result.stderr.startswith("error: --exclude-like"), result.stderr[-500:]
+    for flag, value in (("--temperature", "0"), ("--contrast", "-1")):
+        result = run_cli(*common, "--teacher", teacher, "--faces", str(face_bank), flag, value, timeout=120)
+        assert result.returncode == 2 and result.stderr.startswith(f"error: {flag}:"), result.stderr[-500:]
+        assert len(result.stderr.strip().splitlines()) == 1

@@ -1,19 +1,21 @@
 """Trains a mask-robust student of a face embedder, without identity labels.
 
     streamer train embedder --teacher EMB.onnx|dlib --faces BANK [BANK ...] --out RUN
-        [--occluders DIR] [--exclude-like BANK] [--minutes M | --epochs N] [--device cpu|cuda] [--resume]
+        [--occluders DIR] [--exclude-like BANK] [--exclude-by EMB.onnx] [--minutes M | --epochs N]
+        [--contrast W [--temperature T]] [--device cpu|cuda] [--resume]
 
 The student starts as a copy of the teacher (rebuilt in torch: ``streamer/train/teachers.py``) and learns
 to give a face as a camera sees it (occluders of the data engine, camera faults) the teacher's embedding of
-the same face clean, while clean faces keep the teacher's embedding. So the stream embeds probes with the
+the same face clean, while clean faces keep the teacher's embedding. With ``--contrast``, an occluded face
+is also taught to sit nearer its own target than any other training face's. So the stream embeds probes with the
 student and keeps the teacher's gallery: nothing enrolled has to be embedded again.
 
 Any ArcFace-layout ONNX can be the teacher (buffalo_l's w600k_r50 on a GPU; MobileFaceNet on a CPU), and
 dlib's ResNet descriptor (``--teacher dlib``).
 Faces come from face banks (``streamer data faces``); their train split trains, their val split
-validates. ``--exclude-like`` drops training faces the teacher (or the ArcFace model ``--exclude-by`` names)
-finds like any face of another bank (the evaluation people: celebrity sets share people, and a student must
-not have seen them).
+validates. ``--exclude-like`` drops training faces the teacher (or the ArcFace model ``--exclude-by`` names,
+which also judges who is one person for ``--contrast``) finds like any face of another bank (the evaluation
+people: celebrity sets share people, and a student must not have seen them).
 
 Per epoch: one progress line every ``log_every`` steps; validation (cosine of the student's embedding of
 the occluded face, and of the clean face, to the teacher's of the clean face; the teacher's own occluded
@@ -56,12 +58,17 @@ class EmbedderTraining:
     out: Path
     occluders: Path | None = None
     exclude_like: list[Path] | None = None
-    exclude_by: Path | None = None  # the ArcFace-layout .onnx that judges --exclude-like; default: the teacher
+    exclude_by: Path | None = None  # the ArcFace .onnx that judges --exclude-like and --contrast; default: the teacher
     epochs: int = 10
     minutes: float | None = None  # a time budget: the LR schedule follows elapsed time
     batch: int = 32
     lr: float = 5e-5
     clean_weight: float = 1.0  # how much keeping clean faces in place counts beside mapping occluded ones
+    # How much the contrast term counts: an occluded face's embedding must be nearer its own clean face's target
+    # than every other training face's (softmax over all of them at ``temperature``). The cosine terms pull
+    # towards the target in every direction alike; an error towards another person is what names the wrong one.
+    contrast: float = 0.0
+    temperature: float = 0.1
     # The first share of the weights, in graph order, stays the teacher's: the early high-resolution layers
     # cost most of the backward pass (3x the step time of training from the middle on, on a CPU), and the
     # edges and textures they find need no relearning; what occlusion changes is what the later layers weigh.
@@ -91,11 +98,12 @@ class _Run:
         self.teacher = self.source.network(trainable=False).to(self.device).eval()
         self.student = self.source.network(trainable=True).to(self.device).train()
         freeze_early(self.student, spec.frozen_share)
-        self.judge = (teacher_from(spec.exclude_by, flag="--exclude-by") if spec.exclude_by and spec.exclude_like
-                      else self.source)
-        if spec.exclude_like and self.judge.same_person is None:
-            raise ConfigError(f"--exclude-like: {self.judge.name} cannot tell whether two faces are one person well "
-                              f"enough to judge it; name an ArcFace-layout .onnx to judge with --exclude-by")
+        self.judge = (teacher_from(spec.exclude_by, "cuda" if self.device.type == "cuda" else "cpu", "--exclude-by")
+                      if spec.exclude_by and (spec.exclude_like or spec.contrast) else self.source)
+        for flag, used in (("--exclude-like", spec.exclude_like), ("--contrast", spec.contrast)):
+            if used and self.judge.same_person is None:
+                raise ConfigError(f"{flag}: {self.judge.name} cannot tell whether two faces are one person well "
+                                  f"enough to judge it; name an ArcFace-layout .onnx to judge with --exclude-by")
         train_faces, val_faces = _bank_faces(spec.faces, spec.limit)
         library = OccluderLibrary(spec.occluders)
         self.dropped = 0  # faces left out by --exclude-like
@@ -103,12 +111,23 @@ class _Run:
         # compares, where the teacher judges).
         progress(f"teacher embeddings of {len(train_faces)} training faces")
         targets = self._clean_embeddings(self.source, train_faces)
+        judged = None  # the judge's embeddings of the training faces
         if spec.exclude_like:
-            train_faces, val_faces, targets = self._drop_like(train_faces, val_faces, targets, spec.exclude_like)
+            train_faces, val_faces, targets, judged = self._drop_like(train_faces, val_faces, targets,
+                                                                      spec.exclude_like)
         self.targets = torch.from_numpy(targets).to(self.device)
         # Where the teacher's embeddings share a large common part (dlib's), agreement is measured around their
         # mean: what tells faces apart is what the student must get right.
         self.centre = self.targets.mean(0) if self.source.centred else None
+        # The contrast term's other faces, and which of them the judge takes for the same person (no identity
+        # labels: a photo of the same person is not a face to be pushed away from).
+        self.alike_judged = self.others = None
+        if spec.contrast:
+            if judged is None:
+                judged = targets if self.judge is self.source else self._clean_embeddings(self.judge, train_faces)
+            self.alike_judged = torch.from_numpy(judged).to(self.device)
+            self.others = (self.targets if self.centre is None
+                           else F.normalize(self.targets - self.centre, dim=1))
         if not train_faces or not val_faces:
             raise ConfigError(f"--exclude-like: every {'training' if not train_faces else 'validation'} face is like "
                               f"an excluded face; nothing is left to train on")
@@ -147,7 +166,7 @@ class _Run:
         return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, 0), np.float32)
 
     def _drop_like(self, train_faces: list[BankFace], val_faces: list[BankFace], targets: np.ndarray,
-                   banks: list[Path]) -> tuple[list[BankFace], list[BankFace], np.ndarray]:
+                   banks: list[Path]) -> tuple[list[BankFace], list[BankFace], np.ndarray, np.ndarray]:
         for bank in banks:
             if not (bank / "faces.json").is_file():
                 raise ConfigError(f"--exclude-like: {bank} is not a face bank (no faces.json)")
@@ -162,7 +181,7 @@ class _Run:
         self.progress(f"--exclude-like: {self.dropped} bank faces dropped ({judge.name} cosine >= "
                       f"{judge.same_person} to one of {len(excluded)} excluded faces)")
         return ([f for f, k in zip(train_faces, keep_train) if k], [f for f, k in zip(val_faces, keep_val) if k],
-                targets[keep_train])
+                targets[keep_train], judged[keep_train])
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -171,7 +190,7 @@ class _Run:
         state = {"format": CHECKPOINT_FORMAT, "teacher": self.source.fingerprint,
                  "student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "epoch": self.epoch, "step": self.step, "seconds": self.seconds, "best": self.best,
-                 "history": self.history}
+                 "history": self.history, "contrast": self.spec.contrast, "temperature": self.spec.temperature}
         tmp = path.with_suffix(".tmp")
         torch.save(state, str(tmp))
         tmp.replace(path)  # a kill mid-write never leaves a broken checkpoint behind
@@ -181,6 +200,10 @@ class _Run:
         state = torch.load(str(path), map_location=self.device, weights_only=True)
         if state.get("format") != CHECKPOINT_FORMAT or state.get("teacher") != self.source.fingerprint:
             raise ConfigError(f"--resume: {path} is not a student run of --teacher {self.spec.teacher}")
+        trained = (state.get("contrast", 0.0), state.get("temperature", 0.1))
+        if trained != (self.spec.contrast, self.spec.temperature):
+            raise ConfigError(f"--resume: {path} was trained with --contrast {trained[0]:g} --temperature "
+                              f"{trained[1]:g}; pass the same to continue it")
         self.student.load_state_dict(state["student"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.step, self.seconds = state["epoch"], state["step"], state["seconds"]
@@ -189,11 +212,26 @@ class _Run:
 
     # -- training ----------------------------------------------------------------------------
 
-    def loss(self, seen: torch.Tensor, clean: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    def loss(self, seen: torch.Tensor, clean: torch.Tensor, faces: torch.Tensor) -> dict[str, torch.Tensor]:
+        target = self.targets[faces]
         both = embed(self.source, self.student, torch.cat([seen, clean]))
         on_seen = self.agreement(both[:len(seen)], target).mean()
         on_clean = self.agreement(both[len(seen):], target).mean()
-        return {"loss": (1 - on_seen) + self.spec.clean_weight * (1 - on_clean), "seen": on_seen, "clean": on_clean}
+        terms = {"loss": (1 - on_seen) + self.spec.clean_weight * (1 - on_clean), "seen": on_seen, "clean": on_clean}
+        if self.spec.contrast:
+            terms["contrast"] = self.contrast(both[:len(seen)], faces)
+            terms["loss"] = terms["loss"] + self.spec.contrast * terms["contrast"]
+        return terms
+
+    def contrast(self, embeddings: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of each embedding's own face among all training faces' targets, the faces the judge
+        takes for the same person left out."""
+        if self.centre is not None:
+            embeddings = F.normalize(embeddings - self.centre, dim=1)
+        logits = embeddings @ self.others.T / self.spec.temperature
+        alike = (self.alike_judged[faces] @ self.alike_judged.T) >= self.judge.same_person
+        alike[torch.arange(len(faces), device=faces.device), faces] = False
+        return F.cross_entropy(logits.masked_fill(alike, float("-inf")), faces)
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -220,7 +258,7 @@ class _Run:
                 lr = warmup_cosine(spec.lr, progress)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
-                terms = self.loss(seen.to(self.device), clean.to(self.device), self.targets[faces.to(self.device)])
+                terms = self.loss(seen.to(self.device), clean.to(self.device), faces.to(self.device))
                 self.optimizer.zero_grad(set_to_none=True)
                 terms["loss"].backward()
                 self.optimizer.step()
@@ -230,9 +268,11 @@ class _Run:
                 self.seconds = seconds_before + time.monotonic() - started
                 if self.step % spec.log_every == 0:
                     rate = count * spec.batch / max(time.monotonic() - started, 1e-6)
+                    contrast = f", contrast {sums['contrast'] / count:.3f}" if "contrast" in sums else ""
                     self.progress(f"epoch {self.epoch + 1} step {index + 1}/{len(loader)}: loss "
                                   f"{sums['loss'] / count:.4f} (occluded cos {sums['seen'] / count:.3f}, clean "
-                                  f"{sums['clean'] / count:.3f}; epoch means) lr {lr:.1e}, {rate:.1f} samples/s")
+                                  f"{sums['clean'] / count:.3f}{contrast}; epoch means) lr {lr:.1e}, "
+                                  f"{rate:.1f} samples/s")
                 if spec.minutes is not None and self.seconds >= spec.minutes * 60:
                     break
             self.epoch += 1
@@ -290,6 +330,10 @@ def train(spec: EmbedderTraining, progress: Callable[[str], None] = print) -> Pa
         raise ConfigError(f"--frozen-share: must be at least 0 and below 1, got {spec.frozen_share}")
     if spec.minutes is not None and spec.minutes <= 0:
         raise ConfigError(f"--minutes: must be above 0, got {spec.minutes:g}")
+    if spec.contrast < 0:
+        raise ConfigError(f"--contrast: must be 0 or more, got {spec.contrast:g}")
+    if spec.temperature <= 0:
+        raise ConfigError(f"--temperature: must be above 0, got {spec.temperature:g}")
     if spec.epochs < 1 or spec.batch < 1:
         raise ConfigError(f"--epochs and --batch: must be 1 or more, got {spec.epochs} and {spec.batch}")
     last = spec.out / "last.pt"
@@ -312,8 +356,10 @@ def train(spec: EmbedderTraining, progress: Callable[[str], None] = print) -> Pa
     recipe = {"teacher": run.source.name, "teacher_sha256_12": run.source.fingerprint,
               "faces": [str(f) for f in spec.faces], "excluded_like": [str(f) for f in spec.exclude_like or []],
               "excluded_by": run.judge.name if spec.exclude_like else None,
+              "contrast_judged_by": run.judge.name if spec.contrast else None,
               "dropped_as_like_excluded": run.dropped, "training_faces": len(run.train_set.faces),
-              **{k: v for k, v in asdict(spec).items() if k in ("batch", "lr", "clean_weight", "frozen_share", "seed")}}
+              **{k: v for k, v in asdict(spec).items()
+                 if k in ("batch", "lr", "clean_weight", "contrast", "temperature", "frozen_share", "seed")}}
     out, difference = export(run, spec.out / "student.onnx", recipe)
     progress(f"student.onnx: ONNX Runtime vs torch, max |difference| of the embeddings {difference:.1e}")
     if difference > 1e-3:
