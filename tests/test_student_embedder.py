@@ -76,6 +76,31 @@ def test_the_student_learns_to_map_occluded_faces_to_the_teachers_clean_embeddin
     assert float(after["clean"].detach()) > 0.95
 
 
+@pytest.mark.parametrize("share", [0.0, 0.5])
+def test_frozen_share_keeps_the_teachers_first_layers_and_trains_the_rest(face_bank, teacher, tmp_path, share):
+    """--frozen-share 0 (the CPU recipe's) moves the first layer too; 0.5 leaves the first half as the teacher's."""
+    from streamer.train.embedder import EmbedderTraining, _Run
+
+    spec = EmbedderTraining(teacher=teacher, faces=[face_bank], out=tmp_path,
+                            occluders=need_shared("data", "occluders"), limit=8, batch=4, lr=1e-3, workers=0,
+                            frozen_share=share)
+    run = _Run(spec, progress=lambda line: None)
+    weights = list(run.student.parameters())
+    before = [w.detach().clone() for w in weights]
+    seen, clean, faces = (torch.stack(t) if isinstance(t[0], torch.Tensor) else torch.tensor(t)
+                          for t in zip(*[run.train_set[i] for i in range(4)]))
+    run.optimizer.zero_grad()
+    run.loss(seen, clean, faces)["loss"].backward()
+    run.optimizer.step()
+    trained = [w.requires_grad for w in weights]
+    moved = [not torch.equal(b, w.detach()) for b, w in zip(before, weights)]
+    trainable = len(run.source.network(trainable=True).weights_in_use_order())  # before any freezing
+    assert sum(trained) == trainable - round(share * trainable)
+    assert moved[0] is (share == 0.0)  # the first convolution
+    assert not any(m for m, t in zip(moved, trained) if not t)  # a frozen weight stays the teacher's
+    assert sum(moved) >= 0.9 * sum(trained)
+
+
 def test_the_contrast_term_ranks_an_occluded_face_nearest_its_own_target(face_bank, teacher, tmp_path):
     """With --contrast, a few steps lower the cross-entropy of each occluded face's own target among every
     training face's; faces the judge takes for the same person are not pushed away."""
