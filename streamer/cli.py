@@ -709,8 +709,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="weight of the contrast term: an occluded face nearer its own target than any other "
                      "training face's (0: off)")
     emb.add_argument("--temperature", type=float, default=0.1, help="the contrast term's softmax temperature")
-    emb.add_argument("--frozen-share", type=float, default=0.5,
-                     help="share of the teacher's weights, first layers first, left as they are (default 0.5)")
+    emb.add_argument("--frozen-share", type=float, default=0.0,
+                     help="share of the teacher's weights, first layers first, left as they are: faster steps, "
+                     "less learnt (default 0: all trained)")
     emb.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     emb.add_argument("--workers", type=int, default=1, help="data-composing processes")
     emb.add_argument("--seed", type=int, default=0)

@@ -51,6 +51,9 @@ def test_training_writes_a_student_of_its_teacher_and_resumes(trained, teacher):
     other_loss = run_cli(*command, "--contrast", "0.1", timeout=300)
     assert other_loss.returncode == 2 and other_loss.stderr.startswith("error: --resume:"), other_loss.stderr[-500:]
     assert "--contrast 0" in other_loss.stderr and len(other_loss.stderr.strip().splitlines()) == 1
+    other_share = run_cli(*command, "--frozen-share", "0.5", timeout=300)
+    assert other_share.returncode == 2 and other_share.stderr.startswith("error: --resume:"), other_share.stderr[-500:]
+    assert "--frozen-share 0" in other_share.stderr and len(other_share.stderr.strip().splitlines()) == 1
 
 
 def test_the_student_learns_to_map_occluded_faces_to_the_teachers_clean_embedding(face_bank, teacher, tmp_path):
@@ -78,7 +81,7 @@ def test_the_student_learns_to_map_occluded_faces_to_the_teachers_clean_embeddin
 
 @pytest.mark.parametrize("share", [0.0, 0.5])
 def test_frozen_share_keeps_the_teachers_first_layers_and_trains_the_rest(face_bank, teacher, tmp_path, share):
-    """--frozen-share 0 (the CPU recipe's) moves the first layer too; 0.5 leaves the first half as the teacher's."""
+    """--frozen-share 0 (the default) moves the first layer too; 0.5 leaves the first half as the teacher's."""
     from streamer.train.embedder import EmbedderTraining, _Run
 
     spec = EmbedderTraining(teacher=teacher, faces=[face_bank], out=tmp_path,

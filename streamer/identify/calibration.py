@@ -126,7 +126,8 @@ MEASURED_TAILS: dict[str, ImpostorTail] = {
 # `--only dlib --dlib-student out/runs/student-dlib-cpu/student.onnx`, the same 2 million pairs): dlib's student
 # reaches a little further than dlib (3.403 at 1 in 100,000 against 3.330), far short of the normal's 4.265. The
 # recipe with --contrast 0.1 since (a later session, the same command) reaches a little less (2.378, 2.796, 3.111,
-# 3.350, 3.563): the entry stays the higher of the two at each rate, so it holds the rate for both.
+# 3.350, 3.563), and with --frozen-share 0 since (2026-12-04) 2.381, 2.792, 3.104, 3.350, 3.570: the entry stays
+# the higher at each rate, so it holds the rate for all three.
 # MobileFaceNet's, by the recipe of ``make train-embedder-cpu`` with --contrast 0.1 (2026-12-03, `--only
 # mobilefacenet --mobilefacenet-student out/runs/student-cpu/student.onnx`, mirrored as ArcFace's default): further
 # than the normal at every rate and than MobileFaceNet's own at most (4.429 at 1 in 100,000 against 4.358), face
