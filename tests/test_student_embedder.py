@@ -104,6 +104,24 @@ def test_frozen_share_keeps_the_teachers_first_layers_and_trains_the_rest(face_b
     assert sum(moved) >= 0.9 * sum(trained)
 
 
+def test_a_checkpoint_from_before_frozen_share_was_recorded_resumes_only_with_its_share(face_bank, teacher, tmp_path):
+    """Checkpoints written before the share was stored: another share is told apart by the weights it trained."""
+    from streamer.errors import ConfigError
+    from streamer.train.embedder import EmbedderTraining, _Run
+
+    def run(share):
+        return _Run(EmbedderTraining(teacher=teacher, faces=[face_bank], out=tmp_path, limit=8, batch=4,
+                                     workers=0, frozen_share=share), progress=lambda line: None)
+
+    path = run(0.5).save("last.pt")
+    state = torch.load(str(path), weights_only=True)
+    del state["frozen_share"]
+    torch.save(state, str(path))
+    with pytest.raises(ConfigError, match="another --frozen-share"):
+        run(0.0).restore(path)
+    run(0.5).restore(path)  # its own share still resumes
+
+
 def test_the_contrast_term_ranks_an_occluded_face_nearest_its_own_target(face_bank, teacher, tmp_path):
     """With --contrast, a few steps lower the cross-entropy of each occluded face's own target among every
     training face's; faces the judge takes for the same person are not pushed away."""
