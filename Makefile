@@ -159,7 +159,8 @@ train-embedder-cpu: student-banks
 
 # The student of dlib's descriptor: the same banks and time. Its lower rate: dlib's descriptors sit close together
 # (different people 0.78-0.90 cosine), so the teacher's rate moves a clean face as far as another person (twice
-# 1e-5, tried 2026-12-04 with every weight trained, gained nothing beyond the run-to-run spread); and
+# 1e-5, tried 2026-12-04 with every weight trained, gained nothing beyond the run-to-run spread; an hour raised
+# sunglasses only, 0.518 -> 0.550); and
 # MobileFaceNet judges which training faces are like an evaluation person, as for its own student, and which are
 # one person for --contrast (a small gain here: face masks 0.472 -> 0.475, sunglasses 0.482 -> 0.497, mirrored).
 # Every weight trained, as for MobileFaceNet (about 1,700 steps against 2,400; the product's decision, mirrored: face
