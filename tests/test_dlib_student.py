@@ -53,6 +53,19 @@ def test_the_torch_rebuild_gives_dlibs_own_descriptors(dlib_embedder, real_crops
     assert (scores.argmax(1) // 2 == np.arange(len(unit)) // 2).all()
 
 
+@pytest.mark.needs_cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_gpu_run_embeds_its_training_faces_on_the_gpu_as_the_cpu_does(real_crops):
+    """`--teacher dlib --device cuda` embeds the training faces' targets on the GPU: the same descriptors."""
+    from streamer.train.teachers import teacher_from
+
+    on_cpu, on_gpu = teacher_from("dlib", "cpu"), teacher_from("dlib", "cuda")
+    faces = list(real_crops)
+    # TF32 convolutions (cuDNN's default) may differ from the CPU's in the third decimal
+    assert np.abs(on_gpu.clean_embeddings(faces) - on_cpu.clean_embeddings(faces)).max() < 5e-3
+    assert next(on_gpu._bulk.parameters()).is_cuda
+
+
 def test_dlibs_network_is_converted_once_and_kept(tmp_path):
     from engines.dlib_file import converted
     from streamer.embed.dlib_resnet import descriptor_file
