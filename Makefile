@@ -180,7 +180,7 @@ train-embedder-gpu: student-banks
 		--occluders $(SHARED)/data/occluders --out out/runs/student-gpu --minutes 7 --batch 64 --lr 1e-4 --contrast 0.1 \
 		--frozen-share 0 --workers 5 --samples-per-epoch 40000 --device cuda
 
-# dlib's: batch 64 at 2e-5 (the CPU rate scaled by the root of the batch), 15 workers (about 1,200 samples/s).
+# dlib's: batch 64 at 2e-5 (the CPU rate times the square root of the batch's growth), 15 workers (about 1,200 samples/s).
 # The measured student is this run's fifth epoch (3,125 steps; the lease ended 2.9 minutes in): seven times the
 # CPU half hour's samples for the same identity (face masks 0.477, sunglasses 0.545, hands 0.578 against 0.482,
 # 0.518, 0.588): more steps are not what dlib's student lacks, and this target only makes it in minutes.

@@ -63,7 +63,7 @@ def test_a_gpu_run_embeds_its_training_faces_on_the_gpu_as_the_cpu_does(real_cro
     faces = list(real_crops)
     # TF32 convolutions (cuDNN's default) may differ from the CPU's in the third decimal
     assert np.abs(on_gpu.clean_embeddings(faces) - on_cpu.clean_embeddings(faces)).max() < 5e-3
-    assert next(on_gpu._bulk.parameters()).is_cuda
+    assert next(on_gpu.network(trainable=False).parameters()).is_cuda
 
 
 def test_dlibs_network_is_converted_once_and_kept(tmp_path):

@@ -166,10 +166,9 @@ class DlibTeacher:
         # plain cosines (validation 0.948 -> 0.967 under occluders) barely raised identity (face masks TAR at
         # FAR 1% 0.339 -> 0.359): around their mean, the loss weighs what tells faces apart.
         self.centred = True
-        self._net = DlibFaceNet(self.path)
-        # The copy that embeds the training faces in bulk, on the run's device: a GPU run embeds its ~9,000 faces
-        # at 168 px there rather than on the CPU before its first step.
-        self._bulk, self._device = None, torch.device(device)
+        # On the run's device: a GPU run embeds its ~9,000 training faces at 168 px there rather than on the CPU
+        # before its first step (network() copies it there too, where the run puts its copies anyway).
+        self._net = DlibFaceNet(self.path).to(device)
         self.chip_px = CHIP_PX
         # chip pixel -> face pixel, as grid_sample's normalised coordinates (pixel centres, align_corners=False)
         to_chip = similarity_batch(DLIB5_IN_ARCFACE_112[None] * (self.size / 112.0), CHIP_POINTS[None])[0]
@@ -192,13 +191,13 @@ class DlibTeacher:
 
     @torch.no_grad()
     def clean_embeddings(self, faces: list[np.ndarray]) -> np.ndarray:
-        if self._bulk is None:
-            self._bulk = self.network(trainable=False).to(self._device).eval()
+        net = self._net.eval()
+        device = next(net.parameters()).device
         chunks = []
         for start in range(0, len(faces), BATCH):
             rgb = np.stack([_resized(f, self.size)[:, :, ::-1] for f in faces[start:start + BATCH]])
-            rgb01 = torch.from_numpy(rgb.copy()).to(self._device).permute(0, 3, 1, 2).float() / 255.0
-            chunks.append(embed(self, self._bulk, rgb01).cpu())
+            rgb01 = torch.from_numpy(rgb.copy()).to(device).permute(0, 3, 1, 2).float() / 255.0
+            chunks.append(embed(self, net, rgb01).cpu())
         return torch.cat(chunks).numpy() if chunks else np.zeros((0, 128), np.float32)
 
     def export(self, student: nn.Module, out: Path, recipe: dict) -> float:
