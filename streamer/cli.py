@@ -312,7 +312,8 @@ def cmd_train_embedder(args) -> int:
         exclude_like=[Path(f) for f in args.exclude_like] or None,
         exclude_by=Path(args.exclude_by) if args.exclude_by else None, epochs=args.epochs, minutes=args.minutes,
         batch=args.batch, lr=args.lr, clean_weight=args.clean_weight, contrast=args.contrast,
-        temperature=args.temperature, frozen_share=args.frozen_share, device=args.device, workers=args.workers,
+        temperature=args.temperature, frozen_share=args.frozen_share, misalign=args.misalign, device=args.device,
+        workers=args.workers,
         seed=args.seed, log_every=args.log_every, resume=args.resume, limit=args.limit,
         samples_per_epoch=args.samples_per_epoch)
     student = train(spec, progress=lambda line: print(line, flush=True))
@@ -473,7 +474,8 @@ def cmd_eval_identity(args) -> int:
     settings = IdentitySettings(size=config.pipeline.crop_size, probes_per_person=args.probes_per_person,
                                 seed=args.seed, people=args.people, gallery_sizes=tuple(args.sizes),
                                 conditions=tuple(args.conditions or CONDITIONS),
-                                min_occluded_fraction=config.pipeline.min_occluded_fraction)
+                                min_occluded_fraction=config.pipeline.min_occluded_fraction,
+                                probe_alignment=args.probe_alignment)
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     for line in stages.describe():
         say(line)
@@ -486,7 +488,7 @@ def cmd_eval_identity(args) -> int:
     report = {"data": {"faces": str(faces), "enrolled": len(data.enrolled), "strangers": len(data.strangers),
                        "probes": len(data.probes[0].people), "distractors": len(data.distractors),
                        "skipped_photos": data.skipped_photos, "dropped_distractors": data.dropped_distractors,
-                       "seed": args.seed,
+                       "seed": args.seed, "probe_alignment": args.probe_alignment,
                        "models": stages.describe()[1:4]},
               "embedders": {}}
     curves = {}
@@ -712,6 +714,9 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_argument("--frozen-share", type=float, default=0.0,
                      help="share of the teacher's weights, first layers first, left as they are: faster steps, "
                      "less learnt (default 0: all trained)")
+    emb.add_argument("--misalign", type=float, default=0.0,
+                     help="share of the faces as seen cut by landmarks off by about what an occluder does to a "
+                     "detector's, as the stream aligns occluded faces (0: every face aligned perfectly)")
     emb.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     emb.add_argument("--workers", type=int, default=1, help="data-composing processes")
     emb.add_argument("--seed", type=int, default=0)
@@ -766,6 +771,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--probes-per-person", type=int, default=3)
     ev.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000], help="gallery sizes (people)")
     ev.add_argument("--conditions", nargs="+", help="clean and occluder classes (default: all)")
+    ev.add_argument("--probe-alignment", choices=["detector", "photo"], default="detector",
+                    help="detector: each probe aligned by the detector's landmarks on it, as the stream does (a face "
+                    "it misses is named for nobody); photo: by its clean photo's (the protocol before 2026-12-04)")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     ev.add_argument("--out", required=True, help="folder for identity.json, identity.md, roc_*.png")

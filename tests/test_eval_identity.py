@@ -52,6 +52,25 @@ def test_verification_and_the_open_set_at_a_threshold():
     assert gallery_sizes((2, 4, 100), 3, 1) == [2, 4]  # 100 wanted, 4 there: said as 4
 
 
+def test_a_probe_whose_face_the_detector_missed_is_named_for_nobody_on_any_path():
+    from streamer.eval.identity import ProbeVectors, gallery_index, path_scores
+
+    enrolled = ["ann", "bob"]
+    index = gallery_index("m", np.eye(2, dtype=np.float32))
+    as_seen = np.array([[1, 0], [0, 1], [0.8, 0.6]], np.float32)  # each probe like its own person (zed like ann)
+    found = np.array([True, False, True])  # bob's face was not found again under his occluder
+    vectors = ProbeVectors(as_seen, None, as_seen, as_seen, np.ones(3, bool), np.ones(3, bool), found)
+    scores = path_scores(index, vectors)
+    assert all(np.isneginf(s[1]).all() and np.isfinite(s[[0, 2]]).all() for s in scores.values())
+    probes = _probes(["ann", "bob", "zed"], set(enrolled))
+    result = verification(scores["fused"], probes, enrolled)
+    # bob's genuine pair is a miss at every threshold; his row makes no impostor pairs; he is not ranked first.
+    assert result["genuine_pairs"] == 2 and result["impostor_pairs"] == 3 and result["rank1"] == 0.5
+    assert result["tar@far0.01"] == 0.5
+    assert open_set(scores["fused"], np.array([0, 1, -1]), 0.5) == {"named_right": 0.5, "named_wrong": 0.0,
+                                                                   "strangers_named": 1.0}
+
+
 def test_the_calibrated_threshold_rises_with_the_gallery_and_holds_the_false_accepts():
     rng = np.random.default_rng(0)
     people = rng.normal(size=(2000, 128)).astype(np.float32)
@@ -89,6 +108,11 @@ def test_a_small_run_across_real_photos_names_clean_faces_and_loses_some_to_mask
     clean, masked = figures["clean"], figures["face_mask"]
     assert clean["visible"]["rank1"] >= 0.6  # MobileFaceNet names most clean faces across photos
     assert masked["segmented"] >= 0.8  # the product's segmenter finds most drawn masks
+    # Probes are aligned by the detector on the face as the camera saw it: it finds nearly every clean one.
+    assert clean["detected"] >= 0.9 and 0.5 <= masked["detected"] <= 1.0
+    # ... and a mask moves the landmarks it finds further from the clean photo's than camera faults alone do.
+    assert clean["landmarks_strayed"]["median"] < masked["landmarks_strayed"]["median"]
+    assert report["data"]["probe_alignment"] == "detector"
     assert masked["visible"]["auc"] < clean["visible"]["auc"]  # a mask takes identity away
     assert set(figures["clean"]["fused"]["open_set"]["fixed"]) == {"8"}
     assert (out / "identity.md").read_text().count("| face_mask |") == 1
@@ -154,3 +178,27 @@ def test_a_measured_tail_sets_the_threshold_where_strangers_reach_not_where_a_no
     measured = ImpostorModel(0.84, 0.03, 100_000, light)
     assert gallery.threshold(1000, 0.01) > 0.96 > measured.threshold(1000, 0.01) > 0.93
     assert measured.threshold(100, 0.01) < measured.threshold(1000, 0.01)  # still rises with the gallery
+
+
+def test_a_probe_cut_again_keeps_which_of_its_pixels_lie_beyond_the_photo():
+    from streamer.eval.identity import _beyond
+    from streamer.records import AlignedCrop
+
+    photo_outside = np.zeros((8, 8), bool)
+    photo_outside[:, :2] = True  # the first crop's two left columns were beyond the photo's edge
+    shifted = AlignedCrop(np.zeros((8, 8, 3), np.uint8), np.array([[1.0, 0, 1], [0, 1, 0]]),
+                          outside=np.pad(np.ones((8, 1), bool), ((0, 0), (0, 7))))  # cut one pixel further left
+    beyond = _beyond(shifted, photo_outside)
+    assert beyond[:, :3].all() and not beyond[:, 3:].any()
+    assert _beyond(shifted, None) is shifted.outside
+
+
+def test_how_far_the_detectors_landmarks_stray_is_measured_in_the_first_crop_in_eye_distances():
+    from streamer.align import ARCFACE_112
+    from streamer.eval.identity import _strayed
+    from streamer.records import AlignedCrop
+
+    # Cut again two pixels further right: the detector's points, seen in the new crop, sit two pixels left.
+    crop = AlignedCrop(np.zeros((112, 112, 3), np.uint8), np.array([[1.0, 0, -2], [0, 1, 0]]))
+    found_in_new_crop = ARCFACE_112 + [-2 + 3.524, 0]  # and truly 3.524 px (0.1 eye distance) right of the photo's
+    assert abs(_strayed(crop, found_in_new_crop, ARCFACE_112) - 0.1) < 1e-3

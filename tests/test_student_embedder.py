@@ -54,6 +54,9 @@ def test_training_writes_a_student_of_its_teacher_and_resumes(trained, teacher):
     other_share = run_cli(*command, "--frozen-share", "0.5", timeout=300)
     assert other_share.returncode == 2 and other_share.stderr.startswith("error: --resume:"), other_share.stderr[-500:]
     assert "--frozen-share 0" in other_share.stderr and len(other_share.stderr.strip().splitlines()) == 1
+    other_data = run_cli(*command, "--misalign", "0.5", timeout=300)
+    assert other_data.returncode == 2 and other_data.stderr.startswith("error: --resume:"), other_data.stderr[-500:]
+    assert "--misalign 0" in other_data.stderr and len(other_data.stderr.strip().splitlines()) == 1
 
 
 def test_the_student_learns_to_map_occluded_faces_to_the_teachers_clean_embedding(face_bank, teacher, tmp_path):
@@ -218,7 +221,7 @@ def test_bad_teachers_and_face_folders_get_one_line(face_bank, tmp_path):
     result = run_cli(*common, "--teacher", teacher, "--faces", str(face_bank), "--exclude-like", str(empty),
                      timeout=120)
     assert result.returncode == 2 and result.stderr.startswith("error: --exclude-like"), result.stderr[-500:]
-    for flag, value in (("--temperature", "0"), ("--contrast", "-1")):
+    for flag, value in (("--temperature", "0"), ("--contrast", "-1"), ("--misalign", "1.5")):
         result = run_cli(*common, "--teacher", teacher, "--faces", str(face_bank), flag, value, timeout=120)
         assert result.returncode == 2 and result.stderr.startswith(f"error: {flag}:"), result.stderr[-500:]
         assert len(result.stderr.strip().splitlines()) == 1

@@ -5,7 +5,9 @@ their folder name, into the enrolled and strangers. Each enrolled person's galle
 photo; probes are OTHER photos of them, and photos of strangers, who are never enrolled. Every probe is
 shown under each condition: camera faults only ("clean"), and camera faults with each occluder class of
 the data engine (face masks from every template, sunglasses, hands, ...). The product's own stages then
-see it as a stream would: its occluder segmentation (not the true mask), its inpainter, its embedders.
+see it as a stream would: its detector finds the face and its landmarks again in the probe as the camera saw
+it (so the occluder moves them, and a face it no longer finds is a probe nobody is named for), then its
+occluder segmentation (not the true mask), its inpainter, its embedders.
 
 Identity paths: ``visible`` (the face as the camera saw it), ``student`` (the same face embedded by the
 embedder's occlusion-robust student, where it has one), ``reconstruction`` (the inpainted face, where the
@@ -27,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -60,6 +63,10 @@ class IdentitySettings:
     # Distractors at least this like an evaluated face (the config's embedder; its own threshold if higher) are
     # left out: maybe the same person.
     same_person_similarity: float = 0.5
+    # "detector": each probe is aligned by the detector's landmarks on the probe itself, as the stream aligns
+    # what the camera sees; "photo": by the landmarks of the clean photo the probe was composed on (before
+    # 2026-12-04: it spares every path the landmarks an occluder moves, which flattered occluded faces).
+    probe_alignment: Literal["detector", "photo"] = "detector"
 
 
 @dataclass
@@ -82,6 +89,10 @@ class Probes:
     masks: np.ndarray  # (n, S, S) bool: what the product's segmenter found
     found: list[tuple[str, ...]]  # the classes it named
     reconstructions: np.ndarray  # (n, S, S, 3): inpainted where it found enough, else the image itself
+    detected: np.ndarray | None = None  # (n,) bool: the detector found the face in the probe; None: all
+    # (n,) how far the detector's 5 points on the probe lie from the clean photo's, in eye distances (mean of
+    # the 5); NaN where it found none; None: probes cut by the photo's points
+    strayed: np.ndarray | None = None
 
 
 @dataclass
@@ -238,7 +249,7 @@ def _unlike(distractors: np.ndarray, faces: np.ndarray, embedder, similarity: fl
 
 def compose_probes(condition: str, photos: list[Photo], enrolled: set[str], stages, library: OccluderLibrary,
                    settings: IdentitySettings) -> Probes:
-    images = []
+    images, outside, detected, strayed = [], [], [], []
     for k, photo in enumerate(photos):
         # Each (condition, photo) its own random stream: a condition's probes are the same in every run.
         rng = np.random.default_rng([settings.seed, CONDITIONS.index(condition), k])
@@ -247,12 +258,35 @@ def compose_probes(condition: str, photos: list[Photo], enrolled: set[str], stag
             sample = compose(photo.crop, photo.points, library, rng, FAULTS, classes=classes)
             if condition == "clean" or sample.instances:
                 break
-        images.append(sample.occluded)
+        image, beyond, found = sample.occluded, photo.outside, True
+        if settings.probe_alignment == "detector":
+            again = align_most_confident(stages.detector, image, settings.size)
+            found = again is not None
+            if found:
+                image, beyond = again[0].image, _beyond(again[0], photo.outside)
+            strayed.append(_strayed(*again, photo.points) if found else np.nan)
+        images.append(image)
+        outside.append(beyond)
+        detected.append(found)
     images = np.stack(images)
-    masks, found, reconstructions = _product_stages(images, [p.outside for p in photos], stages,
-                                                    settings.min_occluded_fraction)
+    masks, found, reconstructions = _product_stages(images, outside, stages, settings.min_occluded_fraction)
     return Probes(condition, [p.person for p in photos], np.array([p.person in enrolled for p in photos]), images,
-                  masks, found, reconstructions)
+                  masks, found, reconstructions, np.array(detected), np.array(strayed) if strayed else None)
+
+
+def _strayed(crop: AlignedCrop, points_in_crop: np.ndarray, photo_points: np.ndarray) -> float:
+    """Mean distance of the detector's 5 points (given in its new crop) from the photo's, in eye distances."""
+    back = cv2.transform(points_in_crop[None].astype(np.float32), cv2.invertAffineTransform(crop.matrix))[0]
+    return float(np.linalg.norm(back - photo_points, axis=1).mean() / np.linalg.norm(photo_points[1] - photo_points[0]))
+
+
+def _beyond(crop: AlignedCrop, photo_outside: np.ndarray | None) -> np.ndarray | None:
+    """The pixels of a probe cut again from the first crop that lie beyond that crop or beyond the photo."""
+    if photo_outside is None:
+        return crop.outside
+    size = crop.image.shape[0]
+    moved = cv2.warpAffine(photo_outside.astype(np.uint8), crop.matrix, (size, size), flags=cv2.INTER_NEAREST) > 0
+    return moved if crop.outside is None else moved | crop.outside
 
 
 def _product_stages(images: np.ndarray, outside: list[np.ndarray | None], stages, min_fraction: float):
@@ -299,6 +333,7 @@ class ProbeVectors:
     reconstruction: np.ndarray  # (n, D): of the reconstruction where one was made, else of the face as seen
     rebuilt: np.ndarray  # (n,) bool: a reconstruction was made (the segmenter found enough)
     used: np.ndarray  # (n,) bool: ... and the product matches it (gallery.reconstruction_for)
+    detected: np.ndarray | None = None  # (n,) bool: the detector found the face; None: all
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -320,7 +355,8 @@ def probe_vectors(embedder, probes: Probes, reconstruction_for: list[str] | None
     student = embed_all(embedder.student, probes.images) if embedder.student is not None else None
     used = rebuilt & matched(probes.found, reconstruction_for)
     # LBP matches on the cells the camera saw; ArcFace and dlib: None
-    return ProbeVectors(visible, embedder.visible_dims(probes.masks), student, reconstructed, rebuilt, used)
+    return ProbeVectors(visible, embedder.visible_dims(probes.masks), student, reconstructed, rebuilt, used,
+                        probes.detected)
 
 
 def path_scores(index: GalleryIndex, vectors: ProbeVectors) -> dict[str, np.ndarray]:
@@ -335,6 +371,9 @@ def path_scores(index: GalleryIndex, vectors: ProbeVectors) -> dict[str, np.ndar
     scores["reconstruction"] = np.where(vectors.rebuilt[:, None], rebuilt, seen)
     camera = scores.get("student", seen)
     scores["fused"] = np.where(vectors.used[:, None], np.maximum(camera, rebuilt), camera)
+    if vectors.detected is not None:  # a face the detector missed is matched with nobody on any path
+        for path in scores:
+            scores[path] = np.where(vectors.detected[:, None], scores[path], -np.inf)
     return scores
 
 
@@ -352,17 +391,27 @@ def roc(genuine: np.ndarray, impostor: np.ndarray) -> dict:
 
 
 def verification(scores: np.ndarray, probes: Probes, enrolled: list[str]) -> dict:
-    """Over the enrolled people's gallery: genuine pairs, impostor pairs, rank-1."""
+    """Over the enrolled people's gallery: genuine pairs, impostor pairs, rank-1. A probe whose face the
+    detector missed (scores of -inf) is a genuine pair rejected at every threshold and ranks nobody first; it
+    makes no impostor pairs."""
+    own, genuine, impostor = pairs(scores, probes, enrolled)
+    known = own >= 0
+    out = roc(genuine, impostor)
+    first = (scores[known].argmax(axis=1) == own[known]) & np.isfinite(scores[known].max(axis=1, initial=-np.inf))
+    out["rank1"] = round(float(first.mean()), 4) if known.any() else None
+    out["genuine_pairs"], out["impostor_pairs"] = int(known.sum()), len(impostor)
+    return out
+
+
+def pairs(scores: np.ndarray, probes: Probes, enrolled: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each probe's own column (-1: a stranger), the genuine scores (one per enrolled probe) and the impostor
+    scores (every other pair of a probe whose face was found)."""
     column = {person: k for k, person in enumerate(enrolled)}
     own = np.array([column.get(p, -1) for p in probes.people])
     known = own >= 0
-    genuine = scores[known, own[known]]
-    impostor_mask = np.ones_like(scores, bool)
+    impostor_mask = np.isfinite(scores)
     impostor_mask[np.flatnonzero(known), own[known]] = False
-    out = roc(genuine, scores[impostor_mask])
-    out["rank1"] = round(float((scores[known].argmax(axis=1) == own[known]).mean()), 4) if known.any() else None
-    out["genuine_pairs"], out["impostor_pairs"] = int(known.sum()), int(impostor_mask.sum())
-    return out
+    return own, scores[known, own[known]], scores[impostor_mask]
 
 
 def open_set(scores: np.ndarray, own: np.ndarray, threshold: float | np.ndarray) -> dict:

@@ -18,6 +18,7 @@ from streamer.eval.identity import (
     gallery_sizes,
     gallery_sweep,
     matched,
+    pairs,
     path_scores,
     probe_vectors,
     verification,
@@ -67,6 +68,12 @@ def score(data: EvalData, embedder, threshold: float, settings: IdentitySettings
         kept.append((probes, vectors))
         against = scored(vectors)
         figures[probes.condition] = {path: measure(probes, vectors, path, *against) for path in vectors.paths}
+        figures[probes.condition]["detected"] = round(float(np.mean(probes.detected)), 4) \
+            if probes.detected is not None else 1.0
+        if probes.strayed is not None and np.isfinite(probes.strayed).any():
+            found = probes.strayed[np.isfinite(probes.strayed)]
+            figures[probes.condition]["landmarks_strayed"] = {"median": round(float(np.median(found)), 4),
+                                                              "p90": round(float(np.percentile(found, 90)), 4)}
         figures[probes.condition]["segmented"] = round(float(vectors.rebuilt.mean()), 4)
         figures[probes.condition]["reconstruction_matched"] = round(float(vectors.used.mean()), 4)
         # What matching the reconstruction too would give for this class, whatever the config says: the choice
@@ -105,13 +112,8 @@ def _first(gallery: np.ndarray, others: np.ndarray, size: int) -> np.ndarray:
 
 
 def _roc_points(scores: np.ndarray, probes, enrolled: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    column = {person: k for k, person in enumerate(enrolled)}
-    own = np.array([column.get(p, -1) for p in probes.people])
-    known = own >= 0
-    genuine = np.sort(scores[known, own[known]])
-    impostor_mask = np.ones_like(scores, bool)
-    impostor_mask[np.flatnonzero(known), own[known]] = False
-    impostor = np.sort(scores[impostor_mask])
+    _, genuine, impostor = pairs(scores, probes, enrolled)
+    genuine, impostor = np.sort(genuine), np.sort(impostor)
     thresholds = np.quantile(impostor, 1 - np.logspace(-4, 0, 60)) if len(impostor) else np.zeros(0)
     far = 1 - np.searchsorted(impostor, thresholds, side="right") / max(len(impostor), 1)
     tar = 1 - np.searchsorted(genuine, thresholds, side="right") / max(len(genuine), 1)
@@ -126,7 +128,11 @@ def markdown(report: dict) -> str:
              f"{data['probes']} probe photos per condition (other photos of the enrolled, and the strangers'), each "
              f"through camera faults and the condition's occluder; {data['distractors']} distractor identities "
              f"for the larger galleries ({data['dropped_distractors']} more left out: too like an evaluated face, "
-             f"maybe the same person); {data['skipped_photos']} photos without a face found were left out.", "",
+             f"maybe the same person); {data['skipped_photos']} photos without a face found were left out. "
+             + ("Probes aligned by the detector's landmarks on each probe, as the stream aligns what cameras see."
+                if data.get("probe_alignment", "detector") == "detector" else
+                "Probes aligned by the landmarks of their clean photo (--probe-alignment photo: spares every path "
+                "the landmarks an occluder moves)."), "",
              "Paths: visible (the face as seen), student (the same, embedded by the embedder's occlusion-robust "
              "student), reconstruction (inpainted where the product's segmenter found an occluder), fused (the "
              "product's decision: the student, else the face as seen; with each identity's better score on the "
@@ -147,16 +153,19 @@ def markdown(report: dict) -> str:
                   f"{'every class' if policy is None else ', '.join(policy) or 'none'}; (fused_recommended): "
                   f"{', '.join(result['recommended_reconstruction_for']) or 'none'} (chosen on these same probes: "
                   "fused_recommended is optimistic by the choice).", "",
-                  "| condition | found | " + " | ".join(paths_here) + " | " +
+                  "| condition | face found | occluder found | " + " | ".join(paths_here) + " | " +
                   " | ".join(f"fixed @ {s}" for s in sizes) + " | " + " | ".join(f"calibrated @ {s}" for s in sizes)
-                  + " |", "|---|---|" + "---|" * (len(paths_here) + 2 * len(sizes))]
+                  + " |", "|---|---|---|" + "---|" * (len(paths_here) + 2 * len(sizes))]
         for condition, paths in result["figures"].items():
             cells = [f"{paths[p]['tar@far0.01']:.3f} / {paths[p]['rank1']:.3f}" for p in paths_here]
             for rule in ("fixed", "calibrated"):
                 sweep = paths[decision]["open_set"][rule]
                 shown = ("named_right", "named_wrong", "strangers_named")[rule == "fixed":]
                 cells += [" / ".join(_pct(sweep[s][k]) for k in shown) if s in sweep else "-" for s in map(str, sizes)]
-            lines.append(f"| {condition} | {paths['segmented']:.0%} | " + " | ".join(cells) + " |")
+            strayed = paths.get("landmarks_strayed")
+            found = f"{paths.get('detected', 1.0):.0%}" + (f" ({strayed['median']:.2f} / {strayed['p90']:.2f})"
+                                                         if strayed else "")
+            lines.append(f"| {condition} | {found} | {paths['segmented']:.0%} | " + " | ".join(cells) + " |")
         thresholds = paths[decision]["open_set"]["calibrated"]
         largest = str(max(int(s) for s in thresholds)) if thresholds else None
         taken = [f"{condition}: " + ", ".join(f"{who} as {whom} ({score:.3f})" for who, whom, score in named)
@@ -170,7 +179,10 @@ def markdown(report: dict) -> str:
                   "alone (a `gallery.reconstruction_for` for this embedder): "
                   f"{', '.join(result['recommended_reconstruction_for']) or 'none'}.",
                   ""]
-    lines += ["`found`: share of probes where the product's segmenter found an occluder (and so inpainted).", ""]
+    lines += ["`face found`: share of probes in which the detector found the face again, as the camera saw it "
+              "(aligned by its landmarks there; one it missed is named for nobody on every path), with how far its "
+              "landmarks lie from the clean photo's (median / 90th percentile, in eye distances). `occluder found`: "
+              "share where the product's segmenter found an occluder (and so inpainted).", ""]
     return "\n".join(lines)
 
 

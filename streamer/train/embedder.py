@@ -74,6 +74,9 @@ class EmbedderTraining:
     # the first half frozen). Trained all the same by default: with fewer steps in the same time, both CPU
     # recipes gained under every occluder (MobileFaceNet's and dlib's students, STUDENT.md).
     frozen_share: float = 0.0
+    # The share of faces as seen cut by landmarks off by about what an occluder does to a detector's
+    # (datagen/misalign.py): the stream aligns occluded faces by such landmarks.
+    misalign: float = 0.0
     device: str = "cpu"
     workers: int = 1
     seed: int = 0
@@ -133,7 +136,7 @@ class _Run:
             raise ConfigError(f"--exclude-like: every {'training' if not train_faces else 'validation'} face is like "
                               f"an excluded face; nothing is left to train on")
         self.train_set = OccludedAndClean(train_faces, library, self.source.size, spec.seed,
-                                          samples_per_epoch=spec.samples_per_epoch)
+                                          samples_per_epoch=spec.samples_per_epoch, misalign_share=spec.misalign)
         if len(self.train_set) < spec.batch:
             raise ConfigError(f"--batch: {spec.batch} is more than the {len(self.train_set)} samples of an epoch "
                               f"(--limit / --samples-per-epoch): no step would be taken")
@@ -192,7 +195,7 @@ class _Run:
                  "student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "epoch": self.epoch, "step": self.step, "seconds": self.seconds, "best": self.best,
                  "history": self.history, "contrast": self.spec.contrast, "temperature": self.spec.temperature,
-                 "frozen_share": self.spec.frozen_share}
+                 "frozen_share": self.spec.frozen_share, "misalign": self.spec.misalign}
         tmp = path.with_suffix(".tmp")
         torch.save(state, str(tmp))
         tmp.replace(path)  # a kill mid-write never leaves a broken checkpoint behind
@@ -209,6 +212,10 @@ class _Run:
         frozen = state.get("frozen_share")  # absent from checkpoints of before 2026-12-04
         if frozen is not None and frozen != self.spec.frozen_share:
             raise ConfigError(f"--resume: {path} was trained with --frozen-share {frozen:g}; pass the same to "
+                              "continue it")
+        misalign = state.get("misalign", 0.0)  # absent from checkpoints of before it existed: none
+        if misalign != self.spec.misalign:
+            raise ConfigError(f"--resume: {path} was trained with --misalign {misalign:g}; pass the same to "
                               "continue it")
         self.student.load_state_dict(state["student"])
         try:
@@ -344,6 +351,8 @@ def train(spec: EmbedderTraining, progress: Callable[[str], None] = print) -> Pa
         raise ConfigError(f"--contrast: must be 0 or more, got {spec.contrast:g}")
     if spec.temperature <= 0:
         raise ConfigError(f"--temperature: must be above 0, got {spec.temperature:g}")
+    if not 0 <= spec.misalign <= 1:
+        raise ConfigError(f"--misalign: a share of the faces, from 0 to 1, got {spec.misalign:g}")
     if spec.epochs < 1 or spec.batch < 1:
         raise ConfigError(f"--epochs and --batch: must be 1 or more, got {spec.epochs} and {spec.batch}")
     last = spec.out / "last.pt"
@@ -369,7 +378,8 @@ def train(spec: EmbedderTraining, progress: Callable[[str], None] = print) -> Pa
               "contrast_judged_by": run.judge.name if spec.contrast else None,
               "dropped_as_like_excluded": run.dropped, "training_faces": len(run.train_set.faces),
               **{k: v for k, v in asdict(spec).items()
-                 if k in ("batch", "lr", "clean_weight", "contrast", "temperature", "frozen_share", "seed")}}
+                 if k in ("batch", "lr", "clean_weight", "contrast", "temperature", "frozen_share", "misalign",
+                          "seed")}}
     out, difference = export(run, spec.out / "student.onnx", recipe)
     progress(f"student.onnx: ONNX Runtime vs torch, max |difference| of the embeddings {difference:.1e}")
     if difference > 1e-3:
