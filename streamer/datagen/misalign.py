@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from streamer.datagen.face_frame import FaceFrame
+
 
 @dataclass(frozen=True)
 class LandmarkError:
@@ -30,7 +32,7 @@ def misaligned(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generato
                error: LandmarkError = LandmarkError()) -> tuple[np.ndarray, np.ndarray]:
     """``image`` (an aligned crop whose 5 points are ``landmarks``) as a crop cut by landmarks off by a random
     similarity, and where its points now lie; pixels from beyond the crop repeat its edge."""
-    eye_distance = float(np.linalg.norm(landmarks[1] - landmarks[0]))
+    eye_distance = FaceFrame(landmarks).eye_distance
     centre = landmarks.mean(axis=0)
     matrix = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), rng.normal(0.0, error.rotation_deg),
                                      float(np.exp(rng.normal(0.0, error.scale))))

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from streamer.datagen.compose import ComposeSettings, compose
+from streamer.datagen.face_frame import FaceFrame
 from streamer.datagen.occluders import CLASSES, OccluderLibrary
 from streamer.detect import align_most_confident
 from streamer.identify.gallery import IMAGE_SUFFIXES, GalleryIndex
@@ -277,7 +278,7 @@ def compose_probes(condition: str, photos: list[Photo], enrolled: set[str], stag
 def _strayed(crop: AlignedCrop, points_in_crop: np.ndarray, photo_points: np.ndarray) -> float:
     """Mean distance of the detector's 5 points (given in its new crop) from the photo's, in eye distances."""
     back = cv2.transform(points_in_crop[None].astype(np.float32), cv2.invertAffineTransform(crop.matrix))[0]
-    return float(np.linalg.norm(back - photo_points, axis=1).mean() / np.linalg.norm(photo_points[1] - photo_points[0]))
+    return float(np.linalg.norm(back - photo_points, axis=1).mean() / FaceFrame(photo_points).eye_distance)
 
 
 def _beyond(crop: AlignedCrop, photo_outside: np.ndarray | None) -> np.ndarray | None:
