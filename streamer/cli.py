@@ -312,7 +312,8 @@ def cmd_train_embedder(args) -> int:
         exclude_like=[Path(f) for f in args.exclude_like] or None,
         exclude_by=Path(args.exclude_by) if args.exclude_by else None, epochs=args.epochs, minutes=args.minutes,
         batch=args.batch, lr=args.lr, clean_weight=args.clean_weight, contrast=args.contrast,
-        temperature=args.temperature, frozen_share=args.frozen_share, misalign=args.misalign, device=args.device,
+        temperature=args.temperature, frozen_share=args.frozen_share, misalign=args.misalign,
+        init=Path(args.init) if args.init else None, device=args.device,
         workers=args.workers,
         seed=args.seed, log_every=args.log_every, resume=args.resume, limit=args.limit,
         samples_per_epoch=args.samples_per_epoch)
@@ -540,21 +541,11 @@ def _eval_embedders(args, config, stages, device):
 
 def _eval_student(value: str | None) -> tuple[Path | None, str | None]:
     """--student's path and the fingerprint of the model it was trained from; one-line errors naming it."""
-    from streamer.embed.student import teacher_of
-    from streamer.errors import ConfigError
+    from streamer.embed.student import student_file_teacher
 
     if not value:
         return None, None
-    student = Path(value)
-    if not student.is_file():
-        raise ConfigError(f"--student: not found: {student}")
-    try:
-        teacher = teacher_of(student)
-    except ValueError as exc:
-        raise ConfigError(f"--student: {exc}") from None
-    if teacher is None:
-        raise ConfigError(f"--student: {student} is not a student embedder (made by 'streamer train embedder')")
-    return student, teacher
+    return Path(value), student_file_teacher(Path(value), "--student")
 
 
 def _model_fingerprint(settings) -> str | None:
@@ -717,6 +708,8 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_argument("--misalign", type=float, default=0.0,
                      help="share of the faces as seen cut by landmarks off by about what an occluder does to a "
                      "detector's, as the stream aligns occluded faces (0: every face aligned perfectly)")
+    emb.add_argument("--init", metavar="STUDENT.onnx", help="start from this student of the same teacher (a new run "
+                     "that goes on teaching it) instead of from the teacher")
     emb.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     emb.add_argument("--workers", type=int, default=1, help="data-composing processes")
     emb.add_argument("--seed", type=int, default=0)

@@ -167,6 +167,10 @@ class PipelineConfig(StrictModel):
     )
     track_min_hits: int = Field(2, ge=1, le=30, description="frames before a face track is reported")
     track_max_misses: int = Field(10, ge=0, le=300, description="frames a track survives without a detection")
+    track_start_score: float = Field(
+        0.5, ge=0, le=1, description="a face starts a track (in a folder of stills: is reported) from this detector "
+        "score; weaker faces the detector reports (set its threshold lower) only keep a followed face's track alive"
+    )
     track_reattach_similarity: float | None = Field(
         0.6, ge=-1, le=1, description="a new track whose face is this similar to a lost track's continues it "
         "(same ID), and never less than the naming threshold; null: boxes alone"

@@ -59,6 +59,44 @@ def test_training_writes_a_student_of_its_teacher_and_resumes(trained, teacher):
     assert "--misalign 0" in other_data.stderr and len(other_data.stderr.strip().splitlines()) == 1
 
 
+def test_a_new_run_can_start_from_a_trained_student_of_the_same_teacher(trained, face_bank, teacher, tmp_path):
+    """--init: the run starts with the student's weights (torch and ONNX Runtime agree), records which student it
+    started from, and refuses in one line a file that is not a student of its teacher, or a resumed run."""
+    import onnxruntime as ort
+
+    from streamer.embed.student import RECIPE_KEY, fingerprint
+    from streamer.train.embedder import EmbedderTraining, _Run
+    from streamer.train.teachers import embed
+
+    out, *_ = trained
+    student = out / "student.onnx"
+    spec = EmbedderTraining(teacher=teacher, faces=[face_bank], out=tmp_path / "unused", init=student,
+                            occluders=need_shared("data", "occluders"), limit=8, batch=4, workers=0)
+    run = _Run(spec, progress=lambda line: None)
+    faces = torch.rand(1, 3, 112, 112, generator=torch.Generator().manual_seed(0))
+    session = ort.InferenceSession(str(student), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {session.get_inputs()[0].name: run.source.input(faces).numpy()})[0]
+    with torch.no_grad():
+        started = embed(run.source, run.student.eval(), faces).numpy()
+        teachers = embed(run.source, run.teacher, faces).numpy()
+    assert np.abs(started - expected / np.linalg.norm(expected)).max() < 1e-5
+    assert np.abs(teachers - started).max() > 1e-3  # the student is not its teacher: the test tells them apart
+
+    args = ["train", "embedder", "--teacher", str(teacher), "--faces", str(face_bank), "--occluders",
+            str(need_shared("data", "occluders")), "--batch", "4", "--limit", "8", "--workers", "0", "--epochs", "1"]
+    result = run_cli(*args, "--out", str(tmp_path / "run"), "--init", str(student), timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    import onnx
+
+    metadata = {p.key: p.value for p in onnx.load(str(tmp_path / "run" / "student.onnx")).metadata_props}
+    assert json.loads(metadata[RECIPE_KEY])["init"] == {"file": "student.onnx", "sha256_12": fingerprint(student)}
+    for init, flags, says in ((teacher, [], "is not a student embedder"),
+                              (student, ["--resume"], "a resumed run goes on from its own last.pt")):
+        refused = run_cli(*args, "--out", str(tmp_path / "other"), "--init", str(init), *flags, timeout=120)
+        assert refused.returncode == 2 and refused.stderr.startswith("error: --init:"), refused.stderr[-500:]
+        assert says in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+
 def test_the_student_learns_to_map_occluded_faces_to_the_teachers_clean_embedding(face_bank, teacher, tmp_path):
     """A handful of steps on one batch move the student's occluded embedding towards the teacher's clean
     one (the loss falls), while the clean embedding stays where the teacher put it."""

@@ -48,8 +48,8 @@ _ANCHORS: tuple[tuple[int, ...], ...] = ((2, 3), (0, 1), (4,), (), ())
 
 # HOG and MMOD scores are SVM-style margins, 0 at dlib's own decision threshold; a clear frontal face
 # scores 1.5-3. The logistic 1 / (1 + exp(-SCORE_SLOPE * margin)) maps dlib's threshold to 0.5 (as
-# SCRFD's default score threshold), a margin of 0.2 to the tracker's 0.6 (ByteTracker.high_score: new
-# tracks start above it, weaker faces only keep tracks alive) and a clear face to 0.95 or more.
+# SCRFD's default score threshold and the tracker's start score, pipeline.track_start_score), a margin of 0.2
+# to 0.6 and a clear face to 0.95 or more.
 SCORE_SLOPE = 2.0
 
 

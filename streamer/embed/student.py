@@ -38,6 +38,22 @@ def teacher_of(path: Path) -> str | None:
     return next((p.value for p in model.metadata_props if p.key == TEACHER_KEY), None)
 
 
+def student_file_teacher(path: Path, flag: str) -> str:
+    """The fingerprint of the teacher of the student ONNX a command-line ``flag`` names; else a one-line
+    ConfigError naming the flag and the file."""
+    from streamer.errors import ConfigError
+
+    if not path.is_file():
+        raise ConfigError(f"{flag}: not found: {path}")
+    try:
+        teacher = teacher_of(path)
+    except ValueError as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
+    if teacher is None:
+        raise ConfigError(f"{flag}: {path} is not a student embedder (made by 'streamer train embedder')")
+    return teacher
+
+
 def check_student(path: Path, teacher: str) -> None:
     """A ModelError unless ``path`` is a student trained from the model whose fingerprint is ``teacher``."""
     try:

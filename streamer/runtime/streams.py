@@ -37,7 +37,8 @@ class StreamState:
                                   None if self.stills else pipeline.track_reattach_similarity,
                                   config.output.event_embeddings, stills=self.stills,
                                   scene_cuts=pipeline.track_scene_cuts,
-                                  appearance_check=pipeline.track_appearance_check)
+                                  appearance_check=pipeline.track_appearance_check,
+                                  start_score=pipeline.track_start_score)
         self.counters = StreamCounters()
         self.render = StreamRender(source.name, lambda: source.fps, frame_sinks, config.output.show_reconstruction,
                                    stages.times, self._frame_done) if frame_sinks else None

@@ -44,9 +44,9 @@ class TrackEvents:
 
     def __init__(self, stream: str, resolver: IdentityResolver, min_hits: int, max_misses: int,
                  reattach_similarity: float | None = None, event_embeddings: bool = False, stills: bool = False,
-                 scene_cuts: bool = True, appearance_check: bool = True):
+                 scene_cuts: bool = True, appearance_check: bool = True, start_score: float = 0.5):
         self.stream, self.resolver = stream, resolver
-        self.tracker = ByteTracker(min_hits=min_hits, max_misses=max_misses)
+        self.tracker = ByteTracker(min_hits=min_hits, max_misses=max_misses, high_score=start_score)
         # Every image of a folder is its own scene already; a video's cut ends its tracks (track/cuts.py).
         self.cuts = CutDetector() if scene_cuts and not stills else None
         self.cuts_seen = 0

@@ -2,13 +2,15 @@
 
     streamer train embedder --teacher EMB.onnx|dlib --faces BANK [BANK ...] --out RUN
         [--occluders DIR] [--exclude-like BANK] [--exclude-by EMB.onnx] [--minutes M | --epochs N]
-        [--contrast W [--temperature T]] [--device cpu|cuda] [--resume]
+        [--contrast W [--temperature T]] [--misalign S] [--init STUDENT.onnx] [--device cpu|cuda] [--resume]
 
 The student starts as a copy of the teacher (rebuilt in torch: ``streamer/train/teachers.py``) and learns
 to give a face as a camera sees it (occluders of the data engine, camera faults) the teacher's embedding of
 the same face clean, while clean faces keep the teacher's embedding. With ``--contrast``, an occluded face
 is also taught to sit nearer its own target than any other training face's. So the stream embeds probes with the
-student and keeps the teacher's gallery: nothing enrolled has to be embedded again.
+student and keeps the teacher's gallery: nothing enrolled has to be embedded again. With ``--init``, it starts
+from a student trained before (of the same teacher) instead: a new run that goes on teaching it, e.g. a GPU run's
+student taught on a CPU what it was not shown.
 
 Any ArcFace-layout ONNX can be the teacher (buffalo_l's w600k_r50 on a GPU; MobileFaceNet on a CPU), and
 dlib's ResNet descriptor (``--teacher dlib``).
@@ -42,6 +44,7 @@ from torch.utils.data import DataLoader
 from streamer.datagen.compose import ComposeSettings
 from streamer.datagen.face_bank import BankFace, FaceBank
 from streamer.datagen.occluders import OccluderLibrary
+from streamer.embed.student import fingerprint
 from streamer.errors import ConfigError, ModelError
 from streamer.train.embedder_data import OccludedAndClean, validation_set
 from streamer.train.schedule import warmup_cosine
@@ -77,6 +80,7 @@ class EmbedderTraining:
     # The share of faces as seen cut by landmarks off by about what an occluder does to a detector's
     # (datagen/misalign.py): the stream aligns occluded faces by such landmarks.
     misalign: float = 0.0
+    init: Path | None = None  # a student ONNX of the same teacher to start from, instead of the teacher itself
     device: str = "cpu"
     workers: int = 1
     seed: int = 0
@@ -101,6 +105,8 @@ class _Run:
         self.source = teacher_from(spec.teacher, "cuda" if self.device.type == "cuda" else "cpu")
         self.teacher = self.source.network(trainable=False).to(self.device).eval()
         self.student = self.source.network(trainable=True).to(self.device).train()
+        if spec.init:
+            self.student.load_state_dict(self.source.student_network(spec.init).state_dict())
         freeze_early(self.student, spec.frozen_share)
         self.judge = (teacher_from(spec.exclude_by, "cuda" if self.device.type == "cuda" else "cpu", "--exclude-by")
                       if spec.exclude_by and (spec.exclude_like or spec.contrast) else self.source)
@@ -353,6 +359,8 @@ def train(spec: EmbedderTraining, progress: Callable[[str], None] = print) -> Pa
         raise ConfigError(f"--temperature: must be above 0, got {spec.temperature:g}")
     if not 0 <= spec.misalign <= 1:
         raise ConfigError(f"--misalign: a share of the faces, from 0 to 1, got {spec.misalign:g}")
+    if spec.init and spec.resume:
+        raise ConfigError("--init: a resumed run goes on from its own last.pt; --init starts a new run")
     if spec.epochs < 1 or spec.batch < 1:
         raise ConfigError(f"--epochs and --batch: must be 1 or more, got {spec.epochs} and {spec.batch}")
     last = spec.out / "last.pt"
@@ -379,7 +387,8 @@ def train(spec: EmbedderTraining, progress: Callable[[str], None] = print) -> Pa
               "dropped_as_like_excluded": run.dropped, "training_faces": len(run.train_set.faces),
               **{k: v for k, v in asdict(spec).items()
                  if k in ("batch", "lr", "clean_weight", "contrast", "temperature", "frozen_share", "misalign",
-                          "seed")}}
+                          "seed")},
+              **({"init": {"file": spec.init.name, "sha256_12": fingerprint(spec.init)}} if spec.init else {})}
     out, difference = export(run, spec.out / "student.onnx", recipe)
     progress(f"student.onnx: ONNX Runtime vs torch, max |difference| of the embeddings {difference:.1e}")
     if difference > 1e-3:

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from streamer.embed.student import fingerprint, save_student, write_student
+from streamer.embed.student import fingerprint, save_student, student_file_teacher, write_student
 from streamer.errors import ConfigError, ModelError
 
 BATCH = 64  # faces per forward pass outside training
@@ -46,6 +46,11 @@ class Teacher(Protocol):
         ``weights_in_use_order()``, its weights in the order the forward pass uses them."""
         ...
 
+    def student_network(self, path: Path) -> nn.Module:
+        """The network of a student ONNX this teacher's run exported (``--init``): the teacher's network with the
+        student's weights; a ConfigError naming ``path`` if it is not a student of this teacher."""
+        ...
+
     def input(self, rgb01: torch.Tensor) -> torch.Tensor:
         """(n, 3, size, size) composed faces, RGB in [0, 1] -> the network's input."""
         ...
@@ -58,6 +63,14 @@ class Teacher(Protocol):
         """``student`` as the ONNX ``out`` the stream loads as ``embedder.student``; the largest difference
         between ONNX Runtime's and torch's normalised embeddings of the same faces."""
         ...
+
+
+def _check_init(path: Path, teacher: str, name: str) -> None:
+    """A one-line ConfigError unless ``path`` is a student ONNX of the teacher whose fingerprint is ``teacher``."""
+    trained_from = student_file_teacher(path, "--init")
+    if trained_from != teacher:
+        raise ConfigError(f"--init: {path} is a student of another model (sha256 {trained_from}...); it must be a "
+                          f"student of --teacher {name}")
 
 
 def teacher_from(spec: str | Path, device: str = "cpu", flag: str = "--teacher") -> Teacher:
@@ -125,6 +138,12 @@ class ArcFaceTeacher:
         except ValueError as exc:
             raise ConfigError(f"--teacher: {exc}") from None
 
+    def student_network(self, path: Path) -> nn.Module:
+        from engines.onnx_torch import OnnxConvNet
+
+        _check_init(path, self.fingerprint, self.name)
+        return OnnxConvNet(path, trainable=True)  # the teacher's graph: its weights under the same names
+
     def input(self, rgb01: torch.Tensor) -> torch.Tensor:
         return (rgb01 * 255.0 - self.mean) / self.std
 
@@ -184,6 +203,12 @@ class DlibTeacher:
         for weight in net.parameters():
             weight.requires_grad_(trainable)
         return net
+
+    def student_network(self, path: Path) -> nn.Module:
+        _check_init(path, self.fingerprint, self.name)
+        # Its ONNX is torch's export, whose weights are not named as the rebuilt network's: not read back (yet).
+        raise ConfigError(f"--init: {path} is a student of dlib's descriptor; starting from one is not supported, "
+                          f"only from students of ArcFace-layout ONNX teachers")
 
     def input(self, rgb01: torch.Tensor) -> torch.Tensor:
         grid = self._grid.to(rgb01.device).expand(len(rgb01), -1, -1, -1)

@@ -1,0 +1,184 @@
+"""SCRFD's score threshold: faces found again under occluders, against false faces where there is none.
+
+    .venv/bin/python benchmarks/detector_threshold.py [--photos 600] [--probes 500] [--out DIR]
+
+A tenth of masked and hand-covered eval probes are not found again at the default threshold (0.5), and a
+face not found is named for nobody. This measures, for each threshold of a sweep:
+- recall on ../shared masked_faces/with_mask and without_mask (real photos, one face each mostly);
+- faces found again on faces_eval probes composed as ``streamer eval identity`` composes them (clean, face
+  mask, sunglasses, hand), with the landmark error of the faces found (median / 90th percentile, in eye
+  distances from the clean photo's points): a lower threshold may find a face by landmarks too poor to use;
+- false faces a frame on the overhead crowd video (no visible face) and extra faces a frame on the Intel
+  indoor clip (real faces; every face over the default's there is a face the default missed or a false one:
+  ``--crops DIR`` writes them out to look at).
+
+Each photo is searched as ``detect_in_photo`` searches it: as it is, and, if nothing is found there, with
+its border extended by half its size. NMS keeps a box only if no higher-scored box overlaps it, so the faces
+kept at a threshold are those of one run at the lowest threshold whose score reaches it: one run serves the
+whole sweep. 0.6 is the stream tracker's start score (``ByteTracker.high_score``): in a video, a face under
+it only keeps a track alive; a still's every face is its own track.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from sampling import evenly  # benchmarks/sampling.py: run as a script, this folder is on the path
+
+from engines import Device
+from streamer.datagen.compose import compose
+from streamer.datagen.face_frame import FaceFrame
+from streamer.datagen.occluders import OccluderLibrary
+from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
+from streamer.eval.identity import CONDITIONS, FAULTS, AlignmentCache, list_people
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+DATA = SHARED / "data"
+THRESHOLDS = (0.6, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2)
+LOWEST = min(THRESHOLDS)
+
+
+def detector(model: str) -> ScrfdDetector:
+    return ScrfdDetector(ScrfdConfig(backend="scrfd", model=SHARED / "models" / model, score_threshold=LOWEST),
+                         Device("cpu"))
+
+
+def searched(found_by: ScrfdDetector, image: np.ndarray) -> tuple[float, np.ndarray | None, float, np.ndarray | None]:
+    """The best score and its 5 points, as the photo is and with its border extended (points in the photo's
+    pixels); score 0 where no face reaches the lowest threshold."""
+    pad = max(image.shape[:2]) // 2
+    out = []
+    for border in (0, pad):
+        shown = cv2.copyMakeBorder(image, border, border, border, border, cv2.BORDER_REPLICATE) if border else image
+        found = found_by.detect(shown)
+        if len(found):
+            best = int(found.scores.argmax())
+            out += [float(found.scores[best]), found.landmarks[best] - border]
+        else:
+            out += [0.0, None]
+    return out[0], out[1], out[2], out[3]
+
+
+def found_at(threshold: float, tight: float, padded: float) -> bool:
+    return tight >= threshold or padded >= threshold
+
+
+def points_at(threshold: float, tight: float, tight_points, padded: float, padded_points):
+    """The points ``detect_in_photo`` would use at ``threshold``: the photo's own if found there."""
+    if tight >= threshold:
+        return tight_points
+    return padded_points if padded >= threshold else None
+
+
+def photo_recall(found_by: ScrfdDetector, paths: list[Path]) -> list[tuple[float, float]]:
+    rows = []
+    for path in paths:
+        tight, _, padded, _ = searched(found_by, cv2.imread(str(path)))
+        rows.append((tight, padded))
+    return rows
+
+
+def eval_probes(found_by: ScrfdDetector, count: int, cache_dir: Path | None) -> dict[str, list[tuple]]:
+    """Per condition: (tight score, tight points, padded score, padded points, the photo's points, the probe)
+    of each probe."""
+    library = OccluderLibrary(DATA / "occluders")
+    cache = AlignmentCache(cache_dir, found_by, 112)
+    people = list_people(DATA / "faces_eval" / "celeba_identity_160")
+    paths = evenly([p for photos in people.values() for p in photos[1:3]], count)
+    photos = [a for a in (cache.align(p) for p in paths) if a is not None]
+    cache.save()
+    rows: dict[str, list[tuple]] = {}
+    for condition in ("clean", "face_mask", "sunglasses", "hand"):
+        rows[condition] = []
+        for k, (crop, points, _) in enumerate(photos):
+            rng = np.random.default_rng([0, CONDITIONS.index(condition), k])
+            classes = [] if condition == "clean" else [condition]
+            for _ in range(8):
+                sample = compose(crop, points, library, rng, FAULTS, classes=classes)
+                if condition == "clean" or sample.instances:
+                    break
+            rows[condition].append((*searched(found_by, sample.occluded), points, sample.occluded))
+    return rows
+
+
+def video_faces(found_by: ScrfdDetector, path: Path, every: int, limit: int) -> tuple[list, list[np.ndarray]]:
+    """(scores, boxes) of the faces in every ``every``-th frame (``limit`` frames at most), and those frames."""
+    scores, frames = [], []
+    with av.open(str(path)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if len(scores) >= limit:
+                break
+            if index % every:
+                continue
+            image = frame.to_ndarray(format="bgr24")
+            found = found_by.detect(image)
+            scores.append((found.scores, found.boxes))
+            frames.append(image)
+    return scores, frames
+
+
+def write_crops(folder: Path, name: str, frames, faces, low: float, high: float) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for index, (image, (scores, boxes)) in enumerate(zip(frames, faces)):
+        for score, box in zip(scores, boxes):
+            if low <= score < high:
+                x0, y0, x1, y1 = box.astype(int)
+                h, w = y1 - y0, x1 - x0
+                crop = image[max(0, y0 - h):y1 + h, max(0, x0 - w):x1 + w]
+                cv2.imwrite(str(folder / f"{name}-{index:04d}-{score:.2f}.png"), crop)
+                written += 1
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="scrfd_2.5g_bnkps.onnx", help="a detector in ../shared/models")
+    parser.add_argument("--photos", type=int, default=600, help="masked and unmasked photos each")
+    parser.add_argument("--probes", type=int, default=500, help="eval photos composed under each condition")
+    parser.add_argument("--cache", type=Path, help="an eval alignment cache folder (streamer eval identity's)")
+    parser.add_argument("--crops", type=Path, help="write the Intel clip's faces scored under 0.5 here, to look at")
+    args = parser.parse_args()
+    found_by = detector(args.model)
+
+    masked = photo_recall(found_by, evenly(sorted((DATA / "masked_faces" / "with_mask").iterdir()), args.photos))
+    clear = photo_recall(found_by, evenly(sorted((DATA / "masked_faces" / "without_mask").iterdir()), args.photos))
+    probes = eval_probes(found_by, args.probes, args.cache)
+    crowd, _ = video_faces(found_by, DATA / "video" / "overhead_pedestrians_lamminhthien_vtest.avi", 5, 200)
+    intel, intel_frames = video_faces(found_by, DATA / "video" / "intel_one-by-one-person-detection.mp4", 5, 200)
+    if args.crops:
+        written = write_crops(args.crops, "intel", intel_frames, intel, LOWEST, 0.5)
+        print(f"{written} Intel clip faces scored {LOWEST}-0.5 written to {args.crops}")
+
+    print(f"\n## {args.model}: {len(masked)} masked and {len(clear)} unmasked photos, "
+          f"{len(probes['clean'])} eval probes a condition, {len(crowd)} crowd and {len(intel)} Intel frames\n")
+    conditions = list(probes)
+    print("| threshold | recall masked | recall unmasked | " + " | ".join(
+        f"eval {c}: found, landmark error" for c in conditions) + " | false faces / crowd frame | "
+          "faces / Intel frame |")
+    print("|---" * (5 + len(conditions)) + "|")
+    for t in THRESHOLDS:
+        cells = [f"{np.mean([found_at(t, a, b) for a, b in masked]):.1%}",
+                 f"{np.mean([found_at(t, a, b) for a, b in clear]):.1%}"]
+        for c in conditions:
+            found, errors = 0, []
+            for tight, tight_points, padded, padded_points, truth, _ in probes[c]:
+                points = points_at(t, tight, tight_points, padded, padded_points)
+                if points is not None:
+                    found += 1
+                    errors.append(np.linalg.norm(points - truth, axis=1).mean() / FaceFrame(truth).eye_distance)
+            q = np.quantile(errors, [0.5, 0.9]) if errors else (np.nan, np.nan)
+            cells.append(f"{found / len(probes[c]):.1%}, {q[0]:.2f} / {q[1]:.2f}")
+        cells.append(f"{np.mean([(s >= t).sum() for s, _ in crowd]):.3f}")
+        cells.append(f"{np.mean([(s >= t).sum() for s, _ in intel]):.2f}")
+        print(f"| {t} | " + " | ".join(cells) + " |")
+    worst = max((float(s.max()) for s, _ in crowd if len(s)), default=0.0)
+    print(f"\nhighest false face score on the crowd video: {worst:.2f}")
+
+
+if __name__ == "__main__":
+    main()
