@@ -1,6 +1,6 @@
 """SCRFD's score threshold: faces found again under occluders, against false faces where there is none.
 
-    .venv/bin/python benchmarks/detector_threshold.py [--photos 600] [--probes 500] [--out DIR]
+    .venv/bin/python benchmarks/detector_threshold.py [--photos 600] [--probes 500] [--cache DIR] [--crops DIR]
 
 A tenth of masked and hand-covered eval probes are not found again at the default threshold (0.5), and a
 face not found is named for nobody. This measures, for each threshold of a sweep:
@@ -15,8 +15,8 @@ face not found is named for nobody. This measures, for each threshold of a sweep
 Each photo is searched as ``detect_in_photo`` searches it: as it is, and, if nothing is found there, with
 its border extended by half its size. NMS keeps a box only if no higher-scored box overlaps it, so the faces
 kept at a threshold are those of one run at the lowest threshold whose score reaches it: one run serves the
-whole sweep. 0.6 is the stream tracker's start score (``ByteTracker.high_score``): in a video, a face under
-it only keeps a track alive; a still's every face is its own track.
+whole sweep. 0.6 was the score a stream's track started from until 2026-12-04 (a face under it only kept a
+track alive, and in a still was never reported); it is now ``pipeline.track_start_score``, 0.5.
 """
 
 from __future__ import annotations
