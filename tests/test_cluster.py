@@ -243,9 +243,11 @@ def test_a_camera_added_while_running_survives_its_worker_process_being_killed(
         down = None
         # The live view tells the truth at once: within a question's period, the silence (driver.SILENT_S) and the
         # next look (1 + 3 + 1 s at worst; the window was that 5 s exactly, and a loaded 2-core run missed it).
+        from streamer.cluster.config import ClusterConfig
         from streamer.cluster.driver import SILENT_S
 
-        while down is None and time.monotonic() - killed < SILENT_S + 2 * 1.0 + 1.0:
+        period = ClusterConfig.model_fields["status_every_s"].default
+        while down is None and time.monotonic() - killed < SILENT_S + 2 * period + 1.0:
             streams = {s["name"]: s for s in get_json(f"{live_view}api/streams?token={token}")}
             down = time.monotonic() - killed if streams["cam-b"]["state"] == "down" else None
             time.sleep(0.1)
