@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/impostor_tail.py [--config configs/dev-shared-models.yaml] [--gallery 2000]
         [--probes 1000] [--out out/impostor-tail] [--only dlib|mobilefacenet] [--dlib-mirror]
-        [--dlib-student ONNX] [--mobilefacenet-student ONNX]
+        [--dlib-student ONNX] [--mobilefacenet-student ONNX] [--faces DIR] [--dlib-alike 0.95]
 
 The gallery's own clean photos say where an embedder puts different people (the mean and spread of their
 cosines), but not how far a stranger's degraded or occluded face reaches against them: the product's
@@ -14,9 +14,10 @@ Measured here on training data, never ``faces_eval``: UTKFace adults (16 and old
 are many people of every skin tone, photographed once each mostly. Split by a fixed shuffle into a gallery
 (one clean photo per "person") and probes: other people's photos through the camera faults and occluders of
 the data engine, then the product's own segmenter, inpainter and fused decision, as ``streamer eval
-identity`` does. Every probe-gallery pair is an impostor pair, except where UTKFace holds the same person twice:
-pairs the OTHER embedder finds alike (MobileFaceNet >= 0.5, dlib >= 0.95) are left out of an embedder's tail,
-so neither embedder decides what counts against itself.
+identity`` does (``--faces DIR``: every photo of DIR instead, one person each, e.g. CelebAMask-HQ for a
+population like the evaluation's). Every probe-gallery pair is an impostor pair, except where the set holds
+the same person twice: pairs the OTHER embedder finds alike (MobileFaceNet >= 0.5, dlib >= 0.95) are left out
+of an embedder's tail, so neither embedder decides what counts against itself.
 
 For each embedder and condition: the per-comparison false-accept rate p -> z, where the score a stranger
 reaches with probability p is the gallery's impostor mean + z x its spread. Measured where at least 10 pairs
@@ -52,7 +53,7 @@ from streamer.eval.identity import (
     probe_vectors,
 )
 from streamer.identify.calibration import TAIL_RATES, impostor_model
-from streamer.identify.gallery import reconstruction_classes
+from streamer.identify.gallery import IMAGE_SUFFIXES, reconstruction_classes
 from streamer.stages import Stages
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -95,6 +96,10 @@ def main() -> None:
                         help="dlib's probes described by this student of it ('make train-embedder-dlib-cpu')")
     parser.add_argument("--mobilefacenet-student", metavar="ONNX",
                         help="MobileFaceNet's probes described by this student of it ('make train-embedder-cpu')")
+    parser.add_argument("--dlib-alike", type=float, default=ALIKE["dlib"],
+                        help="dlib's cosine from which a pair is left out of MobileFaceNet's tail as maybe the same "
+                        "person (0.916: dlib's own fixed threshold, single view)")
+    parser.add_argument("--faces", help="a folder of photos of different people (mostly) in place of UTKFace's adults")
     args = parser.parse_args()
     config = load_config(args.config)
     device = Device("cpu")
@@ -103,7 +108,10 @@ def main() -> None:
     started = time.perf_counter()
     say = lambda line: print(f"[{time.perf_counter() - started:5.0f} s] {line}", file=sys.stderr, flush=True)  # noqa: E731
 
-    adults = sorted(p for group in labelled_photos(UTKFACE).values() for p, age in group if age >= 16)
+    if args.faces:
+        adults = sorted(p for p in Path(args.faces).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    else:
+        adults = sorted(p for group in labelled_photos(UTKFACE).values() for p, age in group if age >= 16)
     order = np.random.default_rng(0).permutation(len(adults))
     cache = AlignmentCache(out / "cache", stages.detector, config.pipeline.crop_size)
     photos = []
@@ -115,7 +123,8 @@ def main() -> None:
             break
     cache.save()
     gallery, probe_photos = photos[:args.gallery], photos[args.gallery:]
-    say(f"{len(gallery)} gallery faces, {len(probe_photos)} probe faces (UTKFace, 16 and older)")
+    say(f"{len(gallery)} gallery faces, {len(probe_photos)} probe faces "
+        f"({args.faces or 'UTKFace, 16 and older'})")
 
     settings = IdentitySettings(size=config.pipeline.crop_size, conditions=CONDITIONS,
                                 min_occluded_fraction=config.pipeline.min_occluded_fraction)
@@ -141,7 +150,8 @@ def main() -> None:
         if args.only and name != args.only:
             continue
         other = next(n for n in embedders if n != name)
-        alike = clean[other][1] @ clean[other][0].T >= ALIKE[other]  # (probes, gallery): maybe the same person
+        alike_from = args.dlib_alike if other == "dlib" else ALIKE[other]
+        alike = clean[other][1] @ clean[other][0].T >= alike_from  # (probes, gallery): maybe the same person
         vectors = clean[name][0]
         model = impostor_model(vectors, np.arange(len(vectors)))
         index = gallery_index(embedder.model_id, vectors)
@@ -156,6 +166,7 @@ def main() -> None:
         shipped = [max(t[i] for t in tails.values()) for i in range(len(TAIL_RATES))]
         report["embedders"][name] = {"model_id": embedder.model_id, "gallery_mean": round(model.mean, 4),
                                      "gallery_std": round(model.std, 4), "pairs_left_out": int(alike.sum()),
+                                     "left_out_from": alike_from,
                                      "pairs": int((~alike).sum()), "z": tails, "shipped": shipped}
     out.mkdir(parents=True, exist_ok=True)
     (out / "impostor_tail.json").write_text(json.dumps(report, indent=1))
