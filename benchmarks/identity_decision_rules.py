@@ -153,8 +153,8 @@ def main() -> None:
         shifted_scores = enrolled.scores(l2_normalise(own_view + sum(views)))[1]
         if vectors.detected is not None:
             shifted_scores = np.where(vectors.detected[:, None], shifted_scores, -np.inf)
-        candidates = {f"{camera_path} (the product's{'' if policy is None or policy else ', no reconstruction'})":
-                      paths["fused"], camera_path: camera, "visible": seen, "reconstruction": rebuilt,
+        candidates = {"the product's decision": paths["fused"], camera_path: camera, "visible": seen,
+                      "reconstruction": rebuilt,
                       f"better of {camera_path} and reconstruction": np.maximum(camera, rebuilt),
                       f"{camera_path} + shifted views": shifted_scores}
         if camera_path != "visible":

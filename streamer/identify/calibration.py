@@ -28,7 +28,7 @@ people the threshold is 0.604 where 1% of them would allow 0.483: README, "Is th
 CelebAMask-HQ as the strangers gives a longer tail (it holds people more than once). UTKFace with pairs dlib finds
 alike from its own threshold (0.916, not 0.95) left out gives z 4.20 at 1 in 100,000 for MobileFaceNet's student
 (4.50 shipped), but the same filter shortens the tail of glint24's labelled, true strangers by as much (4.57 ->
-4.32, benchmarks/alike_filter_bias.py): it also cuts real look-alikes, so that tail would be
+4.25, benchmarks/alike_filter_bias.py): it also cuts real look-alikes, so that tail would be
 optimistic.
 """
 
