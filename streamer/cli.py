@@ -288,10 +288,12 @@ def cmd_train_inpainter(args) -> int:
     from streamer.train.inpainter_losses import LossWeights
 
     spec = InpainterTraining(
-        bank=Path(args.bank), out=Path(args.out), occluders=Path(args.occluders) if args.occluders else None,
+        banks=[Path(b) for b in args.bank], out=Path(args.out),
+        occluders=Path(args.occluders) if args.occluders else None,
         arch=args.arch, base=args.base, size=args.size, epochs=args.epochs, minutes=args.minutes, batch=args.batch,
         lr=args.lr, device=args.device, workers=args.workers, seed=args.seed,
         identity_model=Path(args.identity_model) if args.identity_model else None,
+        exclude_like=[Path(b) for b in args.exclude_like],
         adversarial={"on": True, "off": False, "auto": None}[args.gan], resume=args.resume, limit=args.limit,
         samples_per_epoch=args.samples_per_epoch, log_every=args.log_every,
         init=Path(args.init) if args.init else None,
@@ -355,9 +357,14 @@ def cmd_eval_inpainter(args) -> int:
     for model in models:
         if not model.is_file():
             raise ConfigError(f"--model: not found: {model}")
-    if not Path(args.embedder).is_file():
-        raise ConfigError(f"--embedder: not found: {args.embedder}")
-    embedder = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=Path(args.embedder)), device)
+    if args.embedder == "dlib":
+        from streamer.embed.dlib_resnet import DlibEmbedderConfig, DlibResnetEmbedder
+
+        embedder = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib"), device)
+    elif not Path(args.embedder).is_file():
+        raise ConfigError(f"--embedder: not found: {args.embedder} (an ArcFace-type .onnx, or dlib)")
+    else:
+        embedder = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=Path(args.embedder)), device)
     data = build_eval_set(FaceBank(Path(args.bank)), OccluderLibrary(Path(args.occluders) if args.occluders else None),
                           args.size, args.seed, args.limit)
     methods = {"no occluder (upper bound)": lambda crops, holes: data.originals,
@@ -658,7 +665,7 @@ def build_parser() -> argparse.ArgumentParser:
     occ.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     occ.set_defaults(func=cmd_train_occlusion)
     inp = train_sub.add_parser("inpainter", help="a face inpainter, on occluders composed onto a face bank")
-    inp.add_argument("--bank", required=True, help="face bank from 'streamer data faces'")
+    inp.add_argument("--bank", required=True, nargs="+", help="face banks from 'streamer data faces' (trained as one)")
     inp.add_argument("--occluders", help="folder of occluder templates (as for 'data occlusion')")
     inp.add_argument("--out", required=True, help="run folder (last.pt, best.pt, samples/, history.json)")
     inp.add_argument("--arch", choices=["pconv_unet", "dual_encoder"], default="pconv_unet")
@@ -673,13 +680,17 @@ def build_parser() -> argparse.ArgumentParser:
     inp.add_argument("--seed", type=int, default=0)
     inp.add_argument("--identity-model", help="ArcFace-type .onnx for the perceptual, style and identity terms")
     inp.add_argument("--identity-weight", type=float, help="weight of the identity term (0: an ablation)")
+    inp.add_argument("--exclude-like", nargs="+", default=[],
+                     help="face banks whose people must not be trained on (the evaluation people), judged by "
+                     "--identity-model")
     inp.add_argument("--gan", choices=["auto", "on", "off"], default="auto",
                      help="global + local discriminators (auto: on for dual_encoder)")
     inp.add_argument("--limit", type=int, help="use at most this many training faces")
     inp.add_argument("--samples-per-epoch", type=int, help="composed samples per epoch (default: one per face)")
     inp.add_argument("--log-every", type=int, default=50, help="steps between progress lines")
     inp.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
-    inp.add_argument("--init", help="start from this checkpoint's weights (a new schedule: fine-tuning)")
+    inp.add_argument("--init", help="start from the weights of this checkpoint (.pt) or of an inpainter ONNX this "
+                     "project exported, e.g. the shipped one (a new schedule: fine-tuning)")
     inp.set_defaults(func=cmd_train_inpainter)
 
     emb = train_sub.add_parser("embedder", help="a mask-robust student of a face embedder (no labels)")
@@ -728,7 +739,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev = eval_sub.add_parser("inpainter", help="pixels and identity on held-out faces, OpenCV as the baseline")
     ev.add_argument("--bank", required=True, help="face bank (its test split is used)")
     ev.add_argument("--occluders", help="folder of occluder templates")
-    ev.add_argument("--embedder", required=True, help="ArcFace-type .onnx for the identity figures")
+    ev.add_argument("--embedder", required=True, help="ArcFace-type .onnx for the identity figures, or dlib (dlib's "
+                    "ResNet descriptor: an embedder no inpainter here was trained against)")
     ev.add_argument("--model", action="append", default=[], help=".onnx or .pt inpainter; repeat for more")
     ev.add_argument("--size", type=int, default=128, help="crop size, px (default 128)")
     ev.add_argument("--limit", type=int, help="faces at most")

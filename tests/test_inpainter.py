@@ -79,6 +79,11 @@ def test_training_cli_writes_checkpoints_grids_and_resumes(bank, tmp_path):
     result = run_cli(*args, "--epochs", "2", "--resume", timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "resumed" in result.stdout and "epoch 2/2" in result.stdout and "epoch 1/" not in result.stdout
+    # A trained run is never started over by mistake.
+    before = (out / "last.pt").read_bytes()
+    result = run_cli(*args, "--epochs", "1", timeout=300)
+    assert result.returncode == 2 and result.stderr.strip().startswith(f"error: --out: {out} holds a trained")
+    assert (out / "last.pt").read_bytes() == before
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
     net, meta = load_net(out / "last.pt")
@@ -87,6 +92,43 @@ def test_training_cli_writes_checkpoints_grids_and_resumes(bank, tmp_path):
     other = [a if a != "pconv_unet" else "dual_encoder" for a in args]
     result = run_cli(*other[:-2], "--out", str(tmp_path / "other"), "--epochs", "1", "--init", str(out / "last.pt"))
     assert result.returncode == 2 and result.stderr.startswith("error: --init") and "pconv_unet" in result.stderr
+
+
+def _bank_of(folder, faces, out):
+    """A bank holding ``faces`` (records of ``folder``'s faces.json) of ``folder``'s crops."""
+    meta = json.loads((folder / "faces.json").read_text())
+    out.mkdir()
+    (out / "faces.json").write_text(json.dumps({**meta, "faces": faces}))
+    for split in ("train", "val", "test"):
+        (out / split).symlink_to(folder / split)
+    return out
+
+
+def test_fine_tunes_the_shipped_onnx_on_several_banks_without_the_excluded_people(bank, tmp_path):
+    faces = json.loads((bank / "faces.json").read_text())["faces"]
+    first, second = _bank_of(bank, faces[:20], tmp_path / "a"), _bank_of(bank, faces[20:], tmp_path / "b")
+    excluded = [f for f in faces[20:] if f["split"] == "train"][:4]
+    like = _bank_of(bank, excluded, tmp_path / "like")
+    mobilefacenet = str(need_shared("models", "mobilefacenet_128d.onnx"))
+    without_judge = ["train", "inpainter", "--bank", str(first), str(second), "--occluders",
+                     str(need_shared("data", "occluders")), "--batch", "4", "--limit", "8", "--workers", "0",
+                     "--epochs", "1", "--lr", "1e-7"]
+    args = [*without_judge, "--identity-model", mobilefacenet]
+    result = run_cli(*args, "--out", str(tmp_path / "run"), "--exclude-like", str(like), "--init", str(DEFAULT_MODEL),
+                     timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"starting from the weights of {DEFAULT_MODEL}" in result.stdout and "(2 banks)" in result.stdout
+    dropped = int(result.stdout.split("--exclude-like: ")[1].split()[0])
+    assert dropped >= len(excluded)  # the same faces at least (other photos of those people too, if any)
+    # Two steps at a tiny rate: the shipped network's own reconstructions, which give back identity (a network
+    # that did not read the ONNX's weights back would make noise of the hole).
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history[0]["val_identity_reconstructed"] > history[0]["val_identity_occluded"] + 0.05, history
+    # Another model's ONNX is refused by name, and --exclude-like without a judge.
+    result = run_cli(*args, "--out", str(tmp_path / "other"), "--init", mobilefacenet)
+    assert result.returncode == 2 and result.stderr.startswith("error: --init:") and "not an inpainter" in result.stderr
+    result = run_cli(*without_judge, "--out", str(tmp_path / "third"), "--exclude-like", str(like))
+    assert result.returncode == 2 and result.stderr.startswith("error: --exclude-like: needs --identity-model")
 
 
 def _faces_with_masks(bank_folder, count: int = 16):
@@ -249,4 +291,17 @@ def test_the_inpainter_eval_names_a_missing_model_or_embedder_in_one_line(tmp_pa
     assert result.returncode == 2 and result.stderr.strip() == f"error: --model: not found: {missing}"
     result = run_cli("eval", "inpainter", "--bank", str(tmp_path), "--embedder", str(missing),
                      "--model", str(DEFAULT_MODEL))
-    assert result.returncode == 2 and result.stderr.strip() == f"error: --embedder: not found: {missing}"
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: --embedder: not found: {missing} (an ArcFace-type .onnx, or dlib)"
+
+
+def test_the_inpainter_eval_judges_by_an_embedder_it_was_not_trained_against(bank, tmp_path):
+    """dlib's descriptor as the judge: the shipped inpainter was trained against MobileFaceNet only."""
+    figures = tmp_path / "figures.json"
+    result = run_cli("eval", "inpainter", "--bank", str(bank), "--occluders", str(need_shared("data", "occluders")),
+                     "--embedder", "dlib", "--model", str(DEFAULT_MODEL), "--json", str(figures), timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"| {DEFAULT_MODEL.name} |" in result.stdout
+    rows = {r["name"]: r for r in json.loads(figures.read_text())}
+    occluded, ours = rows["occluded input (no inpainting)"], rows[DEFAULT_MODEL.name]
+    assert ours["identity"] > occluded["identity"] and ours["psnr_hole"] > occluded["psnr_hole"] + 3, rows

@@ -93,6 +93,25 @@ class FaceBank:
         return {f.key for f in self.split(split)}
 
 
+def train_and_val(folders: list[Path], flag: str, limit: int | None = None) -> tuple[list[BankFace], list[BankFace]]:
+    """The training and validation faces of several banks (``limit``: training faces at most); a one-line
+    ConfigError naming ``flag`` and the folder when one is not a bank or holds no faces."""
+    train, val = [], []
+    for folder in folders:
+        if not (folder / "faces.json").is_file():
+            raise ConfigError(f"{flag}: {folder} is not a face bank (no faces.json); build one with "
+                              f"'streamer data faces --faces PHOTOS --out {folder}'")
+        bank = FaceBank(folder)
+        if not bank.faces:
+            raise ConfigError(f"{flag}: {folder} holds no faces (the detector found none in its photos)")
+        train += bank.split("train")
+        val += bank.split("val")
+    if not train or not val:
+        raise ConfigError(f"{flag}: {len(train)} training and {len(val)} validation faces; both are needed "
+                          f"(a bank splits its photos 70/15/15 by name)")
+    return (train[:limit] if limit else train), val
+
+
 def build_face_bank(folders: list[Path], out: Path, detector,
                     progress: Callable[[str], None] = print) -> FaceBank:
     """Aligns the most confident face of every photo under ``folders`` into ``out``."""

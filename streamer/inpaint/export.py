@@ -1,4 +1,5 @@
-"""ONNX export of a trained inpainter, with a dynamic batch axis, checked against torch.
+"""ONNX export of a trained inpainter, with a dynamic batch axis, checked against torch; and the way back
+(``net_from_onnx``), so that a shipped ONNX can be fine-tuned (``streamer train inpainter --init MODEL.onnx``).
 
     streamer export inpainter CHECKPOINT.pt --out MODEL.onnx
 """
@@ -54,3 +55,39 @@ def export_checkpoint(checkpoint: Path, out: Path) -> tuple[Path, float]:
     net, _ = load_net(checkpoint)
     export_onnx(net, out)
     return out, parity(net, out)
+
+
+def net_from_onnx(path: Path) -> InpaintingNet:
+    """The network of an inpainter ONNX that ``export_onnx`` wrote: its weights read back by name, and checked
+    against ONNX Runtime. A ValueError naming ``path`` if it is not one."""
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - protobuf's errors name no file
+        raise ValueError(f"{path} is not an ONNX file ({type(exc).__name__})") from None
+    meta = {p.key: p.value for p in model.metadata_props}
+    if not {"arch", "base", "size"} <= meta.keys():
+        raise ValueError(f"{path} is not an inpainter exported by 'streamer export inpainter' (no arch, base and "
+                         f"size in its metadata)")
+    net = InpaintingNet(meta["arch"], int(meta["base"]), int(meta["size"]))
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    # torch's export keeps the parameters' names, except a bias added outside the convolution (the partial
+    # convolution adds its own): that one is a constant "onnx::Add_N", added in its module's scope.
+    for node in model.graph.node:
+        if node.op_type == "Add" and len(node.input) == 2 and node.input[1].startswith("onnx::") \
+                and node.input[1] in weights:
+            scope = node.name.rsplit("/", 1)[0].strip("/").replace("/", ".")
+            weights.setdefault(f"{scope}.bias", weights[node.input[1]].reshape(-1))
+    state = net.state_dict()
+    missing = [k for k in state if k not in weights and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise ValueError(f"{path}: {len(missing)} of the {meta['arch']}'s weights are not in its graph "
+                         f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
+    net.load_state_dict({k: torch.from_numpy(weights[k].copy()).reshape(v.shape) if k in weights else v
+                         for k, v in state.items()})
+    worst = parity(net.eval(), path)
+    if worst > 1e-4:  # a weight read back under the wrong name
+        raise ValueError(f"{path}: its weights read back differ from ONNX Runtime's output by {worst:.2g}")
+    return net

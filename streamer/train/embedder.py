@@ -42,13 +42,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from streamer.datagen.compose import ComposeSettings
-from streamer.datagen.face_bank import BankFace, FaceBank
+from streamer.datagen.face_bank import BankFace, train_and_val
 from streamer.datagen.occluders import OccluderLibrary
 from streamer.embed.student import fingerprint
 from streamer.errors import ConfigError, ModelError
 from streamer.train.embedder_data import OccludedAndClean, validation_set
+from streamer.train.exclusion import bank_embeddings, excluded_embeddings, unlike
 from streamer.train.schedule import warmup_cosine
-from streamer.train.teachers import BATCH, Teacher, embed, teacher_from
+from streamer.train.teachers import BATCH, embed, teacher_from
 
 CHECKPOINT_FORMAT = "streamer-student-1"
 VALIDATION_FACES = 512
@@ -114,13 +115,13 @@ class _Run:
             if used and self.judge.same_person is None:
                 raise ConfigError(f"{flag}: {self.judge.name} cannot tell whether two faces are one person well "
                                   f"enough to judge it; name an ArcFace-layout .onnx to judge with --exclude-by")
-        train_faces, val_faces = _bank_faces(spec.faces, spec.limit)
+        train_faces, val_faces = train_and_val(spec.faces, "--faces", spec.limit)
         library = OccluderLibrary(spec.occluders)
         self.dropped = 0  # faces left out by --exclude-like
         # The teacher's embeddings of every clean face, once: the training targets (and what --exclude-like
         # compares, where the teacher judges).
         progress(f"teacher embeddings of {len(train_faces)} training faces")
-        targets = self._clean_embeddings(self.source, train_faces)
+        targets = bank_embeddings(self.source, train_faces)
         judged = None  # the judge's embeddings of the training faces
         if spec.exclude_like:
             train_faces, val_faces, targets, judged = self._drop_like(train_faces, val_faces, targets,
@@ -134,7 +135,7 @@ class _Run:
         self.alike_judged = self.others = None
         if spec.contrast:
             if judged is None:
-                judged = targets if self.judge is self.source else self._clean_embeddings(self.judge, train_faces)
+                judged = targets if self.judge is self.source else bank_embeddings(self.judge, train_faces)
             self.alike_judged = torch.from_numpy(judged).to(self.device)
             self.others = (self.targets if self.centre is None
                            else F.normalize(self.targets - self.centre, dim=1))
@@ -168,25 +169,13 @@ class _Run:
     def _embed(self, net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
         return torch.cat([embed(self.source, net, images[s:s + BATCH]) for s in range(0, len(images), BATCH)])
 
-    @staticmethod
-    def _clean_embeddings(teacher: Teacher, faces: list[BankFace]) -> np.ndarray:
-        """(n, D) ``teacher``'s embeddings of the bank faces as they are, in chunks (a bank can be large)."""
-        chunks = [teacher.clean_embeddings([f.image() for f in faces[s:s + 1024]])
-                  for s in range(0, len(faces), 1024)]
-        return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, 0), np.float32)
-
     def _drop_like(self, train_faces: list[BankFace], val_faces: list[BankFace], targets: np.ndarray,
                    banks: list[Path]) -> tuple[list[BankFace], list[BankFace], np.ndarray, np.ndarray]:
-        for bank in banks:
-            if not (bank / "faces.json").is_file():
-                raise ConfigError(f"--exclude-like: {bank} is not a face bank (no faces.json)")
         judge = self.judge
-        excluded = self._clean_embeddings(judge, [f for bank in banks for f in FaceBank(bank).faces])
-        if not len(excluded):
-            raise ConfigError(f"--exclude-like: no faces in {', '.join(map(str, banks))}")
-        judged = targets if judge is self.source else self._clean_embeddings(judge, train_faces)
-        keep_train = (judged @ excluded.T).max(axis=1) < judge.same_person
-        keep_val = (self._clean_embeddings(judge, val_faces) @ excluded.T).max(axis=1) < judge.same_person
+        excluded = excluded_embeddings(judge, banks)
+        judged = targets if judge is self.source else bank_embeddings(judge, train_faces)
+        keep_train = unlike(judged, excluded, judge.same_person)
+        keep_val = unlike(bank_embeddings(judge, val_faces), excluded, judge.same_person)
         self.dropped = int((~keep_train).sum() + (~keep_val).sum())
         self.progress(f"--exclude-like: {self.dropped} bank faces dropped ({judge.name} cosine >= "
                       f"{judge.same_person} to one of {len(excluded)} excluded faces)")
@@ -317,23 +306,6 @@ class _Run:
         if self.spec.minutes is not None:
             return self.seconds >= self.spec.minutes * 60
         return self.epoch >= self.spec.epochs
-
-
-def _bank_faces(banks: list[Path], limit: int | None) -> tuple[list[BankFace], list[BankFace]]:
-    train, val = [], []
-    for folder in banks:
-        if not (folder / "faces.json").is_file():
-            raise ConfigError(f"--faces: {folder} is not a face bank (no faces.json); build one with "
-                              f"'streamer data faces --faces PHOTOS --out {folder}'")
-        bank = FaceBank(folder)
-        if not bank.faces:
-            raise ConfigError(f"--faces: {folder} holds no faces (the detector found none in its photos)")
-        train += bank.split("train")
-        val += bank.split("val")
-    if not train or not val:
-        raise ConfigError(f"--faces: {len(train)} training and {len(val)} validation faces; both are needed "
-                          f"(a bank splits its photos 70/15/15 by name)")
-    return (train[:limit] if limit else train), val
 
 
 def export(run: _Run, out: Path, recipe: dict) -> tuple[Path, float]:

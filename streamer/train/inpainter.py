@@ -1,7 +1,8 @@
 """Trains a face inpainter on pairs composed on the fly from a face bank.
 
-    streamer train inpainter --bank BANK --occluders DIR --arch pconv_unet|dual_encoder --out RUN
-        [--size 128] [--epochs N | --minutes M] [--identity-model EMBEDDER.onnx] [--device cpu|cuda] [--resume]
+    streamer train inpainter --bank BANK [BANK ...] --occluders DIR --arch pconv_unet|dual_encoder --out RUN
+        [--size 128] [--epochs N | --minutes M] [--identity-model EMBEDDER.onnx] [--exclude-like BANK ...]
+        [--init RUN/best.pt | MODEL.onnx] [--device cpu|cuda] [--resume]
 
 Per epoch: one pass over the bank's training faces with newly drawn occluders; one progress line
 every ``log_every`` steps; validation on the bank's val faces (hole L1, PSNR, identity similarity
@@ -9,6 +10,11 @@ when an embedder is given); a PNG grid of validation samples (occluded | reconst
 ``last.pt`` written atomically (resumable: model, optimisers, epoch, history), and ``best.pt`` when
 the validation hole L1 improves. ``dual_encoder`` trains against a global and a local discriminator
 (LSGAN); ``pconv_unet`` without, as in its paper.
+
+Several banks train as one; the validation faces alternate between them. ``--exclude-like`` leaves out the
+training and validation faces that the identity model takes for a person of the banks named (the
+evaluation's people: celebrity sets share people). ``--init`` starts from a run's checkpoint or from an
+ONNX this project exported (the shipped weights, read back and checked against ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -26,11 +32,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from streamer.datagen.face_bank import FaceBank
+from streamer.datagen.face_bank import BankFace, train_and_val
 from streamer.datagen.occluders import OccluderLibrary
 from streamer.errors import ConfigError
 from streamer.inpaint.nets import CHECKPOINT_FORMAT, InpaintingNet
 from streamer.inpaint.nets.discriminators import GlobalDiscriminator, LocalDiscriminator, hole_boxes
+from streamer.train.exclusion import bank_embeddings, excluded_embeddings, unlike
 from streamer.train.inpainter_data import ComposedPairs, to_bgr, validation_batch
 from streamer.train.inpainter_losses import (
     FaceFeatures,
@@ -48,7 +55,7 @@ GRID_FACES = 8
 
 @dataclass
 class InpainterTraining:
-    bank: Path
+    banks: list[Path]
     out: Path
     occluders: Path | None = None
     arch: str = "pconv_unet"
@@ -62,11 +69,12 @@ class InpainterTraining:
     workers: int = 2
     seed: int = 0
     identity_model: Path | None = None  # ArcFace-type ONNX: perceptual, style and identity terms
+    exclude_like: list[Path] | None = None  # banks whose people are not trained on (judged by identity_model)
     adversarial: bool | None = None  # default: on for dual_encoder
     weights: LossWeights = field(default_factory=LossWeights)
     log_every: int = 50
     resume: bool = False
-    init: Path | None = None  # start from this checkpoint's generator (new optimiser and schedule)
+    init: Path | None = None  # start from this checkpoint's or exported ONNX's generator (new optimiser, schedule)
     limit: int | None = None  # training faces at most (quick recipes and tests)
     samples_per_epoch: int | None = None  # default: one per training face
 
@@ -82,12 +90,17 @@ class _Run:
         self.spec, self.progress = spec, progress
         self.device = torch.device("cuda" if spec.device in ("cuda", "0") else spec.device)
         torch.manual_seed(spec.seed)
-        bank = FaceBank(spec.bank)
         library = OccluderLibrary(spec.occluders)
-        train_faces = bank.split("train")[: spec.limit] if spec.limit else bank.split("train")
+        per_bank = [train_and_val([bank], "--bank") for bank in spec.banks]
+        train_faces = [face for faces, _ in per_bank for face in faces]
+        val_faces = _interleaved([faces for _, faces in per_bank])
+        self.dropped = 0
+        if spec.exclude_like:
+            train_faces, val_faces = self._drop_like(train_faces, val_faces)
+        train_faces = train_faces[: spec.limit] if spec.limit else train_faces
         self.train_set = ComposedPairs(train_faces, library, spec.size, spec.seed,
                                        samples_per_epoch=spec.samples_per_epoch)
-        self.val_set = ComposedPairs(bank.split("val"), library, spec.size, spec.seed)
+        self.val_set = ComposedPairs(val_faces, library, spec.size, spec.seed)
         self.val = [t.to(self.device) for t in validation_batch(self.val_set, VALIDATION_FACES)]
         self.net = InpaintingNet(spec.arch, spec.base, spec.size).to(self.device)
         self.features = FaceFeatures(spec.identity_model).to(self.device) if spec.identity_model else None
@@ -102,6 +115,24 @@ class _Run:
         self.epoch, self.step, self.seconds = 0, 0, 0.0
         self.history: list[dict] = []
         self.best = math.inf
+
+    def _drop_like(self, train_faces: list[BankFace], val_faces: list[BankFace]):
+        from streamer.train.teachers import teacher_from
+
+        judge = teacher_from(self.spec.identity_model, "cuda" if self.device.type == "cuda" else "cpu",
+                             "--identity-model")
+        excluded = excluded_embeddings(judge, self.spec.exclude_like)
+        kept = []
+        for faces in (train_faces, val_faces):
+            keep = unlike(bank_embeddings(judge, faces), excluded, judge.same_person)
+            self.dropped += int((~keep).sum())
+            kept.append([f for f, k in zip(faces, keep) if k])
+        self.progress(f"--exclude-like: {self.dropped} bank faces dropped ({judge.name} cosine >= "
+                      f"{judge.same_person} to one of {len(excluded)} excluded faces)")
+        if not kept[0] or not kept[1]:
+            raise ConfigError("--exclude-like: every training or validation face is like an excluded face; "
+                              "nothing is left to train on")
+        return kept[0], kept[1]
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -264,30 +295,56 @@ class _Run:
         return spec.out / "best.pt"
 
 
+def _interleaved(lists: list[list]) -> list:
+    """The lists' items taken in turn (the first n items come from each list alike)."""
+    out, longest = [], max((len(items) for items in lists), default=0)
+    for k in range(longest):
+        out += [items[k] for items in lists if k < len(items)]
+    return out
+
+
+def _init_net(path: Path):
+    from streamer.inpaint.export import net_from_onnx
+    from streamer.inpaint.nets import load_net
+
+    if not path.is_file():
+        raise ConfigError(f"--init: not found: {path}")
+    try:
+        return net_from_onnx(path) if path.suffix.lower() == ".onnx" else load_net(path)[0]
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise ConfigError(f"--init: {exc}") from None
+
+
 def train(spec: InpainterTraining, progress: Callable[[str], None] = print) -> Path:
     if spec.identity_model is not None and not Path(spec.identity_model).is_file():
         raise ConfigError(f"--identity-model: not found: {spec.identity_model}")
+    if spec.exclude_like and spec.identity_model is None:
+        raise ConfigError("--exclude-like: needs --identity-model, the embedder that judges who is alike")
     if spec.size % 32:
         raise ConfigError(f"--size: must be a multiple of 32, got {spec.size}")
+    if spec.init is not None and spec.resume:
+        raise ConfigError("--init: a resumed run goes on from its own last.pt; --init starts a new run")
+    last = spec.out / "last.pt"
+    if spec.resume and not last.is_file():
+        raise ConfigError(f"--resume: no checkpoint at {last}")
+    if not spec.resume and (last.is_file() or (spec.out / "best.pt").is_file()):
+        raise ConfigError(f"--out: {spec.out} holds a trained inpainter already; pass --resume to continue it, or "
+                          f"choose a new folder")
+    start = _init_net(Path(spec.init)) if spec.init is not None else None  # refused before the banks are read
+    if start is not None and (start.arch, start.base, start.size) != (spec.arch, spec.base, spec.size):
+        raise ConfigError(f"--init: {spec.init} is a {start.arch} (base {start.base}, {start.size} px), not this run's")
     spec.out.mkdir(parents=True, exist_ok=True)
     if spec.device == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - spec.workers))
     run = _Run(spec, progress)
-    if spec.init is not None:
-        from streamer.inpaint.nets import load_net
-
-        net, _ = load_net(spec.init)
-        if (net.arch, net.base, net.size) != (spec.arch, spec.base, spec.size):
-            raise ConfigError(f"--init: {spec.init} is a {net.arch} (base {net.base}, {net.size} px), not this run's")
-        run.net.load_state_dict(net.state_dict())
+    if start is not None:
+        run.net.load_state_dict(start.state_dict())
         progress(f"starting from the weights of {spec.init}")
     if spec.resume:
-        last = spec.out / "last.pt"
-        if not last.is_file():
-            raise ConfigError(f"--resume: no checkpoint at {last}")
         run.restore(last)
     progress(f"training {spec.arch} (base {spec.base}, {sum(p.numel() for p in run.net.parameters()) / 1e6:.2f} M "
-             f"parameters) at {spec.size} px on {run.device}: {len(run.train_set.faces)} training faces, "
+             f"parameters) at {spec.size} px on {run.device}: {len(run.train_set.faces)} training faces "
+             f"({len(spec.banks)} bank{'s' if len(spec.banks) > 1 else ''}), "
              f"{len(run.train_set)} samples an epoch, "
              f"{len(run.val[0])} validation samples, GAN {'on' if run.discriminators is not None else 'off'}, "
              f"identity model {spec.identity_model or 'none'}")

@@ -1,0 +1,41 @@
+"""Training faces like someone the evaluation names (``--exclude-like``): left out of training.
+
+Sets of celebrities share people (CelebAMask-HQ and the CelebA identities of ``faces_eval``), so a model
+trained on a bank could have seen an evaluated person under another file name. No identity labels
+cross the sets: a face is left out when a judge embedder takes it for one of the excluded faces.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from streamer.datagen.face_bank import BankFace, FaceBank
+from streamer.errors import ConfigError
+from streamer.train.teachers import Teacher
+
+
+def bank_embeddings(judge: Teacher, faces: list[BankFace]) -> np.ndarray:
+    """(n, D) ``judge``'s embeddings of the bank faces as they are, in chunks (a bank can be large)."""
+    chunks = [judge.clean_embeddings([f.image() for f in faces[s:s + 1024]]) for s in range(0, len(faces), 1024)]
+    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, 0), np.float32)
+
+
+def excluded_embeddings(judge: Teacher, banks: list[Path]) -> np.ndarray:
+    """``judge``'s embeddings of every face of the excluded banks (all their splits)."""
+    for bank in banks:
+        if not (bank / "faces.json").is_file():
+            raise ConfigError(f"--exclude-like: {bank} is not a face bank (no faces.json)")
+    excluded = bank_embeddings(judge, [f for bank in banks for f in FaceBank(bank).faces])
+    if not len(excluded):
+        raise ConfigError(f"--exclude-like: no faces in {', '.join(map(str, banks))}")
+    return excluded
+
+
+def unlike(judged: np.ndarray, excluded: np.ndarray, same_person: float) -> np.ndarray:
+    """(n,) bool: the judged faces that are no excluded face's person (cosine below ``same_person``)."""
+    if not len(judged):
+        return np.zeros(0, bool)
+    return np.concatenate([(judged[s:s + 4096] @ excluded.T).max(axis=1) < same_person
+                           for s in range(0, len(judged), 4096)])
