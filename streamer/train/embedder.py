@@ -48,6 +48,7 @@ from streamer.embed.student import fingerprint
 from streamer.errors import ConfigError, ModelError
 from streamer.train.embedder_data import OccludedAndClean, validation_set
 from streamer.train.exclusion import bank_embeddings, excluded_embeddings, unlike
+from streamer.train.run_folder import checked_run_folder
 from streamer.train.schedule import warmup_cosine
 from streamer.train.teachers import BATCH, embed, teacher_from
 
@@ -331,16 +332,9 @@ def train(spec: EmbedderTraining, progress: Callable[[str], None] = print) -> Pa
         raise ConfigError(f"--temperature: must be above 0, got {spec.temperature:g}")
     if not 0 <= spec.misalign <= 1:
         raise ConfigError(f"--misalign: a share of the faces, from 0 to 1, got {spec.misalign:g}")
-    if spec.init and spec.resume:
-        raise ConfigError("--init: a resumed run goes on from its own last.pt; --init starts a new run")
     if spec.epochs < 1 or spec.batch < 1:
         raise ConfigError(f"--epochs and --batch: must be 1 or more, got {spec.epochs} and {spec.batch}")
-    last = spec.out / "last.pt"
-    if spec.resume and not last.is_file():
-        raise ConfigError(f"--resume: no checkpoint at {last}")
-    if not spec.resume and (last.is_file() or (spec.out / "student.onnx").is_file()):
-        raise ConfigError(f"--out: {spec.out} holds a trained student already; pass --resume to continue it, or "
-                          f"choose a new folder")
+    last = checked_run_folder(spec.out, spec.resume, spec.init, "student", ("student.onnx",))
     if spec.device == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - spec.workers))
     run = _Run(spec, progress)  # a bad teacher or bad faces are refused before the run folder is made

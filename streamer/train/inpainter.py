@@ -47,6 +47,7 @@ from streamer.train.inpainter_losses import (
     lsgan_real,
     weighted_total,
 )
+from streamer.train.run_folder import checked_run_folder
 from streamer.train.schedule import warmup_cosine
 
 VALIDATION_FACES = 256
@@ -322,14 +323,7 @@ def train(spec: InpainterTraining, progress: Callable[[str], None] = print) -> P
         raise ConfigError("--exclude-like: needs --identity-model, the embedder that judges who is alike")
     if spec.size % 32:
         raise ConfigError(f"--size: must be a multiple of 32, got {spec.size}")
-    if spec.init is not None and spec.resume:
-        raise ConfigError("--init: a resumed run goes on from its own last.pt; --init starts a new run")
-    last = spec.out / "last.pt"
-    if spec.resume and not last.is_file():
-        raise ConfigError(f"--resume: no checkpoint at {last}")
-    if not spec.resume and (last.is_file() or (spec.out / "best.pt").is_file()):
-        raise ConfigError(f"--out: {spec.out} holds a trained inpainter already; pass --resume to continue it, or "
-                          f"choose a new folder")
+    last = checked_run_folder(spec.out, spec.resume, spec.init, "inpainter", ("best.pt",))
     start = _init_net(Path(spec.init)) if spec.init is not None else None  # refused before the banks are read
     if start is not None and (start.arch, start.base, start.size) != (spec.arch, spec.base, spec.size):
         raise ConfigError(f"--init: {spec.init} is a {start.arch} (base {start.base}, {start.size} px), not this run's")
