@@ -130,8 +130,8 @@ eval-inpainter: face-bank
 	$(BIN)/streamer eval inpainter --bank $(FACE_BANK) --occluders $(SHARED)/data/occluders --embedder $(EMBEDDER) \
 		--model $(INPAINTER)
 
-# Inpainter v2 (issue 15): the shipped weights fine-tuned on v1's bank and the three banks of faces_train (about 6x
-# the faces), the evaluation people left out as for the students; 50 min on 2 CPU cores, then the ONNX export.
+# Inpainter v2 (issue 15): the shipped weights fine-tuned on v1's bank and the three banks of faces_train (9x the
+# training faces), the evaluation people left out as for the students; 50 min on 2 CPU cores, then the ONNX export.
 # Judged by identity (streamer/inpaint/weights/MODEL_CARD.md, "v2"): `make eval-inpainter-v2`.
 INPAINTER_V2 := out/runs/inpainter-v2-cpu/inpainter-v2.onnx
 train-inpainter-v2-cpu: face-bank student-banks
@@ -140,7 +140,8 @@ train-inpainter-v2-cpu: face-bank student-banks
 		--out out/runs/inpainter-v2-cpu --minutes 50 --batch 16 --workers 1 --lr 5e-5
 	$(BIN)/streamer export inpainter out/runs/inpainter-v2-cpu/best.pt --out $(INPAINTER_V2)
 
-# Both inpainters on v1's held-out faces, by the embedder they were trained against and by one they were not (dlib).
+# Both inpainters on v1's held-out faces, by the embedder they were trained against and by one they were not (dlib);
+# after make train-inpainter-v2-cpu.
 eval-inpainter-v2: face-bank
 	$(BIN)/streamer eval inpainter --bank $(FACE_BANK) --occluders $(SHARED)/data/occluders --embedder $(EMBEDDER) \
 		--model $(INPAINTER) --model $(INPAINTER_V2)

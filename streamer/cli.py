@@ -349,7 +349,7 @@ def cmd_eval_inpainter(args) -> int:
     from streamer.datagen.face_bank import FaceBank
     from streamer.datagen.occluders import OccluderLibrary
     from streamer.embed.arcface import ArcFaceConfig, ArcFaceEmbedder
-    from streamer.errors import ConfigError
+    from streamer.errors import ConfigError, ModelError
     from streamer.eval.inpainter import build_eval_set, evaluate, model_method, opencv_method, table
 
     device = select_device(args.device)
@@ -360,7 +360,10 @@ def cmd_eval_inpainter(args) -> int:
     if args.embedder == "dlib":
         from streamer.embed.dlib_resnet import DlibEmbedderConfig, DlibResnetEmbedder
 
-        embedder = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib"), device)
+        try:
+            embedder = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib"), device)
+        except ModelError as exc:
+            raise ConfigError(f"--embedder dlib: {exc}") from None
     elif not Path(args.embedder).is_file():
         raise ConfigError(f"--embedder: not found: {args.embedder} (an ArcFace-type .onnx, or dlib)")
     else:

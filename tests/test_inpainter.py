@@ -104,6 +104,19 @@ def _bank_of(folder, faces, out):
     return out
 
 
+def test_several_banks_give_their_faces_in_turn_and_a_folder_that_is_none_is_named(bank, tmp_path):
+    from streamer.datagen.face_bank import train_and_val
+    from streamer.errors import ConfigError
+
+    faces = json.loads((bank / "faces.json").read_text())["faces"]
+    first, second = _bank_of(bank, faces[:20], tmp_path / "a"), _bank_of(bank, faces[20:], tmp_path / "b")
+    train, val = train_and_val([first, second], "--bank", limit=4, interleave=True)
+    assert {f.path.parents[1] for f in train} == {first, second}  # a --limit takes from every bank
+    assert {f.path.parents[1] for f in val[:2]} == {first, second}
+    with pytest.raises(ConfigError, match=f"--bank: {tmp_path / 'none'} is not a face bank"):
+        train_and_val([first, tmp_path / "none"], "--bank")
+
+
 def test_fine_tunes_the_shipped_onnx_on_several_banks_without_the_excluded_people(bank, tmp_path):
     faces = json.loads((bank / "faces.json").read_text())["faces"]
     first, second = _bank_of(bank, faces[:20], tmp_path / "a"), _bank_of(bank, faces[20:], tmp_path / "b")

@@ -93,10 +93,12 @@ class FaceBank:
         return {f.key for f in self.split(split)}
 
 
-def train_and_val(folders: list[Path], flag: str, limit: int | None = None) -> tuple[list[BankFace], list[BankFace]]:
-    """The training and validation faces of several banks (``limit``: training faces at most); a one-line
-    ConfigError naming ``flag`` and the folder when one is not a bank or holds no faces."""
-    train, val = [], []
+def train_and_val(folders: list[Path], flag: str, limit: int | None = None,
+                  interleave: bool = False) -> tuple[list[BankFace], list[BankFace]]:
+    """The training and validation faces of several banks (``limit``: training faces at most), one bank after
+    another or, with ``interleave``, taken from each bank in turn (the first n faces come from every bank); a
+    one-line ConfigError naming ``flag`` and the folder when one is not a bank or holds no faces."""
+    trains, vals = [], []
     for folder in folders:
         if not (folder / "faces.json").is_file():
             raise ConfigError(f"{flag}: {folder} is not a face bank (no faces.json); build one with "
@@ -104,13 +106,21 @@ def train_and_val(folders: list[Path], flag: str, limit: int | None = None) -> t
         bank = FaceBank(folder)
         if not bank.faces:
             raise ConfigError(f"{flag}: {folder} holds no faces (the detector found none in its photos)")
-        train += bank.split("train")
-        val += bank.split("val")
+        trains.append(bank.split("train"))
+        vals.append(bank.split("val"))
+    train, val = (_interleaved(trains), _interleaved(vals)) if interleave else (sum(trains, []), sum(vals, []))
     if not train or not val:
-        raise ConfigError(f"{flag}: {len(train)} training and {len(val)} validation faces; both are needed "
-                          f"(a bank splits its photos 70/15/15 by name)")
+        raise ConfigError(f"{flag}: {len(train)} training and {len(val)} validation faces in "
+                          f"{', '.join(map(str, folders))}; both are needed (a bank splits its photos 70/15/15 by "
+                          f"name)")
     return (train[:limit] if limit else train), val
 
+
+def _interleaved(lists: list[list]) -> list:
+    out, longest = [], max((len(items) for items in lists), default=0)
+    for k in range(longest):
+        out += [items[k] for items in lists if k < len(items)]
+    return out
 
 def build_face_bank(folders: list[Path], out: Path, detector,
                     progress: Callable[[str], None] = print) -> FaceBank:

@@ -71,7 +71,10 @@ def net_from_onnx(path: Path) -> InpaintingNet:
     if not {"arch", "base", "size"} <= meta.keys():
         raise ValueError(f"{path} is not an inpainter exported by 'streamer export inpainter' (no arch, base and "
                          f"size in its metadata)")
-    net = InpaintingNet(meta["arch"], int(meta["base"]), int(meta["size"]))
+    try:
+        net = InpaintingNet(meta["arch"], int(meta["base"]), int(meta["size"]))
+    except ValueError as exc:
+        raise ValueError(f"{path}: its metadata names no inpainter this version builds ({exc})") from None
     weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     # torch's export keeps the parameters' names, except a bias added outside the convolution (the partial
     # convolution adds its own): that one is a constant "onnx::Add_N", added in its module's scope.

@@ -92,9 +92,8 @@ class _Run:
         self.device = torch.device("cuda" if spec.device in ("cuda", "0") else spec.device)
         torch.manual_seed(spec.seed)
         library = OccluderLibrary(spec.occluders)
-        per_bank = [train_and_val([bank], "--bank") for bank in spec.banks]
-        train_faces = [face for faces, _ in per_bank for face in faces]
-        val_faces = _interleaved([faces for _, faces in per_bank])
+        # In turn from each bank: the validation set's first faces and a --limit's come from every bank alike.
+        train_faces, val_faces = train_and_val(spec.banks, "--bank", interleave=True)
         self.dropped = 0
         if spec.exclude_like:
             train_faces, val_faces = self._drop_like(train_faces, val_faces)
@@ -296,14 +295,6 @@ class _Run:
         return spec.out / "best.pt"
 
 
-def _interleaved(lists: list[list]) -> list:
-    """The lists' items taken in turn (the first n items come from each list alike)."""
-    out, longest = [], max((len(items) for items in lists), default=0)
-    for k in range(longest):
-        out += [items[k] for items in lists if k < len(items)]
-    return out
-
-
 def _init_net(path: Path):
     from streamer.inpaint.export import net_from_onnx
     from streamer.inpaint.nets import load_net
@@ -312,8 +303,11 @@ def _init_net(path: Path):
         raise ConfigError(f"--init: not found: {path}")
     try:
         return net_from_onnx(path) if path.suffix.lower() == ".onnx" else load_net(path)[0]
-    except (ValueError, KeyError, RuntimeError) as exc:
+    except ValueError as exc:  # ours: it names the file
         raise ConfigError(f"--init: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - torch's errors name no file (and unpickling's give bad advice)
+        raise ConfigError(f"--init: {path} is not an inpainter checkpoint (.pt) or exported ONNX "
+                          f"({type(exc).__name__})") from None
 
 
 def train(spec: InpainterTraining, progress: Callable[[str], None] = print) -> Path:
