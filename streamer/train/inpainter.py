@@ -296,13 +296,12 @@ class _Run:
 
 
 def _init_net(path: Path):
-    from streamer.inpaint.export import net_from_onnx
     from streamer.inpaint.nets import load_net
 
     if not path.is_file():
         raise ConfigError(f"--init: not found: {path}")
     try:
-        return net_from_onnx(path) if path.suffix.lower() == ".onnx" else load_net(path)[0]
+        return load_net(path)[0]
     except ValueError as exc:  # ours: it names the file
         raise ConfigError(f"--init: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - torch's errors name no file (and unpickling's give bad advice)

@@ -46,7 +46,12 @@ class InpaintingNet(nn.Module):
 
 
 def load_net(path: Path, map_location: str = "cpu") -> tuple[InpaintingNet, dict]:
-    """The network of a checkpoint written by ``streamer train inpainter``, and its metadata."""
+    """The network of a checkpoint written by ``streamer train inpainter``, and its metadata; or of an ONNX
+    ``streamer export inpainter`` wrote (its weights read back, checked against ONNX Runtime; no metadata)."""
+    if Path(path).suffix.lower() == ".onnx":
+        from streamer.inpaint.export import net_from_onnx  # here, not above: export builds on this module
+
+        return net_from_onnx(Path(path)).to(map_location), {}
     data = torch.load(str(path), map_location=map_location, weights_only=True)
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a streamer inpainter checkpoint")
