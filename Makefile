@@ -17,7 +17,8 @@ RTSP_CHECK := import gi; gi.require_version("GstRtspServer", "1.0"); from gi.rep
 
 .PHONY: install system-deps demo test lint bench bench-offline gpu-check clean face-bank occlusion-data train-occlusion-cpu \
 	train-occlusion-gpu eval-occlusion train-inpainter-cpu train-inpainter-gpu eval-inpainter eval-identity student-banks train-embedder-cpu train-embedder-dlib-cpu \
-	train-embedder-gpu train-embedder-dlib-gpu train-embedder-misalign-cpu train-inpainter-v2-cpu eval-inpainter-v2
+	train-embedder-gpu train-embedder-dlib-gpu train-embedder-misalign-cpu train-inpainter-v2-cpu eval-inpainter-v2 \
+	train-inpainter-v3-cpu eval-inpainter-v3
 
 EVAL_FACES ?= $(SHARED)/data/faces_eval/celeba_identity_160
 
@@ -30,6 +31,10 @@ EMBEDDER := $(SHARED)/models/mobilefacenet_128d.onnx
 INPAINTER := streamer/inpaint/weights/inpainter-pconv-unet-128.onnx
 INPAINTER_ARGS := --bank $(FACE_BANK) --occluders $(SHARED)/data/occluders --identity-model $(EMBEDDER) \
 	--arch pconv_unet --size 128 --seed 0
+# v1, the weights shipped until 2026-12-05 and the start of v2 and v3, from this repository's history.
+INPAINTER_V1 := out/inpainter-v1.onnx
+$(INPAINTER_V1):
+	mkdir -p $(@D) && git show dfc37bc:$(INPAINTER) > $@.tmp && mv $@.tmp $@
 
 $(BIN)/streamer: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -116,11 +121,11 @@ eval-occlusion: install
 
 # The inpainter's recipes (see streamer/inpaint/weights/MODEL_CARD.md). CPU: 45 min on 2 cores.
 train-inpainter-cpu: face-bank
-	$(BIN)/streamer train inpainter $(INPAINTER_ARGS) --out out/runs/inpainter-cpu --minutes 45 --batch 16 --workers 1
+	$(BIN)/streamer train inpainter $(INPAINTER_ARGS) --upsample nearest --out out/runs/inpainter-cpu --minutes 45 --batch 16 --workers 1
 
 # One H100/H200-class GPU with 16 cores: 6.6 min, then 5.2 min of fine-tuning at half the rate (the shipped weights).
 train-inpainter-gpu: face-bank
-	$(BIN)/streamer train inpainter $(INPAINTER_ARGS) --out out/runs/inpainter-gpu --minutes 6.6 --batch 64 \
+	$(BIN)/streamer train inpainter $(INPAINTER_ARGS) --upsample nearest --out out/runs/inpainter-gpu --minutes 6.6 --batch 64 \
 		--workers 5 --samples-per-epoch 16384 --device cuda
 	$(BIN)/streamer train inpainter $(INPAINTER_ARGS) --out out/runs/inpainter-gpu-ft --minutes 5.2 --lr 1e-4 \
 		--batch 64 --workers 14 --samples-per-epoch 32768 --device cuda --init out/runs/inpainter-gpu/best.pt
@@ -134,19 +139,36 @@ eval-inpainter: face-bank
 # training faces), the evaluation people left out as for the students; 50 min on 2 CPU cores, then the ONNX export.
 # Judged by identity (streamer/inpaint/weights/MODEL_CARD.md, "v2"): `make eval-inpainter-v2`.
 INPAINTER_V2 := out/runs/inpainter-v2-cpu/inpainter-v2.onnx
-train-inpainter-v2-cpu: face-bank student-banks
+train-inpainter-v2-cpu: face-bank student-banks $(INPAINTER_V1)
 	$(BIN)/streamer train inpainter --bank $(FACE_BANK) $(STUDENT_BANKS) --exclude-like out/faces-eval \
-		--occluders $(SHARED)/data/occluders --identity-model $(EMBEDDER) --seed 0 --init $(INPAINTER) \
+		--occluders $(SHARED)/data/occluders --identity-model $(EMBEDDER) --seed 0 --init $(INPAINTER_V1) \
 		--out out/runs/inpainter-v2-cpu --minutes 50 --batch 16 --workers 1 --lr 5e-5
 	$(BIN)/streamer export inpainter out/runs/inpainter-v2-cpu/best.pt --out $(INPAINTER_V2)
 
-# Both inpainters on v1's held-out faces, by the embedder they were trained against and by one they were not (dlib);
-# after make train-inpainter-v2-cpu.
-eval-inpainter-v2: face-bank
+# v1 and another inpainter on v1's held-out faces, by the embedder both were trained against and by one they were not
+# (dlib): $(call judge_beside_v1,MODEL.onnx).
+define judge_beside_v1
 	$(BIN)/streamer eval inpainter --bank $(FACE_BANK) --occluders $(SHARED)/data/occluders --embedder $(EMBEDDER) \
-		--model $(INPAINTER) --model $(INPAINTER_V2)
+		--model $(INPAINTER_V1) --model $(1)
 	$(BIN)/streamer eval inpainter --bank $(FACE_BANK) --occluders $(SHARED)/data/occluders --embedder dlib \
-		--model $(INPAINTER) --model $(INPAINTER_V2)
+		--model $(INPAINTER_V1) --model $(1)
+endef
+
+# After make train-inpainter-v2-cpu.
+eval-inpainter-v2: face-bank $(INPAINTER_V1)
+	$(call judge_beside_v1,$(INPAINTER_V2))
+
+# Inpainter v3, shipped since 2026-12-05 (issue 15): v1's weights fine-tuned into a bilinear decoder, which leaves no
+# 8 px checker grid in large holes, on v1's own bank (v1's data, v1's licences); 40 min on 2 CPU cores, then the ONNX
+# export. `make eval-inpainter-v3` sets it beside v1 (streamer/inpaint/weights/MODEL_CARD.md).
+INPAINTER_V3 := out/runs/inpainter-v3-cpu/inpainter-v3.onnx
+train-inpainter-v3-cpu: face-bank $(INPAINTER_V1)
+	$(BIN)/streamer train inpainter $(INPAINTER_ARGS) --upsample bilinear --init $(INPAINTER_V1) \
+		--out out/runs/inpainter-v3-cpu --minutes 40 --batch 16 --workers 1 --lr 1e-4
+	$(BIN)/streamer export inpainter out/runs/inpainter-v3-cpu/best.pt --out $(INPAINTER_V3)
+
+eval-inpainter-v3: face-bank $(INPAINTER_V1)
+	$(call judge_beside_v1,$(INPAINTER_V3))
 
 # The mask-robust student of MobileFaceNet (see streamer/embed/STUDENT.md): face banks of faces_train (about 25 min
 # to align on 2 cores), a bank of the evaluation people only to drop training faces like them, an hour of training.

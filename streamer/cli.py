@@ -290,8 +290,8 @@ def cmd_train_inpainter(args) -> int:
     spec = InpainterTraining(
         banks=[Path(b) for b in args.bank], out=Path(args.out),
         occluders=Path(args.occluders) if args.occluders else None,
-        arch=args.arch, base=args.base, size=args.size, epochs=args.epochs, minutes=args.minutes, batch=args.batch,
-        lr=args.lr, device=args.device, workers=args.workers, seed=args.seed,
+        arch=args.arch, base=args.base, size=args.size, upsample=args.upsample, epochs=args.epochs,
+        minutes=args.minutes, batch=args.batch, lr=args.lr, device=args.device, workers=args.workers, seed=args.seed,
         identity_model=Path(args.identity_model) if args.identity_model else None,
         exclude_like=[Path(b) for b in args.exclude_like],
         adversarial={"on": True, "off": False, "auto": None}[args.gan], resume=args.resume, limit=args.limit,
@@ -674,6 +674,9 @@ def build_parser() -> argparse.ArgumentParser:
     inp.add_argument("--arch", choices=["pconv_unet", "dual_encoder"], default="pconv_unet")
     inp.add_argument("--base", type=int, default=32, help="channels of the first layer (default 32)")
     inp.add_argument("--size", type=int, default=128, help="crop size, px, a multiple of 32 (default 128)")
+    inp.add_argument("--upsample", choices=["nearest", "bilinear"],
+                     help="the decoder's upsampling (default: the --init's, else bilinear, the shipped v3's); nearest "
+                     "(v1's) leaves an 8 px grid in large holes. An --init of the other kind is fine-tuned into this")
     inp.add_argument("--epochs", type=int, default=20)
     inp.add_argument("--minutes", type=float, help="train for this long instead (the LR schedule follows time)")
     inp.add_argument("--batch", type=int, default=32)

@@ -26,7 +26,7 @@ def export_onnx(net: InpaintingNet, out: Path) -> Path:
                       dynamic_axes={"image": {0: "batch"}, "hole": {0: "batch"}, "inpainted": {0: "batch"}},
                       opset_version=OPSET, dynamo=False)
     model = onnx.load(str(out))
-    for key, value in {"arch": net.arch, "base": str(net.base), "size": str(net.size),
+    for key, value in {"arch": net.arch, "base": str(net.base), "size": str(net.size), "upsample": net.upsample,
                        "contract": "image (N,3,S,S) RGB [0,1], hole (N,1,S,S) 1=hidden -> inpainted (N,3,S,S)"}.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
@@ -72,7 +72,7 @@ def net_from_onnx(path: Path) -> InpaintingNet:
         raise ValueError(f"{path} is not an inpainter exported by 'streamer export inpainter' (no arch, base and "
                          f"size in its metadata)")
     try:
-        net = InpaintingNet(meta["arch"], int(meta["base"]), int(meta["size"]))
+        net = InpaintingNet(meta["arch"], int(meta["base"]), int(meta["size"]), meta.get("upsample", "nearest"))
     except ValueError as exc:
         raise ValueError(f"{path}: its metadata names no inpainter this version builds ({exc})") from None
     weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}

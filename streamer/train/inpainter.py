@@ -1,7 +1,8 @@
 """Trains a face inpainter on pairs composed on the fly from a face bank.
 
     streamer train inpainter --bank BANK [BANK ...] --occluders DIR --arch pconv_unet|dual_encoder --out RUN
-        [--size 128] [--epochs N | --minutes M] [--identity-model EMBEDDER.onnx] [--exclude-like BANK ...]
+        [--size 128] [--upsample nearest|bilinear] [--epochs N | --minutes M] [--identity-model EMBEDDER.onnx]
+        [--exclude-like BANK ...]
         [--init RUN/best.pt | MODEL.onnx] [--device cpu|cuda] [--resume]
 
 Per epoch: one pass over the bank's training faces with newly drawn occluders; one progress line
@@ -14,7 +15,9 @@ the validation hole L1 improves. ``dual_encoder`` trains against a global and a 
 Several banks train as one; the validation faces alternate between them. ``--exclude-like`` leaves out the
 training and validation faces that the identity model takes for a person of the banks named (the
 evaluation's people: celebrity sets share people). ``--init`` starts from a run's checkpoint or from an
-ONNX this project exported (the shipped weights, read back and checked against ONNX Runtime).
+ONNX this project exported (the shipped weights, read back and checked against ONNX Runtime). The decoder's
+upsampling is the --init's (or the resumed run's) unless ``--upsample`` says otherwise: nearest weights fine-tuned
+into a bilinear decoder is how the checker texture of a nearest decoder is trained away.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -35,7 +38,7 @@ from torch.utils.data import DataLoader
 from streamer.datagen.face_bank import BankFace, train_and_val
 from streamer.datagen.occluders import OccluderLibrary
 from streamer.errors import ConfigError
-from streamer.inpaint.nets import CHECKPOINT_FORMAT, InpaintingNet
+from streamer.inpaint.nets import CHECKPOINT_FORMAT, DEFAULT_UPSAMPLING, InpaintingNet, load_net
 from streamer.inpaint.nets.discriminators import GlobalDiscriminator, LocalDiscriminator, hole_boxes
 from streamer.train.exclusion import bank_embeddings, excluded_embeddings, unlike
 from streamer.train.inpainter_data import ComposedPairs, to_bgr, validation_batch
@@ -62,6 +65,8 @@ class InpainterTraining:
     arch: str = "pconv_unet"
     base: int = 32
     size: int = 128
+    upsample: str | None = None  # the decoder's; default: the --init's, else DEFAULT_UPSAMPLING. An --init of the
+    # other kind is fine-tuned into it
     epochs: int = 20
     minutes: float | None = None  # a time budget: the LR schedule follows elapsed time, the last epoch ends in it
     batch: int = 32
@@ -102,7 +107,7 @@ class _Run:
                                        samples_per_epoch=spec.samples_per_epoch)
         self.val_set = ComposedPairs(val_faces, library, spec.size, spec.seed)
         self.val = [t.to(self.device) for t in validation_batch(self.val_set, VALIDATION_FACES)]
-        self.net = InpaintingNet(spec.arch, spec.base, spec.size).to(self.device)
+        self.net = InpaintingNet(spec.arch, spec.base, spec.size, spec.upsample).to(self.device)
         self.features = FaceFeatures(spec.identity_model).to(self.device) if spec.identity_model else None
         self.optimizer = torch.optim.AdamW(self.net.parameters(), spec.lr, betas=(0.5, 0.999), weight_decay=0.0)
         self.discriminators = None
@@ -150,10 +155,10 @@ class _Run:
     def restore(self, path: Path) -> None:
         state = torch.load(str(path), map_location=self.device, weights_only=True)
         generator = state["generator"]
-        if (generator["arch"], generator["base"], generator["size"]) != (self.spec.arch, self.spec.base,
-                                                                         self.spec.size):
-            raise ConfigError(f"--resume: {path} is a {generator['arch']} (base {generator['base']}, "
-                              f"{generator['size']} px) run, not this one")
+        kind = (generator["arch"], generator["base"], generator["size"], generator.get("upsample", "nearest"))
+        if kind != (self.spec.arch, self.spec.base, self.spec.size, self.spec.upsample):
+            raise ConfigError(f"--resume: {path} is a {kind[0]} (base {kind[1]}, {kind[2]} px, {kind[3]} "
+                              f"upsampling) run, not this one")
         self.net.load_state_dict(generator["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.discriminators is not None and "discriminators" in state:
@@ -296,8 +301,6 @@ class _Run:
 
 
 def _init_net(path: Path):
-    from streamer.inpaint.nets import load_net
-
     if not path.is_file():
         raise ConfigError(f"--init: not found: {path}")
     try:
@@ -320,6 +323,9 @@ def train(spec: InpainterTraining, progress: Callable[[str], None] = print) -> P
     start = _init_net(Path(spec.init)) if spec.init is not None else None  # refused before the banks are read
     if start is not None and (start.arch, start.base, start.size) != (spec.arch, spec.base, spec.size):
         raise ConfigError(f"--init: {spec.init} is a {start.arch} (base {start.base}, {start.size} px), not this run's")
+    if spec.upsample is None:  # what the run goes on from, else the default
+        going_on = load_net(last)[0] if spec.resume else start
+        spec = replace(spec, upsample=going_on.upsample if going_on is not None else DEFAULT_UPSAMPLING)
     spec.out.mkdir(parents=True, exist_ok=True)
     if spec.device == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - spec.workers))
@@ -330,7 +336,8 @@ def train(spec: InpainterTraining, progress: Callable[[str], None] = print) -> P
     if spec.resume:
         run.restore(last)
     progress(f"training {spec.arch} (base {spec.base}, {sum(p.numel() for p in run.net.parameters()) / 1e6:.2f} M "
-             f"parameters) at {spec.size} px on {run.device}: {len(run.train_set.faces)} training faces "
+             f"parameters, {spec.upsample} upsampling) at {spec.size} px on {run.device}: "
+             f"{len(run.train_set.faces)} training faces "
              f"({len(spec.banks)} bank{'s' if len(spec.banks) > 1 else ''}), "
              f"{len(run.train_set)} samples an epoch, "
              f"{len(run.val[0])} validation samples, GAN {'on' if run.discriminators is not None else 'off'}, "

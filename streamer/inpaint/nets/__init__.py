@@ -17,19 +17,22 @@ import torch
 from torch import nn
 
 from streamer.inpaint.nets.dual_encoder import DualEncoderGenerator
-from streamer.inpaint.nets.partial_conv import PConvUNet
+from streamer.inpaint.nets.partial_conv import UPSAMPLING, PConvUNet
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"pconv_unet": PConvUNet, "dual_encoder": DualEncoderGenerator}
 CHECKPOINT_FORMAT = "streamer-inpainter/1"
+DEFAULT_UPSAMPLING = "bilinear"  # of a new training run: the shipped v3's (v1's nearest left an 8 px grid)
 
 
 class InpaintingNet(nn.Module):
-    def __init__(self, arch: str, base: int = 32, size: int = 128):
+    def __init__(self, arch: str, base: int = 32, size: int = 128, upsample: str = "nearest"):
         super().__init__()
         if arch not in ARCHITECTURES:
             raise ValueError(f"unknown inpainter architecture {arch!r}: expected one of {', '.join(ARCHITECTURES)}")
-        self.arch, self.base, self.size = arch, base, size
-        self.generator = ARCHITECTURES[arch](base)
+        if upsample not in UPSAMPLING:
+            raise ValueError(f"unknown decoder upsampling {upsample!r}: expected one of {', '.join(UPSAMPLING)}")
+        self.arch, self.base, self.size, self.upsample = arch, base, size, upsample
+        self.generator = ARCHITECTURES[arch](base, upsample)
 
     def raw(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         """The generator's own output for every pixel, in [-1, 1] (what the losses look at)."""
@@ -42,7 +45,7 @@ class InpaintingNet(nn.Module):
 
     def checkpoint(self, **meta) -> dict:
         return {"format": CHECKPOINT_FORMAT, "arch": self.arch, "base": self.base, "size": self.size,
-                "state_dict": self.state_dict(), "meta": meta}
+                "upsample": self.upsample, "state_dict": self.state_dict(), "meta": meta}
 
 
 def load_net(path: Path, map_location: str = "cpu") -> tuple[InpaintingNet, dict]:
@@ -56,6 +59,7 @@ def load_net(path: Path, map_location: str = "cpu") -> tuple[InpaintingNet, dict
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a streamer inpainter checkpoint")
     generator = data.get("generator", data)  # training checkpoints hold the net under "generator"
-    net = InpaintingNet(generator["arch"], generator["base"], generator["size"])
+    # Checkpoints written before the decoder's upsampling was a choice are nearest.
+    net = InpaintingNet(generator["arch"], generator["base"], generator["size"], generator.get("upsample", "nearest"))
     net.load_state_dict(generator["state_dict"])
     return net.eval(), generator.get("meta", {})

@@ -10,10 +10,9 @@ lower face is reasoned about from the eyes and the face outline.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from streamer.inpaint.nets.partial_conv import PartialConv2d
+from streamer.inpaint.nets.partial_conv import PartialConv2d, upsample2
 
 
 def _conv(cin: int, cout: int, kernel: int = 3, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -38,8 +37,9 @@ class DualEncoderGenerator(nn.Module):
     """Input ``image`` (N, 3, S, S) in [-1, 1] and ``valid`` (N, 1, S, S) (1 = camera pixel);
     output (N, 3, S, S) in [-1, 1]. S must be a multiple of 8."""
 
-    def __init__(self, base: int = 32):
+    def __init__(self, base: int = 32, upsample: str = "nearest"):
         super().__init__()
+        self.upsample = upsample
         b = base
         widths = [b, 2 * b, 4 * b, 8 * b]  # S, S/2, S/4, S/8
         self.vanilla = nn.ModuleList([_conv(4, widths[0], 5)] +
@@ -66,6 +66,6 @@ class DualEncoderGenerator(nn.Module):
         x = self.atrous(self.fuse(torch.cat(skips.pop(), 1)))
         for block in self.decoder:
             v, p = skips.pop()
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            x = upsample2(x, self.upsample)
             x = block(torch.cat([x, v, p], 1))
         return torch.tanh(self.out(self.refine(x)))

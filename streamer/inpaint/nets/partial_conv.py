@@ -47,12 +47,25 @@ class _PBlock(nn.Module):
         return self.act(self.norm(x)), mask
 
 
+UPSAMPLING = ("nearest", "bilinear")
+
+
+def upsample2(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """Doubles a decoder's feature map. Nearest (Liu et al.'s, and v1's) copies each value into a 2x2 block,
+    which three levels up is an 8 px grid that the decoder's 3x3 convolutions do not smooth inside a large
+    hole; bilinear leaves no such grid."""
+    if mode == "nearest":
+        return F.interpolate(x, scale_factor=2.0, mode="nearest")
+    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
 class PConvUNet(nn.Module):
     """Input ``image`` (N, 3, S, S) in [-1, 1] and ``valid`` (N, 1, S, S) (1 = camera pixel);
     output (N, 3, S, S) in [-1, 1]. S must be a multiple of 32 (five halvings)."""
 
-    def __init__(self, base: int = 32):
+    def __init__(self, base: int = 32, upsample: str = "nearest"):
         super().__init__()
+        self.upsample = upsample
         b = base
         widths = [b, 2 * b, 4 * b, 8 * b, 8 * b]
         kernels = [7, 5, 5, 3, 3]
@@ -78,8 +91,8 @@ class PConvUNet(nn.Module):
         skips.pop()  # the bottleneck is x itself
         for block in self.decoder:
             skip, skip_mask = skips.pop()
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            mask = F.interpolate(mask, scale_factor=2.0, mode="nearest")
+            x = upsample2(x, self.upsample)
+            mask = F.interpolate(mask, scale_factor=2.0, mode="nearest")  # a mask stays 0/1
             masks = torch.cat([mask.expand(-1, x.shape[1], -1, -1), skip_mask.expand(-1, skip.shape[1], -1, -1)], 1)
             x, mask = block(torch.cat([x, skip], 1), masks)
         return torch.tanh(x)
