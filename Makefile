@@ -31,10 +31,8 @@ EMBEDDER := $(SHARED)/models/mobilefacenet_128d.onnx
 INPAINTER := streamer/inpaint/weights/inpainter-pconv-unet-128.onnx
 INPAINTER_ARGS := --bank $(FACE_BANK) --occluders $(SHARED)/data/occluders --identity-model $(EMBEDDER) \
 	--arch pconv_unet --size 128 --seed 0
-# v1, the weights shipped until 2026-12-05 and the start of v2 and v3, from this repository's history.
+# v1, the weights shipped until 2026-12-05 and the start of v2 and v3 (its rule below: from this repository's history).
 INPAINTER_V1 := out/inpainter-v1.onnx
-$(INPAINTER_V1):
-	mkdir -p $(@D) && git show dfc37bc:$(INPAINTER) > $@.tmp && mv $@.tmp $@
 
 $(BIN)/streamer: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -123,7 +121,7 @@ eval-occlusion: install
 train-inpainter-cpu: face-bank
 	$(BIN)/streamer train inpainter $(INPAINTER_ARGS) --upsample nearest --out out/runs/inpainter-cpu --minutes 45 --batch 16 --workers 1
 
-# One H100/H200-class GPU with 16 cores: 6.6 min, then 5.2 min of fine-tuning at half the rate (the shipped weights).
+# One H100/H200-class GPU with 16 cores: 6.6 min, then 5.2 min of fine-tuning at half the rate (v1's weights).
 train-inpainter-gpu: face-bank
 	$(BIN)/streamer train inpainter $(INPAINTER_ARGS) --upsample nearest --out out/runs/inpainter-gpu --minutes 6.6 --batch 64 \
 		--workers 5 --samples-per-epoch 16384 --device cuda
@@ -135,7 +133,10 @@ eval-inpainter: face-bank
 	$(BIN)/streamer eval inpainter --bank $(FACE_BANK) --occluders $(SHARED)/data/occluders --embedder $(EMBEDDER) \
 		--model $(INPAINTER)
 
-# Inpainter v2 (issue 15): the shipped weights fine-tuned on v1's bank and the three banks of faces_train (9x the
+$(INPAINTER_V1):  # needs the git history (not a shallow clone)
+	mkdir -p $(@D) && git show dfc37bc:streamer/inpaint/weights/inpainter-pconv-unet-128.onnx > $@.tmp && mv $@.tmp $@
+
+# Inpainter v2 (issue 15): v1's weights fine-tuned on v1's bank and the three banks of faces_train (9x the
 # training faces), the evaluation people left out as for the students; 50 min on 2 CPU cores, then the ONNX export.
 # Judged by identity (streamer/inpaint/weights/MODEL_CARD.md, "v2"): `make eval-inpainter-v2`.
 INPAINTER_V2 := out/runs/inpainter-v2-cpu/inpainter-v2.onnx
@@ -160,7 +161,7 @@ eval-inpainter-v2: face-bank $(INPAINTER_V1)
 
 # Inpainter v3, shipped since 2026-12-05 (issue 15): v1's weights fine-tuned into a bilinear decoder, which leaves no
 # 8 px checker grid in large holes, on v1's own bank (v1's data, v1's licences); 40 min on 2 CPU cores, then the ONNX
-# export. `make eval-inpainter-v3` sets it beside v1 (streamer/inpaint/weights/MODEL_CARD.md).
+# export. `make eval-inpainter-v3` sets the shipped v3 beside v1 (streamer/inpaint/weights/MODEL_CARD.md).
 INPAINTER_V3 := out/runs/inpainter-v3-cpu/inpainter-v3.onnx
 train-inpainter-v3-cpu: face-bank $(INPAINTER_V1)
 	$(BIN)/streamer train inpainter $(INPAINTER_ARGS) --upsample bilinear --init $(INPAINTER_V1) \
@@ -168,7 +169,7 @@ train-inpainter-v3-cpu: face-bank $(INPAINTER_V1)
 	$(BIN)/streamer export inpainter out/runs/inpainter-v3-cpu/best.pt --out $(INPAINTER_V3)
 
 eval-inpainter-v3: face-bank $(INPAINTER_V1)
-	$(call judge_beside_v1,$(INPAINTER_V3))
+	$(call judge_beside_v1,$(INPAINTER))
 
 # The mask-robust student of MobileFaceNet (see streamer/embed/STUDENT.md): face banks of faces_train (about 25 min
 # to align on 2 cores), a bank of the evaluation people only to drop training faces like them, an hour of training.

@@ -379,7 +379,9 @@ def cmd_eval_inpainter(args) -> int:
     results = evaluate(data, methods, embedder.embed, progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(table(results, data))
     if args.json:
-        Path(args.json).write_text(json.dumps([r.__dict__ for r in results], indent=1))
+        # NaN (no figure) as null: strict JSON
+        rows = [{k: None if isinstance(v, float) and v != v else v for k, v in r.__dict__.items()} for r in results]
+        Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
 
 

@@ -89,7 +89,9 @@ def ssim(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float
 def grid_contrast(images: np.ndarray, holes: np.ndarray, period: int = 8, inset: int = 3) -> float:
     """Inside the holes (``inset`` px in from their edges, so the hole's own border does not count): the mean
     absolute difference of neighbouring pixels at the position modulo ``period`` where it is largest, over its
-    mean at every position; averaged over rows and columns, pooled over all images. 1.0: no grid."""
+    mean at every position; averaged over rows and columns, pooled over all images. 1.0: no grid (a flat fill
+    too); NaN where the holes have no inside at every position (none, or narrower than ``period`` + 2 ``inset``).
+    The period is 8 whatever the network's size: three nearest doublings from any level make 8 px blocks."""
     kernel = np.ones((2 * inset + 1, 2 * inset + 1), np.uint8)
     sums, counts = np.zeros((2, period)), np.zeros((2, period))
     for image, hole in zip(images, holes):
@@ -105,7 +107,8 @@ def grid_contrast(images: np.ndarray, holes: np.ndarray, period: int = 8, inset:
     if counts.min() == 0:
         return float("nan")
     means = sums / counts
-    return float(np.mean(means.max(axis=1) / means.mean(axis=1)))
+    level = means.mean(axis=1)
+    return float(np.mean(np.where(level > 0, means.max(axis=1) / np.maximum(level, 1e-12), 1.0)))
 
 
 def verification_auc(gallery: np.ndarray, probes: np.ndarray) -> float:

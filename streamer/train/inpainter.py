@@ -300,6 +300,13 @@ class _Run:
         return spec.out / "best.pt"
 
 
+def _resumed_net(last: Path):
+    try:
+        return load_net(last)[0]
+    except Exception as exc:  # noqa: BLE001 - torch's errors name no file
+        raise ConfigError(f"--resume: {last} is not a readable inpainter checkpoint ({type(exc).__name__})") from None
+
+
 def _init_net(path: Path):
     if not path.is_file():
         raise ConfigError(f"--init: not found: {path}")
@@ -323,8 +330,10 @@ def train(spec: InpainterTraining, progress: Callable[[str], None] = print) -> P
     start = _init_net(Path(spec.init)) if spec.init is not None else None  # refused before the banks are read
     if start is not None and (start.arch, start.base, start.size) != (spec.arch, spec.base, spec.size):
         raise ConfigError(f"--init: {spec.init} is a {start.arch} (base {start.base}, {start.size} px), not this run's")
+    going_on = _resumed_net(last) if spec.resume else start
+    if spec.resume and spec.upsample not in (None, going_on.upsample):
+        raise ConfigError(f"--upsample: {last} is a run with {going_on.upsample} upsampling; a resumed run keeps it")
     if spec.upsample is None:  # what the run goes on from, else the default
-        going_on = load_net(last)[0] if spec.resume else start
         spec = replace(spec, upsample=going_on.upsample if going_on is not None else DEFAULT_UPSAMPLING)
     spec.out.mkdir(parents=True, exist_ok=True)
     if spec.device == "cpu":
