@@ -222,8 +222,8 @@ def test_shipped_inpainter_leaves_no_checker_grid_in_a_mask_hole(bank, cpu):
 
 
 def test_a_face_seen_in_grey_gets_a_grey_fill_and_a_colour_face_keeps_its_colour(bank, cpu):
-    """A night-time infrared camera sees in grey; the network alone tints the fill (purple lips, green cheeks:
-    a spread of 7.6 grey levels between channels on average, up to 45)."""
+    """A night-time infrared camera sees in grey; the network alone tints the fill (purple lips, green cheeks; on
+    64 held-out photos of v1's bank a spread of 7.6 grey levels between channels on average, up to 45)."""
     from streamer.inpaint.learned import seen_in_grey
 
     crops, occluded, masks = _faces_with_masks(bank, count=64)
