@@ -300,22 +300,16 @@ class _Run:
         return spec.out / "best.pt"
 
 
-def _resumed_net(last: Path):
-    try:
-        return load_net(last)[0]
-    except Exception as exc:  # noqa: BLE001 - torch's errors name no file
-        raise ConfigError(f"--resume: {last} is not a readable inpainter checkpoint ({type(exc).__name__})") from None
-
-
-def _init_net(path: Path):
+def _read_net(flag: str, path: Path):
+    """The network of an --init or --resume file, or a one-line ConfigError naming the flag and the file."""
     if not path.is_file():
-        raise ConfigError(f"--init: not found: {path}")
+        raise ConfigError(f"{flag}: not found: {path}")
     try:
         return load_net(path)[0]
     except ValueError as exc:  # ours: it names the file
-        raise ConfigError(f"--init: {exc}") from None
+        raise ConfigError(f"{flag}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - torch's errors name no file (and unpickling's give bad advice)
-        raise ConfigError(f"--init: {path} is not an inpainter checkpoint (.pt) or exported ONNX "
+        raise ConfigError(f"{flag}: {path} is not an inpainter checkpoint (.pt) or exported ONNX "
                           f"({type(exc).__name__})") from None
 
 
@@ -327,10 +321,10 @@ def train(spec: InpainterTraining, progress: Callable[[str], None] = print) -> P
     if spec.size % 32:
         raise ConfigError(f"--size: must be a multiple of 32, got {spec.size}")
     last = checked_run_folder(spec.out, spec.resume, spec.init, "inpainter", ("best.pt",))
-    start = _init_net(Path(spec.init)) if spec.init is not None else None  # refused before the banks are read
+    start = _read_net("--init", Path(spec.init)) if spec.init is not None else None  # refused before the banks are read
     if start is not None and (start.arch, start.base, start.size) != (spec.arch, spec.base, spec.size):
         raise ConfigError(f"--init: {spec.init} is a {start.arch} (base {start.base}, {start.size} px), not this run's")
-    going_on = _resumed_net(last) if spec.resume else start
+    going_on = _read_net("--resume", last) if spec.resume else start
     if spec.resume and spec.upsample not in (None, going_on.upsample):
         raise ConfigError(f"--upsample: {last} is a run with {going_on.upsample} upsampling; a resumed run keeps it")
     if spec.upsample is None:  # what the run goes on from, else the default
