@@ -1,6 +1,7 @@
 """SCRFD's score threshold: faces found again under occluders, against false faces where there is none.
 
-    .venv/bin/python benchmarks/detector_threshold.py [--photos 600] [--probes 500] [--cache DIR] [--crops DIR]
+    .venv/bin/python benchmarks/detector_threshold.py [--model NAME|PATH] [--input-size 640] [--max-upscale 1.5]
+        [--photos 600] [--probes 500] [--cache DIR] [--crops DIR]
 
 A tenth of masked and hand-covered eval probes are not found again at the default threshold (0.5), and a
 face not found is named for nobody. This measures, for each threshold of a sweep:
@@ -9,13 +10,15 @@ face not found is named for nobody. This measures, for each threshold of a sweep
   mask, sunglasses, hand), with the landmark error of the faces found (median / 90th percentile, in eye
   distances from the clean photo's points): a lower threshold may find a face by landmarks too poor to use;
 - false faces a frame on the overhead crowd video (no visible face) and extra faces a frame on the Intel
-  indoor clip (real faces; every face over the default's there is a face the default missed or a false one:
-  ``--crops DIR`` writes them out to look at).
+  indoor clip (real faces, and backs of heads; ``--crops DIR`` writes every face either clip gives from the
+  lowest threshold up, its score in the file name, to look at).
 
 Each photo is searched as ``detect_in_photo`` searches it: as it is, and, if nothing is found there, with
 its border extended by half its size. NMS keeps a box only if no higher-scored box overlaps it, so the faces
 kept at a threshold are those of one run at the lowest threshold whose score reaches it: one run serves the
-whole sweep. 0.6 was the score a stream's track started from until 2026-12-04 (a face under it only kept a
+whole sweep. ``--max-upscale`` and ``--input-size`` compare how far a small photo is enlarged (the eval's probes
+are 112 px, the real photos 70-256 px); ``--model`` takes a student of the detector (``streamer train detector``).
+0.6 was the score a stream's track started from until 2026-12-04 (a face under it only kept a
 track alive, and in a still was never reported); it is now ``pipeline.track_start_score``, 0.5.
 """
 
@@ -38,13 +41,15 @@ from streamer.eval.identity import CONDITIONS, FAULTS, AlignmentCache, list_peop
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 DATA = SHARED / "data"
-THRESHOLDS = (0.6, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2)
+THRESHOLDS = (0.6, 0.55, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2)
 LOWEST = min(THRESHOLDS)
 
 
-def detector(model: str) -> ScrfdDetector:
-    return ScrfdDetector(ScrfdConfig(backend="scrfd", model=SHARED / "models" / model, score_threshold=LOWEST),
-                         Device("cpu"))
+def detector(model: str, input_size: int, max_upscale: float) -> ScrfdDetector:
+    """``model``: a file of ../shared/models by name, or any SCRFD .onnx by path (a student of one)."""
+    path = Path(model) if Path(model).is_file() else SHARED / "models" / model
+    return ScrfdDetector(ScrfdConfig(backend="scrfd", model=path, score_threshold=LOWEST, input_size=input_size,
+                                     max_upscale=max_upscale), Device("cpu"))
 
 
 def searched(found_by: ScrfdDetector, image: np.ndarray) -> tuple[float, np.ndarray | None, float, np.ndarray | None]:
@@ -137,24 +142,30 @@ def write_crops(folder: Path, name: str, frames, faces, low: float, high: float)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="scrfd_2.5g_bnkps.onnx", help="a detector in ../shared/models")
+    parser.add_argument("--model", default="scrfd_2.5g_bnkps.onnx",
+                        help="a detector in ../shared/models, or the path of an SCRFD .onnx (a student of one)")
+    parser.add_argument("--input-size", type=int, default=640, help="detector.input_size (the default config's)")
+    parser.add_argument("--max-upscale", type=float, default=ScrfdConfig.model_fields["max_upscale"].default,
+                        help="detector.max_upscale: a photo smaller than the input is enlarged this much at most")
     parser.add_argument("--photos", type=int, default=600, help="masked and unmasked photos each")
     parser.add_argument("--probes", type=int, default=500, help="eval photos composed under each condition")
     parser.add_argument("--cache", type=Path, help="an eval alignment cache folder (streamer eval identity's)")
-    parser.add_argument("--crops", type=Path, help="write the Intel clip's faces scored under 0.5 here, to look at")
+    parser.add_argument("--crops", type=Path, help="write the faces found on the two clips here, to look at")
     args = parser.parse_args()
-    found_by = detector(args.model)
+    found_by = detector(args.model, args.input_size, args.max_upscale)
 
     masked = photo_recall(found_by, evenly(sorted((DATA / "masked_faces" / "with_mask").iterdir()), args.photos))
     clear = photo_recall(found_by, evenly(sorted((DATA / "masked_faces" / "without_mask").iterdir()), args.photos))
     probes = eval_probes(found_by, args.probes, args.cache)
-    crowd, _ = video_faces(found_by, DATA / "video" / "overhead_pedestrians_lamminhthien_vtest.avi", 5, 200)
+    crowd, crowd_frames = video_faces(found_by, DATA / "video" / "overhead_pedestrians_lamminhthien_vtest.avi", 5, 200)
     intel, intel_frames = video_faces(found_by, DATA / "video" / "intel_one-by-one-person-detection.mp4", 5, 200)
     if args.crops:
-        written = write_crops(args.crops, "intel", intel_frames, intel, LOWEST, 0.5)
-        print(f"{written} Intel clip faces scored {LOWEST}-0.5 written to {args.crops}")
+        written = (write_crops(args.crops, "intel", intel_frames, intel, LOWEST, 1.01)
+                   + write_crops(args.crops, "crowd", crowd_frames, crowd, LOWEST, 1.01))
+        print(f"{written} faces scored {LOWEST} or more on the two clips written to {args.crops}")
 
-    print(f"\n## {args.model}: {len(masked)} masked and {len(clear)} unmasked photos, "
+    print(f"\n## {args.model} @ {args.input_size} px, enlarged {args.max_upscale:g}x at most: {len(masked)} masked "
+          f"and {len(clear)} unmasked photos, "
           f"{len(probes['clean'])} eval probes a condition, {len(crowd)} crowd and {len(intel)} Intel frames\n")
     conditions = list(probes)
     print("| threshold | recall masked | recall unmasked | " + " | ".join(

@@ -325,6 +325,21 @@ def cmd_train_embedder(args) -> int:
     return 0
 
 
+def cmd_train_detector(args) -> int:
+    from streamer.train.detector import DetectorTraining, train
+
+    spec = DetectorTraining(
+        teacher=Path(args.teacher), faces=[Path(f) for f in args.faces], out=Path(args.out),
+        occluders=Path(args.occluders) if args.occluders else None,
+        backgrounds=[Path(b) for b in args.backgrounds] or None, canvas=args.canvas, epochs=args.epochs,
+        minutes=args.minutes, batch=args.batch, lr=args.lr, frozen_share=args.frozen_share, device=args.device,
+        workers=args.workers, seed=args.seed,
+        log_every=args.log_every, resume=args.resume, limit=args.limit, samples_per_epoch=args.samples_per_epoch)
+    detector = train(spec, progress=lambda line: print(line, flush=True))
+    print(f"detector: {detector} (use it as detector.model, backend scrfd)")
+    return 0
+
+
 def cmd_export_inpainter(args) -> int:
     from streamer.errors import ConfigError
     from streamer.inpaint.export import export_checkpoint
@@ -737,6 +752,30 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_argument("--log-every", type=int, default=50, help="steps between progress lines")
     emb.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     emb.set_defaults(func=cmd_train_embedder)
+
+    det = train_sub.add_parser("detector", help="an occlusion-robust student of an SCRFD face detector (no labels)")
+    det.add_argument("--teacher", required=True, help="the SCRFD .onnx (with the 5 points) the stream detects with")
+    det.add_argument("--faces", required=True, nargs="+", help="face banks from 'streamer data faces'")
+    det.add_argument("--out", required=True, help="run folder (last.pt, best.pt, history.json, detector.onnx)")
+    det.add_argument("--occluders", help="folder of occluder templates (as for 'data occlusion')")
+    det.add_argument("--backgrounds", nargs="+", default=[], help="scenes around the faces: videos, images or "
+                     "folders of images (default: each face's own edge, replicated, as a still photo is searched)")
+    det.add_argument("--canvas", type=int, default=256,
+                     help="side of the square training inputs, px (a multiple of 32; a one-size export: its size)")
+    det.add_argument("--epochs", type=int, default=10)
+    det.add_argument("--minutes", type=float, help="train for this long instead (the LR schedule follows time)")
+    det.add_argument("--batch", type=int, default=16)
+    det.add_argument("--lr", type=float, default=1e-4)
+    det.add_argument("--frozen-share", type=float, default=0.0,
+                     help="share of the teacher's weights, first layers first, left as they are: faster steps")
+    det.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    det.add_argument("--workers", type=int, default=1, help="data-composing processes")
+    det.add_argument("--seed", type=int, default=0)
+    det.add_argument("--limit", type=int, help="use at most this many training faces")
+    det.add_argument("--samples-per-epoch", type=int, help="canvases per epoch (default: one per face)")
+    det.add_argument("--log-every", type=int, default=50, help="steps between progress lines")
+    det.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    det.set_defaults(func=cmd_train_detector)
 
     from streamer.bench.cli import add_parser as add_bench_parser
 

@@ -65,14 +65,15 @@ def test_scrfd_finds_the_faces_insightface_finds(cpu, name):
     from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector, _fitted_input
 
     path = need_shared("models", name)
-    detector = ScrfdDetector(ScrfdConfig(backend="scrfd", model=path), cpu)
+    # insightface fills its input with any photo, however small: so does this one, unlimited
+    detector = ScrfdDetector(ScrfdConfig(backend="scrfd", model=path, max_upscale=1000), cpu)
     reference = _insightface_scrfd(path)
     assert detector.supports_regions == (name == "scrfd_2.5g_bnkps.onnx")  # 500m is a fixed 640x640 export
     faces = 0
     for photo in _photos():
         image = cv2.imread(str(photo))
         found = detector.detect(image)
-        size = _fitted_input(image.shape, 640) if detector.supports_regions else None
+        size = _fitted_input(image.shape, 640, 1000) if detector.supports_regions else None
         dets, points = reference.detect(image, input_size=size)
         big = dets[:, 3] - dets[:, 1] >= 20  # the detector's min_face_px
         dets, points = dets[big], points[big]
@@ -82,6 +83,28 @@ def test_scrfd_finds_the_faces_insightface_finds(cpu, name):
         assert np.abs(found.scores - dets[:, 4]).max(initial=0) <= 1e-3, photo.name
         faces += len(found)
     assert faces >= 12
+
+
+@pytest.mark.shared_models
+@pytest.mark.parametrize("name", SCRFD_MODELS)
+def test_a_small_photo_is_enlarged_at_most_max_upscale_and_its_face_found_in_its_pixels(cpu, name):
+    """A photo cropped tight to a masked face, 150 px: blown up to 640 px SCRFD finds such faces less often; it is
+    shown at 1.5x at most (in a fixed input's corner), and the face comes back in the photo's own pixels."""
+    from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
+
+    detector = ScrfdDetector(ScrfdConfig(backend="scrfd", model=need_shared("models", name)), cpu)
+    shown = []
+    candidates = detector._candidates
+    detector._candidates = lambda canvas: shown.append(canvas) or candidates(canvas)
+    photo = cv2.imread(str(sorted((need_shared("data", "masked_faces") / "without_mask").iterdir())[0]))
+    photo = cv2.resize(photo, (150, 150 * photo.shape[0] // photo.shape[1]))
+    found = detector.detect(photo)
+    used = np.argwhere(shown[0].any(axis=2)).max(axis=0) + 1  # rows, columns of the input the photo fills
+    assert (used <= 1.5 * np.array(photo.shape[:2]) + 32).all()  # at most a stride's rounding beyond 1.5x
+    assert len(found) == 1
+    x1, y1, x2, y2 = found.boxes[0]
+    assert -5 <= x1 < x2 <= photo.shape[1] + 5 and -5 <= y1 < y2 <= photo.shape[0] + 5
+    assert "enlarged 1.5x at most" in detector.description
 
 
 @pytest.mark.shared_models

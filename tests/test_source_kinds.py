@@ -179,7 +179,7 @@ def test_streamer_runs_over_a_folder_of_real_photos(tmp_path):
                                                                   sorted(ends, key=lambda e: e["track_id"])))
 
 
-WEAK_MASKED = ("0502.jpg", "0803.jpg")  # real masked faces SCRFD-2.5G scores 0.54 and 0.57
+WEAK_MASKED = ("110.jpg", "168.jpg")  # real masked faces SCRFD-2.5G scores 0.55 and 0.58 (enlarged 1.5x at most)
 
 
 def _scrfd_run(tmp_path: Path, uri: Path, model: Path, pipeline: str = "{}") -> list[dict]:
@@ -211,10 +211,10 @@ def test_masked_faces_scored_under_the_old_start_score_are_reported_in_stills_an
     events = _scrfd_run(tmp_path / "stills", folder, model)
     assert sorted(e["image_file"] for e in events if e["type"] == "track_start") == list(WEAK_MASKED)
 
-    # The second photo as a camera would send it for a second, the person standing still, every frame searched in
-    # full. (Between full searches, the search around a face found scores this one 0.66: there the old rule
-    # started its track anyway.)
-    photo = cv2.imread(str(masked / WEAK_MASKED[1]))
+    # The first photo as a camera would send it for a second, the person standing still, every frame searched in
+    # full. (Between full searches, the search around a face found can score it higher: there the old rule started
+    # its track anyway.)
+    photo = cv2.imread(str(masked / WEAK_MASKED[0]))
     photo = photo[:photo.shape[0] // 2 * 2, :photo.shape[1] // 2 * 2]
     clip = tmp_path / "masked.mp4"
     with av.open(str(clip), "w") as container:

@@ -38,6 +38,10 @@ class ScrfdConfig(StrictModel):
     score_threshold: float = Field(0.5, gt=0, lt=1)
     nms_threshold: float = Field(0.4, gt=0, lt=1)
     min_face_px: int = Field(20, ge=8, description="smaller faces are ignored (box height, px)")
+    # A photo cropped tight to the face, blown up to the input, shows SCRFD a face of 300-500 px, which it finds
+    # less often, worse still under an occluder (benchmarks/detector_threshold.py --max-upscale).
+    max_upscale: float = Field(1.5, ge=1.0, description="an image smaller than input_size is enlarged this much at "
+                               "most")
 
 
 @dataclass(frozen=True)
@@ -140,9 +144,11 @@ def nms(dets: np.ndarray, threshold: float) -> np.ndarray:
     return np.asarray(keep, np.intp)
 
 
-def letterboxed(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, float]:
+def letterboxed(image: np.ndarray, size: tuple[int, int],
+                max_upscale: float = float("inf")) -> tuple[np.ndarray, float]:
     """``image`` resized into a (height, width) = ``size`` black canvas keeping its aspect, top-left placed
-    (insightface's SCRFD.detect), and the scale from image to canvas pixels."""
+    (insightface's SCRFD.detect), enlarged ``max_upscale`` times at most; and the scale from image to canvas
+    pixels."""
     canvas_h, canvas_w = size
     ratio = image.shape[0] / image.shape[1]
     if ratio > canvas_h / canvas_w:
@@ -151,6 +157,8 @@ def letterboxed(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, f
     else:
         new_w = canvas_w
         new_h = int(new_w * ratio)
+    if new_h > image.shape[0] * max_upscale:
+        new_h, new_w = int(image.shape[0] * max_upscale), int(image.shape[1] * max_upscale)
     canvas = np.zeros((canvas_h, canvas_w, 3), np.uint8)
     canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h))
     return canvas, new_h / image.shape[0]
@@ -173,23 +181,26 @@ class ScrfdDetector:
         self._nms_threshold = config.nms_threshold
         self._min_face = config.min_face_px
         self._input_size = config.input_size
+        self._max_upscale = config.max_upscale
         height, width = self._engine.inputs[0].shape[2:4]
         # A model exported with a fixed input size costs the same on a region as on the whole frame.
         self._fixed_hw = (height, width) if height and width else None
         self.supports_regions = self._fixed_hw is None
-        shown = f"{width}x{height}px (fixed)" if self._fixed_hw else f"{config.input_size}px"
+        shown = (f"{width}x{height}px (fixed)" if self._fixed_hw else f"{config.input_size}px") + \
+            f", small images enlarged {config.max_upscale:g}x at most"
         self.description = f"SCRFD {path.name} @ {shown} on {self._engine.backend}, {device}"
         warm_up(path, lambda: self.detect(np.zeros((config.input_size, config.input_size, 3), np.uint8)))
 
     def detect(self, image: np.ndarray) -> Detections:
         # A dynamic input is fitted to the frame's aspect (640 x 384 for 16:9) rather than letterboxed into
         # a square: the same scale, 40% fewer pixels through the network.
+        # A small image is enlarged max_upscale times at most: into a fixed input's corner, or into a dynamic
+        # input fitted to it (and filled, a stride's rounding beyond, as insightface fills it).
         if self._fixed_hw:
-            size = self._fixed_hw
+            canvas, scale = letterboxed(image, self._fixed_hw, self._max_upscale)
         else:
-            width, height = _fitted_input(image.shape, self._input_size)
-            size = (height, width)
-        canvas, scale = letterboxed(image, size)
+            width, height = _fitted_input(image.shape, self._input_size, self._max_upscale)
+            canvas, scale = letterboxed(image, (height, width))
         dets, points = self._candidates(canvas)
         keep = nms(dets, self._nms_threshold)
         return self._kept(np.hstack([dets[keep, :4] / scale, dets[keep, 4:]]), points[keep] / scale)
@@ -199,7 +210,8 @@ class ScrfdDetector:
         frame finds, landmarks as precise), laid out side by side in mosaics of up to 4 x 4 regions of one
         size: one network call for a batch's regions instead of one each (a call has a fixed cost in
         Python and threads, and a small input keeps a network's later layers tiny)."""
-        tiles = [_tile_px(crop.shape, shape, self._input_size) for crop, shape in zip(crops, frame_shapes)]
+        tiles = [_tile_px(crop.shape, shape, self._input_size, self._max_upscale)
+                 for crop, shape in zip(crops, frame_shapes)]
         found: list[Detections | None] = [None] * len(crops)
         per_mosaic = LAYOUTS[-1][0] * LAYOUTS[-1][1]
         for tile in sorted(set(tiles)):
@@ -262,16 +274,22 @@ def _round_up(pixels: int) -> int:
     return -(-pixels // STRIDE) * STRIDE
 
 
-def _tile_px(crop_shape: tuple[int, ...], frame_shape: tuple[int, ...], input_size: int) -> int:
+def _tile_px(crop_shape: tuple[int, ...], frame_shape: tuple[int, ...], input_size: int, max_upscale: float) -> int:
     """A region's side in the mosaic: the first size of the ladder that holds its side at the frame's
     full-detection scale (a region larger than the last is scaled down to it)."""
-    side = max(crop_shape[:2]) * input_size / max(frame_shape[:2])
+    side = max(crop_shape[:2]) * _scale(frame_shape, input_size, max_upscale)
     return next((tile for tile in TILE_LADDER if tile >= side), TILE_LADDER[-1])
 
 
-def _fitted_input(shape: tuple[int, ...], longest: int) -> tuple[int, int]:
-    """(width, height) of the network input: the longer side ``longest``, the other scaled with the
-    frame and rounded up to the stride."""
+def _scale(shape: tuple[int, ...], longest: int, max_upscale: float) -> float:
+    """Image to network input: the longer side to ``longest``, a small image enlarged ``max_upscale`` times
+    at most."""
+    return min(longest / max(shape[:2]), max_upscale)
+
+
+def _fitted_input(shape: tuple[int, ...], longest: int, max_upscale: float) -> tuple[int, int]:
+    """(width, height) of the network input: the image at ``_scale``, each side rounded up to the stride
+    (the letterbox keeps the image's aspect inside it)."""
     height, width = shape[:2]
-    scale = longest / max(height, width)
+    scale = _scale(shape, longest, max_upscale)
     return _round_up(round(width * scale)), _round_up(round(height * scale))

@@ -39,7 +39,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from streamer.datagen.compose import ComposeSettings
 from streamer.datagen.face_bank import BankFace, train_and_val
@@ -47,9 +46,9 @@ from streamer.datagen.occluders import OccluderLibrary
 from streamer.embed.student import fingerprint
 from streamer.errors import ConfigError, ModelError
 from streamer.train.embedder_data import OccludedAndClean, validation_set
+from streamer.train.epochs import descend, epoch_loader, save_checkpoint, scheduled_rate
 from streamer.train.exclusion import bank_embeddings, excluded_embeddings, unlike
 from streamer.train.run_folder import checked_run_folder
-from streamer.train.schedule import warmup_cosine
 from streamer.train.teachers import BATCH, embed, teacher_from
 
 CHECKPOINT_FORMAT = "streamer-student-1"
@@ -192,10 +191,7 @@ class _Run:
                  "epoch": self.epoch, "step": self.step, "seconds": self.seconds, "best": self.best,
                  "history": self.history, "contrast": self.spec.contrast, "temperature": self.spec.temperature,
                  "frozen_share": self.spec.frozen_share, "misalign": self.spec.misalign}
-        tmp = path.with_suffix(".tmp")
-        torch.save(state, str(tmp))
-        tmp.replace(path)  # a kill mid-write never leaves a broken checkpoint behind
-        return path
+        return save_checkpoint(state, path)
 
     def restore(self, path: Path) -> None:
         state = torch.load(str(path), map_location=self.device, weights_only=True)
@@ -258,26 +254,15 @@ class _Run:
 
     def run(self) -> Path:
         spec = self.spec
-        loader_seed = torch.Generator()
         while not self._done():
-            self.train_set.epoch = self.epoch
-            loader_seed.manual_seed(spec.seed * 100003 + self.epoch)
-            loader = DataLoader(self.train_set, batch_size=spec.batch, shuffle=True, drop_last=True,
-                                num_workers=spec.workers, generator=loader_seed)
+            loader = epoch_loader(self.train_set, spec.batch, spec.workers, spec.seed, self.epoch)
             started, seconds_before, sums, count = time.monotonic(), self.seconds, {}, 0
             for index, (seen, clean, faces) in enumerate(loader):
-                progress = (self.seconds / (spec.minutes * 60) if spec.minutes
-                            else (self.epoch + index / max(len(loader), 1)) / spec.epochs)
-                lr = warmup_cosine(spec.lr, progress)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
+                lr = scheduled_rate(self.optimizer, spec.lr, self.seconds / (spec.minutes * 60) if spec.minutes
+                                    else (self.epoch + index / max(len(loader), 1)) / spec.epochs)
                 terms = self.loss(seen.to(self.device), clean.to(self.device), faces.to(self.device))
-                self.optimizer.zero_grad(set_to_none=True)
-                terms["loss"].backward()
-                self.optimizer.step()
+                descend(self.optimizer, terms, sums)
                 self.step, count = self.step + 1, count + 1
-                for key, value in terms.items():
-                    sums[key] = sums.get(key, 0.0) + float(value.detach())
                 self.seconds = seconds_before + time.monotonic() - started
                 if self.step % spec.log_every == 0:
                     rate = count * spec.batch / max(time.monotonic() - started, 1e-6)

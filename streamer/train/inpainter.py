@@ -33,13 +33,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from streamer.datagen.face_bank import BankFace, train_and_val
 from streamer.datagen.occluders import OccluderLibrary
 from streamer.errors import ConfigError
 from streamer.inpaint.nets import CHECKPOINT_FORMAT, DEFAULT_UPSAMPLING, InpaintingNet, load_net
 from streamer.inpaint.nets.discriminators import GlobalDiscriminator, LocalDiscriminator, hole_boxes
+from streamer.train.epochs import epoch_loader, save_checkpoint
 from streamer.train.exclusion import bank_embeddings, excluded_embeddings, unlike
 from streamer.train.inpainter_data import ComposedPairs, to_bgr, validation_batch
 from streamer.train.inpainter_losses import (
@@ -169,11 +169,7 @@ class _Run:
         self.progress(f"resumed {path}: epoch {self.epoch} done, {self.seconds / 60:.1f} min trained")
 
     def save(self, name: str) -> Path:
-        path = self.spec.out / name
-        tmp = path.with_suffix(".tmp")
-        torch.save(self.state(), str(tmp))
-        tmp.replace(path)  # a kill mid-write never leaves a broken checkpoint behind
-        return path
+        return save_checkpoint(self.state(), self.spec.out / name)
 
     # -- training ----------------------------------------------------------------------------
 
@@ -252,17 +248,13 @@ class _Run:
 
     def run(self) -> Path:
         spec = self.spec
-        loader_seed = torch.Generator()
         while True:
             if spec.minutes is None and self.epoch >= spec.epochs:
                 break
             if spec.minutes is not None and self.seconds >= spec.minutes * 60:
                 break
-            self.train_set.epoch = self.epoch
-            loader_seed.manual_seed(spec.seed * 100003 + self.epoch)
-            loader = DataLoader(self.train_set, batch_size=spec.batch, shuffle=True, drop_last=True,
-                                num_workers=spec.workers, generator=loader_seed, pin_memory=self.amp,
-                                persistent_workers=False)
+            loader = epoch_loader(self.train_set, spec.batch, spec.workers, spec.seed, self.epoch,
+                                  pin_memory=self.amp, persistent_workers=False)
             started, sums, count = time.monotonic(), {}, 0
             seconds_before = self.seconds
             for index, (occluded, original, hole) in enumerate(loader):

@@ -1,0 +1,111 @@
+"""The occlusion-robust student detector: training without labels, its ONNX export, and the stream's use."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import pytest
+import torch
+
+from engines import Device
+from engines.onnx_torch import OnnxGraph
+from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
+from tests.conftest import need_shared, run_cli
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return need_shared("models", "scrfd_2.5g_bnkps.onnx")  # a dynamic input (500MF's export takes 640 px only)
+
+
+@pytest.fixture(scope="module")
+def trained(face_bank, teacher, tmp_path_factory):
+    """A student trained for one short epoch through the CLI, then resumed for a second."""
+    out = tmp_path_factory.mktemp("detector")
+    args = ["train", "detector", "--teacher", str(teacher), "--faces", str(face_bank), "--occluders",
+            str(need_shared("data", "occluders")), "--out", str(out), "--batch", "4", "--limit", "8",
+            "--canvas", "160", "--workers", "0", "--log-every", "1"]
+    first = run_cli(*args, "--epochs", "1", timeout=300)
+    again = run_cli(*args, "--epochs", "1", timeout=60)
+    resumed = run_cli(*args, "--epochs", "2", "--resume", timeout=300)
+    return out, first, again, resumed
+
+
+def test_training_writes_a_detector_the_stream_loads_and_resumes(trained, teacher):
+    out, first, again, resumed = trained
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "occluded faces found at 0.5" in first.stdout and "ONNX Runtime vs torch" in first.stdout
+    # A finished run is never started over by mistake.
+    assert again.returncode == 2 and again.stderr.startswith("error: --out:"), again.stderr[-500:]
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed" in resumed.stdout and "epoch 2:" in resumed.stdout
+    history = json.loads((out / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    assert 0 < history["teacher_on_validation"]["found"] <= 1
+    # The stream's own SCRFD backend loads it and finds the face of a real photo, with its 5 points.
+    detector = ScrfdDetector(ScrfdConfig(backend="scrfd", model=out / "detector.onnx"), Device("cpu"))
+    photo = cv2.imread(str(sorted(need_shared("data", "faces", "identities").rglob("*.jpg"))[0]))
+    found = detector.detect(photo)
+    assert len(found) >= 1 and found.landmarks.shape[1:] == (5, 2)
+
+
+def test_the_head_maps_are_the_outputs_before_their_layout(teacher):
+    """The maps the loss reads are what the detector decodes: laid out as the ONNX outputs (cells x anchors),
+    scores through the sigmoid, they equal the graph's outputs."""
+    from streamer.detect.scrfd import SCRFD_LAYOUTS
+    from streamer.train.detector import head_maps
+
+    layout = SCRFD_LAYOUTS[9]
+    scores, boxes, points = head_maps(teacher, layout)
+    net = OnnxGraph(teacher).eval()
+    image = torch.from_numpy(cv2.resize(cv2.imread(str(sorted(need_shared("data", "faces", "identities")
+                                                              .rglob("*.jpg"))[0])), (160, 160)))
+    inputs = ((image.flip(-1).permute(2, 0, 1).float() - 127.5) / 128.0)[None]
+    with torch.no_grad():
+        outputs = net(inputs)
+        _, maps = net.features(inputs, scores + boxes + points)
+    for index, (output, m) in enumerate(zip(outputs, maps)):
+        flat = m[0].permute(1, 2, 0).reshape(-1, m.shape[1] // layout.anchors)
+        flat = torch.sigmoid(flat) if index < layout.levels else flat
+        assert torch.allclose(flat, output.reshape(flat.shape), atol=1e-5), index
+
+
+def test_the_student_learns_to_score_occluded_faces_as_the_teacher_scores_them_clean(face_bank, teacher, tmp_path):
+    """A handful of steps on one batch of canvases lower the distillation loss on those canvases: the student's
+    score, box and points on the occluded face move towards the teacher's on the clean one."""
+    from streamer.train.detector import DetectorTraining, _Run
+
+    spec = DetectorTraining(teacher=teacher, faces=[face_bank], out=tmp_path,
+                            occluders=need_shared("data", "occluders"), limit=8, batch=8, canvas=160, lr=3e-4,
+                            workers=0)
+    run = _Run(spec, progress=lambda line: None)
+    seen, clean = (torch.stack(t) for t in zip(*[run.train_set[i] for i in range(8)]))
+    with torch.no_grad():
+        identical = run.distillation(run.maps(run.student, clean), run.maps(run.teacher, clean))
+    assert all(abs(float(identical[k])) < 1e-4 for k in ("score", "box", "points"))  # a copy of the teacher
+    before = run.loss(seen, clean)
+    for _ in range(8):
+        terms = run.loss(seen, clean)
+        run.optimizer.zero_grad()
+        terms["loss"].backward()
+        run.optimizer.step()
+    after = run.loss(seen, clean)
+    assert float(after["loss"].detach()) < 0.8 * float(before["loss"].detach()), (before, after)
+
+
+def test_bad_teachers_and_options_get_one_line(face_bank, tmp_path):
+    common = ["train", "detector", "--out", str(tmp_path / "run")]
+    embedder = need_shared("models", "mobilefacenet_128d.onnx")
+    result = run_cli(*common, "--teacher", str(embedder), "--faces", str(face_bank), timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("error: --teacher:"), result.stderr[-500:]
+    assert "SCRFD" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    scrfd = str(need_shared("models", "scrfd_2.5g_bnkps.onnx"))
+    fixed = str(need_shared("models", "scrfd_500m_bnkps.onnx"))  # exported for 640 x 640 only
+    for teacher, flag, value, says in ((scrfd, "--canvas", "100", "multiple of 32"),
+                                       (scrfd, "--backgrounds", str(tmp_path), "no image"),
+                                       (fixed, "--canvas", "256", "pass --canvas 640")):
+        result = run_cli(*common, "--teacher", teacher, "--faces", str(face_bank), flag, value, timeout=120)
+        assert result.returncode == 2 and result.stderr.startswith(f"error: {flag}:"), result.stderr[-500:]
+        assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # nothing was started
