@@ -146,7 +146,7 @@ def main() -> None:
                         help="a detector in ../shared/models, or the path of an SCRFD .onnx (a student of one)")
     parser.add_argument("--input-size", type=int, default=640, help="detector.input_size (the default config's)")
     parser.add_argument("--max-upscale", type=float, default=ScrfdConfig.model_fields["max_upscale"].default,
-                        help="detector.max_upscale: a photo smaller than the input is enlarged this much at most")
+                        help="detector.max_upscale: a photo smaller than the input is enlarged this much")
     parser.add_argument("--photos", type=int, default=600, help="masked and unmasked photos each")
     parser.add_argument("--probes", type=int, default=500, help="eval photos composed under each condition")
     parser.add_argument("--cache", type=Path, help="an eval alignment cache folder (streamer eval identity's)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -54,7 +55,7 @@ def test_the_head_maps_are_the_outputs_before_their_layout(teacher):
     """The maps the loss reads are what the detector decodes: laid out as the ONNX outputs (cells x anchors),
     scores through the sigmoid, they equal the graph's outputs."""
     from streamer.detect.scrfd import SCRFD_LAYOUTS
-    from streamer.train.detector import head_maps
+    from streamer.train.detector import as_outputs, head_maps
 
     layout = SCRFD_LAYOUTS[9]
     scores, boxes, points = head_maps(teacher, layout)
@@ -65,10 +66,8 @@ def test_the_head_maps_are_the_outputs_before_their_layout(teacher):
     with torch.no_grad():
         outputs = net(inputs)
         _, maps = net.features(inputs, scores + boxes + points)
-    for index, (output, m) in enumerate(zip(outputs, maps)):
-        flat = m[0].permute(1, 2, 0).reshape(-1, m.shape[1] // layout.anchors)
-        flat = torch.sigmoid(flat) if index < layout.levels else flat
-        assert torch.allclose(flat, output.reshape(flat.shape), atol=1e-5), index
+    for index, (output, flat) in enumerate(zip(outputs, as_outputs(maps, 0, layout))):
+        assert np.allclose(flat, output.reshape(flat.shape).numpy(), atol=1e-5), index
 
 
 def test_the_student_learns_to_score_occluded_faces_as_the_teacher_scores_them_clean(face_bank, teacher, tmp_path):

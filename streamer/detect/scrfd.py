@@ -40,8 +40,8 @@ class ScrfdConfig(StrictModel):
     min_face_px: int = Field(20, ge=8, description="smaller faces are ignored (box height, px)")
     # A photo cropped tight to the face, blown up to the input, shows SCRFD a face of 300-500 px, which it finds
     # less often, worse still under an occluder (benchmarks/detector_threshold.py --max-upscale).
-    max_upscale: float = Field(1.5, ge=1.0, description="an image smaller than input_size is enlarged this much at "
-                               "most")
+    max_upscale: float = Field(1.5, ge=1.0, description="an image smaller than input_size is enlarged this much (a "
+                               "dynamic input's sides then rounded up to 32 px, which it fills)")
 
 
 @dataclass(frozen=True)
@@ -187,15 +187,16 @@ class ScrfdDetector:
         self._fixed_hw = (height, width) if height and width else None
         self.supports_regions = self._fixed_hw is None
         shown = (f"{width}x{height}px (fixed)" if self._fixed_hw else f"{config.input_size}px") + \
-            f", small images enlarged {config.max_upscale:g}x at most"
+            f", small images enlarged {config.max_upscale:g}x (to the next 32 px)"
         self.description = f"SCRFD {path.name} @ {shown} on {self._engine.backend}, {device}"
         warm_up(path, lambda: self.detect(np.zeros((config.input_size, config.input_size, 3), np.uint8)))
 
     def detect(self, image: np.ndarray) -> Detections:
         # A dynamic input is fitted to the frame's aspect (640 x 384 for 16:9) rather than letterboxed into
         # a square: the same scale, 40% fewer pixels through the network.
-        # A small image is enlarged max_upscale times at most: into a fixed input's corner, or into a dynamic
-        # input fitted to it (and filled, a stride's rounding beyond, as insightface fills it).
+        # A small image is enlarged max_upscale times: into a fixed input's corner, or into a dynamic input fitted
+        # to it, whose sides are rounded up to the stride and which it fills, as insightface fills it (a 112 px photo
+        # is shown at 192 px: 1.7 times).
         if self._fixed_hw:
             canvas, scale = letterboxed(image, self._fixed_hw, self._max_upscale)
         else:

@@ -102,6 +102,16 @@ def head_maps(path: Path, layout: ScrfdLayout) -> tuple[list[str], list[str], li
     return maps[:levels], maps[levels:2 * levels], maps[2 * levels:3 * levels]
 
 
+def as_outputs(maps: list[torch.Tensor], k: int, layout: ScrfdLayout) -> list[np.ndarray]:
+    """Input k's head maps laid out as the graph's outputs for that input alone (what ``decode_scrfd`` reads): per
+    map (cells x anchors, width), each cell's anchors consecutive; scores as probabilities."""
+    out = []
+    for index, m in enumerate(maps):
+        value = m[k].permute(1, 2, 0).reshape(-1, m.shape[1] // layout.anchors)
+        out.append((torch.sigmoid(value) if index < layout.levels else value).cpu().numpy())
+    return out
+
+
 class _Run:
     def __init__(self, spec: DetectorTraining, progress: Callable[[str], None]):
         self.spec, self.progress = spec, progress
@@ -111,7 +121,10 @@ class _Run:
         self.fingerprint = fingerprint(spec.teacher)
         self.scores, self.boxes, self.points = head_maps(spec.teacher, self.layout)
         self.names = self.scores + self.boxes + self.points
-        self.teacher = OnnxGraph(spec.teacher).to(self.device).eval()
+        try:
+            self.teacher = OnnxGraph(spec.teacher).to(self.device).eval()
+        except ValueError as exc:  # an operator the torch rebuild does not have
+            raise ConfigError(f"--teacher: {exc}") from None
         self.student = OnnxGraph(spec.teacher, trainable=True).to(self.device).train()
         freeze_early(self.student, spec.frozen_share)
         train_faces, val_faces = train_and_val(spec.faces, "--faces", spec.limit)
@@ -123,7 +136,8 @@ class _Run:
             raise ConfigError(f"--batch: {spec.batch} is more than the {len(self.train_set)} samples of an epoch "
                               f"(--limit / --samples-per-epoch): no step would be taken")
         # Validation: every face under an occluder, drawn once; and the scenes alone, where the student should find
-        # what the teacher finds (their own people) and nothing more.
+        # what the teacher finds (their own people) and nothing more. The scenes are patches of the training frames:
+        # a check that the two still agree there, not a held-out measure (benchmarks/detector_threshold.py is).
         val_set = SeenAndCleanCanvases(val_faces, library, spec.canvas, spec.seed, [],
                                        settings=ComposeSettings(clean_share=0.0, degrade_share=0.7))
         self.val = [tuple(to_input(c) for c in val_set.canvases(i, -1)[:2])
@@ -174,18 +188,9 @@ class _Run:
 
     # -- validation ------------------------------------------------------------------------------
 
-    def _flat(self, maps: list[torch.Tensor], k: int) -> list[np.ndarray]:
-        """Canvas k's maps as the ONNX outputs of one input: per level (cells x anchors, width), scores as
-        probabilities."""
-        out = []
-        for index, m in enumerate(maps):
-            value = m[k].permute(1, 2, 0).reshape(-1, m.shape[1] // self.layout.anchors)
-            out.append((torch.sigmoid(value) if index < self.layout.levels else value).cpu().numpy())
-        return out
-
     def _detect(self, maps: list[torch.Tensor], k: int) -> tuple[np.ndarray, np.ndarray]:
         size = (self.spec.canvas, self.spec.canvas)
-        dets, points = decode_scrfd(self._flat(maps, k), self.layout, size, THRESHOLD)
+        dets, points = decode_scrfd(as_outputs(maps, k, self.layout), self.layout, size, THRESHOLD)
         keep = nms(dets, 0.4)
         return dets[keep], points[keep]
 
@@ -307,6 +312,9 @@ def _teacher_layout(path: Path, canvas: int) -> ScrfdLayout:
     layout = scrfd_layout(engine)
     if layout is None or not layout.keypoints:
         raise ConfigError(f"--teacher: {path} is not {EXPECTED_SCRFD} with the 5 points (a *_kps / *_bnkps export)")
+    if canvas % layout.strides[-1]:
+        raise ConfigError(f"--canvas: {path} has strides up to {layout.strides[-1]} px; the canvas must be a multiple "
+                          f"of it, got {canvas}")
     height, width = engine.inputs[0].shape[2:4]
     if height and width and (height, width) != (canvas, canvas):
         # Its graph holds sizes worked out for that input (the upsampling between strides): no other size runs.
@@ -356,7 +364,7 @@ def train(spec: DetectorTraining, progress: Callable[[str], None] = print) -> Pa
     if not 0 <= spec.frozen_share < 1:
         raise ConfigError(f"--frozen-share: must be at least 0 and below 1, got {spec.frozen_share}")
     if spec.canvas < 64 or spec.canvas % 32:
-        raise ConfigError(f"--canvas: a multiple of 32 from 64 px (SCRFD's coarsest stride), got {spec.canvas}")
+        raise ConfigError(f"--canvas: a multiple of 32 from 64 px (SCRFD's strides), got {spec.canvas}")
     last = checked_run_folder(spec.out, spec.resume, None, "detector", ("detector.onnx",))
     if spec.device == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - spec.workers))
