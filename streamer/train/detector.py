@@ -48,9 +48,9 @@ from streamer.detect.scrfd import EXPECTED_SCRFD, ScrfdLayout, decode_scrfd, nms
 from streamer.embed.student import fingerprint, write_student
 from streamer.errors import ConfigError, ModelError
 from streamer.model_files import open_onnx_model
+from streamer.track.iou import iou_matrix
 from streamer.train.detector_data import SeenAndCleanCanvases, read_backgrounds, to_input
-from streamer.train.embedder import freeze_early
-from streamer.train.epochs import descend, epoch_loader, save_checkpoint, scheduled_rate
+from streamer.train.epochs import descend, epoch_loader, freeze_early, save_checkpoint, scheduled_rate
 from streamer.train.run_folder import checked_run_folder
 
 CHECKPOINT_FORMAT = "streamer-detector-student-1"
@@ -58,6 +58,7 @@ POSITIVE = 0.3  # a teacher's probability from which an anchor's box and points 
 THRESHOLD = 0.5  # the detector's default score threshold: what validation counts as found
 VALIDATION_CANVASES = 192
 VALIDATION_SCENES = 32
+VALIDATION_CHUNK = 32  # canvases a forward pass in validation
 _LAYOUT_OPS = ("Transpose", "Reshape", "Flatten", "Sigmoid")
 
 
@@ -149,6 +150,10 @@ class _Run:
         self.epoch, self.step, self.seconds = 0, 0, 0.0
         self.history: list[dict] = []
         self.best = float("inf")
+        # The teacher's maps on the clean validation canvases, once: every epoch compares with them.
+        with torch.no_grad():
+            self.val_truth = [self.maps(self.teacher, torch.stack([c for _, c in self.val[s:s + VALIDATION_CHUNK]])
+                                        .to(self.device)) for s in range(0, len(self.val), VALIDATION_CHUNK)]
         self.val_teacher = self._validate_net(self.teacher)  # the teacher's own figures on the same canvases
 
     # -- the networks' maps ----------------------------------------------------------------------
@@ -197,11 +202,9 @@ class _Run:
     @torch.no_grad()
     def _validate_net(self, net: OnnxGraph) -> dict[str, float]:
         found, counted, errors, losses, on_scenes = 0, 0, [], [], 0
-        for start in range(0, len(self.val), 32):
-            chunk = self.val[start:start + 32]
-            seen = torch.stack([s for s, _ in chunk]).to(self.device)
-            clean = torch.stack([c for _, c in chunk]).to(self.device)
-            mine, truth = self.maps(net, seen), self.maps(self.teacher, clean)
+        for start, truth in zip(range(0, len(self.val), VALIDATION_CHUNK), self.val_truth):
+            chunk = self.val[start:start + VALIDATION_CHUNK]
+            mine = self.maps(net, torch.stack([s for s, _ in chunk]).to(self.device))
             losses.append(float(self.distillation(mine, truth)["loss"]) * len(chunk))
             for k in range(len(chunk)):
                 true_dets, true_points = self._detect(truth, k)
@@ -216,8 +219,8 @@ class _Run:
                 truth_points = true_points[0]
                 errors.append(float(np.linalg.norm(points[match] - truth_points, axis=1).mean()
                                     / FaceFrame(truth_points).eye_distance))
-        for start in range(0, len(self.val_scenes), 32):
-            scenes = torch.stack(self.val_scenes[start:start + 32]).to(self.device)
+        for start in range(0, len(self.val_scenes), VALIDATION_CHUNK):
+            scenes = torch.stack(self.val_scenes[start:start + VALIDATION_CHUNK]).to(self.device)
             mine = self.maps(net, scenes)
             on_scenes += sum(len(self._detect(mine, k)[0]) for k in range(len(scenes)))
         return {"val_loss": sum(losses) / max(len(self.val), 1), "found": found / max(counted, 1),
@@ -327,13 +330,7 @@ def _best_match(box: np.ndarray, dets: np.ndarray) -> int | None:
     """The detection overlapping ``box`` most, if by an IoU of 0.5 or more."""
     if not len(dets):
         return None
-    x1 = np.maximum(box[0], dets[:, 0])
-    y1 = np.maximum(box[1], dets[:, 1])
-    x2 = np.minimum(box[2], dets[:, 2])
-    y2 = np.minimum(box[3], dets[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    union = (box[2] - box[0]) * (box[3] - box[1]) + (dets[:, 2] - dets[:, 0]) * (dets[:, 3] - dets[:, 1]) - inter
-    iou = inter / np.maximum(union, 1e-6)
+    iou = iou_matrix(box[None, :4], dets[:, :4])[0]
     best = int(iou.argmax())
     return best if iou[best] >= 0.5 else None
 

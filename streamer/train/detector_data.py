@@ -17,13 +17,13 @@ import numpy as np
 import torch
 
 from streamer.datagen.compose import compose
-from streamer.datagen.face_bank import BankFace
+from streamer.datagen.face_bank import PHOTO_SUFFIXES, BankFace
 from streamer.datagen.occluders import OccluderLibrary
+from streamer.detect.scrfd import INPUT_MEAN, INPUT_STD
 from streamer.errors import ConfigError
 from streamer.train.embedder_data import STUDENT_COMPOSE
 from streamer.train.inpainter_data import ComposedPairs
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".ts", ".gif", ".webm")
 FRAMES_PER_VIDEO = 40  # spread over the video: scenes, not near-copies of one frame
 # A bank crop's side on the canvas, as a share of the canvas (log-uniform): the face (about half the crop) from
@@ -31,7 +31,6 @@ FRAMES_PER_VIDEO = 40  # spread over the video: scenes, not near-copies of one f
 SIDE_SHARES = (0.12, 1.0)
 TIGHT_SHARE = 0.2  # canvases that are the crop itself: a tight still, as the evaluation's probes are
 EMPTY_SHARE = 0.1  # canvases of the scene alone (with --backgrounds)
-INPUT_MEAN, INPUT_STD = 127.5, 128.0  # SCRFD's normalisation (detect/scrfd.py)
 
 
 def read_backgrounds(paths: list[Path], side: int) -> list[np.ndarray]:
@@ -40,7 +39,7 @@ def read_backgrounds(paths: list[Path], side: int) -> list[np.ndarray]:
     frames = []
     for path in paths:
         if path.is_dir():
-            found = [cv2.imread(str(p)) for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+            found = [cv2.imread(str(p)) for p in sorted(path.rglob("*")) if p.suffix.lower() in PHOTO_SUFFIXES]
         elif path.suffix.lower() in VIDEO_SUFFIXES:
             found = _video_frames(path)
         else:

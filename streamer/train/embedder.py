@@ -46,7 +46,7 @@ from streamer.datagen.occluders import OccluderLibrary
 from streamer.embed.student import fingerprint
 from streamer.errors import ConfigError, ModelError
 from streamer.train.embedder_data import OccludedAndClean, validation_set
-from streamer.train.epochs import descend, epoch_loader, save_checkpoint, scheduled_rate
+from streamer.train.epochs import descend, epoch_loader, freeze_early, save_checkpoint, scheduled_rate
 from streamer.train.exclusion import bank_embeddings, excluded_embeddings, unlike
 from streamer.train.run_folder import checked_run_folder
 from streamer.train.teachers import BATCH, embed, teacher_from
@@ -89,13 +89,6 @@ class EmbedderTraining:
     resume: bool = False
     limit: int | None = None  # training faces at most (quick recipes and tests)
     samples_per_epoch: int | None = None
-
-
-def freeze_early(net: torch.nn.Module, share: float) -> None:
-    """Freezes the first ``share`` of ``net``'s trainable weights, in the order the graph uses them."""
-    ordered = net.weights_in_use_order()
-    for weight in ordered[:int(round(share * len(ordered)))]:
-        weight.requires_grad_(False)
 
 
 class _Run:

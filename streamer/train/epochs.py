@@ -43,3 +43,10 @@ def descend(optimizer: torch.optim.Optimizer, terms: dict[str, torch.Tensor], su
     optimizer.step()
     for key, value in terms.items():
         sums[key] = sums.get(key, 0.0) + float(value.detach())
+
+
+def freeze_early(net: torch.nn.Module, share: float) -> None:
+    """Freezes the first ``share`` of ``net``'s trainable weights, in the order the graph uses them."""
+    ordered = net.weights_in_use_order()
+    for weight in ordered[:int(round(share * len(ordered)))]:
+        weight.requires_grad_(False)
