@@ -263,8 +263,9 @@ eval-detector: install
 	$(BIN)/python benchmarks/detector_threshold.py --model $(DETECTOR_STUDENT) --photos 300 --probes 300
 
 # Identity across photos (issue 15's protocol): ../shared's evaluation faces, never trained on; two embedders (one the
-# inpainter was not trained against); distractors from faces_train for galleries of 100 to 10,000 people. About two
-# hours on 2 CPU cores the first time (most of it aligning 10,000 distractors); aligned faces are kept in
+# inpainter was not trained against); distractors from faces_train for galleries of 100 to 10,000 people. About a
+# quarter of an hour on 2 CPU cores the first time (7 minutes of it aligning 10,000 distractors with SCRFD, measured
+# 2026-12-05); aligned faces are kept in
 # out/eval-identity/cache for the next runs. With MobileFaceNet's student where train-embedder-cpu made one (one
 # --student a run: dlib's student is measured by its own run, streamer/embed/STUDENT.md).
 eval-identity: install

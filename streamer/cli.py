@@ -482,7 +482,7 @@ def cmd_eval_identity(args) -> int:
     from streamer.datagen.occluders import OccluderLibrary
     from streamer.errors import ConfigError
     from streamer.eval.identity import CONDITIONS, IdentitySettings, build
-    from streamer.eval.identity_report import score, write
+    from streamer.eval.identity_report import score, target_line, write
     from streamer.identify.gallery import reconstruction_classes
     from streamer.stages import Stages
 
@@ -528,6 +528,8 @@ def cmd_eval_identity(args) -> int:
                                                         None if policy is None else list(policy))
     for path in write(report, curves, Path(args.out)):
         print(f"wrote {path}")
+    for name, result in report["embedders"].items():
+        print(f"{name}: {target_line(result['share_of_clean'])}")
     return 0
 
 

@@ -115,7 +115,12 @@ def test_a_small_run_across_real_photos_names_clean_faces_and_loses_some_to_mask
     assert report["data"]["probe_alignment"] == "detector"
     assert masked["visible"]["auc"] < clean["visible"]["auc"]  # a mask takes identity away
     assert set(figures["clean"]["fused"]["open_set"]["fixed"]) == {"8"}
-    assert (out / "identity.md").read_text().count("| face_mask |") == 1
+    [scored] = report["embedders"].values()
+    share = scored["share_of_clean"]["face_mask"]
+    assert share == round(masked["fused"]["tar@far0.01"] / clean["fused"]["tar@far0.01"], 4)
+    page = (out / "identity.md").read_text()
+    assert page.count("| face_mask |") == 1 and f"| {100 * share:.1f}% |" in page
+    assert "of 1 classes reach it" in page and "of 1 classes reach it" in result.stdout
     assert list(out.glob("roc_*.png"))
 
 
@@ -148,6 +153,21 @@ def test_a_threshold_per_probe_is_kept_with_its_probe_as_the_gallery_shrinks():
     assert sweep[2] == {"named_right": 1.0, "named_wrong": 0.0, "strangers_named": 0.0, "threshold": 0.6,
                         "strangers_taken_for": []}
     assert sweep[3]["named_right"] == 1.0 and sweep[3]["strangers_named"] == 0.0
+
+
+def test_the_target_is_read_as_each_class_share_of_the_clean_figure_on_the_products_decision():
+    from streamer.eval.identity_report import target_line, share_of_clean
+
+    def tar(value):
+        return {"fused": {"tar@far0.01": value}, "visible": {"tar@far0.01": 0.1}}
+
+    figures = {"clean": tar(0.8), "face_mask": tar(0.76), "hand": tar(0.6)}
+    shares = share_of_clean(figures)
+    assert shares == {"face_mask": 0.95, "hand": 0.75}
+    line = target_line(shares)
+    assert "1 of 2 classes reach it (face_mask)" in line and "the lowest is hand, 75.0%" in line
+    assert share_of_clean({"face_mask": tar(0.7)}) == {}  # nothing clean to compare with
+    assert share_of_clean({"clean": tar(0.0), "hand": tar(0.1)}) == {}
 
 
 def test_reconstruction_is_recommended_only_where_matching_it_raises_the_decision():
