@@ -156,7 +156,7 @@ def test_a_threshold_per_probe_is_kept_with_its_probe_as_the_gallery_shrinks():
 
 
 def test_the_target_is_read_as_each_class_share_of_the_clean_figure_on_the_products_decision():
-    from streamer.eval.identity_report import target_line, share_of_clean
+    from streamer.eval.identity_report import share_of_clean, target_line
 
     def tar(value):
         return {"fused": {"tar@far0.01": value}, "visible": {"tar@far0.01": 0.1}}
