@@ -203,6 +203,7 @@ def markdown(report: dict) -> str:
 
 
 def target_line(shares: dict[str, float]) -> str:
+    """One line: how many occluder classes reach TARGET_SHARE of clean (``share_of_clean``), and the lowest."""
     if not shares:
         return "fused of clean: no clean probes in this run to compare with."
     reached = sorted(c for c, share in shares.items() if share >= TARGET_SHARE)
