@@ -44,7 +44,7 @@ from streamer.datagen.compose import ComposeSettings
 from streamer.datagen.face_bank import train_and_val
 from streamer.datagen.face_frame import FaceFrame
 from streamer.datagen.occluders import OccluderLibrary
-from streamer.detect.scrfd import EXPECTED_SCRFD, ScrfdLayout, decode_scrfd, nms, scrfd_layout
+from streamer.detect.scrfd import EXPECTED_SCRFD, ScrfdConfig, ScrfdLayout, decode_scrfd, nms, scrfd_layout
 from streamer.embed.student import fingerprint, write_student
 from streamer.errors import ConfigError, ModelError
 from streamer.model_files import open_onnx_model
@@ -55,7 +55,9 @@ from streamer.train.run_folder import checked_run_folder
 
 CHECKPOINT_FORMAT = "streamer-detector-student-1"
 POSITIVE = 0.3  # a teacher's probability from which an anchor's box and points are taught
-THRESHOLD = 0.5  # the detector's default score threshold: what validation counts as found
+# Validation counts a face as found as the stream's detector would by default.
+THRESHOLD = ScrfdConfig.model_fields["score_threshold"].default
+NMS_THRESHOLD = ScrfdConfig.model_fields["nms_threshold"].default
 VALIDATION_CANVASES = 192
 VALIDATION_SCENES = 32
 VALIDATION_CHUNK = 32  # canvases a forward pass in validation
@@ -196,7 +198,7 @@ class _Run:
     def _detect(self, maps: list[torch.Tensor], k: int) -> tuple[np.ndarray, np.ndarray]:
         size = (self.spec.canvas, self.spec.canvas)
         dets, points = decode_scrfd(as_outputs(maps, k, self.layout), self.layout, size, THRESHOLD)
-        keep = nms(dets, 0.4)
+        keep = nms(dets, NMS_THRESHOLD)
         return dets[keep], points[keep]
 
     @torch.no_grad()
