@@ -1,6 +1,6 @@
 """Each run writes into a folder of its own, so no run ever overwrites or mixes into another's files.
 
-``OUTPUT_DIR/runs/<UTC start time>-<8 hex>/`` holds the run's recordings, ``events.jsonl`` and
+``OUTPUT_DIR/runs/<UTC start time, to the millisecond>-<8 hex>/`` holds the run's recordings, ``events.jsonl`` and
 ``run.json`` (what ran, when, how it ended, what it wrote). The folder is made with an exclusive
 ``mkdir``: two runs started in the same second into the same output folder still get their own.
 ``OUTPUT_DIR/latest`` points at the newest run. The store (``OUTPUT_DIR/streamer.db`` by default)
@@ -32,8 +32,9 @@ class RunFolder:
         try:
             runs.mkdir(parents=True, exist_ok=True)
             for _ in range(100):
-                stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-                path = runs / f"{stamp}-{secrets.token_hex(4)}"
+                # To the millisecond: runs started in the same second still list in the order they started.
+                now = dt.datetime.now(dt.timezone.utc)
+                path = runs / f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(4)}"
                 try:
                     path.mkdir()
                 except FileExistsError:
