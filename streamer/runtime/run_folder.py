@@ -1,8 +1,9 @@
 """Each run writes into a folder of its own, so no run ever overwrites or mixes into another's files.
 
-``OUTPUT_DIR/runs/<UTC start time, to the millisecond>-<8 hex>/`` holds the run's recordings, ``events.jsonl`` and
-``run.json`` (what ran, when, how it ended, what it wrote). The folder is made with an exclusive
-``mkdir``: two runs started in the same second into the same output folder still get their own.
+``OUTPUT_DIR/runs/<UTC start time, to the millisecond>-<8 hex>/`` holds the run's recordings,
+``events.jsonl`` and ``run.json`` (what ran, when, how it ended, what it wrote); the names list in the order
+the runs started. The folder is made with an exclusive ``mkdir``: two runs started in the same millisecond
+into the same output folder still get their own.
 ``OUTPUT_DIR/latest`` points at the newest run. The store (``OUTPUT_DIR/streamer.db`` by default)
 is shared by the runs: it is what lasts between them.
 """
