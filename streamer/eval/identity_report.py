@@ -169,7 +169,7 @@ def markdown(report: dict) -> str:
                   "| condition | face found | occluder found | " + " | ".join(paths_here) + " | fused of clean | " +
                   " | ".join(f"fixed @ {s}" for s in sizes) + " | " + " | ".join(f"calibrated @ {s}" for s in sizes)
                   + " |", "|---|---|---|" + "---|" * (len(paths_here) + 1 + 2 * len(sizes))]
-        shares = share_of_clean(result["figures"])
+        shares = result["share_of_clean"]  # computed once, in score()
         for condition, paths in result["figures"].items():
             cells = [f"{paths[p]['tar@far0.01']:.3f} / {paths[p]['rank1']:.3f}" for p in paths_here]
             cells.append(_pct(shares.get(condition)))
