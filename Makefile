@@ -17,7 +17,7 @@ RTSP_CHECK := import gi; gi.require_version("GstRtspServer", "1.0"); from gi.rep
 
 .PHONY: install system-deps demo test lint bench bench-offline gpu-check clean face-bank occlusion-data train-occlusion-cpu \
 	train-occlusion-gpu eval-occlusion train-inpainter-cpu train-inpainter-gpu eval-inpainter eval-identity student-banks train-embedder-cpu train-embedder-dlib-cpu \
-	train-embedder-gpu train-embedder-dlib-gpu train-embedder-misalign-cpu train-inpainter-v2-cpu eval-inpainter-v2 \
+	train-embedder-gpu train-embedder-dlib-gpu ship-dlib-student train-embedder-misalign-cpu train-inpainter-v2-cpu eval-inpainter-v2 \
 	train-inpainter-v3-cpu eval-inpainter-v3 train-detector-cpu eval-detector
 
 EVAL_FACES ?= $(SHARED)/data/faces_eval/celeba_identity_160
@@ -215,6 +215,11 @@ train-embedder-dlib-cpu: student-banks
 	$(BIN)/streamer train embedder --teacher dlib --faces $(STUDENT_BANKS) --exclude-like out/faces-eval \
 		--exclude-by $(EMBEDDER) --occluders $(SHARED)/data/occluders --out out/runs/student-dlib-cpu --minutes 30 --batch 16 --lr 1e-5 \
 		--contrast 0.1 --frozen-share 0 --workers 1
+
+# The student the product ships (streamer/embed/weights/MODEL_CARD.md): the recipe's, its weights stored as float16.
+ship-dlib-student:
+	$(BIN)/python -c 'from pathlib import Path; from streamer.embed.student import store_half; \
+		store_half(Path("out/runs/student-dlib-cpu/student.onnx"), Path("streamer/embed/weights/dlib-student.onnx"))'
 
 # The same students on one H100/H200-class GPU (measured 2026-12-04 on a lent H200 with 16 cores; streamer/embed/
 # STUDENT.md, "On a GPU"). MobileFaceNet: 7 minutes, batch 64 at 1e-4, 40,000-sample epochs; 5 data workers fed about

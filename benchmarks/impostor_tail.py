@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/impostor_tail.py [--config configs/dev-shared-models.yaml] [--gallery 2000]
         [--probes 1000] [--out out/impostor-tail] [--only dlib|mobilefacenet] [--dlib-mirror]
         [--dlib-student ONNX] [--mobilefacenet-student ONNX] [--faces DIR] [--dlib-alike 0.95]
+        [--frame] [--sizes 200 2000]
 
 The gallery's own clean photos say where an embedder puts different people (the mean and spread of their
 cosines), but not how far a stranger's degraded or occluded face reaches against them: the product's
@@ -18,6 +19,12 @@ identity`` does (``--faces DIR``: every photo of DIR instead, one person each, e
 population like the evaluation's). Every probe-gallery pair is an impostor pair, except where the set holds
 the same person twice: pairs the OTHER embedder finds alike (MobileFaceNet >= 0.5, dlib >= 0.95) are left out
 of an embedder's tail, so neither embedder decides what counts against itself.
+
+With ``--frame``, each gallery is compared in its own frame, as the product compares dlib's from 100 people on
+(``gallery.frame``, identify/frame.py), at the exponent measured for the backend: the tail of
+``MEASURED_FRAME_TAILS``. A frame is fitted on the gallery it scores, so its own pairs stand a little closer
+than a stranger's face does to them, the more so the smaller the gallery: ``--sizes`` measures galleries of the
+first N people of the gallery (default: all of it), and the table shipped is the highest at each rate.
 
 For each embedder and condition: the per-comparison false-accept rate p -> z, where the score a stranger
 reaches with probability p is the gallery's impostor mean + z x its spread. Measured where at least 10 pairs
@@ -52,7 +59,8 @@ from streamer.eval.identity import (
     path_scores,
     probe_vectors,
 )
-from streamer.identify.calibration import TAIL_RATES, impostor_model
+from streamer.identify.calibration import TAIL_RATES
+from streamer.identify.frame import DEFAULT_EXPONENT, MEASURED_EXPONENT, FrameSetting
 from streamer.identify.gallery import IMAGE_SUFFIXES, reconstruction_classes
 from streamer.stages import Stages
 
@@ -100,7 +108,13 @@ def main() -> None:
                         help="dlib's cosine from which a pair is left out of MobileFaceNet's tail as maybe the same "
                         "person (0.916: dlib's own fixed threshold, single view)")
     parser.add_argument("--faces", help="a folder of photos of different people (mostly) in place of UTKFace's adults")
+    parser.add_argument("--frame", action="store_true", help="compare in each gallery's own frame (gallery.frame)")
+    parser.add_argument("--sizes", type=int, nargs="+", help="gallery sizes measured: the first N of the gallery "
+                        "(default: all of it)")
     args = parser.parse_args()
+    sizes = sorted(set(args.sizes or [args.gallery]))
+    if sizes[0] < 20 or sizes[-1] > args.gallery:
+        raise SystemExit(f"--sizes: each between 20 (what the calibration needs) and --gallery ({args.gallery})")
     config = load_config(args.config)
     device = Device("cpu")
     stages = Stages.build(config, device)
@@ -133,9 +147,7 @@ def main() -> None:
               for c in CONDITIONS]
     say("probes through the segmenter and inpainter")
 
-    dlib = {"backend": "dlib", "mirror": args.dlib_mirror}
-    if args.dlib_student:
-        dlib["student"] = args.dlib_student
+    dlib = {"backend": "dlib", "mirror": args.dlib_mirror, "student": args.dlib_student}  # None: dlib alone
     embedders = {"dlib": (build_embedder(parse_config({"embedder": dlib}).embedder, device), "dlib"),
                  "mobilefacenet": (build_embedder(ArcFaceConfig(backend="arcface", model=MOBILEFACENET,
                                                                 student=args.mobilefacenet_student), device),
@@ -152,21 +164,24 @@ def main() -> None:
         other = next(n for n in embedders if n != name)
         alike_from = args.dlib_alike if other == "dlib" else ALIKE[other]
         alike = clean[other][1] @ clean[other][0].T >= alike_from  # (probes, gallery): maybe the same person
-        vectors = clean[name][0]
-        model = impostor_model(vectors, np.arange(len(vectors)))
-        index = gallery_index(embedder.model_id, vectors)
         policy = reconstruction_classes("auto", backend, embedder.student is not None)
-        tails = {}
-        for condition in probes:
-            fused = path_scores(index, probe_vectors(embedder, condition, None if policy is None else list(policy)))
-            scores = fused["fused"][~alike]
-            scores = scores[np.isfinite(scores)]  # a probe whose face the detector missed is compared with nobody
-            tails[condition.condition] = tail_z(scores, model.mean, model.std)
-            say(f"{name} {condition.condition}: z {tails[condition.condition]}")
+        frame = FrameSetting(MEASURED_EXPONENT.get(backend, DEFAULT_EXPONENT)) if args.frame else None
+        tails, models = {}, {}
+        vectors = {c.condition: probe_vectors(embedder, c, None if policy is None else list(policy)) for c in probes}
+        for size in sizes:
+            index = gallery_index(embedder.model_id, clean[name][0][:size], frame=frame)
+            model = models[size] = index.impostors()
+            for condition in probes:
+                scores = path_scores(index, vectors[condition.condition])["fused"][~alike[:, :size]]
+                scores = scores[np.isfinite(scores)]  # a probe whose face the detector missed is compared with nobody
+                key = condition.condition if len(sizes) == 1 else f"{condition.condition}, {size} people"
+                tails[key] = tail_z(scores, model.mean, model.std)
+                say(f"{name} {key}: z {tails[key]}")
         shipped = [max(t[i] for t in tails.values()) for i in range(len(TAIL_RATES))]
-        report["embedders"][name] = {"model_id": embedder.model_id, "gallery_mean": round(model.mean, 4),
-                                     "gallery_std": round(model.std, 4), "pairs_left_out": int(alike.sum()),
-                                     "left_out_from": alike_from,
+        report["embedders"][name] = {"model_id": embedder.model_id, "frame": frame.exponent if frame else None,
+                                     "gallery_mean": {size: round(m.mean, 4) for size, m in models.items()},
+                                     "gallery_std": {size: round(m.std, 4) for size, m in models.items()},
+                                     "pairs_left_out": int(alike.sum()), "left_out_from": alike_from,
                                      "pairs": int((~alike).sum()), "z": tails, "shipped": shipped}
     out.mkdir(parents=True, exist_ok=True)
     (out / "impostor_tail.json").write_text(json.dumps(report, indent=1))

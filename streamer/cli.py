@@ -376,7 +376,7 @@ def cmd_eval_inpainter(args) -> int:
         from streamer.embed.dlib_resnet import DlibEmbedderConfig, DlibResnetEmbedder
 
         try:
-            embedder = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib"), device)
+            embedder = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib", student=None), device)
         except ModelError as exc:
             raise ConfigError(f"--embedder dlib: {exc}") from None
     elif not Path(args.embedder).is_file():
@@ -483,6 +483,7 @@ def cmd_eval_identity(args) -> int:
     from streamer.errors import ConfigError
     from streamer.eval.identity import CONDITIONS, IdentitySettings, build
     from streamer.eval.identity_report import score, target_line, write
+    from streamer.identify.frame import frame_setting
     from streamer.identify.gallery import reconstruction_classes
     from streamer.stages import Stages
 
@@ -523,9 +524,14 @@ def cmd_eval_identity(args) -> int:
     for name, (embedder, threshold, backend) in embedders.items():
         say(f"scoring with {name}")
         policy = reconstruction_classes(config.gallery.reconstruction_for, backend, embedder.student is not None)
+        # Thresholds set in the config are the config embedder's: another --embedder keeps its own, unset.
+        plain_thresholds = name.endswith("(config)") and (config.gallery.threshold is not None
+                                                          or bool(config.gallery.occluder_thresholds))
+        frame = frame_setting(config.gallery.frame, backend, embedder.model_id, embedder.student is not None,
+                              plain_thresholds)
         report["embedders"][name], curves[name] = score(data, embedder, threshold, settings,
                                                         config.gallery.false_accept_rate or 0.01,
-                                                        None if policy is None else list(policy))
+                                                        None if policy is None else list(policy), frame)
     for path in write(report, curves, Path(args.out)):
         print(f"wrote {path}")
     for name, result in report["embedders"].items():

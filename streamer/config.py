@@ -247,6 +247,14 @@ class Config(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _frame_needs_whole_vectors(self):
+        # LBP matches only the cells the camera saw, a different set per face: no one frame holds for them.
+        if self.gallery.frame is True and self.embedder.backend == "lbp_histogram":
+            raise ValueError("gallery.frame: true: embedder lbp_histogram compares only the cells the camera saw, "
+                             "which no frame of the gallery fits; set gallery.frame: false or auto")
+        return self
+
+    @model_validator(mode="after")
     def _occluder_settings_name_known_classes(self):
         policy = self.gallery.reconstruction_for
         given = {"gallery.occluder_thresholds": list(self.gallery.occluder_thresholds),

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 # What a user-given name (a stream's, an alert's) may be: it is data, used in file names and topics, never a path.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -31,5 +31,12 @@ def _existing_dir(path: Path) -> Path:
     return path
 
 
+def _auto_or_existing_file(value: str | Path) -> str | Path:
+    return value if value == "auto" else _existing_file(value)
+
+
 ExistingPath = Annotated[Path, AfterValidator(_existing_file)]
+# "auto" (the setting's own choice) or a file that exists; one error naming the file, not one per kind of value.
+AutoOrExistingPath = Annotated[Literal["auto"] | Path, Field(union_mode="left_to_right"),
+                               AfterValidator(_auto_or_existing_file)]
 ExistingDir = Annotated[Path, AfterValidator(_existing_dir)]

@@ -89,3 +89,22 @@ def test_shipped_configs_load(monkeypatch):
     monkeypatch.setenv("GATE_PASSWORD", "pw-for-test")
     with pytest.raises(ConfigError, match=r"detector.model: file not found: .*buffalo_s"):
         load_config(ROOT / "configs" / "camera.example.yaml")  # until the user fetches the models
+
+
+def test_a_frame_asked_for_with_plain_cosine_thresholds_is_refused():
+    with pytest.raises(ConfigError, match=r"gallery.*frame: true.*gallery.threshold"):
+        parse_config({"gallery": {"frame": True, "threshold": 0.9}})
+    with pytest.raises(ConfigError, match=r"gallery.*frame: true.*occluder_thresholds"):
+        parse_config({"gallery": {"frame": True, "occluder_thresholds": {"face_mask": 0.3}}})
+    with pytest.raises(ConfigError, match=r"gallery.frame: true: embedder lbp_histogram"):
+        parse_config({"gallery": {"frame": True}, "embedder": {"backend": "lbp_histogram"}})
+    from types import SimpleNamespace
+
+    from streamer.identify import gallery_frame
+
+    dlib = SimpleNamespace(model_id="dlib:resnet_v1:55533b28a958", student=None)
+    assert gallery_frame(parse_config({}), dlib).exponent == 0.15  # dlib, the default embedder: framed
+    assert gallery_frame(parse_config({"gallery": {"threshold": 0.9}}), dlib) is None  # a plain cosine asked for
+    assert gallery_frame(parse_config({"gallery": {"frame": False}}), dlib) is None
+    arcface = parse_config({"embedder": {"backend": "arcface", "model": __file__}})
+    assert gallery_frame(arcface, dlib) is None  # measured to help dlib only

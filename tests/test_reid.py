@@ -376,6 +376,35 @@ def test_pseudo_identities_do_not_lift_the_threshold_for_enrolled_people():
     assert index.impostors() == before
 
 
+def test_a_gallerys_frame_is_its_enrolled_peoples_and_moves_only_as_they_grow():
+    """Unknown faces seen by the cameras do not move the frame (every score would shift with each stranger); a
+    tenth more enrolled people refit it. Below 100 people there is none: plain cosines."""
+    from streamer.identify.frame import FrameSetting
+    from streamer.store.gallery import ModelVectors
+
+    rng = np.random.default_rng(6)
+    common = _unit(rng.normal(size=128))
+    people = np.stack([_unit(common + rng.normal(scale=0.02, size=128)) for _ in range(120)]).astype(np.float32)
+
+    def index_of(n):
+        return GalleryIndex(MODEL, ModelVectors(np.arange(n), np.ones(n, np.int8), people[:n],
+                                                {i: f"p{i}" for i in range(n)}, {i: "person" for i in range(n)}),
+                            frame=FrameSetting(0.15))
+
+    assert index_of(99).frame() is None
+    index = index_of(100)
+    frame = index.frame()
+    assert frame is not None
+    _, scores = index.scores(people[:1])
+    assert np.isclose(scores[0, 0], 1.0, atol=1e-5) and scores[0, 1:].max() < 0.5  # plain cosines: all above 0.9
+    for k in range(30):
+        index.add(1000 + k, f"unknown-{k:05d}", True, _unit(common + rng.normal(scale=0.02, size=128)))
+    assert index.frame() is frame
+    for k in range(100, 111):  # 11 more people: over a tenth
+        index.add(k, f"p{k}", False, people[k])
+    assert index.frame() is not frame
+
+
 def test_the_threshold_rises_with_the_gallery_so_strangers_stay_unnamed(tmp_path):
     """At one comparison, 0.25 would be a fair threshold; against 300 people a stranger passes it often."""
     from streamer.store.database import transaction
@@ -482,15 +511,62 @@ def test_a_gallery_whose_threshold_would_name_nobody_says_so(tmp_path, caplog):
                                _unit(common + rng.normal(scale=0.015, size=128)), 0.0)
     store.conn.close()
     embedder = SimpleNamespace(model_id=MODEL, default_threshold=0.9, student=None, description="a dlib-like embedder")
-    config = parse_config({"store": {"path": str(store_path)}, "output": {"dir": str(tmp_path)}})
+    config = parse_config({"store": {"path": str(store_path)}, "output": {"dir": str(tmp_path)},
+                           "gallery": {"frame": False}})  # plain cosines: the gallery's frame spreads them out
     with caplog.at_level(logging.WARNING, logger="streamer.identify"):
         with open_identification(config, None, embedder) as identification:
             assert identification.resolver.threshold() >= 0.98
     assert any("almost nobody will be named" in r.getMessage() and "300 identities" in r.getMessage()
                for r in caplog.records), [r.getMessage() for r in caplog.records]
     caplog.clear()
-    fixed = parse_config({"store": {"path": str(store_path)}, "gallery": {"false_accept_rate": None}})
+    fixed = parse_config({"store": {"path": str(store_path)}, "gallery": {"false_accept_rate": None, "frame": False}})
     with caplog.at_level(logging.WARNING, logger="streamer.identify"):
         with open_identification(fixed, None, embedder):
             pass
     assert not [r for r in caplog.records if "almost nobody" in r.getMessage()]
+
+
+def test_a_crowded_dlib_gallery_is_compared_in_its_own_frame(tmp_path, caplog):
+    """dlib (the default embedder) puts different people close together; with 100 or more enrolled the gallery is
+    compared in its own frame (mean taken away, axes partly whitened), where they stand apart: the threshold that
+    holds 1% false accepts is one the same person reaches, and a probe of an enrolled person is named while a
+    stranger is not."""
+    import logging
+    from types import SimpleNamespace
+
+    from streamer.config import parse_config
+    from streamer.identify import open_identification
+    from streamer.store.database import transaction
+
+    rng = np.random.default_rng(5)
+    common = _unit(rng.normal(size=128))
+    people = [common + rng.normal(scale=0.015, size=128) for _ in range(150)]
+    store_path = tmp_path / "streamer.db"
+    store = GalleryStore(connect(store_path))
+    with transaction(store.conn):
+        for k, person in enumerate(people):
+            identity = store._insert_identity(f"p{k:03d}", "person", 0.0)
+            store._insert_face(identity, _sharp_crop(k % 5), f"p{k}.jpg", 1, MODEL, _unit(person), 0.0)
+    store.conn.close()
+    embedder = SimpleNamespace(model_id=MODEL, default_threshold=0.9, student=None, description="a dlib-like embedder")
+    # Another photo of p007: its own face moved by a third of the people's spread; a stranger: another draw.
+    probe = _unit(people[7] + rng.normal(scale=0.005, size=128))
+    stranger = _unit(common + rng.normal(scale=0.015, size=128))
+    plain = float(probe @ _unit(people[8]))
+    assert plain > 0.9  # by plain cosine p007's probe is as close to p008 as dlib's threshold asks
+    config = parse_config({"store": {"path": str(store_path)}, "output": {"dir": str(tmp_path)}})
+    with caplog.at_level(logging.WARNING, logger="streamer.identify"):
+        with open_identification(config, None, embedder) as identification:
+            resolver, index = identification.resolver, identification.resolver.index
+            assert index.frame() is not None
+            assert "in the gallery's frame" in identification.describe()
+            threshold = resolver.threshold()
+            identities, scores = index.scores(np.stack([probe, stranger]))
+            assert index.names[int(identities[scores[0].argmax()])] == "p007"
+            assert scores[0].max() >= threshold > scores[1].max(), (scores[0].max(), threshold, scores[1].max())
+            assert threshold < 0.9  # a frame's scores: a plain cosine's fixed threshold would name nobody
+    assert not [r for r in caplog.records if "almost nobody" in r.getMessage()]
+    plain_config = parse_config({"store": {"path": str(store_path)}, "output": {"dir": str(tmp_path)},
+                                 "gallery": {"threshold": 0.95}})  # a plain cosine set: no frame
+    with open_identification(plain_config, None, embedder) as identification:
+        assert identification.resolver.index.frame() is None

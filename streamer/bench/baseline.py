@@ -48,7 +48,7 @@ def run_baseline(stages: Stages, resolver: IdentityResolver, clips: list[Path], 
     from ultralytics.engine.results import Boxes
     from ultralytics.trackers.byte_tracker import BYTETracker
 
-    gallery, threshold = resolver.index, resolver.base_threshold
+    gallery, threshold = resolver.index, resolver.index.fixed_threshold(resolver.base_threshold)  # its frame's
     out_dir.mkdir(parents=True, exist_ok=True)
     readers = [cv2.VideoCapture(str(clip)) for clip in clips]
     trackers = [BYTETracker(SimpleNamespace(**BYTETRACK_DEFAULTS)) for _ in clips]

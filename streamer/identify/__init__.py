@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from streamer.config_base import StrictModel
 from streamer.errors import StreamerError
 from streamer.identify.calibration import measured_tail
+from streamer.identify.frame import FrameSetting, frame_setting
 from streamer.identify.gallery import GalleryConfig, GalleryIndex, enroll, photos_by_name, reconstruction_classes
 from streamer.identify.sync import GallerySync
 from streamer.identify.track_identity import IdentityConfig, IdentityResolver
@@ -96,10 +97,13 @@ class Identification:
     def describe(self) -> str:
         index, resolver = self.resolver.index, self.resolver
         rate = resolver.gallery.false_accept_rate
+        fixed = index.fixed_threshold(resolver.base_threshold)
         held = f", {resolver.threshold():.3f} now to hold {rate:.1%} false accepts" \
-            if rate and resolver.threshold() > resolver.base_threshold else ""
+            if rate and resolver.threshold() > fixed else ""
+        where = f" in the gallery's frame (a plain cosine's {resolver.base_threshold})" \
+            if index.frame() is not None else ""
         return (f"gallery:   {index.people} people, {len(index) - index.people} pseudo-identities, "
-                f"threshold {resolver.base_threshold}{held} ({self.path})")
+                f"threshold {fixed:.3f}{where}{held} ({self.path})")
 
     def close(self) -> None:
         self.sync.close()
@@ -136,8 +140,9 @@ def open_identification(config, detector, embedder) -> Identification:
                 log.warning("store: retention %g days: deleted %s", config.store.retention_days,
                             ", ".join(f"{n} {k}" for k, n in pruned.items()))
         since = store.last_change()  # before the load: a change made during it is read again, never missed
-        index = GalleryIndex.load(store, embedder.model_id, str(path),
-                                  measured_tail(embedder.model_id, embedder.student is not None))
+        student = embedder.student is not None
+        index = GalleryIndex.load(store, embedder.model_id, str(path), measured_tail(embedder.model_id, student),
+                                  gallery_frame(config, embedder))
         sync = GallerySync(store, index, since, conn.listener())
     except BaseException:
         conn.close()
@@ -149,12 +154,19 @@ def open_identification(config, detector, embedder) -> Identification:
                                                                           config.embedder.backend,
                                                                           embedder.student is not None))
     held = resolver.threshold()
-    if held >= NAMES_ALMOST_NOBODY and held > threshold:  # raised there by the calibration, not set so
+    if index.frame() is None and held >= NAMES_ALMOST_NOBODY and held > threshold:  # raised by the calibration
         log.warning("gallery: to hold gallery.false_accept_rate %g over %d identities, %s needs a cosine of %.3f, "
                     "which photos of the same person seldom reach: almost nobody will be named (an ArcFace embedder, "
                     "a smaller gallery or a higher false_accept_rate would)", config.gallery.false_accept_rate,
                     len(index), embedder.description, held)
     return Identification(conn, resolver, path, sync)
+
+
+def gallery_frame(config, embedder) -> FrameSetting | None:
+    """``gallery.frame`` as it applies to the configured embedder (identify/frame.py)."""
+    return frame_setting(config.gallery.frame, config.embedder.backend, embedder.model_id,
+                         embedder.student is not None,
+                         config.gallery.threshold is not None or bool(config.gallery.occluder_thresholds))
 
 
 def _enroll_folder(store: GalleryStore, config, detector, embedder) -> None:

@@ -149,7 +149,22 @@ MEASURED_STUDENT_TAILS: dict[str, ImpostorTail] = {
 }
 
 
-def measured_tail(model_id: str, student: bool = False) -> ImpostorTail | None:
+# In the gallery's own frame (identify/frame.py: dlib's default from 100 people on), 2026-12-05: the same UTKFace
+# gallery and probes, each gallery of the first 100, 200 and 2,000 people fitted its own frame (`--only dlib --frame
+# --sizes 100 200 2000`, 2 min; `--dlib-student out/runs/student-dlib-cpu/student.onnx` for the student's, the
+# recipe of ``make train-embedder-dlib-cpu``). A frame makes the impostor scores near normal, with a longer tail than
+# the normal's (plain dlib's is shorter: its cosines are crowded near 1). The size barely moves it (face masks at 1
+# in 10,000: 4.197, 4.166, 4.154 at 100, 200, 2,000 people): the entry is the highest of sizes and conditions.
+MEASURED_FRAME_TAILS: dict[str, ImpostorTail] = {
+    "55533b28a958": ImpostorTail((2.729, 3.534, 4.250, 4.941, 5.560)),  # dlib:resnet_v1
+}
+MEASURED_FRAME_STUDENT_TAILS: dict[str, ImpostorTail] = {
+    "55533b28a958": ImpostorTail((2.778, 3.599, 4.267, 4.850, 5.379)),  # dlib:resnet_v1, its student
+}
+
+
+def measured_tail(model_id: str, student: bool = False, framed: bool = False) -> ImpostorTail | None:
     """The tail measured for the model file behind ``model_id`` (whatever its file is called), with a student of it
-    describing the probes or not, if any."""
-    return (MEASURED_STUDENT_TAILS if student else MEASURED_TAILS).get(model_id.rsplit(":", 1)[-1])
+    describing the probes or not, compared in the gallery's frame or by plain cosine, if any."""
+    tables = ((MEASURED_TAILS, MEASURED_STUDENT_TAILS), (MEASURED_FRAME_TAILS, MEASURED_FRAME_STUDENT_TAILS))[framed]
+    return tables[student].get(model_id.rsplit(":", 1)[-1])

@@ -14,12 +14,14 @@ from typing import Annotated, Literal
 
 import cv2
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from streamer.align import align_face
 from streamer.config_base import ExistingDir, StrictModel
 from streamer.errors import StreamerError
 from streamer.identify.calibration import ImpostorModel, ImpostorTail, impostor_model
+from streamer.identify.frame import FIXED_FALSE_ACCEPT, FrameSetting, GalleryFrame, fit_frame
+from streamer.identify.frame import MIN_PEOPLE as MIN_FRAME_PEOPLE
 from streamer.identify.names import check_person_name, printable
 from streamer.store.gallery import GalleryStore, ModelVectors
 
@@ -55,6 +57,20 @@ class GalleryConfig(StrictModel):
         "SYNTHETIC, but never decides. auto: the classes 'streamer eval identity' found a reconstruction helps for "
         "the configured embedder (MEASURED_RECONSTRUCTION_FOR); a list; or null: every class",
     )
+
+    frame: bool | Literal["auto"] = Field(
+        "auto", description="compare faces in the gallery's own frame (its mean taken away, its axes partly "
+        "whitened: identify/frame.py) once 100 or more people are enrolled; the fixed threshold there is where one "
+        "comparison in 100 with a stranger passes, raised as the gallery grows like any. auto: for the embedders "
+        "the eval found it helps (dlib), unless threshold or occluder_thresholds are set (plain cosines)"
+    )
+
+    @model_validator(mode="after")
+    def _frame_or_plain_thresholds(self):
+        if self.frame is True and (self.threshold is not None or self.occluder_thresholds):
+            raise ValueError("gallery.frame: true compares in the gallery's frame, where gallery.threshold and "
+                             "gallery.occluder_thresholds (plain cosines) mean nothing: set frame: false, or drop them")
+        return self
 
     def threshold_for(self, occluders: tuple[str, ...] | list[str], base: float) -> float:
         return max([self.occluder_thresholds.get(c, base) for c in occluders], default=base)
@@ -101,19 +117,24 @@ class Candidate:
 
 
 class GalleryIndex:
-    def __init__(self, model_id: str, rows: ModelVectors, tail: ImpostorTail | None = None):
+    def __init__(self, model_id: str, rows: ModelVectors, tail: ImpostorTail | None = None,
+                 frame: FrameSetting | None = None):
         self.model_id = model_id
         self.tail = tail  # how far strangers' faces reach for this embedder (calibration.MEASURED_TAILS)
+        self.frame_setting = frame  # compare in the gallery's own frame (identify/frame.py) once it is large enough
         self.names, self.kinds = dict(rows.names), dict(rows.kinds)
         self._ids = list(rows.identity_ids)
         self._polarity = list(rows.polarity)
         self._rows = [v for v in rows.vectors]
         self._matrix: tuple | None = None
-        self._impostors: tuple[int, ImpostorModel | None] | None = None  # (people when made, the model)
+        self._framed: tuple | None = None  # (the matrix, the frame, its positives and negatives in the frame)
+        # (people when made, the frame or None, the impostor model or None)
+        self._calibration: tuple[int, GalleryFrame | None, ImpostorModel | None] | None = None
         self._counted: tuple[int, int] | None = None
 
     @classmethod
-    def load(cls, store: GalleryStore, model_id: str, where: str, tail: ImpostorTail | None = None) -> GalleryIndex:
+    def load(cls, store: GalleryStore, model_id: str, where: str, tail: ImpostorTail | None = None,
+             frame: FrameSetting | None = None) -> GalleryIndex:
         """The gallery as embedded by ``model_id``; refuses a gallery embedded by other models only."""
         others = {m: n for m, n in store.model_ids().items() if m != model_id}
         rows = store.vectors(model_id)
@@ -125,7 +146,7 @@ class GalleryIndex:
                 f"{', '.join(others)}, not by the configured embedder {model_id}: embeddings of different models "
                 "are never compared; run 'streamer gallery reembed' with this config"
             )
-        return cls(model_id, rows, tail)
+        return cls(model_id, rows, tail, frame)
 
     def _counts(self) -> tuple[int, int]:
         """(identities, enrolled people) with a face: asked at every decision, counted once per change."""
@@ -141,18 +162,37 @@ class GalleryIndex:
     def people(self) -> int:
         return self._counts()[1]
 
-    def impostors(self) -> ImpostorModel | None:
-        """How the embedder scores different ENROLLED people of this gallery (a pseudo-identity may be an
-        enrolled person seen unrecognised: counted as a stranger it would lift the threshold as the day's
-        strangers pile up); made again once the enrolled people have grown or shrunk by a tenth."""
+    def _calibrated(self) -> tuple[int, GalleryFrame | None, ImpostorModel | None]:
+        """The frame (where set and the gallery is large enough) and how the embedder scores different ENROLLED
+        people in it (a pseudo-identity may be an enrolled person seen unrecognised: counted as a stranger it
+        would lift the threshold as the day's strangers pile up); made again once the enrolled people have
+        grown or shrunk by a tenth, so scores do not move with every face added."""
         count = self.people
-        if self._impostors is None or abs(count - self._impostors[0]) > max(1, self._impostors[0] // 10):
+        if self._calibration is None or abs(count - self._calibration[0]) > max(1, self._calibration[0] // 10):
             identities, starts, positives, _, _ = self._prepared()
             ids = np.repeat(identities, np.diff(np.append(starts, len(positives)))) if len(identities) else identities
             enrolled = np.array([self.kinds[int(i)] == "person" for i in ids], bool)
-            self._impostors = (count, impostor_model(positives[enrolled], ids[enrolled], tail=self.tail)
-                              if enrolled.any() else None)
-        return self._impostors[1]
+            vectors, tail, frame = positives[enrolled], self.tail, None
+            if self.frame_setting is not None and count >= MIN_FRAME_PEOPLE:
+                frame = fit_frame(vectors, self.frame_setting.exponent)
+                vectors, tail = frame.apply(vectors), self.frame_setting.tail
+            self._calibration = (count, frame, impostor_model(vectors, ids[enrolled], tail=tail)
+                                 if enrolled.any() else None)
+        return self._calibration
+
+    def impostors(self) -> ImpostorModel | None:
+        """How the embedder scores different enrolled people of this gallery (in its frame, if compared in one)."""
+        return self._calibrated()[2]
+
+    def frame(self) -> GalleryFrame | None:
+        """The frame scores are compared in now; None: plain cosines."""
+        return self._calibrated()[1] if self.frame_setting is not None else None
+
+    def fixed_threshold(self, plain: float) -> float:
+        """The fixed threshold as scores are compared now: ``plain`` (a plain cosine), or in the gallery's frame
+        the score one comparison with a stranger passes FIXED_FALSE_ACCEPT of the time."""
+        impostors = self.impostors() if self.frame() is not None else None
+        return plain if impostors is None else impostors.threshold(1, FIXED_FALSE_ACCEPT)
 
     def add(self, identity_id: int, name: str, pseudo: bool, vector: np.ndarray, polarity: int = 1) -> None:
         self.names[identity_id], self.kinds[identity_id] = name, "pseudo" if pseudo else "person"
@@ -205,6 +245,13 @@ class GalleryIndex:
         if vectors.shape[1] != positives.shape[1]:
             raise StreamerError(f"gallery: probe has {vectors.shape[1]} dimensions, the gallery's model "
                                 f"{self.model_id} has {positives.shape[1]}")
+        frame = self.frame()
+        if frame is not None:  # the config allows no frame for an embedder matching only the dimensions seen
+            vectors, weights = frame.apply(vectors), None
+            if self._framed is None or self._framed[0] is not self._matrix or self._framed[1] is not frame:
+                self._framed = (self._matrix, frame, frame.apply(positives),
+                                frame.apply(negatives) if len(negatives) else negatives)
+            positives, negatives = self._framed[2], self._framed[3]
         per_row = _cosine(vectors, positives, weights)
         best = np.maximum.reduceat(per_row, starts, axis=1)
         if len(negatives):

@@ -105,8 +105,9 @@ class IdentityResolver:
         """The score that names a face now: the fixed threshold (or ``base``: an occluder class's), raised as
         the gallery grows to hold ``gallery.false_accept_rate`` (identify/calibration.py); a face matched on its
         reconstruction as well is compared twice with each identity."""
-        return held_threshold(self.base_threshold if base is None else base, self.index.impostors(),
-                              len(self.index), self.gallery.false_accept_rate, comparisons_per_identity)
+        fixed = self.index.fixed_threshold(self.base_threshold if base is None else base)
+        return held_threshold(fixed, self.index.impostors(), len(self.index), self.gallery.false_accept_rate,
+                              comparisons_per_identity)
 
     def _uses_reconstruction(self, occluders: tuple[str, ...]) -> bool:
         return self.reconstruction_for is None or any(c in self.reconstruction_for for c in occluders)
@@ -189,8 +190,10 @@ class IdentityResolver:
             try:
                 # Another run (another machine) may have met the same stranger a moment ago: its pseudo-identity,
                 # perhaps not yet in this index, is taken rather than a second one made.
+                # The store compares plain cosines: in a frame, the plain fixed threshold says "the same face".
+                same = threshold if self.index.frame() is None else self.base_threshold
                 identity, name, made = self.store.create_pseudo(vector, state.best_crop, self.index.model_id,
-                                                                "pseudo-identity", same_above=threshold,
+                                                                "pseudo-identity", same_above=same,
                                                                 resembles=resembles)
             except StoreUnavailable as exc:
                 say_unavailable(exc, "no pseudo-identity is made until it answers")
