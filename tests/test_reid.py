@@ -378,7 +378,7 @@ def test_pseudo_identities_do_not_lift_the_threshold_for_enrolled_people():
 
 def test_a_gallerys_frame_is_its_enrolled_peoples_and_moves_only_as_they_grow():
     """Unknown faces seen by the cameras do not move the frame (every score would shift with each stranger); a
-    tenth more enrolled people refit it. Below 100 people there is none: plain cosines."""
+    tenth more enrolled people refit it. Below 50 people there is none: plain cosines."""
     from streamer.identify.frame import FrameSetting
     from streamer.store.gallery import ModelVectors
 
@@ -391,7 +391,7 @@ def test_a_gallerys_frame_is_its_enrolled_peoples_and_moves_only_as_they_grow():
                                                 {i: f"p{i}" for i in range(n)}, {i: "person" for i in range(n)}),
                             frame=FrameSetting(0.15))
 
-    assert index_of(99).frame() is None
+    assert index_of(49).frame() is None
     index = index_of(100)
     frame = index.frame()
     assert frame is not None
@@ -527,7 +527,7 @@ def test_a_gallery_whose_threshold_would_name_nobody_says_so(tmp_path, caplog):
 
 
 def test_a_crowded_dlib_gallery_is_compared_in_its_own_frame(tmp_path, caplog):
-    """dlib (the default embedder) puts different people close together; with 100 or more enrolled the gallery is
+    """dlib (the default embedder) puts different people close together; with 50 or more enrolled the gallery is
     compared in its own frame (mean taken away, axes partly whitened), where they stand apart: the threshold that
     holds 1% false accepts is one the same person reaches, and a probe of an enrolled person is named while a
     stranger is not."""

@@ -60,7 +60,7 @@ class GalleryConfig(StrictModel):
 
     frame: bool | Literal["auto"] = Field(
         "auto", description="compare faces in the gallery's own frame (its mean taken away, its axes partly "
-        "whitened: identify/frame.py) once 100 or more people are enrolled; the fixed threshold there is where one "
+        "whitened: identify/frame.py) once 50 or more people are enrolled; the fixed threshold there is where one "
         "comparison in 100 with a stranger passes, raised as the gallery grows like any. auto: for the embedders "
         "the eval found it helps (dlib), unless threshold or occluder_thresholds are set (plain cosines)"
     )
