@@ -272,7 +272,7 @@ eval-detector: install
 # quarter of an hour on 2 CPU cores the first time (7 minutes of it aligning 10,000 distractors with SCRFD, measured
 # 2026-12-05); aligned faces are kept in
 # out/eval-identity/cache for the next runs. With MobileFaceNet's student where train-embedder-cpu made one (one
-# --student a run: dlib's student is measured by its own run, streamer/embed/STUDENT.md).
+# --student a run); `--embedder dlib` is the offline default's dlib: with its shipped student (embedder.student: auto).
 eval-identity: install
 	$(BIN)/streamer eval identity --faces $(EVAL_FACES) --config configs/dev-shared-models.yaml --embedder $(EMBEDDER) \
 		$(if $(wildcard $(STUDENT)),--student $(STUDENT)) --embedder dlib --distractors $(SHARED)/data/faces_train/utkface_200 \

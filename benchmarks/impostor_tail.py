@@ -20,7 +20,7 @@ population like the evaluation's). Every probe-gallery pair is an impostor pair,
 the same person twice: pairs the OTHER embedder finds alike (MobileFaceNet >= 0.5, dlib >= 0.95) are left out
 of an embedder's tail, so neither embedder decides what counts against itself.
 
-With ``--frame``, each gallery is compared in its own frame, as the product compares dlib's from 100 people on
+With ``--frame``, each gallery is compared in its own frame, as the product compares dlib's from 50 people on
 (``gallery.frame``, identify/frame.py), at the exponent measured for the backend: the tail of
 ``MEASURED_FRAME_TAILS``. A frame is fitted on the gallery it scores, so its own pairs stand a little closer
 than a stranger's face does to them, the more so the smaller the gallery: ``--sizes`` measures galleries of the
@@ -61,6 +61,7 @@ from streamer.eval.identity import (
 )
 from streamer.identify.calibration import TAIL_RATES
 from streamer.identify.frame import DEFAULT_EXPONENT, MEASURED_EXPONENT, FrameSetting
+from streamer.identify.frame import MIN_PEOPLE as MIN_FRAME_PEOPLE
 from streamer.identify.gallery import IMAGE_SUFFIXES, reconstruction_classes
 from streamer.stages import Stages
 
@@ -113,8 +114,9 @@ def main() -> None:
                         "(default: all of it)")
     args = parser.parse_args()
     sizes = sorted(set(args.sizes or [args.gallery]))
-    if sizes[0] < 20 or sizes[-1] > args.gallery:
-        raise SystemExit(f"--sizes: each between 20 (what the calibration needs) and --gallery ({args.gallery})")
+    least = MIN_FRAME_PEOPLE if args.frame else 20  # what the calibration needs; a frame, what it needs
+    if sizes[0] < least or sizes[-1] > args.gallery:
+        raise SystemExit(f"--sizes: each between {least} and --gallery ({args.gallery})")
     config = load_config(args.config)
     device = Device("cpu")
     stages = Stages.build(config, device)

@@ -391,7 +391,10 @@ def test_a_gallerys_frame_is_its_enrolled_peoples_and_moves_only_as_they_grow():
                                                 {i: f"p{i}" for i in range(n)}, {i: "person" for i in range(n)}),
                             frame=FrameSetting(0.15))
 
-    assert index_of(49).frame() is None
+    small = index_of(49)
+    assert small.frame() is None
+    small.add(49, "p49", False, people[49])
+    assert small.frame() is not None  # from the 50th person on, not a tenth later
     index = index_of(100)
     frame = index.frame()
     assert frame is not None

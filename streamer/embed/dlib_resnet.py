@@ -140,7 +140,12 @@ class DlibResnetEmbedder:
         student = config.student
         if student == "auto":
             # A student only fits the very model it was taught by: another dlib model file keeps dlib alone.
-            student = SHIPPED_STUDENT if teacher_of(SHIPPED_STUDENT) == self.fingerprint else None
+            try:
+                shipped_for = teacher_of(SHIPPED_STUDENT)
+            except (ValueError, OSError) as exc:
+                raise ModelError(f"embedder.student: auto: the shipped student cannot be read ({one_line(exc)}): "
+                                 "reinstall streamer, or set embedder.student: null") from None
+            student = SHIPPED_STUDENT if shipped_for == self.fingerprint else None
             if student is None:
                 self.description += f", no student (the one shipped was taught by another dlib model than {path.name})"
         if student is not None:

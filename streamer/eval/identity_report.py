@@ -24,6 +24,7 @@ from streamer.eval.identity import (
     verification,
 )
 from streamer.identify.calibration import held_threshold, measured_tail
+from streamer.identify.frame import MIN_PEOPLE as MIN_FRAME_PEOPLE
 from streamer.identify.frame import FrameSetting
 
 TARGET_SHARE = 0.9  # issue 15: occluded probes reach 90% of the clean TAR at FAR 1%
@@ -95,12 +96,12 @@ def score(data: EvalData, embedder, threshold: float, settings: IdentitySettings
                                                                      fused_as="fused_recommended")
     impostors = {str(size): {"mean": round(m.mean, 4), "std": round(m.std, 4)}
                  for size, m in ((size, index.impostors()) for size, index in sized.items()) if m}
-    framed = enrolled.frame() is not None
+    framed = [size for size, index in sized.items() if index.frame() is not None]
     return {"model_id": embedder.model_id, "threshold": round(enrolled.fixed_threshold(threshold), 4),
-            "frame": {"exponent": frame.exponent, "fixed_threshold_plain": threshold,
-                      "sizes_framed": [size for size, index in sized.items() if index.frame() is not None]}
-            if framed else None, "false_accept_rate": false_accept_rate,
-            "impostor_tail": "measured" if (frame.tail if framed else tail) else "normal",
+            "frame": {"exponent": frame.exponent, "fixed_threshold_plain": threshold, "sizes_framed": framed,
+                      "enrolled_framed": enrolled.frame() is not None} if frame and framed else None,
+            "false_accept_rate": false_accept_rate,
+            "impostor_tail": "measured" if (frame.tail if frame and framed else tail) else "normal",
             "share_of_clean": share_of_clean(figures),
             "reconstruction_for": reconstruction_for, "gallery_impostors": impostors, "figures": figures,
             "recommended_reconstruction_for": recommended}, curves
@@ -167,10 +168,11 @@ def markdown(report: dict) -> str:
         policy = result.get("reconstruction_for")
         frame = result.get("frame")
         framed = (f" Compared in each gallery's own frame (`gallery.frame`, exponent {frame['exponent']:g}) where it "
-                  f"holds 100 people or more ({', '.join(map(str, frame['sizes_framed']))}), in which every score and "
-                  f"threshold is its own (the fixed threshold there: one comparison with a stranger in 100 passes it; "
-                  f"the enrolled gallery's below), not a plain cosine (the fixed {frame['fixed_threshold_plain']}).") \
-            if frame else ""
+                  f"holds {MIN_FRAME_PEOPLE} people or more ({', '.join(map(str, frame['sizes_framed']))} in the open "
+                  f"set; the verification figures {'in' if frame.get('enrolled_framed') else 'not in'} the enrolled "
+                  f"people's), in which every score and threshold is its own (the fixed threshold there: one "
+                  f"comparison with a stranger in 100 passes it, each gallery's own; the enrolled gallery's below), "
+                  f"not a plain cosine (the fixed {frame['fixed_threshold_plain']}).") if frame else ""
         lines += [f"## {name} (`{result['model_id']}`)", "",
                   f"Verification: TAR at FAR 1% / rank-1 over the {data['enrolled']} enrolled.{framed} Open set, "
                   f"{decision} path, with {', '.join(map(str, sizes))} people in the gallery: enrolled named as "

@@ -44,8 +44,9 @@ def frame_setting(setting: bool | str, backend: str, model_id: str, student: boo
                   plain_thresholds: bool) -> FrameSetting | None:
     """``gallery.frame`` resolved for an embedder (with its student or not). ``auto``: a frame where one was
     measured to help the backend, unless the config sets thresholds as plain cosines (``plain_thresholds``)."""
-    if setting is False or setting == "auto" and (backend not in MEASURED_EXPONENT or plain_thresholds):
-        return None
+    if setting is False or backend == "lbp_histogram" or \
+            setting == "auto" and (backend not in MEASURED_EXPONENT or plain_thresholds):
+        return None  # LBP matches only the cells each face shows: no one frame fits them
     return FrameSetting(MEASURED_EXPONENT.get(backend, DEFAULT_EXPONENT), measured_tail(model_id, student, framed=True))
 
 

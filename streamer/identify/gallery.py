@@ -168,12 +168,14 @@ class GalleryIndex:
         would lift the threshold as the day's strangers pile up); made again once the enrolled people have
         grown or shrunk by a tenth, so scores do not move with every face added."""
         count = self.people
-        if self._calibration is None or abs(count - self._calibration[0]) > max(1, self._calibration[0] // 10):
+        framed = self.frame_setting is not None and count >= MIN_FRAME_PEOPLE
+        if self._calibration is None or abs(count - self._calibration[0]) > max(1, self._calibration[0] // 10) \
+                or framed != (self._calibration[1] is not None):  # the frame starts and stops at MIN_FRAME_PEOPLE
             identities, starts, positives, _, _ = self._prepared()
             ids = np.repeat(identities, np.diff(np.append(starts, len(positives)))) if len(identities) else identities
             enrolled = np.array([self.kinds[int(i)] == "person" for i in ids], bool)
             vectors, tail, frame = positives[enrolled], self.tail, None
-            if self.frame_setting is not None and count >= MIN_FRAME_PEOPLE:
+            if framed:
                 frame = fit_frame(vectors, self.frame_setting.exponent)
                 vectors, tail = frame.apply(vectors), self.frame_setting.tail
             self._calibration = (count, frame, impostor_model(vectors, ids[enrolled], tail=tail)
