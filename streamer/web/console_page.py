@@ -346,7 +346,7 @@ function groupCard(g, threshold) {
   }
   c.append(thumbs);
   if (g.closest) c.append(el("div", "scores", "closest person: " + g.closest.name + " " + score(g.closest.score) +
-                                           " (naming threshold " + score(threshold) + ")"));
+                                           " (plain-cosine threshold " + score(threshold) + ")"));
   const row = el("div", "row"), msg = el("div", "msg");
   const name = el("input"); name.placeholder = "name them"; name.size = 14; name.className = "group-name";
   name.setAttribute("list", "known-people");
