@@ -11,9 +11,10 @@ photos, aligned by the config's detector): its mean taken away, its principal co
 variance^-a (a = 0: centred only; components of no variance weigh as the weakest real one), then unit length.
 TAR at FAR 1% and 0.1% on the probes of ``streamer eval identity``'s reduced protocol (``faces_eval``, 2 probes
 a person, clean, face masks, sunglasses, hands, aligned by the detector as the stream aligns them), for the
-face as seen (or the student's embedding of it, with ``--student``) and for the product's decision, against
-the plain cosine; and how far the probes' impostor scores reach above the gallery's own different-person pairs
-(in their spreads, at 1 in 1,000 and 1 in 10,000 pairs), which is what the calibrated threshold reckons with.
+face as seen (or the student's embedding of it: ``--student``, or dlib's shipped one by default) and for
+the product's decision, against the plain cosine; and how far the probes' impostor scores reach above the
+gallery's own different-person pairs (in their spreads, at 1 in 1,000 and 1 in 10,000 pairs), which is what
+the calibrated threshold reckons with.
 
 The probes are never part of a fit; the gallery is only with ``--fit gallery`` (a frame a site could fit on
 its own enrolled photos: here 199, one each). Writes normalisation.json and prints a Markdown table;
@@ -34,7 +35,6 @@ import numpy as np
 from engines import Device
 from streamer.config import load_config
 from streamer.datagen.occluders import OccluderLibrary
-from streamer.embed.vectors import l2_normalise
 from streamer.eval.identity import (
     AlignmentCache,
     IdentitySettings,
@@ -46,6 +46,7 @@ from streamer.eval.identity import (
     probe_vectors,
     verification,
 )
+from streamer.identify.frame import fit_frame
 from streamer.identify.gallery import IMAGE_SUFFIXES, reconstruction_classes
 from streamer.stages import Stages
 
@@ -55,21 +56,6 @@ POWERS = (0.0, 0.15, 0.25, 0.35)
 TRAIN = SHARED / "data" / "faces_train"
 DEFAULT_FITS = (f"faces_train={TRAIN / 'glint24_112'},{TRAIN / 'utkface_200'},{TRAIN / 'celebamaskhq_256' / 'images'}",
                 f"masked_faces_without_mask={SHARED / 'data' / 'masked_faces' / 'without_mask'}")
-
-
-class Frame:
-    """A population's mean and principal components: ``apply`` moves unit embeddings into it, scaled by
-    variance^-power, then back to unit length."""
-
-    def __init__(self, vectors: np.ndarray):
-        self.mean = vectors.mean(0)
-        centred = vectors - self.mean
-        variances, self.axes = np.linalg.eigh(centred.T @ centred / len(centred))
-        real = variances > 1e-6  # dlib's descriptors leave about 50 of 128 directions empty
-        self.variances = np.clip(variances, variances[real].min(), None)
-
-    def apply(self, vectors: np.ndarray, power: float) -> np.ndarray:
-        return l2_normalise(((vectors - self.mean) @ self.axes) * self.variances ** -power)
 
 
 def fit_photos(spec: str, cache: AlignmentCache, limit: int, seed: int) -> tuple[str, list[np.ndarray]]:
@@ -123,14 +109,14 @@ def main() -> None:
     data = build(Path(args.faces), [], stages, OccluderLibrary(SHARED / "data" / "occluders"), settings,
                  progress=say, cache_dir=cache_dir)
     cache = AlignmentCache(cache_dir, stages.detector, settings.size)
-    frames = {}
+    populations = {}
     gallery = embed_all(embedder, data.gallery)
     for spec in args.fit or DEFAULT_FITS:
         if spec == "gallery":  # what a site has: its own enrolled photos
-            frames[spec] = Frame(gallery)
+            populations[spec] = gallery
             continue
         name, crops = fit_photos(spec, cache, args.fit_photos, 0)
-        frames[name] = Frame(embed_all(embedder, np.stack(crops)))
+        populations[name] = embed_all(embedder, np.stack(crops))
         say(f"fit {name}: {len(crops)} faces")
     cache.save()
 
@@ -141,9 +127,9 @@ def main() -> None:
     if any(v.weights is not None for v in vectors.values()):
         raise SystemExit(f"--config: {embedder.description} compares the cells the camera saw: a frame does not apply")
     moves = {"plain cosine": lambda v: v}
-    for name, frame in frames.items():
+    for name, population in populations.items():  # the product's own frame (streamer/identify/frame.py) at each power
         for power in POWERS:
-            moves[f"{name}, variance^-{power:g}"] = lambda v, f=frame, p=power: f.apply(v, p)
+            moves[f"{name}, variance^-{power:g}"] = fit_frame(population, power).apply
     rows = {}
     for label, move in moves.items():
         index = gallery_index(embedder.model_id, move(gallery))
@@ -158,7 +144,7 @@ def main() -> None:
                     "tar@far0.01": figures["tar@far0.01"], "tar@far0.001": figures["tar@far0.001"],
                     **tail_z(scores[path], probes, data.enrolled, move(gallery))}
         say(f"scored {label}")
-    report = {"embedder": embedder.description, "enrolled": len(gallery), "fits": list(frames), "rows": rows}
+    report = {"embedder": embedder.description, "enrolled": len(gallery), "fits": list(populations), "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
     (out / "normalisation.json").write_text(json.dumps(report, indent=1))
     print(f"\n{embedder.description}; TAR at FAR 1% (0.1%), {len(gallery)} enrolled; impostors' z at 1e-3 / 1e-4\n")

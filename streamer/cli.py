@@ -525,10 +525,8 @@ def cmd_eval_identity(args) -> int:
         say(f"scoring with {name}")
         policy = reconstruction_classes(config.gallery.reconstruction_for, backend, embedder.student is not None)
         # Thresholds set in the config are the config embedder's: another --embedder keeps its own, unset.
-        plain_thresholds = name.endswith("(config)") and (config.gallery.threshold is not None
-                                                          or bool(config.gallery.occluder_thresholds))
         frame = frame_setting(config.gallery.frame, backend, embedder.model_id, embedder.student is not None,
-                              plain_thresholds)
+                              name.endswith("(config)") and config.gallery.plain_thresholds)
         report["embedders"][name], curves[name] = score(data, embedder, threshold, settings,
                                                         config.gallery.false_accept_rate or 0.01,
                                                         None if policy is None else list(policy), frame)

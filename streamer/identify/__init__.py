@@ -165,8 +165,7 @@ def open_identification(config, detector, embedder) -> Identification:
 def gallery_frame(config, embedder) -> FrameSetting | None:
     """``gallery.frame`` as it applies to the configured embedder (identify/frame.py)."""
     return frame_setting(config.gallery.frame, config.embedder.backend, embedder.model_id,
-                         embedder.student is not None,
-                         config.gallery.threshold is not None or bool(config.gallery.occluder_thresholds))
+                         embedder.student is not None, config.gallery.plain_thresholds)
 
 
 def _enroll_folder(store: GalleryStore, config, detector, embedder) -> None:

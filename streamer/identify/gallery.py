@@ -65,9 +65,14 @@ class GalleryConfig(StrictModel):
         "the eval found it helps (dlib), unless threshold or occluder_thresholds are set (plain cosines)"
     )
 
+    @property
+    def plain_thresholds(self) -> bool:
+        """Thresholds set as plain cosines, which a gallery's frame (identify/frame.py) would not mean."""
+        return self.threshold is not None or bool(self.occluder_thresholds)
+
     @model_validator(mode="after")
     def _frame_or_plain_thresholds(self):
-        if self.frame is True and (self.threshold is not None or self.occluder_thresholds):
+        if self.frame is True and self.plain_thresholds:
             raise ValueError("gallery.frame: true compares in the gallery's frame, where gallery.threshold and "
                              "gallery.occluder_thresholds (plain cosines) mean nothing: set frame: false, or drop them")
         return self
