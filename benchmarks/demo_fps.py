@@ -30,7 +30,10 @@ SHARED_MODELS = ROOT.parent / "shared" / "models"
 def model_sets() -> dict[str, dict]:
     demo = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())  # what `make demo` runs
     sets = {
-        "offline default as in configs/demo.yaml (Haar + occluder YOLO-seg + learned inpainter + LBP)": demo,
+        "offline default as in configs/demo.yaml (Haar + occluder YOLO-seg + learned inpainter + dlib and its "
+        "student, each face with its mirror image)": demo,
+        "the same, single view (embedder.mirror: false, dlib's default before 2026-12-05)": {
+            **demo, "embedder": {"backend": "dlib", "mirror": False}},
         "the classical stages instead (colour anomaly + OpenCV Telea)": {
             **demo, "occlusion": {"backend": "color_anomaly"}, "inpainter": {"backend": "opencv"}},
     }
@@ -52,14 +55,15 @@ def main() -> None:
     clip_dir = out / "input"
     build_demo(clip_dir, frames=args.frames)
     rows = []
-    for name, stages in model_sets().items():
+    for k, (name, stages) in enumerate(model_sets().items()):
         runs = []
         for i in range(args.repeats + 1):
             config = parse_config({
                 **stages,
                 "sources": [{"name": "demo", "uri": str(clip_dir / "demo.mp4")}],
                 "gallery": {"dir": str(clip_dir / "gallery")},
-                "output": {"dir": str(out / "run")},
+                # a store of its own per model set: a gallery described by another embedder is refused
+                "output": {"dir": str(out / "run" / f"set{k}")},
             })
             summary = run(config, banner=lambda line: None)
             if i:  # the first run warms caches

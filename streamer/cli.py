@@ -284,9 +284,13 @@ def cmd_train_occlusion(args) -> int:
 
 
 def cmd_train_inpainter(args) -> int:
+    from streamer.errors import ConfigError
     from streamer.train.inpainter import InpainterTraining, train
     from streamer.train.inpainter_losses import LossWeights
 
+    for flag, value in (("--identity-weight", args.identity_weight), ("--adversarial-weight", args.adversarial_weight)):
+        if value is not None and value < 0:
+            raise ConfigError(f"{flag}: must be 0 or more, got {value}")
     spec = InpainterTraining(
         banks=[Path(b) for b in args.bank], out=Path(args.out),
         occluders=Path(args.occluders) if args.occluders else None,
@@ -297,7 +301,9 @@ def cmd_train_inpainter(args) -> int:
         adversarial={"on": True, "off": False, "auto": None}[args.gan], resume=args.resume, limit=args.limit,
         samples_per_epoch=args.samples_per_epoch, log_every=args.log_every,
         init=Path(args.init) if args.init else None,
-        weights=LossWeights() if args.identity_weight is None else LossWeights(identity=args.identity_weight),
+        weights=LossWeights(**{key: value for key, value in (("identity", args.identity_weight),
+                                                             ("adversarial", args.adversarial_weight))
+                               if value is not None}),
     )
     best = train(spec, progress=lambda line: print(line, flush=True))
     print(f"weights: {best}")
@@ -496,10 +502,16 @@ def cmd_eval_identity(args) -> int:
     unknown = sorted(set(args.conditions or ()) - set(CONDITIONS))
     if unknown:
         raise ConfigError(f"--conditions: unknown {', '.join(unknown)}; choose from {', '.join(CONDITIONS)}")
+    judge_settings = _embedder_settings(args.judge, "--judge") if args.judge else None
     config = load_config(args.config) if args.config else parse_config({})
     device = select_device(args.device)
     stages = Stages.build(config, device)
     embedders = {name: rest for name, *rest in _eval_embedders(args, config, stages, device)}
+    judge = None
+    if judge_settings is not None:
+        from streamer.embed import build_embedder
+
+        judge = build_embedder(judge_settings.model_copy(update={"student": None}), device)
     settings = IdentitySettings(size=config.pipeline.crop_size, probes_per_person=args.probes_per_person,
                                 seed=args.seed, people=args.people, gallery_sizes=tuple(args.sizes),
                                 conditions=tuple(args.conditions or CONDITIONS),
@@ -511,12 +523,13 @@ def cmd_eval_identity(args) -> int:
     try:
         data = build(faces, [Path(d) for d in args.distractors], stages,
                      OccluderLibrary(Path(args.occluders) if args.occluders else None), settings, progress=say,
-                     cache_dir=Path(args.out) / "cache")
+                     cache_dir=Path(args.out) / "cache", judge=judge)
     except ValueError as exc:
         raise ConfigError(f"--faces: {exc}") from None
     report = {"data": {"faces": str(faces), "enrolled": len(data.enrolled), "strangers": len(data.strangers),
                        "probes": len(data.probes[0].people), "distractors": len(data.distractors),
                        "skipped_photos": data.skipped_photos, "dropped_distractors": data.dropped_distractors,
+                       "like_judged_by": data.like_judged_by,
                        "seed": args.seed, "probe_alignment": args.probe_alignment,
                        "models": stages.describe()[1:4]},
               "embedders": {}}
@@ -537,23 +550,26 @@ def cmd_eval_identity(args) -> int:
     return 0
 
 
-def _eval_embedders(args, config, stages, device):
-    """(name, embedder, operating threshold, backend) for each --embedder (default: the config's own)."""
+def _embedder_settings(spec: str, flag: str):
+    """An eval's embedder named on the command line: dlib, lbp_histogram or an ArcFace .onnx."""
     from streamer.config import parse_config
-    from streamer.embed import build_embedder
     from streamer.embed.arcface import ArcFaceConfig
     from streamer.errors import ConfigError
 
-    def settings_of(spec: str):
-        if spec == "config":
-            return config.embedder
-        if spec in ("dlib", "lbp_histogram"):
-            return parse_config({"embedder": {"backend": spec}}).embedder
-        if Path(spec).suffix.lower() == ".onnx" and Path(spec).is_file():
-            return ArcFaceConfig(backend="arcface", model=Path(spec))
-        raise ConfigError(f"--embedder: {spec!r} is neither dlib, lbp_histogram nor an existing ArcFace .onnx")
+    if spec in ("dlib", "lbp_histogram"):
+        return parse_config({"embedder": {"backend": spec}}).embedder
+    if Path(spec).suffix.lower() == ".onnx" and Path(spec).is_file():
+        return ArcFaceConfig(backend="arcface", model=Path(spec))
+    raise ConfigError(f"{flag}: {spec!r} is neither dlib, lbp_histogram nor an existing ArcFace .onnx")
 
-    specs = [(spec, settings_of(spec)) for spec in args.embedder or ["config"]]
+
+def _eval_embedders(args, config, stages, device):
+    """(name, embedder, operating threshold, backend) for each --embedder (default: the config's own)."""
+    from streamer.embed import build_embedder
+    from streamer.errors import ConfigError
+
+    specs = [(spec, config.embedder if spec == "config" else _embedder_settings(spec, "--embedder"))
+             for spec in args.embedder or ["config"]]
     student, teacher = _eval_student(args.student)
     if student is not None and not any(_model_fingerprint(settings) == teacher for _, settings in specs):
         raise ConfigError(f"--student: {student} is a student of none of the --embedder models")
@@ -714,6 +730,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "--identity-model")
     inp.add_argument("--gan", choices=["auto", "on", "off"], default="auto",
                      help="global + local discriminators (auto: on for dual_encoder)")
+    inp.add_argument("--adversarial-weight", type=float,
+                     help="weight of the adversarial term with --gan on (default 0.02)")
     inp.add_argument("--limit", type=int, help="use at most this many training faces")
     inp.add_argument("--samples-per-epoch", type=int, help="composed samples per epoch (default: one per face)")
     inp.add_argument("--log-every", type=int, default=50, help="steps between progress lines")
@@ -824,6 +842,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--student", help="a student .onnx of one of the --embedder models ('streamer train embedder')")
     ev.add_argument("--distractors", action="append", default=[],
                     help="folder of faces of other people (one identity per photo) for the larger galleries")
+    ev.add_argument("--judge", help="an ArcFace .onnx or dlib that judges which distractors may be an evaluated "
+                    "person (left out); default: the config's embedder. dlib at its own threshold leaves out most "
+                    "faces, and keeps the ones unlike every probe")
     ev.add_argument("--occluders", help="folder of occluder templates (as for 'data occlusion')")
     ev.add_argument("--people", type=int, help="use at most this many people of --faces")
     ev.add_argument("--probes-per-person", type=int, default=3)

@@ -39,7 +39,7 @@ BACKEND_SOURCES = [ROOT / "streamer" / "detect" / "dlib_detector.py", ROOT / "st
 @pytest.fixture(scope="module")
 def embedder() -> DlibResnetEmbedder:
     pytest.importorskip("dlib")
-    return DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib"), CPU)
+    return DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib", mirror=False), CPU)  # single view
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +85,10 @@ def test_embedder_tells_real_people_apart_across_photos(embedder, scrfd, photos)
 
 def test_embedder_model_id_is_stable_and_names_the_weights(embedder):
     assert re.fullmatch(r"dlib:resnet_v1:[0-9a-f]{12}", embedder.model_id)
-    assert DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib"), CPU).model_id == embedder.model_id
-    mirrored = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib", mirror=True), CPU)
+    assert DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib", mirror=False), CPU).model_id == embedder.model_id
+    mirrored = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib"), CPU)  # the default since 2026-12-05
     assert mirrored.model_id == embedder.model_id.replace(":resnet_v1:", ":resnet_v1+mirror:")  # never compared
+    assert mirrored.default_threshold == 0.920 and embedder.default_threshold == 0.916
     assert embedder.visible_dims(np.zeros((2, 112, 112), bool)) is None
     assert embedder.embed(np.zeros((0, 112, 112, 3), np.uint8)).shape == (0, 128)
 

@@ -21,7 +21,7 @@ pytest.importorskip("face_recognition_models")
 def dlib_embedder():
     from streamer.embed.dlib_resnet import DlibEmbedderConfig, DlibResnetEmbedder
 
-    return DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib", student=None), Device("cpu"))
+    return DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib", mirror=False, student=None), Device("cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,8 @@ def test_a_student_of_dlib_describes_probes_and_dlib_keeps_the_gallery(dlib_stud
     from streamer.embed.student import teacher_of
 
     assert teacher_of(dlib_student) == dlib_embedder.fingerprint
-    with_student = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib", student=dlib_student), Device("cpu"))
+    with_student = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib", mirror=False, student=dlib_student),
+                                      Device("cpu"))
     assert with_student.model_id == dlib_embedder.model_id and "student" in with_student.description
     assert np.allclose(with_student.embed(real_crops), dlib_embedder.embed(real_crops), atol=1e-6)
     probes = with_student.student.embed(real_crops)

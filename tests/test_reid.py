@@ -272,6 +272,17 @@ def test_embeddings_of_another_model_are_refused_until_reembedded(tmp_path):
     assert run_cli("run", str(config), "--out", str(tmp_path / "out"), "-q").returncode == 0
 
 
+def test_a_gallery_described_the_other_view_says_which_setting_differs(tmp_path):
+    """dlib's default became mirrored (2026-12-05): a gallery described single view names the setting."""
+    store = GalleryStore(connect(tmp_path / "streamer.db"))
+    store.add_face(store.create("alice"), _sharp_crop(), "alice.jpg", "dlib:resnet_v1:55533b28a958", PEOPLE["alice"])
+    with pytest.raises(StreamerError, match=r"resnet_v1\+mirror:55533b28a958 \(they differ in embedder.mirror only\)"):
+        GalleryIndex.load(store, "dlib:resnet_v1+mirror:55533b28a958", "test")
+    with pytest.raises(StreamerError) as other:
+        GalleryIndex.load(store, "arcface:w600k_r50+mirror:0123456789ab", "test")
+    assert "embedder.mirror" not in str(other.value)
+
+
 def test_erasing_a_person_leaves_no_trace_in_the_database_file(tmp_path):
     store = _store(tmp_path)
     events = TrackEvents("cam", _resolver(store), 1, 5)
@@ -408,6 +419,51 @@ def test_a_gallerys_frame_is_its_enrolled_peoples_and_moves_only_as_they_grow():
     assert index.frame() is not frame
 
 
+def test_a_named_person_is_held_by_a_margin_as_wide_in_the_frame_as_in_plain_cosines():
+    """identity.hold_margin is a plain cosine; in the gallery's frame different people's scores spread several
+    times wider, so the margin widens with them: a dip the margin covers in plain cosines keeps the name there."""
+    from streamer.identify.frame import FrameSetting
+    from streamer.store.gallery import ModelVectors
+
+    rng = np.random.default_rng(6)
+    common = _unit(rng.normal(size=128))
+    people = np.stack([_unit(common + rng.normal(scale=0.05, size=128)) for _ in range(100)]).astype(np.float32)
+    index = GalleryIndex(MODEL, ModelVectors(np.arange(100), np.ones(100, np.int8), people,
+                                             {i: f"p{i}" for i in range(100)}, {i: "person" for i in range(100)}),
+                         frame=FrameSetting(0.15))
+    rules = IdentityConfig(window=2, min_frames=2, pseudo_min_frames=2, pseudo_identities=False)
+    resolver = IdentityResolver(index, GalleryConfig(false_accept_rate=None), rules, 0.9)
+    threshold, scale, margin = resolver.threshold(), index.score_scale(), IdentityConfig().hold_margin
+    assert index.frame() is not None and scale > 2
+    basis, _ = np.linalg.qr(people.T.astype(np.float64))  # the people's span: moving out of it names nobody else
+    away = rng.normal(size=128)
+    away = _unit(away - basis @ (basis.T @ away))
+
+    def scoring(target: float) -> np.ndarray:
+        """p0's face, moved towards someone else until it scores ``target`` against p0 in the frame."""
+        low, high = 0.0, 50.0
+        for _ in range(50):
+            mix = (low + high) / 2
+            score = index.scores(_unit(people[0] + mix * away)[None])[1][0, 0]
+            low, high = (mix, high) if score > target else (low, mix)
+        assert abs(score - target) < 1e-3
+        return _unit(people[0] + low * away)
+
+    def name_after_dip(dip: float) -> str | None:
+        state = resolver.new_track()
+        for _ in range(2):
+            decision = resolver.observe(state, _face(people[0]))
+        assert decision.name == "p0"
+        moved = scoring(threshold - dip)
+        assert index.scores(moved[None])[1][0, 1:].max() < threshold  # nobody else is named
+        for _ in range(2):
+            decision = resolver.observe(state, _face(moved))
+        return decision.name
+
+    assert name_after_dip(1.5 * margin) == "p0"  # beyond the margin as a frame score, within it as a plain cosine
+    assert name_after_dip(1.2 * margin * scale) is None
+
+
 def test_the_threshold_rises_with_the_gallery_so_strangers_stay_unnamed(tmp_path):
     """At one comparison, 0.25 would be a fair threshold; against 300 people a stranger passes it often."""
     from streamer.store.database import transaction
@@ -488,7 +544,9 @@ def test_dlib_names_people_on_other_photos_in_a_gallery_of_twenty_and_no_strange
 
     right, wrong, strangers = named(threshold)
     assert threshold < normal
-    assert right > named(normal)[0] and right >= 12, (threshold, normal, named(threshold), named(normal))
+    # Measured: 11 of 60 named right against the normal's 8 (2026-12-05: the tail of galleries of 50, which reaches
+    # further than 2,000's; 12 with 2,000's before)
+    assert right > named(normal)[0] and right >= 10, (threshold, normal, named(threshold), named(normal))
     assert wrong == 0 and strangers == 0
 
 

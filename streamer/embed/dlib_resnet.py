@@ -85,10 +85,12 @@ _TEMPLATE_EYE_PX = float(np.linalg.norm(DLIB5_IN_ARCFACE_112[0:2].mean(0) - DLIB
 
 class DlibEmbedderConfig(StrictModel):
     backend: Literal["dlib"]
-    # Off by default, as it was when dlib's own build took ~90 ms a face (now 4.9 -> 8.5 ms mirrored,
-    # benchmarks/embedder_mirror.py): turning it on changes the model id, and galleries need 'streamer gallery
-    # reembed'. It gives +0.02 TAR at FAR 1% on clean faces (README, "Identity through occlusion").
-    mirror: bool = Field(False, description="describe each face and its mirror image and add the two (twice the "
+    # On by default since 2026-12-05: with the shipped student in the gallery's frame, TAR at FAR 1% rose in 8 of 9
+    # occluder classes (+0.017 clean, +0.038 face masks, -0.008 sunglasses; README, "Identity through occlusion")
+    # for twice the describing (4.9 -> 8.5 ms a face, benchmarks/embedder_mirror.py; a followed face is described
+    # every pipeline.reanalyse_every frames). It is part of the model id: a gallery described single view is
+    # refused until 'streamer gallery reembed' (or mirror: false).
+    mirror: bool = Field(True, description="describe each face and its mirror image and add the two (twice the "
                          "work): more faces named (streamer eval identity); a gallery described one way is refused "
                          "the other way until 'streamer gallery reembed'")
     student: AutoOrExistingPath | None = Field(

@@ -108,6 +108,7 @@ class EvalData:
     skipped_photos: int  # photos where the detector found no face
     dropped_distractors: int = 0  # distractors too like someone of the evaluation set (maybe the same person)
     seconds: dict[str, float] = field(default_factory=dict)
+    like_judged_by: str = ""  # the embedder and cosine that judged them so
 
 
 def list_people(folder: Path, limit: int | None = None) -> dict[str, list[Path]]:
@@ -182,10 +183,12 @@ def align_photos(paths: list[Path], cache: AlignmentCache, person: str) -> tuple
 
 
 def build(faces: Path, distractor_folders: list[Path], stages, library: OccluderLibrary, settings: IdentitySettings,
-          progress: Callable[[str], None] = lambda line: None, cache_dir: Path | None = None) -> EvalData:
+          progress: Callable[[str], None] = lambda line: None, cache_dir: Path | None = None,
+          judge=None) -> EvalData:
     """Aligns every photo with the stages' detector (kept in ``cache_dir`` between runs), composes the probes,
     and runs them through the stages' segmenter and inpainter (the embedders come later: the same probes
-    serve each)."""
+    serve each). ``judge``: the embedder that says which distractors may be an evaluated person (default: the
+    stages' own)."""
     started = time.perf_counter()
     cache = AlignmentCache(cache_dir, stages.detector, settings.size)
     people = list_people(faces, settings.people)
@@ -210,10 +213,14 @@ def build(faces: Path, distractor_folders: list[Path], stages, library: Occluder
     cache.save()
     everyone = np.stack([p.crop for p in probe_photos] + gallery)
     # "Like" is judged at the embedder's own scale: dlib's different people score 0.78-0.90, ArcFace's about 0.
-    similarity = max(settings.same_person_similarity, stages.embedder.default_threshold)
-    distractors, dropped = _unlike(distractors, everyone, stages.embedder, similarity)
+    # At its own threshold dlib finds most faces like one of ~750 evaluated faces (it names 1% of strangers at
+    # one comparison), and keeps only distractors unlike everyone probed, which flatters the large galleries: a
+    # sharper judge (an ArcFace model, --judge) drops about the celebrities the sets share.
+    judge = judge or stages.embedder
+    similarity = max(settings.same_person_similarity, judge.default_threshold)
+    distractors, dropped = _unlike(distractors, everyone, judge, similarity)
     progress(f"distractors: {len(distractors)} kept, {dropped} left out as like an evaluated face "
-             f"({stages.embedder.description}, cosine >= {similarity:.3f})")
+             f"({judge.description}, cosine >= {similarity:.3f})")
     seconds["distractors"] = time.perf_counter() - started - seconds["align"]
     probes = []
     for condition in settings.conditions:
@@ -221,7 +228,8 @@ def build(faces: Path, distractor_folders: list[Path], stages, library: Occluder
         probes.append(compose_probes(condition, probe_photos, set(enrolled), stages, library, settings))
         seconds[condition] = time.perf_counter() - t
         progress(f"probes, {condition}: {len(probe_photos)} through the segmenter and inpainter")
-    return EvalData(enrolled, strangers, np.stack(gallery), distractors, probes, skipped, dropped, seconds)
+    return EvalData(enrolled, strangers, np.stack(gallery), distractors, probes, skipped, dropped, seconds,
+                    f"{judge.description}, cosine >= {similarity:.3f}")
 
 
 def _distractors(folders: list[Path], cache: AlignmentCache, settings: IdentitySettings, progress) -> np.ndarray:

@@ -152,7 +152,8 @@ def markdown(report: dict) -> str:
              f"{data['probes']} probe photos per condition (other photos of the enrolled, and the strangers'), each "
              f"through camera faults and the condition's occluder; {data['distractors']} distractor identities "
              f"for the larger galleries ({data['dropped_distractors']} more left out: too like an evaluated face, "
-             f"maybe the same person); {data['skipped_photos']} photos without a face found were left out. "
+             f"maybe the same person, by {data.get('like_judged_by') or 'the embedder'}); "
+             f"{data['skipped_photos']} photos without a face found were left out. "
              + ("Probes aligned by the detector's landmarks on each probe, as the stream aligns what cameras see."
                 if data.get("probe_alignment", "detector") == "detector" else
                 "Probes aligned by the landmarks of their clean photo (--probe-alignment photo: spares every path "
@@ -207,6 +208,9 @@ def markdown(report: dict) -> str:
         lines += ["", target_line(shares), "",
                   f"Calibrated thresholds ({decision}, the highest of its probes'): " + ", ".join(
             f"{s} people {thresholds[str(s)]['threshold']:.3f}" for s in sizes if str(s) in thresholds), "",
+                  "Stranger probes named at the calibrated threshold, all conditions together (one stranger's photo "
+                  "under several occluders counts in each): " + _pooled_strangers(result["figures"], decision, sizes)
+                  + ".", "",
                   f"Strangers named at the calibrated threshold with {largest} people (whom each was taken for: look "
                   f"at both, a set may hold one person under two names): {'; '.join(taken) or 'none'}.", "",
                   "Classes where matching the reconstruction as well raises TAR at FAR 1% over the face as seen "
@@ -218,6 +222,16 @@ def markdown(report: dict) -> str:
               "landmarks lie from the clean photo's (median / 90th percentile, in eye distances). `occluder found`: "
               "share where the product's segmenter found an occluder (and so inpainted).", ""]
     return "\n".join(lines)
+
+
+def _pooled_strangers(figures: dict, decision: str, sizes: list[int]) -> str:
+    """Per gallery size: stranger probes named of all, and how many distinct stranger -> person pairs they are."""
+    cells = []
+    for size in map(str, sizes):
+        sweeps = [paths[decision]["open_set"]["calibrated"].get(size) for paths in figures.values()]
+        named = [(who, whom) for sweep in sweeps if sweep for who, whom, _ in sweep.get("strangers_taken_for", ())]
+        cells.append(f"{size} people {len(named)} ({len(set(named))} distinct stranger-person pairs)")
+    return ", ".join(cells)
 
 
 def target_line(shares: dict[str, float]) -> str:

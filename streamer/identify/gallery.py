@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 
 from streamer.align import align_face
 from streamer.config_base import ExistingDir, StrictModel
+from streamer.embed.vectors import MIRROR_TAG
 from streamer.errors import StreamerError
 from streamer.identify.calibration import ImpostorModel, ImpostorTail, impostor_model
 from streamer.identify.frame import FIXED_FALSE_ACCEPT, FrameSetting, GalleryFrame, fit_frame
@@ -133,8 +134,8 @@ class GalleryIndex:
         self._rows = [v for v in rows.vectors]
         self._matrix: tuple | None = None
         self._framed: tuple | None = None  # (the matrix, the frame, its positives and negatives in the frame)
-        # (people when made, the frame or None, the impostor model or None)
-        self._calibration: tuple[int, GalleryFrame | None, ImpostorModel | None] | None = None
+        # (people when made, the frame or None, the impostor model or None, the plain cosines' impostor model)
+        self._calibration: tuple[int, GalleryFrame | None, ImpostorModel | None, ImpostorModel | None] | None = None
         self._counted: tuple[int, int] | None = None
 
     @classmethod
@@ -146,10 +147,13 @@ class GalleryIndex:
         covered = set(rows.identity_ids[rows.polarity > 0].tolist())
         stale = [n for i, n in rows.names.items() if i not in covered and rows.kinds[i] == "person"]
         if stale and others:
+            # The same model file, the other view (dlib's default became mirrored on 2026-12-05): say which setting.
+            view = " (they differ in embedder.mirror only)" if any(
+                m.replace(MIRROR_TAG, "") == model_id.replace(MIRROR_TAG, "") for m in others) else ""
             raise StreamerError(
                 f"gallery in {where}: {len(stale)} identities (e.g. {stale[0]!r}) were embedded by "
-                f"{', '.join(others)}, not by the configured embedder {model_id}: embeddings of different models "
-                "are never compared; run 'streamer gallery reembed' with this config"
+                f"{', '.join(others)}, not by the configured embedder {model_id}{view}: embeddings of different "
+                "models are never compared; run 'streamer gallery reembed' with this config"
             )
         return cls(model_id, rows, tail, frame)
 
@@ -167,7 +171,7 @@ class GalleryIndex:
     def people(self) -> int:
         return self._counts()[1]
 
-    def _calibrated(self) -> tuple[int, GalleryFrame | None, ImpostorModel | None]:
+    def _calibrated(self) -> tuple[int, GalleryFrame | None, ImpostorModel | None, ImpostorModel | None]:
         """The frame (where set and the gallery is large enough) and how the embedder scores different ENROLLED
         people in it (a pseudo-identity may be an enrolled person seen unrecognised: counted as a stranger it
         would lift the threshold as the day's strangers pile up); made again once the enrolled people have
@@ -179,17 +183,31 @@ class GalleryIndex:
             identities, starts, positives, _, _ = self._prepared()
             ids = np.repeat(identities, np.diff(np.append(starts, len(positives)))) if len(identities) else identities
             enrolled = np.array([self.kinds[int(i)] == "person" for i in ids], bool)
-            vectors, tail, frame = positives[enrolled], self.tail, None
+            vectors, people = positives[enrolled], ids[enrolled]
+            plain = impostor_model(vectors, people, tail=self.tail) if enrolled.any() else None
+            frame, impostors = None, plain
             if framed:
                 frame = fit_frame(vectors, self.frame_setting.exponent)
-                vectors, tail = frame.apply(vectors), self.frame_setting.tail
-            self._calibration = (count, frame, impostor_model(vectors, ids[enrolled], tail=tail)
-                                 if enrolled.any() else None)
+                impostors = impostor_model(frame.apply(vectors), people, tail=self.frame_setting.tail)
+            self._calibration = (count, frame, impostors, plain)
         return self._calibration
 
     def impostors(self) -> ImpostorModel | None:
         """How the embedder scores different enrolled people of this gallery (in its frame, if compared in one)."""
         return self._calibrated()[2]
+
+    def plain_impostors(self) -> ImpostorModel | None:
+        """How the embedder scores different enrolled people of this gallery as plain cosines, frame or not (the
+        store's own comparisons are plain cosines)."""
+        return self._calibrated()[3]
+
+    def score_scale(self) -> float:
+        """How much wider different people's scores spread now than as plain cosines: 1 without a frame. A
+        margin given as a plain cosine (identity.hold_margin, ...) is that many times wider in the frame."""
+        _, frame, impostors, plain = self._calibrated()
+        if frame is None or impostors is None or plain is None or plain.std <= 0:
+            return 1.0
+        return impostors.std / plain.std
 
     def frame(self) -> GalleryFrame | None:
         """The frame scores are compared in now; None: plain cosines."""

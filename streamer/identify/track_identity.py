@@ -30,10 +30,12 @@ class IdentityConfig(StrictModel):
     pseudo_identities: bool = Field(True, description="keep unknown faces as persistent pseudo-identities")
     pseudo_min_frames: int = Field(5, ge=1, le=1000, description="usable faces before an unknown becomes one")
     pseudo_faces: int = Field(10, ge=1, le=100, description="faces a pseudo-identity keeps (the latest tracks')")
+    # Both margins are plain cosines; a gallery compared in its own frame (gallery.frame) widens them as much as
+    # its scores spread wider than plain cosines (GalleryIndex.score_scale), so they keep their meaning there.
     hold_margin: float = Field(0.05, ge=0, le=1, description="a decided person is kept while the score stays "
-                               "within this of the threshold")
+                               "within this of the threshold (a plain cosine)")
     pseudo_link_margin: float = Field(0.1, ge=0, le=1, description="a new pseudo-identity within this of the "
-                                      "threshold of another says it resembles it (events, audit log)")
+                                      "threshold of another says it resembles it (events, audit log; a plain cosine)")
 
     @model_validator(mode="after")
     def _counts_fit_the_window(self):
@@ -109,6 +111,12 @@ class IdentityResolver:
         return held_threshold(fixed, self.index.impostors(), len(self.index), self.gallery.false_accept_rate,
                               comparisons_per_identity)
 
+    def plain_threshold(self, comparisons_per_identity: int, occluders: tuple[str, ...]) -> float:
+        """What ``threshold`` would be as plain cosines, frame or not: the fixed (or the occluders' own) threshold,
+        raised by how this gallery's people score as plain cosines."""
+        return held_threshold(self.gallery.threshold_for(occluders, self.base_threshold), self.index.plain_impostors(),
+                              len(self.index), self.gallery.false_accept_rate, comparisons_per_identity)
+
     def _uses_reconstruction(self, occluders: tuple[str, ...]) -> bool:
         return self.reconstruction_for is None or any(c in self.reconstruction_for for c in occluders)
 
@@ -175,7 +183,8 @@ class IdentityResolver:
             if kind is not pseudo and held is not None and held.identity_id is not None and not held.pseudo:
                 # Hysteresis: a decided person is kept while the score stays near the threshold.
                 column = np.flatnonzero(identities == held.identity_id)
-                if len(column) and combined[column[0]] >= threshold - self.config.hold_margin:
+                margin = self.config.hold_margin * self.index.score_scale()
+                if len(column) and combined[column[0]] >= threshold - margin:
                     return decided(int(column[0]))
         person_before = state.decision is not None and state.decision.name is not None and not state.decision.pseudo
         if state.pseudo_id is None and not person_before and self._may_make_pseudo(state, min_frames):
@@ -185,13 +194,13 @@ class IdentityResolver:
             resembles = None
             if pseudo.any():
                 column = int(np.where(pseudo, combined, -np.inf).argmax())
-                if combined[column] >= threshold - self.config.pseudo_link_margin:
+                if combined[column] >= threshold - self.config.pseudo_link_margin * self.index.score_scale():
                     resembles = (self.index.names[int(identities[column])], float(combined[column]))
             try:
                 # Another run (another machine) may have met the same stranger a moment ago: its pseudo-identity,
                 # perhaps not yet in this index, is taken rather than a second one made.
-                # The store compares plain cosines: in a frame, the plain fixed threshold says "the same face".
-                same = threshold if self.index.frame() is None else self.base_threshold
+                # The store compares plain cosines: in a frame, the threshold as plain cosines says "the same face".
+                same = threshold if self.index.frame() is None else self.plain_threshold(len(paths), occluders)
                 identity, name, made = self.store.create_pseudo(vector, state.best_crop, self.index.model_id,
                                                                 "pseudo-identity", same_above=same,
                                                                 resembles=resembles)
