@@ -11,6 +11,7 @@ encode) on the same clip; the first run of each set also warms caches and is not
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import statistics
@@ -55,7 +56,7 @@ def main() -> None:
     clip_dir = out / "input"
     build_demo(clip_dir, frames=args.frames)
     rows = []
-    for k, (name, stages) in enumerate(model_sets().items()):
+    for name, stages in model_sets().items():
         runs = []
         for i in range(args.repeats + 1):
             config = parse_config({
@@ -63,7 +64,7 @@ def main() -> None:
                 "sources": [{"name": "demo", "uri": str(clip_dir / "demo.mp4")}],
                 "gallery": {"dir": str(clip_dir / "gallery")},
                 # a store of its own per model set: a gallery described by another embedder is refused
-                "output": {"dir": str(out / "run" / f"set{k}")},
+                "output": {"dir": str(out / "run" / hashlib.sha1(name.encode()).hexdigest()[:10])},
             })
             summary = run(config, banner=lambda line: None)
             if i:  # the first run warms caches

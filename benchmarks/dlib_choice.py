@@ -292,7 +292,8 @@ def embedders() -> dict[str, Callable[[], FaceEmbedder]]:
         "LBP histogram (default)": lambda: LbpHistogramEmbedder(LbpHistogramConfig(), CPU),
         "MobileFaceNet": lambda: ArcFaceEmbedder(
             ArcFaceConfig(backend="arcface", model=SHARED / "models" / "mobilefacenet_128d.onnx"), CPU),
-        "dlib ResNet": lambda: DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib"), CPU),
+        # single view, as the choice was measured (2026-12-01); mirrored since: benchmarks/embedder_mirror.py
+        "dlib ResNet": lambda: DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib", mirror=False), CPU),
     }
 
 
@@ -346,7 +347,7 @@ def chips_section(args: argparse.Namespace) -> None:
     """Option (b) (the predictor on the crop, as DlibResnetEmbedder does) vs (a) (one fixed warp)."""
     from streamer.embed.dlib_resnet import describe
 
-    embedder = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib"), CPU)
+    embedder = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib", mirror=False), CPU)
     named = aligned(named_photos() + strangers(args.strangers), scrfd())
     glint = glint_crops(16, skip=12)  # photos 12-27 of each person (a slice no other choice was made on)
     shaken = (jittered(glint[0], np.random.default_rng(1)), glint[1])

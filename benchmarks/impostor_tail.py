@@ -100,7 +100,8 @@ def main() -> None:
                         help="measure one embedder's tail (the other still embeds the clean photos, to leave out pairs "
                         "it finds alike)")
     parser.add_argument("--dlib-mirror", action="store_true",
-                        help="dlib with each face's mirror image (embedder.mirror; MobileFaceNet has it by default)")
+                        help="dlib with each face's mirror image (embedder.mirror, dlib's default since 2026-12-05; "
+                        "without it, single view); MobileFaceNet always has it, its default")
     parser.add_argument("--dlib-student", metavar="ONNX",
                         help="dlib's probes described by this student of it ('make train-embedder-dlib-cpu')")
     parser.add_argument("--mobilefacenet-student", metavar="ONNX",

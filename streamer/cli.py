@@ -184,10 +184,39 @@ def cmd_demo(args) -> int:
     data["gallery"] = {**data.get("gallery", {}), "dir": out / "input" / "gallery"}
     data["output"] = {**data.get("output", {}), "dir": out}
     config = parse_config(data, origin=str(config_path))
+    _redescribe_demo_gallery(config)
     summary = run(config, ProgressReporter(enabled=not args.quiet))
     _print_summary(summary)
     print(f"ground truth: {out / 'input' / 'ground_truth.json'}")
     return _exit_code(summary)
+
+
+def _redescribe_demo_gallery(config) -> None:
+    """A demo folder kept from an earlier version holds a gallery described by another embedder (dlib single view
+    before 2026-12-05), which a run refuses: the demo's own gallery is described again, as 'streamer gallery
+    reembed' would, rather than make a demo fail."""
+    from streamer.embed import build_embedder
+    from streamer.identify import store_path
+    from streamer.identify.gallery import embed_missing
+    from streamer.store.database import connect
+    from streamer.store.gallery import GalleryStore
+
+    path = store_path(config.store, config.output.dir)
+    if config.store.url is not None or not path.exists():
+        return
+    store = GalleryStore(connect(path))
+    try:
+        described_by = set(store.model_ids())
+        if not described_by:
+            return
+        embedder = build_embedder(config.embedder, config.engine.select_device())
+        if described_by - {embedder.model_id}:
+            done = embed_missing(store, embedder)
+            if done:
+                print(f"the demo's gallery in {path} was described by another embedder: {done} faces described "
+                      f"again by {embedder.model_id}")
+    finally:
+        store.conn.close()
 
 
 def cmd_data_faces(args) -> int:
@@ -289,8 +318,12 @@ def cmd_train_inpainter(args) -> int:
     from streamer.train.inpainter_losses import LossWeights
 
     for flag, value in (("--identity-weight", args.identity_weight), ("--adversarial-weight", args.adversarial_weight)):
-        if value is not None and value < 0:
+        if value is not None and not value >= 0:  # NaN too
             raise ConfigError(f"{flag}: must be 0 or more, got {value}")
+    gan = {"on": True, "off": False, "auto": args.arch == "dual_encoder"}[args.gan]
+    if args.adversarial_weight is not None and not gan:
+        raise ConfigError(f"--adversarial-weight: the adversarial term is off for {args.arch} with --gan {args.gan}: "
+                          "add --gan on")
     spec = InpainterTraining(
         banks=[Path(b) for b in args.bank], out=Path(args.out),
         occluders=Path(args.occluders) if args.occluders else None,
@@ -382,7 +415,9 @@ def cmd_eval_inpainter(args) -> int:
         from streamer.embed.dlib_resnet import DlibEmbedderConfig, DlibResnetEmbedder
 
         try:
-            embedder = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib", student=None), device)
+            # single view, as the inpainter's model-card tables were measured (dlib's default is mirrored since
+            # 2026-12-05): an inpainter's figures stay comparable across sessions
+            embedder = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib", mirror=False, student=None), device)
         except ModelError as exc:
             raise ConfigError(f"--embedder dlib: {exc}") from None
     elif not Path(args.embedder).is_file():
@@ -502,6 +537,9 @@ def cmd_eval_identity(args) -> int:
     unknown = sorted(set(args.conditions or ()) - set(CONDITIONS))
     if unknown:
         raise ConfigError(f"--conditions: unknown {', '.join(unknown)}; choose from {', '.join(CONDITIONS)}")
+    if args.judge == "lbp_histogram":
+        raise ConfigError("--judge: lbp_histogram cannot tell people apart across photos; name dlib or an ArcFace "
+                          ".onnx")
     judge_settings = _embedder_settings(args.judge, "--judge") if args.judge else None
     config = load_config(args.config) if args.config else parse_config({})
     device = select_device(args.device)

@@ -9,8 +9,6 @@ import os
 import sqlite3
 from pathlib import Path
 
-import numpy as np
-
 from streamer.errors import ConfigError, StreamerError
 from streamer.store.database import StoreUnavailable
 
@@ -215,16 +213,12 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _reembed(args, config, path, store) -> int:
+    from streamer.identify.gallery import embed_missing
+
     _, embedder = _models(config)
-    missing = store.missing_embeddings(embedder.model_id)
-    batch = 64
-    for start in range(0, len(missing), batch):
-        chunk = missing[start : start + batch]
-        vectors = embedder.embed(np.stack([image for _, image in chunk]))
-        store.add_embeddings(embedder.model_id, [(crop_id, v) for (crop_id, _), v in zip(chunk, vectors)])
-        print(f"  {min(start + batch, len(missing))}/{len(missing)} faces", flush=True)
+    done = embed_missing(store, embedder, lambda line: print(f"  {line}", flush=True))
     dropped = store.drop_other_models(embedder.model_id) if args.drop_old else 0
-    print(f"re-embedded {len(missing)} faces with {embedder.model_id}"
+    print(f"re-embedded {done} faces with {embedder.model_id}"
           + (f"; {dropped} embeddings of other models deleted" if args.drop_old else ""))
     return 0
 

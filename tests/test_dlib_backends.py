@@ -67,9 +67,13 @@ def most_confident(found) -> np.ndarray:
     return found.landmarks[int(found.scores.argmax())]
 
 
-def test_embedder_tells_real_people_apart_across_photos(embedder, scrfd, photos):
+@pytest.mark.parametrize("mirror", [False, True], ids=["single view", "mirrored (the default)"])
+def test_embedder_tells_real_people_apart_across_photos(embedder, scrfd, photos, mirror):
     keys = list(photos)
     crops = np.stack([align_face(photos[k], most_confident(scrfd.detect(photos[k])), 112).image for k in keys])
+    if mirror:
+        embedder = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib", student=None), CPU)
+        assert embedder.mirror and embedder.default_threshold == 0.920
     vectors = embedder.embed(crops)
     assert vectors.shape == (len(keys), 128) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)

@@ -128,6 +128,8 @@ def test_a_judge_that_is_no_embedder_is_a_one_line_error_naming_it(tmp_path):
     result = run_cli("eval", "identity", "--faces", str(tmp_path), "--judge", "nope.onnx", "--out", str(tmp_path / "o"))
     assert result.returncode != 0 and result.stderr.strip().splitlines() == [
         "error: --judge: 'nope.onnx' is neither dlib, lbp_histogram nor an existing ArcFace .onnx"]
+    result = run_cli("eval", "identity", "--faces", str(tmp_path), "--judge", "lbp_histogram", "--out", str(tmp_path))
+    assert result.returncode != 0 and result.stderr.startswith("error: --judge: lbp_histogram cannot tell people")
 
 
 def test_the_fused_path_is_the_products_rule_student_first_reconstruction_only_where_matched():

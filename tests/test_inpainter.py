@@ -194,6 +194,11 @@ def test_fine_tunes_the_shipped_onnx_on_several_banks_without_the_excluded_peopl
     assert result.returncode == 2 and result.stderr.startswith("error: --init:") and "not an inpainter" in result.stderr
     result = run_cli(*without_judge, "--out", str(tmp_path / "third"), "--exclude-like", str(like))
     assert result.returncode == 2 and result.stderr.startswith("error: --exclude-like: needs --identity-model")
+    # An adversarial weight for a run without the adversarial term, or a weight that is not one, is refused.
+    for weight, gan in (("0.1", "auto"), ("nan", "on"), ("-1", "on")):
+        result = run_cli(*without_judge, "--out", str(tmp_path / "fourth"), "--gan", gan,
+                         "--adversarial-weight", weight)
+        assert result.returncode == 2 and result.stderr.startswith("error: --adversarial-weight:"), result.stderr
 
 
 def _faces_with_masks(bank_folder, count: int = 16):

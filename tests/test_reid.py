@@ -276,11 +276,33 @@ def test_a_gallery_described_the_other_view_says_which_setting_differs(tmp_path)
     """dlib's default became mirrored (2026-12-05): a gallery described single view names the setting."""
     store = GalleryStore(connect(tmp_path / "streamer.db"))
     store.add_face(store.create("alice"), _sharp_crop(), "alice.jpg", "dlib:resnet_v1:55533b28a958", PEOPLE["alice"])
-    with pytest.raises(StreamerError, match=r"resnet_v1\+mirror:55533b28a958 \(they differ in embedder.mirror only\)"):
+    with pytest.raises(StreamerError, match=r"mirror:55533b28a958 \(the gallery's differs in embedder.mirror only"):
         GalleryIndex.load(store, "dlib:resnet_v1+mirror:55533b28a958", "test")
     with pytest.raises(StreamerError) as other:
         GalleryIndex.load(store, "arcface:w600k_r50+mirror:0123456789ab", "test")
     assert "embedder.mirror" not in str(other.value)
+
+
+def test_a_demo_folder_kept_from_before_the_mirror_default_gets_its_gallery_described_again(tmp_path, cpu):
+    """`streamer demo` into a folder whose store was described single view (dlib's default before 2026-12-05):
+    the demo describes its own gallery again instead of being refused."""
+    pytest.importorskip("dlib")
+    from streamer.cli import _redescribe_demo_gallery
+    from streamer.config import parse_config
+    from streamer.embed import build_embedder
+
+    single = build_embedder(parse_config({"embedder": {"backend": "dlib", "mirror": False, "student": None}}).embedder,
+                            cpu)
+    crop = _sharp_crop()
+    store = GalleryStore(connect(tmp_path / "streamer.db"))
+    store.add_face(store.create("alice"), crop, "alice.jpg", single.model_id, single.embed(crop[None])[0])
+    store.conn.close()
+    config = parse_config({"output": {"dir": str(tmp_path)}})
+    _redescribe_demo_gallery(config)
+    store = GalleryStore(connect(tmp_path / "streamer.db"))
+    mirrored = single.model_id.replace(":resnet_v1:", ":resnet_v1+mirror:")
+    assert set(store.model_ids()) == {single.model_id, mirrored}
+    GalleryIndex.load(store, mirrored, "test")  # no longer refused
 
 
 def test_erasing_a_person_leaves_no_trace_in_the_database_file(tmp_path):

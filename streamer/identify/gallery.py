@@ -148,7 +148,7 @@ class GalleryIndex:
         stale = [n for i, n in rows.names.items() if i not in covered and rows.kinds[i] == "person"]
         if stale and others:
             # The same model file, the other view (dlib's default became mirrored on 2026-12-05): say which setting.
-            view = " (they differ in embedder.mirror only)" if any(
+            view = " (the gallery's differs in embedder.mirror only: set it as the gallery was, or re-embed)" if any(
                 m.replace(MIRROR_TAG, "") == model_id.replace(MIRROR_TAG, "") for m in others) else ""
             raise StreamerError(
                 f"gallery in {where}: {len(stale)} identities (e.g. {stale[0]!r}) were embedded by "
@@ -347,6 +347,19 @@ def enroll(store: GalleryStore, name: str, photos: list[Path], detector, embedde
         if progress:
             progress(f"{name}: {printable(photo.name)}")
     return added, faceless
+
+
+def embed_missing(store: GalleryStore, embedder, progress=None, batch: int = 64) -> int:
+    """Embeds every stored face the embedder has no vector of yet (its crop, kept for this), in batches; returns
+    how many. What 'streamer gallery reembed' does to move a gallery to another model."""
+    missing = store.missing_embeddings(embedder.model_id)
+    for start in range(0, len(missing), batch):
+        chunk = missing[start:start + batch]
+        vectors = embedder.embed(np.stack([image for _, image in chunk]))
+        store.add_embeddings(embedder.model_id, [(crop_id, v) for (crop_id, _), v in zip(chunk, vectors)])
+        if progress:
+            progress(f"{min(start + batch, len(missing))}/{len(missing)} faces")
+    return len(missing)
 
 
 def largest_face_crop(path: Path, detector, crop_size: int) -> np.ndarray | None:
