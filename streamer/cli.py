@@ -430,8 +430,11 @@ def cmd_eval_inpainter(args) -> int:
                "occluded input (no inpainting)": None,
                "OpenCV Telea": opencv_method(cv2.INPAINT_TELEA),
                "OpenCV Navier-Stokes": opencv_method(cv2.INPAINT_NS)}
+    names = [m.name for m in models]
     for model in models:
-        methods[model.name] = model_method(model, device)
+        # Two runs' exports share a file name: each is shown by its folder too, never one in place of the other.
+        methods[f"{model.parent.name}/{model.name}" if names.count(model.name) > 1 else model.name] = \
+            model_method(model, device)
     results = evaluate(data, methods, embedder.embed, progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(table(results, data))
     if args.json:

@@ -397,11 +397,18 @@ def test_the_inpainter_eval_names_a_missing_model_or_embedder_in_one_line(tmp_pa
 def test_the_inpainter_eval_judges_by_an_embedder_it_was_not_trained_against(bank, tmp_path):
     """dlib's descriptor as the judge: the shipped inpainter was trained against MobileFaceNet only."""
     figures = tmp_path / "figures.json"
+    copy = tmp_path / "copy" / DEFAULT_MODEL.name  # another run's export of the same name: both are shown
+    copy.parent.mkdir()
+    copy.write_bytes(DEFAULT_MODEL.read_bytes())
     result = run_cli("eval", "inpainter", "--bank", str(bank), "--occluders", str(need_shared("data", "occluders")),
-                     "--embedder", "dlib", "--model", str(DEFAULT_MODEL), "--json", str(figures), timeout=300)
+                     "--embedder", "dlib", "--model", str(DEFAULT_MODEL), "--model", str(copy), "--json", str(figures),
+                     timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"| {DEFAULT_MODEL.name} |" in result.stdout
+    shipped, copied = f"{DEFAULT_MODEL.parent.name}/{DEFAULT_MODEL.name}", f"copy/{DEFAULT_MODEL.name}"
+    assert f"| {shipped} |" in result.stdout and f"| {copied} |" in result.stdout
     rows = {r["name"]: r for r in json.loads(figures.read_text())}
-    occluded, ours = rows["occluded input (no inpainting)"], rows[DEFAULT_MODEL.name]
+    occluded, ours = rows["occluded input (no inpainting)"], rows[shipped]
     assert ours["identity"] > occluded["identity"] and ours["psnr_hole"] > occluded["psnr_hole"] + 3, rows
+    assert ours["psnr_hole"] == rows[copied]["psnr_hole"]
     assert 1.0 <= ours["grid"] < 3 and "8 px grid" in result.stdout  # measured (its level: the stage's test above)
+    assert 0.3 < ours["detail"] < 0.9 and "detail" in result.stdout  # a fill blurrier than the face (measured 0.65)
