@@ -320,10 +320,6 @@ def cmd_train_inpainter(args) -> int:
     for flag, value in (("--identity-weight", args.identity_weight), ("--adversarial-weight", args.adversarial_weight)):
         if value is not None and not value >= 0:  # NaN too
             raise ConfigError(f"{flag}: must be 0 or more, got {value}")
-    gan = {"on": True, "off": False, "auto": args.arch == "dual_encoder"}[args.gan]
-    if args.adversarial_weight is not None and not gan:
-        raise ConfigError(f"--adversarial-weight: the adversarial term is off for {args.arch} with --gan {args.gan}: "
-                          "add --gan on")
     spec = InpainterTraining(
         banks=[Path(b) for b in args.bank], out=Path(args.out),
         occluders=Path(args.occluders) if args.occluders else None,
@@ -338,6 +334,9 @@ def cmd_train_inpainter(args) -> int:
                                                              ("adversarial", args.adversarial_weight))
                                if value is not None}),
     )
+    if args.adversarial_weight is not None and not spec.uses_gan:
+        raise ConfigError(f"--adversarial-weight: the adversarial term is off for {args.arch} with --gan {args.gan}: "
+                          "add --gan on")
     best = train(spec, progress=lambda line: print(line, flush=True))
     print(f"weights: {best}")
     return 0
