@@ -17,7 +17,7 @@ RTSP_CHECK := import gi; gi.require_version("GstRtspServer", "1.0"); from gi.rep
 
 .PHONY: install system-deps demo test lint bench bench-offline gpu-check clean face-bank occlusion-data train-occlusion-cpu \
 	train-occlusion-gpu eval-occlusion train-inpainter-cpu train-inpainter-gpu eval-inpainter eval-identity student-banks train-embedder-cpu train-embedder-dlib-cpu \
-	train-embedder-gpu train-embedder-dlib-gpu ship-dlib-student train-embedder-misalign-cpu train-inpainter-v2-cpu eval-inpainter-v2 \
+	train-embedder-gpu train-embedder-dlib-gpu train-embedder-dlib-mirror-cpu ship-dlib-student train-embedder-misalign-cpu train-inpainter-v2-cpu eval-inpainter-v2 \
 	train-inpainter-v3-cpu eval-inpainter-v3 train-detector-cpu eval-detector
 
 EVAL_FACES ?= $(SHARED)/data/faces_eval/celeba_identity_160
@@ -215,6 +215,17 @@ train-embedder-dlib-cpu: student-banks
 	$(BIN)/streamer train embedder --teacher dlib --faces $(STUDENT_BANKS) --exclude-like out/faces-eval \
 		--exclude-by $(EMBEDDER) --occluders $(SHARED)/data/occluders --out out/runs/student-dlib-cpu --minutes 30 --batch 16 --lr 1e-5 \
 		--contrast 0.1 --frozen-share 0 --workers 1
+
+# Tried, not shipped (streamer/embed/STUDENT.md, "Taught the mirrored gallery's descriptors"): the recipe's run,
+# copied, and 40 minutes more taught what a mirrored gallery holds (--mirror; a warm restart of the schedule).
+train-embedder-dlib-mirror-cpu:
+	test -f out/runs/student-dlib-cpu/last.pt || $(MAKE) train-embedder-dlib-cpu
+	@test ! -e out/runs/student-dlib-mirror || { echo "error: out/runs/student-dlib-mirror exists (a run of its own):"\
+		"move it away to train it again" >&2; exit 2; }
+	cp -r out/runs/student-dlib-cpu out/runs/student-dlib-mirror
+	$(BIN)/streamer train embedder --teacher dlib --faces $(STUDENT_BANKS) --exclude-like out/faces-eval \
+		--exclude-by $(EMBEDDER) --occluders $(SHARED)/data/occluders --out out/runs/student-dlib-mirror --minutes 70 --batch 16 \
+		--lr 1e-5 --contrast 0.1 --frozen-share 0 --workers 1 --mirror --resume
 
 # The student the product ships (streamer/embed/weights/MODEL_CARD.md): the recipe's, its weights stored as float16.
 ship-dlib-student:

@@ -352,7 +352,7 @@ def cmd_train_embedder(args) -> int:
         exclude_like=[Path(f) for f in args.exclude_like] or None,
         exclude_by=Path(args.exclude_by) if args.exclude_by else None, epochs=args.epochs, minutes=args.minutes,
         batch=args.batch, lr=args.lr, clean_weight=args.clean_weight, contrast=args.contrast,
-        temperature=args.temperature, frozen_share=args.frozen_share, misalign=args.misalign,
+        temperature=args.temperature, frozen_share=args.frozen_share, misalign=args.misalign, mirror=args.mirror,
         init=Path(args.init) if args.init else None, device=args.device,
         workers=args.workers,
         seed=args.seed, log_every=args.log_every, resume=args.resume, limit=args.limit,
@@ -539,10 +539,8 @@ def cmd_eval_identity(args) -> int:
     unknown = sorted(set(args.conditions or ()) - set(CONDITIONS))
     if unknown:
         raise ConfigError(f"--conditions: unknown {', '.join(unknown)}; choose from {', '.join(CONDITIONS)}")
-    if args.judge == "lbp_histogram":
-        raise ConfigError("--judge: lbp_histogram cannot tell people apart across photos; name dlib or an ArcFace "
-                          ".onnx")
-    judge_settings = _embedder_settings(args.judge, "--judge") if args.judge else None
+    # LBP cannot tell people apart across photos well enough to judge who may be one.
+    judge_settings = _embedder_settings(args.judge, "--judge", ("dlib",)) if args.judge else None
     config = load_config(args.config) if args.config else parse_config({})
     device = select_device(args.device)
     stages = Stages.build(config, device)
@@ -590,17 +588,17 @@ def cmd_eval_identity(args) -> int:
     return 0
 
 
-def _embedder_settings(spec: str, flag: str):
-    """An eval's embedder named on the command line: dlib, lbp_histogram or an ArcFace .onnx."""
+def _embedder_settings(spec: str, flag: str, backends: tuple[str, ...] = ("dlib", "lbp_histogram")):
+    """An eval's embedder named on the command line: one of ``backends`` or an ArcFace .onnx."""
     from streamer.config import parse_config
     from streamer.embed.arcface import ArcFaceConfig
     from streamer.errors import ConfigError
 
-    if spec in ("dlib", "lbp_histogram"):
+    if spec in backends:
         return parse_config({"embedder": {"backend": spec}}).embedder
     if Path(spec).suffix.lower() == ".onnx" and Path(spec).is_file():
         return ArcFaceConfig(backend="arcface", model=Path(spec))
-    raise ConfigError(f"{flag}: {spec!r} is neither dlib, lbp_histogram nor an existing ArcFace .onnx")
+    raise ConfigError(f"{flag}: {spec!r} is neither {', '.join(backends)} nor an existing ArcFace .onnx")
 
 
 def _eval_embedders(args, config, stages, device):
@@ -806,6 +804,9 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_argument("--misalign", type=float, default=0.0,
                      help="share of the faces as seen cut by landmarks off by about what an occluder does to a "
                      "detector's, as the stream aligns occluded faces (0: every face aligned perfectly)")
+    emb.add_argument("--mirror", action="store_true",
+                     help="teach each face the teacher's embedding of it and its mirror image added, as a mirrored "
+                          "gallery holds them (may be switched on when resuming)")
     emb.add_argument("--init", metavar="STUDENT.onnx", help="start from this student of the same teacher (a new run "
                      "that goes on teaching it) instead of from the teacher")
     emb.add_argument("--device", choices=["cpu", "cuda"], default="cpu")

@@ -85,6 +85,25 @@ def test_a_file_that_is_not_a_dlib_network_is_refused(tmp_path):
         DlibFaceNet(bogus)
 
 
+def test_a_mirrored_run_teaches_what_a_mirrored_gallery_holds(real_crops):
+    """`train embedder --mirror`: each face's target is the teacher's descriptor of it and its mirror image added,
+    the same whichever way round the face is shown, and nearer the product's mirrored descriptor (the default
+    gallery's) than the single view is, for every face."""
+    from streamer.embed.dlib_resnet import DlibEmbedderConfig, DlibResnetEmbedder
+    from streamer.train.exclusion import bank_embeddings
+    from streamer.train.teachers import DlibTeacher
+
+    teacher = DlibTeacher()
+    faces = [SimpleNamespace(image=lambda crop=crop: crop) for crop in real_crops]
+    flipped = [SimpleNamespace(image=lambda crop=crop: np.ascontiguousarray(crop[:, ::-1])) for crop in real_crops]
+    mirrored, single = bank_embeddings(teacher, faces, mirror=True), bank_embeddings(teacher, faces)
+    assert np.abs(bank_embeddings(teacher, flipped, mirror=True) - mirrored).max() < 1e-6
+    assert np.abs(bank_embeddings(teacher, flipped) - single).max() > 1e-3
+    gallery = DlibResnetEmbedder(DlibEmbedderConfig(backend="dlib", mirror=True, student=None),
+                                 Device("cpu")).embed(real_crops)
+    assert ((mirrored * gallery).sum(1) > (single * gallery).sum(1)).all()
+
+
 @pytest.fixture(scope="module")
 def dlib_student(face_bank, tmp_path_factory):
     out = tmp_path_factory.mktemp("dlib-student")
@@ -94,6 +113,25 @@ def dlib_student(face_bank, tmp_path_factory):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ONNX Runtime vs torch" in result.stdout and "embedder.backend dlib" in result.stdout
     return out / "student.onnx"
+
+
+def test_a_run_resumed_with_mirror_chooses_its_best_anew(dlib_student, face_bank, tmp_path):
+    """--mirror switched on when resuming changes the targets: the validation losses before it do not compare, so
+    best.pt (what is exported) is one of the mirrored epochs, and each epoch's record says which it was."""
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(dlib_student.parent, run)
+    result = run_cli("train", "embedder", "--teacher", "dlib", "--faces", str(face_bank), "--occluders",
+                     str(need_shared("data", "occluders")), "--out", str(run), "--batch", "4", "--limit", "8",
+                     "--epochs", "2", "--lr", "1e-5", "--workers", "0", "--mirror", "--resume", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--mirror on from here: best.pt is chosen anew" in result.stdout
+    history = json.loads((run / "history.json").read_text())
+    assert [r.get("mirror", False) for r in history] == [False, True]
+    best = torch.load(str(run / "best.pt"), map_location="cpu", weights_only=True)
+    assert best["epoch"] == 2 and best["mirror"]
 
 
 def test_a_student_of_dlib_describes_probes_and_dlib_keeps_the_gallery(dlib_student, dlib_embedder, real_crops):

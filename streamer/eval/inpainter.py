@@ -87,17 +87,21 @@ def ssim(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float
     return float(full[where].mean() if where is not None else full.mean())
 
 
+def _inside(hole: np.ndarray, inset: int) -> np.ndarray:
+    """The hole's pixels at least ``inset`` px in from its edge: what a fill makes up, its seam left out."""
+    return cv2.erode(hole.astype(np.uint8), np.ones((2 * inset + 1, 2 * inset + 1), np.uint8)).astype(bool)
+
+
 def grid_contrast(images: np.ndarray, holes: np.ndarray, period: int = 8, inset: int = 3) -> float:
     """Inside the holes (``inset`` px in from their edges, so the hole's own border does not count): the mean
     absolute difference of neighbouring pixels at the position modulo ``period`` where it is largest, over its
     mean at every position; averaged over rows and columns, pooled over all images. 1.0: no grid (a flat fill
     too); NaN where the holes have no inside at every position (none, or narrower than ``period`` + 2 ``inset``).
     The period is 8 whatever the network's size: three nearest doublings from any level make 8 px blocks."""
-    kernel = np.ones((2 * inset + 1, 2 * inset + 1), np.uint8)
     sums, counts = np.zeros((2, period)), np.zeros((2, period))
     for image, hole in zip(images, holes):
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
-        inside = cv2.erode(hole.astype(np.uint8), kernel).astype(bool)
+        inside = _inside(hole, inset)
         for axis in (0, 1):
             diff = np.abs(np.diff(grey, axis=axis))
             both = inside[1:] & inside[:-1] if axis == 0 else inside[:, 1:] & inside[:, :-1]
@@ -116,10 +120,9 @@ def hole_detail(images: np.ndarray, originals: np.ndarray, holes: np.ndarray, in
     """The blur in the holes: the mean gradient magnitude (grey, Sobel) of ``images`` inside the holes (``inset``
     px in from their edges), over the originals' on the same pixels, pooled over all images. 1.0: as much detail
     as the real face there; a blurry fill is below it. NaN where the holes have no inside."""
-    kernel = np.ones((2 * inset + 1, 2 * inset + 1), np.uint8)
     totals = np.zeros(2)
     for image, original, hole in zip(images, originals, holes):
-        inside = cv2.erode(hole.astype(np.uint8), kernel).astype(bool)
+        inside = _inside(hole, inset)
         for k, picture in enumerate((image, original)):
             grey = cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY).astype(np.float32)
             magnitude = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))

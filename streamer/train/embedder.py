@@ -81,6 +81,10 @@ class EmbedderTraining:
     # The share of faces as seen cut by landmarks off by about what an occluder does to a detector's
     # (datagen/misalign.py): the stream aligns occluded faces by such landmarks.
     misalign: float = 0.0
+    # Teach each face the teacher's embedding of it and of its mirror image added (what a mirrored gallery holds:
+    # embedder.mirror, the default), and show the student faces either way round. May be switched on when a
+    # run is resumed: it changes the targets, not the network.
+    mirror: bool = False
     init: Path | None = None  # a student ONNX of the same teacher to start from, instead of the teacher itself
     device: str = "cpu"
     workers: int = 1
@@ -114,7 +118,7 @@ class _Run:
         # The teacher's embeddings of every clean face, once: the training targets (and what --exclude-like
         # compares, where the teacher judges).
         progress(f"teacher embeddings of {len(train_faces)} training faces")
-        targets = bank_embeddings(self.source, train_faces)
+        targets = bank_embeddings(self.source, train_faces, mirror=spec.mirror)
         judged = None  # the judge's embeddings of the training faces
         if spec.exclude_like:
             train_faces, val_faces, targets, judged = self._drop_like(train_faces, val_faces, targets,
@@ -160,6 +164,12 @@ class _Run:
         return F.cosine_similarity(embeddings - self.centre, targets - self.centre, dim=1)
 
     def _embed(self, net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """Unit embeddings of ``images``, each with its mirror image's where the run is mirrored (as the stream
+        describes faces then)."""
+        single = self._embed_single(net, images)
+        return F.normalize(single + self._embed_single(net, images.flip(3)), dim=1) if self.spec.mirror else single
+
+    def _embed_single(self, net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
         return torch.cat([embed(self.source, net, images[s:s + BATCH]) for s in range(0, len(images), BATCH)])
 
     def _drop_like(self, train_faces: list[BankFace], val_faces: list[BankFace], targets: np.ndarray,
@@ -183,7 +193,7 @@ class _Run:
                  "student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "epoch": self.epoch, "step": self.step, "seconds": self.seconds, "best": self.best,
                  "history": self.history, "contrast": self.spec.contrast, "temperature": self.spec.temperature,
-                 "frozen_share": self.spec.frozen_share, "misalign": self.spec.misalign}
+                 "frozen_share": self.spec.frozen_share, "misalign": self.spec.misalign, "mirror": self.spec.mirror}
         return save_checkpoint(state, path)
 
     def restore(self, path: Path) -> None:
@@ -211,11 +221,17 @@ class _Run:
         self.epoch, self.step, self.seconds = state["epoch"], state["step"], state["seconds"]
         self.best, self.history = state["best"], state["history"]
         self.progress(f"resumed {path}: epoch {self.epoch} done, {self.seconds / 60:.1f} min trained")
+        if state.get("mirror", False) != self.spec.mirror:  # validation losses of other targets do not compare
+            self.best = float("inf")
+            self.progress(f"--mirror {'on' if self.spec.mirror else 'off'} from here: best.pt is chosen anew")
 
     # -- training ----------------------------------------------------------------------------
 
     def loss(self, seen: torch.Tensor, clean: torch.Tensor, faces: torch.Tensor) -> dict[str, torch.Tensor]:
         target = self.targets[faces]
+        if self.spec.mirror:  # the targets are the same either way round
+            flip = torch.rand(len(faces), device=faces.device) < 0.5
+            seen, clean = (torch.where(flip[:, None, None, None], t.flip(3), t) for t in (seen, clean))
         both = embed(self.source, self.student, torch.cat([seen, clean]))
         on_seen = self.agreement(both[:len(seen)], target).mean()
         on_clean = self.agreement(both[len(seen):], target).mean()
@@ -267,7 +283,7 @@ class _Run:
                 if spec.minutes is not None and self.seconds >= spec.minutes * 60:
                     break
             self.epoch += 1
-            record = {"epoch": self.epoch, "seconds": round(self.seconds, 1), "steps": self.step,
+            record = {"epoch": self.epoch, "seconds": round(self.seconds, 1), "steps": self.step, "mirror": spec.mirror,
                       **{f"train_{k}": round(v / max(count, 1), 5) for k, v in sums.items()},
                       **{k: round(v, 5) for k, v in self.validate().items()}}
             self.history.append(record)
@@ -331,7 +347,7 @@ def train(spec: EmbedderTraining, progress: Callable[[str], None] = print) -> Pa
               "dropped_as_like_excluded": run.dropped, "training_faces": len(run.train_set.faces),
               **{k: v for k, v in asdict(spec).items()
                  if k in ("batch", "lr", "clean_weight", "contrast", "temperature", "frozen_share", "misalign",
-                          "seed")},
+                          "mirror", "seed")},
               **({"init": {"file": spec.init.name, "sha256_12": fingerprint(spec.init)}} if spec.init else {})}
     out, difference = export(run, spec.out / "student.onnx", recipe)
     progress(f"student.onnx: ONNX Runtime vs torch, max |difference| of the embeddings {difference:.1e}")

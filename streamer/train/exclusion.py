@@ -16,9 +16,18 @@ from streamer.errors import ConfigError
 from streamer.train.teachers import Teacher
 
 
-def bank_embeddings(judge: Teacher, faces: list[BankFace]) -> np.ndarray:
-    """(n, D) ``judge``'s embeddings of the bank faces as they are, in chunks (a bank can be large)."""
-    chunks = [judge.clean_embeddings([f.image() for f in faces[s:s + 1024]]) for s in range(0, len(faces), 1024)]
+def bank_embeddings(judge: Teacher, faces: list[BankFace], mirror: bool = False) -> np.ndarray:
+    """(n, D) ``judge``'s embeddings of the bank faces as they are, in chunks (a bank can be large); with
+    ``mirror``, each face's and its mirror image's added and normalised again, as a mirrored gallery holds them
+    (the ArcFace template is symmetric to a pixel, so a flipped aligned face is aligned)."""
+    chunks = []
+    for start in range(0, len(faces), 1024):
+        images = [f.image() for f in faces[start:start + 1024]]
+        chunk = judge.clean_embeddings(images)
+        if mirror:
+            chunk = chunk + judge.clean_embeddings([np.ascontiguousarray(i[:, ::-1]) for i in images])
+            chunk /= np.linalg.norm(chunk, axis=1, keepdims=True)
+        chunks.append(chunk)
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, 0), np.float32)
 
 
