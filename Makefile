@@ -219,9 +219,9 @@ train-embedder-dlib-cpu: student-banks
 # Tried, not shipped (streamer/embed/STUDENT.md, "Taught the mirrored gallery's descriptors"): the recipe's run,
 # copied, and 40 minutes more taught what a mirrored gallery holds (--mirror; a warm restart of the schedule).
 train-embedder-dlib-mirror-cpu:
-	test -f out/runs/student-dlib-cpu/last.pt || $(MAKE) train-embedder-dlib-cpu
 	@test ! -e out/runs/student-dlib-mirror || { echo "error: out/runs/student-dlib-mirror exists (a run of its own):"\
 		"move it away to train it again" >&2; exit 2; }
+	test -f out/runs/student-dlib-cpu/last.pt || $(MAKE) train-embedder-dlib-cpu
 	cp -r out/runs/student-dlib-cpu out/runs/student-dlib-mirror
 	$(BIN)/streamer train embedder --teacher dlib --faces $(STUDENT_BANKS) --exclude-like out/faces-eval \
 		--exclude-by $(EMBEDDER) --occluders $(SHARED)/data/occluders --out out/runs/student-dlib-mirror --minutes 70 --batch 16 \
