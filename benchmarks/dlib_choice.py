@@ -5,8 +5,10 @@
     .venv/bin/python benchmarks/dlib_choice.py --threshold   # the embedder's default threshold (faces_train)
     .venv/bin/python benchmarks/dlib_choice.py --derive      # dlib's 5 points in the ArcFace layout
     .venv/bin/python benchmarks/dlib_choice.py --eval        # FAR/TAR at the default threshold on faces_eval
+    .venv/bin/python benchmarks/dlib_choice.py --section detectors --mmod-photos 0 \
+        --haar eye_min_neighbors=3 --haar eye_min_neighbors=3,min_neighbors=3   # Haar settings beside its default
 
-Detectors (Haar as configured by default and by configs/demo.yaml, SCRFD-2.5G, dlib HOG and MMOD):
+Detectors (Haar as configured by default and by configs/demo.yaml, SCRFD-2.5G, YuNet, dlib HOG and MMOD):
 recall on ../shared masked_faces/with_mask and without_mask (evenly spaced photos, one face each mostly,
 ``detect_in_photo``), false faces a frame on the overhead crowd video (no visible face; every 10th of its
 first 100 frames), ms a 1280x720 frame; dlib's landmarks against SCRFD's (mean error over the 5 points,
@@ -37,6 +39,7 @@ from streamer.detect import FaceDetector, detect_in_photo
 from streamer.detect.dlib_detector import DlibDetector, DlibDetectorConfig, import_dlib, similarity_batch
 from streamer.detect.haar import HaarConfig, HaarDetector
 from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
+from streamer.detect.yunet import YunetConfig, YunetDetector
 from streamer.embed import FaceEmbedder
 from streamer.embed.arcface import ArcFaceConfig, ArcFaceEmbedder
 from streamer.embed.dlib_resnet import CHIP_POINTS, CHIP_PX, DlibEmbedderConfig, DlibResnetEmbedder
@@ -96,11 +99,36 @@ def scrfd() -> ScrfdDetector:
     return ScrfdDetector(ScrfdConfig(backend="scrfd", model=SHARED / "models" / "scrfd_2.5g_bnkps.onnx"), CPU)
 
 
-def detectors(mmod: bool) -> dict[str, Callable[[], FaceDetector]]:
+def yunet(threshold: float = 0.7, landmarks: str = "yunet") -> YunetDetector:
+    return YunetDetector(YunetConfig(backend="yunet", model=SHARED / "models" / "yunet_face_detection.onnx",
+                                     score_threshold=threshold, landmarks=landmarks), CPU)
+
+
+def haar_settings(text: str) -> HaarConfig:
+    """``--haar KEY=VALUE[,KEY=VALUE...]``: a Haar detector's settings (``detector:`` keys of its backend)."""
+    from pydantic import ValidationError
+
+    items = [item.split("=", 1) for item in text.split(",")]
+    if any(len(item) != 2 for item in items):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE[,KEY=VALUE...]")
+    try:
+        return HaarConfig(**{key.strip(): value.strip() for key, value in items})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise argparse.ArgumentTypeError(f"{text!r}: {'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+
+
+def detectors(mmod: bool, haar: Iterable[HaarConfig] = ()) -> dict[str, Callable[[], FaceDetector]]:
     found = {
         "Haar (default)": lambda: HaarDetector(HaarConfig(), CPU),
         "Haar (demo.yaml: scale 1.05)": lambda: HaarDetector(HaarConfig(scale_factor=1.05), CPU),
+        **{f"Haar ({', '.join(f'{k}={v}' for k, v in c.model_dump(exclude_defaults=True).items())})":
+           (lambda c=c: HaarDetector(c, CPU)) for c in haar},
         "SCRFD-2.5G": scrfd,
+        "YuNet (score 0.7, its default)": yunet,
+        "YuNet, dlib's 5 points": lambda: yunet(landmarks="dlib"),
+        "YuNet, score 0.6": lambda: yunet(0.6),
+        "YuNet, score 0.9 (OpenCV's example)": lambda: yunet(0.9),
         "dlib HOG, upsample 0": lambda: DlibDetector(DlibDetectorConfig(backend="dlib", upsample=0), CPU),
         "dlib HOG, upsample 1 (default)": lambda: DlibDetector(DlibDetectorConfig(backend="dlib"), CPU),
     }
@@ -197,7 +225,7 @@ def detector_section(args: argparse.Namespace) -> None:
     print("| detector | recall, masked | recall, unmasked | false faces / crowd frame | ms / 1280x720 frame |")
     print("|---|---|---|---|---|")
     points, scores = {}, {}
-    for name, build in detectors(args.mmod_photos > 0).items():
+    for name, build in detectors(args.mmod_photos > 0, args.haar).items():
         detector = build()
         few = "MMOD" in name
         sets = [evenly(masked, args.mmod_photos), evenly(clear, args.mmod_photos)] if few else [masked, clear]
@@ -226,7 +254,7 @@ def detector_section(args: argparse.Namespace) -> None:
     true, false = scores["dlib HOG, upsample 1 (default)"]
     print(f"\ndlib HOG (upsample 1) scores: faces in photos {_quantiles(true)}; crowd false faces {_quantiles(false)}")
     for name, build in (("dlib HOG, upsample 1", lambda: DlibDetector(DlibDetectorConfig(backend="dlib"), CPU)),
-                        ("SCRFD-2.5G", scrfd)):
+                        ("SCRFD-2.5G", scrfd), ("YuNet", yunet)):
         check = regions_check(build())
         print(f"regions vs full frames on the demo clip, {name}: {check['found']:.0%} of the faces found, "
               f"landmarks {check['landmark_gap']:.1%} of the eye distance apart, "
@@ -428,6 +456,8 @@ def main() -> None:
     parser.add_argument("--strangers", type=int, default=100, help="UTKFace strangers beside the named people")
     parser.add_argument("--eval-people", type=int, default=60, help="faces_eval people for --eval (4 photos each)")
     parser.add_argument("--section", choices=["detectors", "embedders", "both"], default="both")
+    parser.add_argument("--haar", type=haar_settings, action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="also measure Haar with these settings (its detector: keys), one variant a flag")
     for flag in ("chips", "threshold", "derive", "eval"):
         parser.add_argument(f"--{flag}", action="store_true")
     args = parser.parse_args()

@@ -353,7 +353,7 @@ def cmd_train_embedder(args) -> int:
         exclude_by=Path(args.exclude_by) if args.exclude_by else None, epochs=args.epochs, minutes=args.minutes,
         batch=args.batch, lr=args.lr, clean_weight=args.clean_weight, contrast=args.contrast,
         temperature=args.temperature, frozen_share=args.frozen_share, misalign=args.misalign, mirror=args.mirror,
-        init=Path(args.init) if args.init else None, device=args.device,
+        hide_occluders=args.hide_occluders, init=Path(args.init) if args.init else None, device=args.device,
         workers=args.workers,
         seed=args.seed, log_every=args.log_every, resume=args.resume, limit=args.limit,
         samples_per_epoch=args.samples_per_epoch)
@@ -807,6 +807,10 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_argument("--mirror", action="store_true",
                      help="teach each face the teacher's embedding of it and its mirror image added, as a mirrored "
                           "gallery holds them (may be switched on when resuming)")
+    emb.add_argument("--hide-occluders", type=float, default=0.0, metavar="SHARE",
+                     help="share of the occluded faces shown with the occluder's pixels painted one flat colour, as "
+                          "the stream then shows the student what its segmenter finds (0: none; may be switched on "
+                          "when resuming)")
     emb.add_argument("--init", metavar="STUDENT.onnx", help="start from this student of the same teacher (a new run "
                      "that goes on teaching it) instead of from the teacher")
     emb.add_argument("--device", choices=["cpu", "cuda"], default="cpu")

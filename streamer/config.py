@@ -344,7 +344,8 @@ def _key_path(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("haar", "scrfd", "color_anomaly", "yolo_seg", "opencv", "lbp_histogram", "arcface", "dlib"):
+        elif part in ("haar", "scrfd", "yunet", "color_anomaly", "yolo_seg", "opencv", "lbp_histogram", "arcface",
+                      "dlib"):
             continue  # discriminated-union tags: the user's key path does not contain them
         else:
             out += f".{part}" if out else str(part)

@@ -199,6 +199,11 @@ def test_reconstruction_is_recommended_only_where_matching_it_raises_the_decisio
     # lower at FAR 1%, higher at 0.1% (dlib's student under face masks): recommended
     figures["face_mask"] = condition(0.28, 0.28, 0.30, at_1_percent=(0.57, 0.555))
     assert recommend(figures) == ["face_mask"]
+    # a gain of a pair or two is noise, not a reason to match a reconstruction (sunglasses: 0.271 -> 0.274)
+    figures["sunglasses"] = condition(0.271, 0.271, 0.274)
+    assert recommend(figures) == ["face_mask"]
+    figures["sunglasses"] = condition(0.271, 0.271, 0.281)
+    assert recommend(figures) == ["face_mask", "sunglasses"]
 
 
 def test_a_measured_tail_sets_the_threshold_where_strangers_reach_not_where_a_normal_would():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -259,7 +260,103 @@ def test_bad_teachers_and_face_folders_get_one_line(face_bank, tmp_path):
     result = run_cli(*common, "--teacher", teacher, "--faces", str(face_bank), "--exclude-like", str(empty),
                      timeout=120)
     assert result.returncode == 2 and result.stderr.startswith("error: --exclude-like"), result.stderr[-500:]
-    for flag, value in (("--temperature", "0"), ("--contrast", "-1"), ("--misalign", "1.5")):
+    for flag, value in (("--temperature", "0"), ("--contrast", "-1"), ("--misalign", "1.5"),
+                        ("--hide-occluders", "2")):
         result = run_cli(*common, "--teacher", teacher, "--faces", str(face_bank), flag, value, timeout=120)
         assert result.returncode == 2 and result.stderr.startswith(f"error: {flag}:"), result.stderr[-500:]
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_hidden_occluders_are_one_flat_colour_the_mean_of_the_face_around_them(face_bank):
+    """--hide-occluders: the same composed face, hidden and not. What differs is the occluder (and a few pixels of its
+    edge), painted the mean colour of the rest; every other pixel is the face as seen."""
+    from streamer.datagen.compose import ComposeSettings
+    from streamer.datagen.face_bank import train_and_val
+    from streamer.datagen.occluders import OccluderLibrary
+    from streamer.embed.hiding import hide_occluders
+    from streamer.train.embedder_data import OccludedAndClean
+
+    faces, _ = train_and_val([face_bank], "--faces", 8)
+    library = OccluderLibrary(need_shared("data", "occluders"))
+    occluders_only = ComposeSettings(clean_share=0.0, degrade_share=0.0)  # no camera faults: only the occluder differs
+    shown, hidden = (OccludedAndClean(faces, library, 112, seed=0, settings=occluders_only, hide_share=share)
+                     for share in (0.0, 1.0))
+    compared = 0
+    for index in range(len(faces)):
+        seen, clean, _ = shown.seen_and_clean(index, 0)
+        painted, _, _ = hidden.seen_and_clean(index, 0)
+        occluder = np.abs(seen.astype(int) - clean.astype(int)).max(2) > 40
+        if occluder.mean() < 0.02:
+            continue  # an occluder off the face: nothing hidden
+        changed = (painted != seen).any(2)
+        assert changed[occluder].mean() > 0.8  # the occluder is hidden ...
+        colours = np.unique(painted[changed], axis=0)
+        assert len(colours) == 1  # ... under one colour
+        assert np.abs(colours[0] - seen[~changed].mean(0)).max() < 10  # that of the face around it (a grown edge)
+        compared += 1
+    assert compared >= 3
+    image = np.random.default_rng(0).integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    assert hide_occluders(image, np.zeros((8, 8), bool)) is image  # nothing found: the face as seen
+
+
+@pytest.fixture(scope="module")
+def hiding(trained, face_bank, teacher, tmp_path_factory):
+    """The trained run, copied and resumed with --hide-occluders 1."""
+    import shutil
+
+    run = tmp_path_factory.mktemp("hiding") / "run"
+    shutil.copytree(trained[0], run)
+    result = run_cli("train", "embedder", "--teacher", str(teacher), "--faces", str(face_bank), "--occluders",
+                     str(need_shared("data", "occluders")), "--out", str(run), "--batch", "4", "--limit", "8",
+                     "--workers", "0", "--epochs", "3", "--hide-occluders", "1", "--resume", timeout=300)
+    return run, result
+
+
+def test_a_student_taught_hidden_occluders_says_so_and_chooses_its_best_anew(hiding, trained, teacher):
+    run, result = hiding
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--hide-occluders 1 from here: best.pt is chosen anew" in result.stdout
+    best = torch.load(str(run / "best.pt"), map_location="cpu", weights_only=True)
+    assert best["epoch"] == 3 and best["hide_occluders"] == 1.0
+    cpu = Device("cpu")
+    embedder = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=teacher, student=run / "student.onnx"), cpu)
+    assert embedder.student.hides_occluders and "occluders hidden" in embedder.description
+    plain = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=teacher, student=trained[0] / "student.onnx"), cpu)
+    assert not plain.student.hides_occluders
+
+
+def test_the_stream_and_the_eval_show_such_a_student_the_occluders_hidden(hiding, teacher):
+    """A real masked photo through the stream's stages: the student describes it with the mask the segmenter found
+    painted over; the eval's student path does the same, and leaves a probe with nothing found as seen."""
+    import time
+
+    from streamer.config import parse_config
+    from streamer.embed.hiding import hide_occluders
+    from streamer.eval.identity import Probes, probe_vectors
+    from streamer.records import VideoFrame
+    from streamer.stages import Stages
+
+    run, _ = hiding
+    scrfd = need_shared("models", "scrfd_2.5g_bnkps.onnx")
+    config = parse_config({"detector": {"backend": "scrfd", "model": str(scrfd)},
+                           "embedder": {"backend": "arcface", "model": str(teacher),
+                                        "student": str(run / "student.onnx")}})
+    stages = Stages.build(config, Device("cpu"))
+    student = stages.embedder.student
+    photo = cv2.imread(str(need_shared("data", "masked_faces", "with_mask", "0417.jpg")))
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[100:100 + photo.shape[0], 200:200 + photo.shape[1]] = photo
+    results = stages.detect([VideoFrame("cam", 0, frame, None, time.time(), time.monotonic())])
+    stages.analyse(results)
+    face = max(results[0].faces, key=lambda f: f.box[2] - f.box[0])
+    assert "face_mask" in face.occlusion.classes and face.reconstructed
+    hidden = hide_occluders(face.crop.image, face.occlusion.mask)
+    assert np.allclose(face.embedding, student.embed(hidden[None])[0], atol=1e-5)
+    assert not np.allclose(face.embedding, student.embed(face.crop.image[None])[0], atol=1e-3)
+
+    images = np.stack([face.crop.image, face.crop.image])
+    masks = np.stack([face.occlusion.mask, face.occlusion.mask])
+    probes = Probes("face_mask", ["a", "a"], np.array([True, True]), images, masks, [("face_mask",), ()], images)
+    vectors = probe_vectors(stages.embedder, probes)
+    assert np.allclose(vectors.student[0], face.embedding, atol=1e-5)  # hidden: the segmenter found enough
+    assert np.allclose(vectors.student[1], student.embed(images[:1])[0], atol=1e-5)  # found nothing: as seen

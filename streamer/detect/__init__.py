@@ -12,6 +12,7 @@ from engines import Device
 from streamer.detect.dlib_detector import DlibDetector, DlibDetectorConfig
 from streamer.detect.haar import HaarConfig, HaarDetector
 from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
+from streamer.detect.yunet import YunetConfig, YunetDetector
 from streamer.records import AlignedCrop, Detections
 
 
@@ -29,9 +30,10 @@ class FaceDetector(Protocol):
         ...
 
 
-DetectorConfig = Annotated[HaarConfig | ScrfdConfig | DlibDetectorConfig, Field(discriminator="backend")]
+DetectorConfig = Annotated[HaarConfig | ScrfdConfig | DlibDetectorConfig | YunetConfig,
+                           Field(discriminator="backend")]
 
-_BACKENDS = {"haar": HaarDetector, "scrfd": ScrfdDetector, "dlib": DlibDetector}
+_BACKENDS = {"haar": HaarDetector, "scrfd": ScrfdDetector, "dlib": DlibDetector, "yunet": YunetDetector}
 
 
 def build_detector(config: DetectorConfig, device: Device) -> FaceDetector:

@@ -23,6 +23,8 @@ class FaceEmbedder(Protocol):
     # Embeds what cameras see into this embedder's space, trained to be robust to occluders (``streamer train
     # embedder``); the gallery and reconstructions keep this embedder. None: this embedder embeds everything.
     student: FaceEmbedder | None
+    # As a student: it was taught faces with the occluder's pixels hidden, and is shown them so (embed/hiding.py).
+    hides_occluders: bool
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         """(n, S, S, 3) uint8 BGR aligned crops -> (n, D) float32, L2-normalised."""

@@ -17,7 +17,7 @@ from engines import Device
 from engines.base import DeclaredModel
 from streamer.config_base import ExistingPath, StrictModel
 from streamer.detect.scrfd import scrfd_layout
-from streamer.embed.student import check_student, fingerprint
+from streamer.embed.student import check_student, fingerprint, hides_occluders
 from streamer.embed.vectors import MIRROR_TAG, l2_normalise, mirror_summed
 from streamer.errors import ModelError
 from streamer.model_files import open_onnx_model, resolve_model_file, warm_up
@@ -52,6 +52,7 @@ def input_normalisation(path: Path) -> tuple[float, float]:
 
 class ArcFaceEmbedder:
     student: ArcFaceEmbedder | None = None  # embeds probes into this model's space; None: this model does
+    hides_occluders = False  # as a student: shown faces with the occluder's pixels hidden (embed/hiding.py)
 
     def __init__(self, config: ArcFaceConfig, device: Device, *, student_of: str | None = None):
         path = resolve_model_file(config.model, "w600k_*.onnx")
@@ -79,7 +80,9 @@ class ArcFaceEmbedder:
             self.student = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=config.student,
                                                          mirror=config.mirror), device, student_of=self.fingerprint)
             self.student.model_id = self.model_id  # its embeddings live in this model's space, by training
-            self.description += f", probes by its student {config.student.name}"
+            self.student.hides_occluders = hides_occluders(config.student)
+            self.description += (f", probes by its student {config.student.name}"
+                                 f"{' (shown their occluders hidden)' if self.student.hides_occluders else ''}")
 
     def visible_dims(self, masks: np.ndarray) -> None:
         return None

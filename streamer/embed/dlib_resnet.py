@@ -41,7 +41,7 @@ from streamer.detect.dlib_detector import (
     load_dlib_model,
     similarity_batch,
 )
-from streamer.embed.student import check_student, fingerprint, teacher_of
+from streamer.embed.student import check_student, fingerprint, hides_occluders, teacher_of
 from streamer.embed.vectors import MIRROR_TAG, l2_normalise, mirror_summed
 from streamer.errors import ModelError
 from streamer.model_files import one_line, open_onnx_model, warm_up
@@ -114,6 +114,7 @@ def descriptor_file() -> Path:
 
 class DlibResnetEmbedder:
     student: DlibStudentEmbedder | None = None  # describes probes into dlib's space; None: dlib does
+    hides_occluders = False  # dlib is shown faces as the camera saw them
 
     def __init__(self, config: DlibEmbedderConfig, device: Device):
         dlib, models = import_dlib()
@@ -205,7 +206,9 @@ class DlibStudentEmbedder:
         self._input_name = self._engine.input_names[0]
         self._chips, self.mirror = teacher.chips, teacher.mirror
         self.model_id, self.default_threshold = teacher.model_id, teacher.default_threshold  # dlib's space
-        self.description = f"student {path.name} of dlib's face descriptor on {self._engine.backend}, {device}"
+        self.hides_occluders = hides_occluders(path)
+        self.description = (f"student {path.name} of dlib's face descriptor on {self._engine.backend}, {device}"
+                            f"{', shown faces with their occluders hidden' if self.hides_occluders else ''}")
         warm_up(path, lambda: describe(self._engine, self._input_name, [np.zeros((CHIP_PX, CHIP_PX, 3), np.uint8)]))
 
     def visible_dims(self, masks: np.ndarray) -> None:

@@ -34,6 +34,7 @@ MEAN_DESCRIPTOR = Path(__file__).with_name("lbp_mean_descriptor.npy")
 
 class LbpHistogramEmbedder:
     student = None  # no student can be trained from this model
+    hides_occluders = False  # its matching leaves out the cells an occluder hides instead (visible_dims)
 
     def __init__(self, config: LbpHistogramConfig, device: Device):
         self._grid = config.grid

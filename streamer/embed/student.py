@@ -38,6 +38,15 @@ def teacher_of(path: Path) -> str | None:
     return metadata.get(TEACHER_KEY)
 
 
+def hides_occluders(path: Path) -> bool:
+    """Whether the student ONNX was taught on faces whose occluder pixels were hidden (``--hide-occluders``):
+    the stream then shows it each face so hidden where its segmenter found an occluder (embed/hiding.py)."""
+    from streamer.model_files import onnx_header
+
+    recipe = onnx_header(path)[1].get(RECIPE_KEY)
+    return bool(recipe and json.loads(recipe).get("hide_occluders", 0.0) > 0)
+
+
 def student_file_teacher(path: Path, flag: str) -> str:
     """The fingerprint of the teacher of the student ONNX a command-line ``flag`` names; else a one-line
     ConfigError naming the flag and the file."""

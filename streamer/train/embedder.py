@@ -2,7 +2,8 @@
 
     streamer train embedder --teacher EMB.onnx|dlib --faces BANK [BANK ...] --out RUN
         [--occluders DIR] [--exclude-like BANK] [--exclude-by EMB.onnx] [--minutes M | --epochs N]
-        [--contrast W [--temperature T]] [--misalign S] [--init STUDENT.onnx] [--device cpu|cuda] [--resume]
+        [--contrast W [--temperature T]] [--misalign S] [--hide-occluders S] [--init STUDENT.onnx]
+        [--device cpu|cuda] [--resume]
 
 The student starts as a copy of the teacher (rebuilt in torch: ``streamer/train/teachers.py``) and learns
 to give a face as a camera sees it (occluders of the data engine, camera faults) the teacher's embedding of
@@ -85,6 +86,10 @@ class EmbedderTraining:
     # embedder.mirror, the default), and show the student faces either way round. May be switched on when a
     # run is resumed: it changes the targets, not the network.
     mirror: bool = False
+    # The share of occluded faces as seen whose occluder pixels are hidden (embed/hiding.py) before the student
+    # sees them: a student taught so is given the faces hidden where the segmenter found an occluder. May be
+    # switched on when a run is resumed: it changes the inputs, not the network.
+    hide_occluders: float = 0.0
     init: Path | None = None  # a student ONNX of the same teacher to start from, instead of the teacher itself
     device: str = "cpu"
     workers: int = 1
@@ -140,12 +145,14 @@ class _Run:
             raise ConfigError(f"--exclude-like: every {'training' if not train_faces else 'validation'} face is like "
                               f"an excluded face; nothing is left to train on")
         self.train_set = OccludedAndClean(train_faces, library, self.source.size, spec.seed,
-                                          samples_per_epoch=spec.samples_per_epoch, misalign_share=spec.misalign)
+                                          samples_per_epoch=spec.samples_per_epoch, misalign_share=spec.misalign,
+                                          hide_share=spec.hide_occluders)
         if len(self.train_set) < spec.batch:
             raise ConfigError(f"--batch: {spec.batch} is more than the {len(self.train_set)} samples of an epoch "
                               f"(--limit / --samples-per-epoch): no step would be taken")
         val_source = OccludedAndClean(val_faces, library, self.source.size, spec.seed,
-                                      settings=ComposeSettings(clean_share=0.0, degrade_share=0.7))
+                                      settings=ComposeSettings(clean_share=0.0, degrade_share=0.7),
+                                      hide_share=spec.hide_occluders)
         self.val = [t.to(self.device) for t in validation_set(val_source, VALIDATION_FACES)]
         with torch.no_grad():
             self.val_targets = self._embed(self.teacher, self.val[1])
@@ -193,7 +200,8 @@ class _Run:
                  "student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "epoch": self.epoch, "step": self.step, "seconds": self.seconds, "best": self.best,
                  "history": self.history, "contrast": self.spec.contrast, "temperature": self.spec.temperature,
-                 "frozen_share": self.spec.frozen_share, "misalign": self.spec.misalign, "mirror": self.spec.mirror}
+                 "frozen_share": self.spec.frozen_share, "misalign": self.spec.misalign, "mirror": self.spec.mirror,
+                 "hide_occluders": self.spec.hide_occluders}
         return save_checkpoint(state, path)
 
     def restore(self, path: Path) -> None:
@@ -224,6 +232,9 @@ class _Run:
         if state.get("mirror", False) != self.spec.mirror:  # validation losses of other targets do not compare
             self.best = float("inf")
             self.progress(f"--mirror {'on' if self.spec.mirror else 'off'} from here: best.pt is chosen anew")
+        if state.get("hide_occluders", 0.0) != self.spec.hide_occluders:  # nor do those of other inputs
+            self.best = float("inf")
+            self.progress(f"--hide-occluders {self.spec.hide_occluders:g} from here: best.pt is chosen anew")
 
     # -- training ----------------------------------------------------------------------------
 
@@ -326,6 +337,8 @@ def train(spec: EmbedderTraining, progress: Callable[[str], None] = print) -> Pa
         raise ConfigError(f"--temperature: must be above 0, got {spec.temperature:g}")
     if not 0 <= spec.misalign <= 1:
         raise ConfigError(f"--misalign: a share of the faces, from 0 to 1, got {spec.misalign:g}")
+    if not 0 <= spec.hide_occluders <= 1:
+        raise ConfigError(f"--hide-occluders: a share of the occluded faces, from 0 to 1, got {spec.hide_occluders:g}")
     if spec.epochs < 1 or spec.batch < 1:
         raise ConfigError(f"--epochs and --batch: must be 1 or more, got {spec.epochs} and {spec.batch}")
     last = checked_run_folder(spec.out, spec.resume, spec.init, "student", ("student.onnx",))
@@ -347,7 +360,7 @@ def train(spec: EmbedderTraining, progress: Callable[[str], None] = print) -> Pa
               "dropped_as_like_excluded": run.dropped, "training_faces": len(run.train_set.faces),
               **{k: v for k, v in asdict(spec).items()
                  if k in ("batch", "lr", "clean_weight", "contrast", "temperature", "frozen_share", "misalign",
-                          "mirror", "seed")},
+                          "mirror", "hide_occluders", "seed")},
               **({"init": {"file": spec.init.name, "sha256_12": fingerprint(spec.init)}} if spec.init else {})}
     out, difference = export(run, spec.out / "student.onnx", recipe)
     progress(f"student.onnx: ONNX Runtime vs torch, max |difference| of the embeddings {difference:.1e}")

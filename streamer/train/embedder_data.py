@@ -15,11 +15,14 @@ from streamer.datagen.compose import ComposeSettings, compose
 from streamer.datagen.face_bank import BankFace
 from streamer.datagen.misalign import misaligned
 from streamer.datagen.occluders import OccluderLibrary
+from streamer.embed.hiding import hide_occluders
+from streamer.inpaint.masks import grow
 from streamer.train.inpainter_data import ComposedPairs, to_tensor
 
 # Most samples hide something; the rest are camera faults alone, so the student also learns that a
 # blurred, noisy face without an occluder is still the same face.
 STUDENT_COMPOSE = ComposeSettings(clean_share=0.2, degrade_share=0.7)
+HIDE_GROWTH = 4  # px: hidden pixels reach 1 to this many beyond the occluder's soft edge
 VALIDATION_EPOCH = -1  # the validation occluders' own random stream
 
 
@@ -28,15 +31,23 @@ class OccludedAndClean(ComposedPairs):
 
     def __init__(self, faces: list[BankFace], library: OccluderLibrary, size: int, seed: int,
                  settings: ComposeSettings = STUDENT_COMPOSE, samples_per_epoch: int | None = None,
-                 misalign_share: float = 0.0):
+                 misalign_share: float = 0.0, hide_share: float = 0.0):
         super().__init__(faces, library, size, seed, settings, samples_per_epoch)
         self.misalign_share = misalign_share  # of the faces as seen, those cut by landmarks off as a detector's are
+        # Of the occluded faces as seen, those whose occluder pixels are hidden as the stream hides what its
+        # segmenter finds (embed/hiding.py); the rest stay as seen, as the faces where the segmenter finds nothing.
+        self.hide_share = hide_share
 
     def seen_and_clean(self, index: int, epoch: int) -> tuple[np.ndarray, np.ndarray, int]:
         face_index = index % len(self.faces)
         image, landmarks = self.face(face_index)
         rng = np.random.default_rng([self.seed, epoch + 1, index])  # +1: numpy seeds must be non-negative
-        seen = compose(image, landmarks, self.library, rng, self.settings).occluded
+        sample = compose(image, landmarks, self.library, rng, self.settings)
+        seen = sample.occluded
+        if self.hide_share and sample.instances and rng.random() < self.hide_share:
+            # The segmenter's masks are grown by a pixel and miss or overrun an occluder's edge by a few more.
+            hidden = grow((sample.coverage > 0.1)[None], int(rng.integers(1, HIDE_GROWTH + 1)))[0]
+            seen = hide_occluders(seen, hidden)
         # After the camera faults: the detector finds the landmarks on what the camera saw, then the crop is cut.
         if self.misalign_share and rng.random() < self.misalign_share:
             seen = misaligned(seen, landmarks, rng)[0]

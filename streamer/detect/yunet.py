@@ -1,0 +1,120 @@
+"""YuNet (OpenCV Zoo, MIT licence): a 75k-parameter CNN face detector with 5 landmarks, run by OpenCV's own
+``cv2.FaceDetectorYN``, so it needs nothing beyond opencv-python.
+
+Its weights are not in a PyPI package: a user names the file (``face_detection_yunet_2023mar.onnx`` of the
+OpenCV Zoo). Measured against the bundled Haar cascades and SCRFD in ``benchmarks/dlib_choice.py``: it finds
+masked faces as SCRFD does, at a third of SCRFD-2.5G's time a frame, under a licence that allows commercial use.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from engines import Device
+from streamer.align import ARCFACE_112
+from streamer.config_base import ExistingPath, StrictModel
+from streamer.detect.dlib_detector import (
+    HOG_BOX_IN_ARCFACE_112,
+    import_dlib,
+    load_dlib_model,
+    project_landmarks,
+    similarity_batch,
+)
+from streamer.errors import ModelError
+from streamer.model_files import one_line
+from streamer.records import Detections
+
+# YuNet was trained on faces of about 10 to 300 px: larger ones (a photo cropped to the face, a face close to the
+# camera) are searched again at this share of the size.
+LARGE_FACE_SCALE = 0.25
+
+
+class YunetConfig(StrictModel):
+    backend: Literal["yunet"]
+    model: ExistingPath = Field(description="YuNet .onnx of the OpenCV Zoo (face_detection_yunet_2023mar.onnx, MIT)")
+    # 0.7: on dlib_choice.py's real photos no false face on the crowd clip at 0.7, 2.3 a frame at 0.5; masked
+    # photos found 89% (0.9, OpenCV's example: 37%).
+    score_threshold: float = Field(0.7, gt=0, lt=1)
+    nms_threshold: float = Field(0.3, gt=0, lt=1)
+    min_face_px: int = Field(20, ge=8, description="smaller faces are ignored (box height, px)")
+    max_side: int = Field(960, ge=160, le=4096, description="frames are downscaled to this long side to search")
+    landmarks: Literal["yunet", "dlib"] = Field(
+        "yunet", description="yunet: its own 5 points; dlib: dlib's 5-point shape predictor (PyPI, CC0) placed by them")
+
+
+class YunetDetector:
+    def __init__(self, config: YunetConfig, device: Device):
+        self._config = config
+        try:
+            self._net = cv2.FaceDetectorYN.create(str(config.model), "", (320, 320), config.score_threshold,
+                                                  config.nms_threshold, 5000)
+            self._net.detect(np.zeros((320, 320, 3), np.uint8))
+        except cv2.error as exc:
+            raise ModelError(f"detector.model: {config.model} is not a YuNet face detector OpenCV can run "
+                             f"({one_line(exc)})") from None
+        self._predictor = None
+        if config.landmarks == "dlib":
+            self._dlib, models = import_dlib()
+            self._predictor, _ = load_dlib_model(models.pose_predictor_five_point_model_location,
+                                                 self._dlib.shape_predictor)
+        # Every setting that changes what is found or where its points lie (caches of aligned faces key on it).
+        self.description = (f"YuNet {config.model.name} (score {config.score_threshold:g}, nms "
+                            f"{config.nms_threshold:g}, max side {config.max_side}, landmarks {config.landmarks}; "
+                            f"OpenCV FaceDetectorYN, CPU)")
+        # Not on regions: a whole 1280x720 frame takes about 18 ms, a frame's regions 58% of that, and their
+        # landmarks lie 8.5% of the eye distance from the full frame's (SCRFD-2.5G: 5.2%; dlib_choice.py).
+        self.supports_regions = False
+
+    def detect(self, image: np.ndarray) -> Detections:
+        return self._scaled(image, self._scale(image.shape))
+
+    def detect_regions(self, crops: list[np.ndarray], frame_shapes: list[tuple[int, ...]]) -> list[Detections]:
+        # At the scale the full frame is searched at, so a face is found as in the full frame.
+        return [self._scaled(crop, self._scale(shape)) for crop, shape in zip(crops, frame_shapes)]
+
+    def _scale(self, shape: tuple[int, ...]) -> float:
+        return min(1.0, self._config.max_side / max(shape[:2]))
+
+    def _scaled(self, image: np.ndarray, scale: float) -> Detections:
+        found = self._search(image, scale)
+        if len(found) == 0 and min(image.shape[:2]) * scale > 300:  # maybe one face too large for it
+            found = self._search(image, scale * LARGE_FACE_SCALE)
+        if self._predictor is not None and len(found):
+            found = Detections(found.boxes, found.scores, self._dlib_points(image, found.landmarks))
+        return found
+
+    def _dlib_points(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """dlib's 5-point predictor on each face, seeded where dlib's HOG box would be: the mean HOG box of the
+        ArcFace layout, carried onto the face by the similarity that puts the layout on YuNet's points."""
+        rgb = np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        matrices = similarity_batch(ARCFACE_112.astype(np.float64), points.astype(np.float64))
+        x1, y1, x2, y2 = HOG_BOX_IN_ARCFACE_112.astype(np.float64)
+        parts = []
+        for matrix in matrices:
+            centre = matrix[:, :2] @ [(x1 + x2) / 2, (y1 + y2) / 2] + matrix[:, 2]
+            half = np.hypot(*matrix[:, 0]) * (x2 - x1) / 2
+            rect = self._dlib.rectangle(*(int(round(v)) for v in (centre[0] - half, centre[1] - half,
+                                                                   centre[0] + half, centre[1] + half)))
+            parts.append([(p.x, p.y) for p in self._predictor(rgb, rect).parts()])
+        return project_landmarks(np.array(parts, np.float32))
+
+    def _search(self, image: np.ndarray, scale: float) -> Detections:
+        if scale < 1.0:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        self._net.setInputSize((image.shape[1], image.shape[0]))
+        _, faces = self._net.detect(image)
+        if faces is None:
+            return Detections.empty()
+        faces = faces[faces[:, 3] >= self._config.min_face_px * scale]
+        if not len(faces):
+            return Detections.empty()
+        x, y, w, h = faces[:, :4].T
+        boxes = np.stack([x, y, x + w, y + h], axis=1) / scale
+        # Its points: the subject's right eye (the image's left), left eye, nose tip, right and left mouth corners:
+        # the ArcFace template's order.
+        points = faces[:, 4:14].reshape(-1, 5, 2) / scale
+        return Detections(boxes.astype(np.float32), faces[:, 14].astype(np.float32), points.astype(np.float32))

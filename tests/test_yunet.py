@@ -1,0 +1,84 @@
+"""``detector: {backend: yunet}``: OpenCV Zoo's YuNet (MIT) run by OpenCV, on real photos and video from ../shared."""
+
+from __future__ import annotations
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from engines import Device
+from streamer.detect import detect_in_photo
+from streamer.detect.haar import HaarConfig, HaarDetector
+from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
+from streamer.detect.yunet import YunetConfig, YunetDetector
+from tests.conftest import need_shared, run_cli
+
+CPU = Device("cpu")
+
+
+@pytest.fixture(scope="module")
+def yunet() -> YunetDetector:
+    return YunetDetector(YunetConfig(backend="yunet", model=need_shared("models", "yunet_face_detection.onnx")), CPU)
+
+
+def _photos(kind: str, count: int) -> list[np.ndarray]:
+    paths = sorted(need_shared("data", "masked_faces", kind).iterdir())
+    return [cv2.imread(str(p)) for p in paths[:: max(1, len(paths) // count)][:count]]
+
+
+def test_it_finds_masked_faces_the_bundled_haar_cascades_miss(yunet):
+    masked = _photos("with_mask", 40)
+    found = {name: np.mean([len(detect_in_photo(d, photo)[0]) > 0 for photo in masked])
+             for name, d in (("yunet", yunet), ("haar", HaarDetector(HaarConfig(), CPU)))}
+    # measured on these 40: YuNet 0.93, Haar 0.40
+    assert found["yunet"] >= 0.8 and found["yunet"] >= found["haar"] + 0.3, found
+
+
+def test_its_five_points_are_the_arcface_layouts_and_land_where_scrfds_do(yunet):
+    """Its own points, and dlib's 5-point predictor placed by them (``landmarks: dlib``), whose eyes lie closer."""
+    pytest.importorskip("dlib")
+    scrfd = ScrfdDetector(ScrfdConfig(backend="scrfd", model=need_shared("models", "scrfd_2.5g_bnkps.onnx")), CPU)
+    with_dlib = YunetDetector(YunetConfig(backend="yunet", model=need_shared("models", "yunet_face_detection.onnx"),
+                                          landmarks="dlib"), CPU)
+    errors = {"yunet": [], "dlib": []}
+    for photo in _photos("without_mask", 20):
+        theirs, searched = detect_in_photo(scrfd, photo)
+        if not len(theirs):
+            continue
+        b = theirs.landmarks[theirs.scores.argmax()]
+        for name, detector in (("yunet", yunet), ("dlib", with_dlib)):
+            ours = detector.detect(searched)
+            assert len(ours), name
+            a = ours.landmarks[ours.scores.argmax()]
+            assert a[0, 0] < a[1, 0] and a[3, 0] < a[4, 0] and a[0, 1] < a[2, 1] < a[3, 1]  # eyes, nose, mouth
+            errors[name].append(np.linalg.norm(a - b, axis=1) / np.linalg.norm(b[0] - b[1]))
+    yunets, dlibs = (np.array(errors[name]) for name in ("yunet", "dlib"))
+    # measured on 150 such photos: mean 12.6% of the eye distance (eyes 10.6%); dlib's eyes 6.7%
+    assert len(yunets) >= 15 and yunets.mean() < 0.16 and dlibs[:, :2].mean() < yunets[:, :2].mean(), errors
+
+
+def test_no_false_faces_on_the_overhead_crowd(yunet):
+    with av.open(str(need_shared("data", "video", "overhead_pedestrians_lamminhthien_vtest.avi"))) as video:
+        frames = [f.to_ndarray(format="bgr24") for k, f in zip(range(60), video.decode(video=0)) if k % 6 == 0]
+    assert sum(len(yunet.detect(frame)) for frame in frames) <= 1
+
+
+def test_a_face_larger_than_it_was_trained_on_is_still_found(yunet):
+    photo = _photos("without_mask", 1)[0]
+    big = cv2.resize(photo, (700, 700 * photo.shape[0] // photo.shape[1]))  # the face fills the image
+    assert len(yunet.detect(big)) >= 1
+
+
+def test_a_file_that_is_not_yunet_is_one_line_naming_it(tmp_path):
+    from tests.conftest import write_clip
+
+    clip = write_clip(tmp_path / "lobby.mp4", frames=3)
+    config = tmp_path / "c.yaml"
+    for model, says in ((need_shared("models", "mobilefacenet_128d.onnx"), "is not a YuNet face detector"),
+                        (tmp_path / "missing.onnx", "file not found")):
+        config.write_text(f"detector: {{backend: yunet, model: {model}}}\noutput: {{dir: {tmp_path / 'out'}}}\n")
+        result = run_cli("run", str(config), "--source", str(clip), "-q", timeout=120)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-800:]
+        assert "detector.model" in errors[0] and model.name in errors[0] and says in errors[0], errors[0]
