@@ -20,6 +20,9 @@ from streamer.errors import ModelError
 from streamer.redaction import redact_url
 
 INSIGHTFACE_RELEASE = "https://github.com/deepinsight/insightface/releases/download/v0.7/"
+# OpenCV Zoo's YuNet at a fixed revision (a file stored in Git LFS: media.githubusercontent.com serves its bytes).
+OPENCV_ZOO_YUNET = ("https://media.githubusercontent.com/media/opencv/opencv_zoo/26cc381e4d2594bb9f47a26eb8fd96c94a13660d"
+                    "/models/face_detection_yunet/face_detection_yunet_2026may.onnx")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ KNOWN_PACKS = {
         ModelPack("antelopev2", INSIGHTFACE_RELEASE + "antelopev2.zip",
                   "8e182f14fc6e80b3bfa375b33eb6cff7ee05d8ef7633e738d1c89021dcf0c5c5",
                   "SCRFD-10GF detector + ArcFace R100 Glint360K (glintr100)"),
+        # The one pack of the list that allows commercial use (MIT); one .onnx, not an archive. Its digest is the
+        # file measured here (benchmarks/dlib_choice.py) and the one several projects pin for that address.
+        ModelPack("yunet", OPENCV_ZOO_YUNET, "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0",
+                  "YuNet face detector with 5 landmarks, MIT licence (detector: {backend: yunet, model: FOLDER})"),
     ]
 }
 
@@ -89,7 +96,11 @@ def pull(name: str, root: Path, url: str | None = None, sha256: str | None = Non
                 f"SHA-256 mismatch for {redact_url(source)}: expected {expected}, got {actual}; nothing installed"
             )
         staged = Path(tmp) / name
-        _extract_onnx(archive, staged, source)
+        if source.lower().endswith(".onnx"):  # a model file itself, not an archive of them
+            staged.mkdir()
+            archive.rename(staged / Path(source.split("?", 1)[0]).name)
+        else:
+            _extract_onnx(archive, staged, source)
         if target.exists():
             shutil.rmtree(target)
         staged.rename(target)

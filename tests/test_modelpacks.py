@@ -58,3 +58,31 @@ def test_unreachable_server_is_one_line(tmp_path):
     result = run_cli("models", "pull", "x", "--url", "http://127.0.0.1:9/x.zip", "--sha256", "0" * 64,
                      "--dir", str(tmp_path), timeout=120)
     assert result.returncode == 2 and result.stderr.startswith("error: cannot download http://127.0.0.1:9/x.zip")
+
+
+def test_yunet_is_pulled_as_one_checked_file_and_runs_from_its_folder(http_server, tmp_path):
+    """The catalogue's YuNet (MIT) is one .onnx, not an archive: fetched from a mirror with the pinned digest, it lands
+    in its pack folder, and ``detector: {backend: yunet, model: FOLDER}`` finds faces with it."""
+    import shutil
+
+    import cv2
+
+    from engines import Device
+    from streamer.config import parse_config
+    from streamer.detect import build_detector, detect_in_photo
+    from tests.conftest import need_shared
+
+    root, base = http_server
+    shutil.copy(need_shared("models", "yunet_face_detection.onnx"), root / "face_detection_yunet_2026may.onnx")
+    models = tmp_path / "models"
+    result = run_cli("models", "pull", "yunet", "--mirror", base, "--dir", str(models), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (models / "yunet").iterdir()] == ["face_detection_yunet_2026may.onnx"]
+    detector = build_detector(parse_config({"detector": {"backend": "yunet", "model": str(models / "yunet")}}).detector,
+                              Device("cpu"))
+    photo = cv2.imread(str(sorted(need_shared("data", "masked_faces", "with_mask").iterdir())[0]))
+    assert len(detect_in_photo(detector, photo)[0]) >= 1
+    (root / "face_detection_yunet_2026may.onnx").write_bytes(b"not the model")  # tampered: nothing installed
+    result = run_cli("models", "pull", "yunet", "--mirror", base, "--dir", str(tmp_path / "other"), timeout=120)
+    assert result.returncode == 2 and "SHA-256 mismatch" in result.stderr
+    assert not (tmp_path / "other" / "yunet").exists()

@@ -1,9 +1,10 @@
 """YuNet (OpenCV Zoo, MIT licence): a 75k-parameter CNN face detector with 5 landmarks, run by OpenCV's own
 ``cv2.FaceDetectorYN``, so it needs nothing beyond opencv-python.
 
-Its weights are not in a PyPI package: a user names the file (``face_detection_yunet_2023mar.onnx`` of the
-OpenCV Zoo). Measured against the bundled Haar cascades and SCRFD in ``benchmarks/dlib_choice.py``: it finds
-masked faces as SCRFD does, at a third of SCRFD-2.5G's time a frame, under a licence that allows commercial use.
+Its weights do not come in a PyPI package: a user names the file (``face_detection_yunet_2026may.onnx`` of
+the OpenCV Zoo, which ``streamer models pull yunet`` fetches and checks). Measured against the bundled Haar
+cascades and SCRFD in ``benchmarks/dlib_choice.py``: it finds nearly as many masked faces as SCRFD-2.5G, in
+about the same time a frame, under a licence that allows commercial use.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from streamer.detect.dlib_detector import (
     similarity_batch,
 )
 from streamer.errors import ModelError
-from streamer.model_files import one_line
+from streamer.model_files import one_line, resolve_model_file
 from streamer.records import Detections
 
 # YuNet was trained on faces of about 10 to 300 px: larger ones (a photo cropped to the face, a face close to the
@@ -35,7 +36,8 @@ LARGE_FACE_SCALE = 0.25
 
 class YunetConfig(StrictModel):
     backend: Literal["yunet"]
-    model: ExistingPath = Field(description="YuNet .onnx of the OpenCV Zoo (face_detection_yunet_2023mar.onnx, MIT)")
+    model: ExistingPath = Field(description="YuNet .onnx of the OpenCV Zoo (face_detection_yunet_2026may.onnx, MIT), "
+                                "or the folder 'streamer models pull yunet' fills")
     # 0.7: on dlib_choice.py's real photos no false face on the crowd clip at 0.7, 2.3 a frame at 0.5; masked
     # photos found 89% (0.9, OpenCV's example: 37%).
     score_threshold: float = Field(0.7, gt=0, lt=1)
@@ -50,11 +52,15 @@ class YunetDetector:
     def __init__(self, config: YunetConfig, device: Device):
         self._config = config
         try:
-            self._net = cv2.FaceDetectorYN.create(str(config.model), "", (320, 320), config.score_threshold,
+            path = resolve_model_file(config.model, "*yunet*.onnx")
+        except ModelError as exc:
+            raise ModelError(f"detector.model: {exc}") from None
+        try:
+            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), config.score_threshold,
                                                   config.nms_threshold, 5000)
             self._net.detect(np.zeros((320, 320, 3), np.uint8))
         except cv2.error as exc:
-            raise ModelError(f"detector.model: {config.model} is not a YuNet face detector OpenCV can run "
+            raise ModelError(f"detector.model: {path} is not a YuNet face detector OpenCV can run "
                              f"({one_line(exc)})") from None
         self._predictor = None
         if config.landmarks == "dlib":
@@ -62,7 +68,7 @@ class YunetDetector:
             self._predictor, _ = load_dlib_model(models.pose_predictor_five_point_model_location,
                                                  self._dlib.shape_predictor)
         # Every setting that changes what is found or where its points lie (caches of aligned faces key on it).
-        self.description = (f"YuNet {config.model.name} (score {config.score_threshold:g}, nms "
+        self.description = (f"YuNet {path.name} (score {config.score_threshold:g}, nms "
                             f"{config.nms_threshold:g}, max side {config.max_side}, landmarks {config.landmarks}; "
                             f"OpenCV FaceDetectorYN, CPU)")
         # Not on regions: a whole 1280x720 frame takes about 18 ms, a frame's regions 58% of that, and their
