@@ -318,6 +318,8 @@ def test_a_student_taught_hidden_occluders_says_so_and_chooses_its_best_anew(hid
     assert "--hide-occluders 1 from here: best.pt is chosen anew" in result.stdout
     best = torch.load(str(run / "best.pt"), map_location="cpu", weights_only=True)
     assert best["epoch"] == 3 and best["hide_occluders"] == 1.0
+    history = json.loads((run / "history.json").read_text())
+    assert [r.get("hide_occluders", 0.0) for r in history] == [0.0, 0.0, 1.0]  # which epochs saw hidden occluders
     cpu = Device("cpu")
     embedder = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=teacher, student=run / "student.onnx"), cpu)
     assert embedder.student.hides_occluders and "occluders hidden" in embedder.description

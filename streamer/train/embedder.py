@@ -295,6 +295,7 @@ class _Run:
                     break
             self.epoch += 1
             record = {"epoch": self.epoch, "seconds": round(self.seconds, 1), "steps": self.step, "mirror": spec.mirror,
+                      "hide_occluders": spec.hide_occluders,
                       **{f"train_{k}": round(v / max(count, 1), 5) for k, v in sums.items()},
                       **{k: round(v, 5) for k, v in self.validate().items()}}
             self.history.append(record)
