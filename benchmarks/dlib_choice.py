@@ -99,7 +99,7 @@ def scrfd() -> ScrfdDetector:
     return ScrfdDetector(ScrfdConfig(backend="scrfd", model=SHARED / "models" / "scrfd_2.5g_bnkps.onnx"), CPU)
 
 
-def yunet(threshold: float = 0.7, landmarks: str = "yunet") -> YunetDetector:
+def yunet(threshold: float = 0.7, landmarks: str = "dlib") -> YunetDetector:
     return YunetDetector(YunetConfig(backend="yunet", model=SHARED / "models" / "yunet_face_detection.onnx",
                                      score_threshold=threshold, landmarks=landmarks), CPU)
 
@@ -125,8 +125,8 @@ def detectors(mmod: bool, haar: Iterable[HaarConfig] = ()) -> dict[str, Callable
         **{f"Haar ({', '.join(f'{k}={v}' for k, v in c.model_dump(exclude_defaults=True).items())})":
            (lambda c=c: HaarDetector(c, CPU)) for c in haar},
         "SCRFD-2.5G": scrfd,
-        "YuNet (score 0.7, its default)": yunet,
-        "YuNet, dlib's 5 points": lambda: yunet(landmarks="dlib"),
+        "YuNet (score 0.7, dlib's 5 points: its default)": yunet,
+        "YuNet, its own 5 points": lambda: yunet(landmarks="yunet"),
         "YuNet, score 0.6": lambda: yunet(0.6),
         "YuNet, score 0.9 (OpenCV's example)": lambda: yunet(0.9),
         "dlib HOG, upsample 0": lambda: DlibDetector(DlibDetectorConfig(backend="dlib", upsample=0), CPU),
