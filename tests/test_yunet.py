@@ -83,3 +83,23 @@ def test_a_file_that_is_not_yunet_is_one_line_naming_it(tmp_path):
         errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
         assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-800:]
         assert "detector.model" in errors[0] and model.name in errors[0] and says in errors[0], errors[0]
+
+
+def test_the_demo_run_with_yunet_names_all_four_people_and_nobody_else(tmp_path):
+    """``streamer demo`` with ``detector: {backend: yunet}``: the clip's four people (a hand, sunglasses, a face mask,
+    none) are each named, the occluded ones with their reconstruction, and nobody is named who is not there."""
+    import json
+
+    pytest.importorskip("dlib")
+    config = tmp_path / "yunet.yaml"
+    config.write_text(f"detector: {{backend: yunet, model: {need_shared('models', 'yunet_face_detection.onnx')}}}\n")
+    out = tmp_path / "demo"
+    result = run_cli("demo", "--config", str(config), "--frames", "30", "--out", str(out), "-q", timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    truth = json.loads((out / "input" / "ground_truth.json").read_text())
+    events = [json.loads(line) for line in (out / "latest" / "events.jsonl").read_text().splitlines()]
+    identified = [e for e in events if e["type"] == "identity" and e["identity"]]
+    assert {e["identity"] for e in identified} == {f["identity"] for f in truth["faces"]}, identified
+    for face in truth["faces"]:
+        if face["occluder"]:
+            assert any(e["identity"] == face["identity"] and e["reconstructed"] for e in identified), face
