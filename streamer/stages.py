@@ -18,7 +18,7 @@ from streamer.config import Config
 from streamer.detect import FaceDetector, build_detector
 from streamer.detect.regions import RegionScheduler
 from streamer.embed import FaceEmbedder, build_embedder
-from streamer.embed.hiding import hide_occluders
+from streamer.embed.hiding import shown_to
 from streamer.inpaint import Inpainter, build_inpainter, inpaint_batched
 from streamer.inpaint.reuse import ReconstructionCache
 from streamer.occlusion import OccluderSegmenter, build_segmenter
@@ -185,10 +185,8 @@ class Stages:
                 embeddings = self.embedder.embed(np.stack(seen + reconstructions))
             else:
                 student = self.embedder.student
-                if student.hides_occluders:  # taught so: shown the occluder the segmenter found as a flat colour
-                    seen = [hide_occluders(f.crop.image, f.occlusion.mask) if f.reconstructed else f.crop.image
-                            for f in faces]
-                embeddings = student.embed(np.stack(seen))
+                embeddings = student.embed(shown_to(student, seen, [f.occlusion.mask for f in faces],
+                                                    [f.reconstructed for f in faces]))
                 if reconstructions:
                     embeddings = np.concatenate([embeddings, self.embedder.embed(np.stack(reconstructions))])
             weights = self.embedder.visible_dims(np.stack([f.occlusion.mask for f in faces]))

@@ -114,6 +114,13 @@ def project_landmarks(parts: np.ndarray) -> np.ndarray:
     return points.astype(np.float32)
 
 
+def predicted_landmarks(predictor, rgb: np.ndarray, rects: list) -> np.ndarray:
+    """dlib's 5-point ``predictor`` on each dlib rectangle of an (H, W, 3) uint8 RGB image -> the project's 5 points
+    (n, 5, 2) float32 (``project_landmarks``)."""
+    parts = np.array([[(p.x, p.y) for p in predictor(rgb, r).parts()] for r in rects], np.float32)
+    return project_landmarks(parts)
+
+
 def margin_to_score(margins: np.ndarray) -> np.ndarray:
     """dlib detection margins (n,) -> (n,) float32 scores in (0, 1) (see SCORE_SLOPE)."""
     return (1.0 / (1.0 + np.exp(-SCORE_SLOPE * np.asarray(margins, np.float64)))).astype(np.float32)
@@ -149,9 +156,9 @@ class DlibDetector:
         if not keep:
             return Detections.empty()
         rects = [rects[k] for k in keep]
-        parts = np.array([[(p.x, p.y) for p in self._predictor(rgb, r).parts()] for r in rects], np.float32)
         boxes = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float32)
-        return Detections(boxes, margin_to_score(np.asarray(margins)[keep]), project_landmarks(parts))
+        return Detections(boxes, margin_to_score(np.asarray(margins)[keep]),
+                          predicted_landmarks(self._predictor, rgb, rects))
 
     def detect_regions(self, crops: list[np.ndarray], frame_shapes: list[tuple[int, ...]]) -> list[Detections]:
         """Faces in cut-outs of frames: each searched as it is (its pixels are the frame's, at the frame's

@@ -23,7 +23,7 @@ from streamer.detect.dlib_detector import (
     HOG_BOX_IN_ARCFACE_112,
     import_dlib,
     load_dlib_model,
-    project_landmarks,
+    predicted_landmarks,
     similarity_batch,
 )
 from streamer.errors import ModelError
@@ -105,14 +105,13 @@ class YunetDetector:
         rgb = np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
         matrices = similarity_batch(ARCFACE_112.astype(np.float64), points.astype(np.float64))
         x1, y1, x2, y2 = HOG_BOX_IN_ARCFACE_112.astype(np.float64)
-        parts = []
+        rects = []
         for matrix in matrices:
             centre = matrix[:, :2] @ [(x1 + x2) / 2, (y1 + y2) / 2] + matrix[:, 2]
             half = np.hypot(*matrix[:, 0]) * (x2 - x1) / 2
-            rect = self._dlib.rectangle(*(int(round(v)) for v in (centre[0] - half, centre[1] - half,
-                                                                   centre[0] + half, centre[1] + half)))
-            parts.append([(p.x, p.y) for p in self._predictor(rgb, rect).parts()])
-        return project_landmarks(np.array(parts, np.float32))
+            rects.append(self._dlib.rectangle(*(int(round(v)) for v in (centre[0] - half, centre[1] - half,
+                                                                         centre[0] + half, centre[1] + half))))
+        return predicted_landmarks(self._predictor, rgb, rects)
 
     def _search(self, image: np.ndarray, scale: float) -> Detections:
         if scale < 1.0:

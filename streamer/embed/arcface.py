@@ -56,8 +56,8 @@ class ArcFaceEmbedder:
 
     def __init__(self, config: ArcFaceConfig, device: Device, *, student_of: str | None = None):
         path = resolve_model_file(config.model, "w600k_*.onnx")
-        if student_of is not None:
-            check_student(path, student_of)
+        if student_of is not None:  # a student: its recipe says how it is to be shown faces
+            self.hides_occluders = hides_occluders(check_student(path, student_of))
         self._engine = open_onnx_model(path, device, EXPECTED)
         _check_embedder(self._engine, path)
         self._input_name = self._engine.input_names[0]
@@ -80,7 +80,6 @@ class ArcFaceEmbedder:
             self.student = ArcFaceEmbedder(ArcFaceConfig(backend="arcface", model=config.student,
                                                          mirror=config.mirror), device, student_of=self.fingerprint)
             self.student.model_id = self.model_id  # its embeddings live in this model's space, by training
-            self.student.hides_occluders = hides_occluders(config.student)
             self.description += (f", probes by its student {config.student.name}"
                                  f"{' (shown their occluders hidden)' if self.student.hides_occluders else ''}")
 

@@ -198,7 +198,7 @@ class DlibStudentEmbedder:
     student = None
 
     def __init__(self, path: Path, teacher: DlibResnetEmbedder, device: Device):
-        check_student(path, teacher.fingerprint)
+        recipe = check_student(path, teacher.fingerprint)
         self._engine = open_onnx_model(path, device, STUDENT_EXPECTED)
         shapes = [i.shape for i in self._engine.inputs]
         if len(shapes) != 1 or list(shapes[0][1:]) != [3, CHIP_PX, CHIP_PX]:
@@ -206,7 +206,7 @@ class DlibStudentEmbedder:
         self._input_name = self._engine.input_names[0]
         self._chips, self.mirror = teacher.chips, teacher.mirror
         self.model_id, self.default_threshold = teacher.model_id, teacher.default_threshold  # dlib's space
-        self.hides_occluders = hides_occluders(path)
+        self.hides_occluders = hides_occluders(recipe)
         self.description = (f"student {path.name} of dlib's face descriptor on {self._engine.backend}, {device}"
                             f"{', shown faces with their occluders hidden' if self.hides_occluders else ''}")
         warm_up(path, lambda: describe(self._engine, self._input_name, [np.zeros((CHIP_PX, CHIP_PX, 3), np.uint8)]))

@@ -7,6 +7,8 @@ of what the student has to learn to ignore: it sees the same blank wherever the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 MID_GREY = np.array([128, 128, 128], np.float32)  # a face hidden everywhere (no pixel left to average)
@@ -22,3 +24,11 @@ def hide_occluders(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     out = image.copy()
     out[hidden] = np.round(fill).astype(np.uint8)
     return out
+
+
+def shown_to(student, crops: Sequence[np.ndarray], masks: Sequence[np.ndarray], rebuilt: Sequence[bool]) -> np.ndarray:
+    """(n, S, S, 3) the faces as ``student`` is shown them, by the stream and the evaluation alike: each hidden
+    where the segmenter found enough to inpaint (``rebuilt``) if the student was taught so, else as seen."""
+    if not student.hides_occluders:
+        return np.stack(crops)
+    return np.stack([hide_occluders(crop, mask) if hide else crop for crop, mask, hide in zip(crops, masks, rebuilt)])

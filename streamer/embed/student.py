@@ -29,22 +29,24 @@ def fingerprint(path: Path) -> str:
 def teacher_of(path: Path) -> str | None:
     """The fingerprint of the teacher a student ONNX was trained from; None for any other model; ValueError for
     a file that is not ONNX. Read by ONNX Runtime: every default dlib start asks it of the shipped student."""
+    return _metadata(path).get(TEACHER_KEY)
+
+
+def _metadata(path: Path) -> dict[str, str]:
     from streamer.model_files import onnx_header
 
     try:
         _, metadata = onnx_header(path)
     except Exception as exc:  # noqa: BLE001 - whatever ONNX Runtime raises for a file it cannot read
         raise ValueError(f"{path} is not an ONNX file ({type(exc).__name__})") from None
-    return metadata.get(TEACHER_KEY)
+    return metadata
 
 
-def hides_occluders(path: Path) -> bool:
-    """Whether the student ONNX was taught on faces whose occluder pixels were hidden (``--hide-occluders``):
-    the stream then shows it each face so hidden where its segmenter found an occluder (embed/hiding.py)."""
-    from streamer.model_files import onnx_header
-
-    recipe = onnx_header(path)[1].get(RECIPE_KEY)
-    return bool(recipe and json.loads(recipe).get("hide_occluders", 0.0) > 0)
+def hides_occluders(recipe: dict) -> bool:
+    """Whether a student's recipe (``check_student``'s) taught it faces whose occluder pixels were hidden
+    (``--hide-occluders``): the stream then shows it each face so hidden where its segmenter found an occluder
+    (embed/hiding.py)."""
+    return recipe.get("hide_occluders", 0.0) > 0
 
 
 def student_file_teacher(path: Path, flag: str) -> str:
@@ -63,12 +65,14 @@ def student_file_teacher(path: Path, flag: str) -> str:
     return teacher
 
 
-def check_student(path: Path, teacher: str) -> None:
-    """A ModelError unless ``path`` is a student trained from the model whose fingerprint is ``teacher``."""
+def check_student(path: Path, teacher: str) -> dict:
+    """The recipe ``path`` was trained by (its settings); a ModelError unless it is a student trained from the model
+    whose fingerprint is ``teacher``."""
     try:
-        trained_from = teacher_of(path)
+        metadata = _metadata(path)
     except ValueError as exc:
         raise ModelError(f"embedder.student: {exc}") from None
+    trained_from = metadata.get(TEACHER_KEY)
     if trained_from is None:
         raise ModelError(f"embedder.student: {path} is not a student embedder (train one with 'streamer train "
                          f"embedder --teacher MODEL')")
@@ -76,6 +80,7 @@ def check_student(path: Path, teacher: str) -> None:
         raise ModelError(f"embedder.student: {path} was trained from another model (sha256 {trained_from}...) "
                          f"than the embedder's model (sha256 {teacher}...): its embeddings cannot be compared with "
                          f"that gallery")
+    return json.loads(metadata.get(RECIPE_KEY) or "{}")
 
 
 def write_student(teacher: Path, weights: dict[str, np.ndarray], out: Path, recipe: dict) -> Path:

@@ -38,7 +38,7 @@ from streamer.datagen.compose import ComposeSettings, compose
 from streamer.datagen.face_frame import FaceFrame
 from streamer.datagen.occluders import CLASSES, OccluderLibrary
 from streamer.detect import align_most_confident
-from streamer.embed.hiding import hide_occluders
+from streamer.embed.hiding import shown_to
 from streamer.identify.calibration import ImpostorTail
 from streamer.identify.frame import FrameSetting
 from streamer.identify.gallery import IMAGE_SUFFIXES, GalleryIndex
@@ -367,12 +367,8 @@ def probe_vectors(embedder, probes: Probes, reconstruction_for: list[str] | None
     if rebuilt.any():
         reconstructed[rebuilt] = embed_all(embedder, probes.reconstructions[rebuilt])
     student = None
-    if embedder.student is not None:
-        shown = probes.images
-        if embedder.student.hides_occluders:  # as the stream shows it: hidden where the segmenter found enough
-            shown = np.stack([hide_occluders(image, mask) if hide else image
-                              for image, mask, hide in zip(probes.images, probes.masks, rebuilt)])
-        student = embed_all(embedder.student, shown)
+    if embedder.student is not None:  # shown the probes as the stream shows them
+        student = embed_all(embedder.student, shown_to(embedder.student, probes.images, probes.masks, rebuilt))
     used = rebuilt & matched(probes.found, reconstruction_for)
     # LBP matches on the cells the camera saw; ArcFace and dlib: None
     return ProbeVectors(visible, embedder.visible_dims(probes.masks), student, reconstructed, rebuilt, used,
