@@ -1,7 +1,8 @@
-"""SCRFD's score threshold: faces found again under occluders, against false faces where there is none.
+"""A detector's score threshold (SCRFD's, YuNet's): faces found again under occluders, against false faces where
+there is none.
 
-    .venv/bin/python benchmarks/detector_threshold.py [--model NAME|PATH] [--input-size 640] [--max-upscale 1.5]
-        [--photos 600] [--probes 500] [--cache DIR] [--crops DIR]
+    .venv/bin/python benchmarks/detector_threshold.py [--backend scrfd|yunet] [--model NAME|PATH] [--input-size 640]
+        [--max-upscale 1.5] [--photos 600] [--probes 500] [--cache DIR] [--crops DIR]
 
 A tenth of masked and hand-covered eval probes are not found again at the default threshold (0.5), and a
 face not found is named for nobody. This measures, for each threshold of a sweep:
@@ -17,7 +18,8 @@ Each photo is searched as ``detect_in_photo`` searches it: as it is, and, if not
 its border extended by half its size. NMS keeps a box only if no higher-scored box overlaps it, so the faces
 kept at a threshold are those of one run at the lowest threshold whose score reaches it: one run serves the
 whole sweep. ``--max-upscale`` and ``--input-size`` compare how far a small photo is enlarged (the eval's probes
-are 112 px, the real photos 70-256 px); ``--model`` takes a student of the detector (``streamer train detector``).
+are 112 px, the real photos 70-256 px; SCRFD only); ``--model`` takes a student of the detector (``streamer train
+detector``). YuNet is swept over its own range of scores (0.9 to 0.4; 0.7 its default), with dlib's 5 points.
 0.6 was the score a stream's track started from until 2026-12-04 (a face under it only kept a
 track alive, and in a still was never reported); it is now ``pipeline.track_start_score``, 0.5.
 """
@@ -36,23 +38,29 @@ from engines import Device
 from streamer.datagen.compose import compose
 from streamer.datagen.face_frame import FaceFrame
 from streamer.datagen.occluders import OccluderLibrary
+from streamer.detect import FaceDetector
 from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
+from streamer.detect.yunet import YunetConfig, YunetDetector
 from streamer.eval.identity import CONDITIONS, FAULTS, AlignmentCache, list_people
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 DATA = SHARED / "data"
-THRESHOLDS = (0.6, 0.55, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2)
-LOWEST = min(THRESHOLDS)
+THRESHOLDS = {"scrfd": (0.6, 0.55, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2),
+              "yunet": (0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.5, 0.4)}
+MODELS = {"scrfd": "scrfd_2.5g_bnkps.onnx", "yunet": "yunet_face_detection.onnx"}
 
 
-def detector(model: str, input_size: int, max_upscale: float) -> ScrfdDetector:
-    """``model``: a file of ../shared/models by name, or any SCRFD .onnx by path (a student of one)."""
+def detector(backend: str, model: str, input_size: int, max_upscale: float) -> FaceDetector:
+    """``model``: a file of ../shared/models by name, or any .onnx of the backend by path (a student of one)."""
     path = Path(model) if Path(model).is_file() else SHARED / "models" / model
-    return ScrfdDetector(ScrfdConfig(backend="scrfd", model=path, score_threshold=LOWEST, input_size=input_size,
+    lowest = min(THRESHOLDS[backend])
+    if backend == "yunet":
+        return YunetDetector(YunetConfig(backend="yunet", model=path, score_threshold=lowest), Device("cpu"))
+    return ScrfdDetector(ScrfdConfig(backend="scrfd", model=path, score_threshold=lowest, input_size=input_size,
                                      max_upscale=max_upscale), Device("cpu"))
 
 
-def searched(found_by: ScrfdDetector, image: np.ndarray) -> tuple[float, np.ndarray | None, float, np.ndarray | None]:
+def searched(found_by: FaceDetector, image: np.ndarray) -> tuple[float, np.ndarray | None, float, np.ndarray | None]:
     """The best score and its 5 points, as the photo is and with its border extended (points in the photo's
     pixels); score 0 where no face reaches the lowest threshold."""
     pad = max(image.shape[:2]) // 2
@@ -79,7 +87,7 @@ def points_at(threshold: float, tight: float, tight_points, padded: float, padde
     return padded_points if padded >= threshold else None
 
 
-def photo_recall(found_by: ScrfdDetector, paths: list[Path]) -> list[tuple[float, float]]:
+def photo_recall(found_by: FaceDetector, paths: list[Path]) -> list[tuple[float, float]]:
     rows = []
     for path in paths:
         tight, _, padded, _ = searched(found_by, cv2.imread(str(path)))
@@ -87,7 +95,7 @@ def photo_recall(found_by: ScrfdDetector, paths: list[Path]) -> list[tuple[float
     return rows
 
 
-def eval_probes(found_by: ScrfdDetector, count: int, cache_dir: Path | None) -> dict[str, list[tuple]]:
+def eval_probes(found_by: FaceDetector, count: int, cache_dir: Path | None) -> dict[str, list[tuple]]:
     """Per condition: (tight score, tight points, padded score, padded points, the photo's points, the probe)
     of each probe."""
     library = OccluderLibrary(DATA / "occluders")
@@ -110,7 +118,7 @@ def eval_probes(found_by: ScrfdDetector, count: int, cache_dir: Path | None) -> 
     return rows
 
 
-def video_faces(found_by: ScrfdDetector, path: Path, every: int, limit: int) -> tuple[list, list[np.ndarray]]:
+def video_faces(found_by: FaceDetector, path: Path, every: int, limit: int) -> tuple[list, list[np.ndarray]]:
     """(scores, boxes) of the faces in every ``every``-th frame (``limit`` frames at most), and those frames."""
     scores, frames = [], []
     with av.open(str(path)) as container:
@@ -142,8 +150,9 @@ def write_crops(folder: Path, name: str, frames, faces, low: float, high: float)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="scrfd_2.5g_bnkps.onnx",
-                        help="a detector in ../shared/models, or the path of an SCRFD .onnx (a student of one)")
+    parser.add_argument("--backend", choices=sorted(MODELS), default="scrfd")
+    parser.add_argument("--model", help="a detector in ../shared/models, or the path of an .onnx of the backend (a "
+                        "student of one); default: " + ", ".join(f"{b} {m}" for b, m in MODELS.items()))
     parser.add_argument("--input-size", type=int, default=640, help="detector.input_size (the default config's)")
     parser.add_argument("--max-upscale", type=float, default=ScrfdConfig.model_fields["max_upscale"].default,
                         help="detector.max_upscale: a photo smaller than the input is enlarged this much")
@@ -152,7 +161,10 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="an eval alignment cache folder (streamer eval identity's)")
     parser.add_argument("--crops", type=Path, help="write the faces found on the two clips here, to look at")
     args = parser.parse_args()
-    found_by = detector(args.model, args.input_size, args.max_upscale)
+    args.model = args.model or MODELS[args.backend]
+    found_by = detector(args.backend, args.model, args.input_size, args.max_upscale)
+    thresholds = THRESHOLDS[args.backend]
+    lowest = min(thresholds)
 
     masked = photo_recall(found_by, evenly(sorted((DATA / "masked_faces" / "with_mask").iterdir()), args.photos))
     clear = photo_recall(found_by, evenly(sorted((DATA / "masked_faces" / "without_mask").iterdir()), args.photos))
@@ -160,11 +172,13 @@ def main() -> None:
     crowd, crowd_frames = video_faces(found_by, DATA / "video" / "overhead_pedestrians_lamminhthien_vtest.avi", 5, 200)
     intel, intel_frames = video_faces(found_by, DATA / "video" / "intel_one-by-one-person-detection.mp4", 5, 200)
     if args.crops:
-        written = (write_crops(args.crops, "intel", intel_frames, intel, LOWEST, 1.01)
-                   + write_crops(args.crops, "crowd", crowd_frames, crowd, LOWEST, 1.01))
-        print(f"{written} faces scored {LOWEST} or more on the two clips written to {args.crops}")
+        written = (write_crops(args.crops, "intel", intel_frames, intel, lowest, 1.01)
+                   + write_crops(args.crops, "crowd", crowd_frames, crowd, lowest, 1.01))
+        print(f"{written} faces scored {lowest} or more on the two clips written to {args.crops}")
 
-    print(f"\n## {args.model} @ {args.input_size} px, enlarged {args.max_upscale:g}x at most: {len(masked)} masked "
+    searched_as = (f"@ {args.input_size} px, enlarged {args.max_upscale:g}x at most" if args.backend == "scrfd"
+                   else "(YuNet)")
+    print(f"\n## {args.model} {searched_as}: {len(masked)} masked "
           f"and {len(clear)} unmasked photos, "
           f"{len(probes['clean'])} eval probes a condition, {len(crowd)} crowd and {len(intel)} Intel frames\n")
     conditions = list(probes)
@@ -172,7 +186,7 @@ def main() -> None:
         f"eval {c}: found, landmark error" for c in conditions) + " | false faces / crowd frame | "
           "faces / Intel frame |")
     print("|---" * (5 + len(conditions)) + "|")
-    for t in THRESHOLDS:
+    for t in thresholds:
         cells = [f"{np.mean([found_at(t, a, b) for a, b in masked]):.1%}",
                  f"{np.mean([found_at(t, a, b) for a, b in clear]):.1%}"]
         for c in conditions:

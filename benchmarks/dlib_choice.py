@@ -7,8 +7,11 @@
     .venv/bin/python benchmarks/dlib_choice.py --eval        # FAR/TAR at the default threshold on faces_eval
     .venv/bin/python benchmarks/dlib_choice.py --section detectors --mmod-photos 0 \
         --haar eye_min_neighbors=3 --haar eye_min_neighbors=3,min_neighbors=3   # Haar settings beside its default
+    .venv/bin/python benchmarks/dlib_choice.py --section detectors --mmod-photos 0 \
+        --yunet out/runs/detector-yunet-cpu/detector.onnx   # another YuNet file (a student) beside OpenCV Zoo's
 
-Detectors (Haar as configured by default and by configs/demo.yaml, SCRFD-2.5G, YuNet, dlib HOG and MMOD):
+Detectors (the shipped YuNet student, the default; Haar with its default settings and configs/demo.yaml's old ones,
+SCRFD-2.5G, OpenCV Zoo's YuNet, dlib HOG and MMOD):
 recall on ../shared masked_faces/with_mask and without_mask (evenly spaced photos, one face each mostly,
 ``detect_in_photo``), false faces a frame on the overhead crowd video (no visible face; every 10th of its
 first 100 frames), ms a 1280x720 frame; dlib's landmarks against SCRFD's (mean error over the 5 points,
@@ -99,9 +102,21 @@ def scrfd() -> ScrfdDetector:
     return ScrfdDetector(ScrfdConfig(backend="scrfd", model=SHARED / "models" / "scrfd_2.5g_bnkps.onnx"), CPU)
 
 
-def yunet(threshold: float = 0.7, landmarks: str = "dlib") -> YunetDetector:
-    return YunetDetector(YunetConfig(backend="yunet", model=SHARED / "models" / "yunet_face_detection.onnx",
+def yunet(threshold: float | None = None, landmarks: str = "dlib", model: Path | None = None) -> YunetDetector:
+    """OpenCV Zoo's YuNet, or ``model``; at its default threshold (0.7; a student's 0.85) unless ``threshold``."""
+    return YunetDetector(YunetConfig(backend="yunet", model=model or SHARED / "models" / "yunet_face_detection.onnx",
                                      score_threshold=threshold, landmarks=landmarks), CPU)
+
+
+def yunet_student() -> YunetDetector:
+    """The student the offline default ships (its own default threshold, 0.85)."""
+    return YunetDetector(YunetConfig(backend="yunet"), CPU)
+
+
+def existing_file(text: str) -> Path:
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return Path(text)
 
 
 def haar_settings(text: str) -> HaarConfig:
@@ -118,17 +133,21 @@ def haar_settings(text: str) -> HaarConfig:
         raise argparse.ArgumentTypeError(f"{text!r}: {'.'.join(map(str, error['loc']))}: {error['msg']}") from None
 
 
-def detectors(mmod: bool, haar: Iterable[HaarConfig] = ()) -> dict[str, Callable[[], FaceDetector]]:
+def detectors(mmod: bool, haar: Iterable[HaarConfig] = (),
+              yunets: Iterable[Path] = ()) -> dict[str, Callable[[], FaceDetector]]:
     found = {
-        "Haar (default)": lambda: HaarDetector(HaarConfig(), CPU),
-        "Haar (demo.yaml: scale 1.05)": lambda: HaarDetector(HaarConfig(scale_factor=1.05), CPU),
+        "Haar (its default settings; the offline default until 2026-12-06)": lambda: HaarDetector(HaarConfig(), CPU),
+        "Haar (scale 1.05, demo.yaml's until 2026-12-06)": lambda: HaarDetector(HaarConfig(scale_factor=1.05), CPU),
         **{f"Haar ({', '.join(f'{k}={v}' for k, v in c.model_dump(exclude_defaults=True).items())})":
            (lambda c=c: HaarDetector(c, CPU)) for c in haar},
         "SCRFD-2.5G": scrfd,
+        "YuNet student (shipped, the default: score 0.85, dlib's 5 points)": yunet_student,
         "YuNet (score 0.7, dlib's 5 points: its default)": yunet,
         "YuNet, its own 5 points": lambda: yunet(landmarks="yunet"),
         "YuNet, score 0.6": lambda: yunet(0.6),
         "YuNet, score 0.9 (OpenCV's example)": lambda: yunet(0.9),
+        **{f"YuNet {path} (its default score, dlib's 5 points)": (lambda path=path: yunet(model=path))
+           for path in yunets},
         "dlib HOG, upsample 0": lambda: DlibDetector(DlibDetectorConfig(backend="dlib", upsample=0), CPU),
         "dlib HOG, upsample 1 (default)": lambda: DlibDetector(DlibDetectorConfig(backend="dlib"), CPU),
     }
@@ -225,7 +244,7 @@ def detector_section(args: argparse.Namespace) -> None:
     print("| detector | recall, masked | recall, unmasked | false faces / crowd frame | ms / 1280x720 frame |")
     print("|---|---|---|---|---|")
     points, scores = {}, {}
-    for name, build in detectors(args.mmod_photos > 0, args.haar).items():
+    for name, build in detectors(args.mmod_photos > 0, args.haar, args.yunet).items():
         detector = build()
         few = "MMOD" in name
         sets = [evenly(masked, args.mmod_photos), evenly(clear, args.mmod_photos)] if few else [masked, clear]
@@ -254,7 +273,7 @@ def detector_section(args: argparse.Namespace) -> None:
     true, false = scores["dlib HOG, upsample 1 (default)"]
     print(f"\ndlib HOG (upsample 1) scores: faces in photos {_quantiles(true)}; crowd false faces {_quantiles(false)}")
     for name, build in (("dlib HOG, upsample 1", lambda: DlibDetector(DlibDetectorConfig(backend="dlib"), CPU)),
-                        ("SCRFD-2.5G", scrfd), ("YuNet", yunet)):
+                        ("SCRFD-2.5G", scrfd), ("YuNet student (shipped)", yunet_student)):
         check = regions_check(build())
         print(f"regions vs full frames on the demo clip, {name}: {check['found']:.0%} of the faces found, "
               f"landmarks {check['landmark_gap']:.1%} of the eye distance apart, "
@@ -458,6 +477,8 @@ def main() -> None:
     parser.add_argument("--section", choices=["detectors", "embedders", "both"], default="both")
     parser.add_argument("--haar", type=haar_settings, action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
                         help="also measure Haar with these settings (its detector: keys), one variant a flag")
+    parser.add_argument("--yunet", type=existing_file, action="append", default=[], metavar="ONNX",
+                        help="also measure this YuNet file (a student: streamer train detector), one a flag")
     for flag in ("chips", "threshold", "derive", "eval"):
         parser.add_argument(f"--{flag}", action="store_true")
     args = parser.parse_args()

@@ -365,6 +365,7 @@ def cmd_train_embedder(args) -> int:
 
 def cmd_train_detector(args) -> int:
     from streamer.train.detector import DetectorTraining, train
+    from streamer.train.detector_heads import teacher_heads
 
     spec = DetectorTraining(
         teacher=Path(args.teacher), faces=[Path(f) for f in args.faces], out=Path(args.out),
@@ -374,7 +375,8 @@ def cmd_train_detector(args) -> int:
         workers=args.workers, seed=args.seed,
         log_every=args.log_every, resume=args.resume, limit=args.limit, samples_per_epoch=args.samples_per_epoch)
     detector = train(spec, progress=lambda line: print(line, flush=True))
-    print(f"detector: {detector} (use it as detector.model, backend scrfd)")
+    backend = teacher_heads(spec.teacher, spec.canvas).backend
+    print(f"detector: {detector} (use it as detector.model, backend {backend})")
     return 0
 
 
@@ -822,8 +824,10 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     emb.set_defaults(func=cmd_train_embedder)
 
-    det = train_sub.add_parser("detector", help="an occlusion-robust student of an SCRFD face detector (no labels)")
-    det.add_argument("--teacher", required=True, help="the SCRFD .onnx (with the 5 points) the stream detects with")
+    det = train_sub.add_parser("detector",
+                               help="an occlusion-robust student of a face detector: SCRFD or YuNet (no labels)")
+    det.add_argument("--teacher", required=True, help="the SCRFD .onnx (with the 5 points) or YuNet .onnx the stream "
+                     "detects with")
     det.add_argument("--faces", required=True, nargs="+", help="face banks from 'streamer data faces'")
     det.add_argument("--out", required=True, help="run folder (last.pt, best.pt, history.json, detector.onnx)")
     det.add_argument("--occluders", help="folder of occluder templates (as for 'data occlusion')")

@@ -3,11 +3,19 @@ warming it up; whatever goes wrong is one line naming the file (``ModelError``).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 from engines import Device, onnx_backend, open_engine
 from streamer.errors import ModelError
+
+
+def fingerprint(path: Path) -> str:
+    """The model file's identity: the first 12 hex digits of its SHA-256 (as in an embedder's model_id, and in a
+    detector's description, on which caches of aligned faces key: two runs' ``detector.onnx`` are two detectors)."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:12]
 
 
 def resolve_model_file(path: Path, pattern: str) -> Path:

@@ -14,7 +14,7 @@ def error_of(data) -> str:
 def test_defaults_are_the_offline_stages():
     config = parse_config({})
     assert (config.detector.backend, config.occlusion.backend, config.inpainter.backend, config.embedder.backend) == (
-        "haar", "yolo_seg", "learned", "dlib")
+        "yunet", "yolo_seg", "learned", "dlib")
 
 
 def test_unknown_key_is_named_with_its_path():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -46,28 +47,68 @@ def test_training_writes_a_detector_the_stream_loads_and_resumes(trained, teache
     assert 0 < history["teacher_on_validation"]["found"] <= 1
     # The stream's own SCRFD backend loads it and finds the face of a real photo, with its 5 points.
     detector = ScrfdDetector(ScrfdConfig(backend="scrfd", model=out / "detector.onnx"), Device("cpu"))
-    photo = cv2.imread(str(sorted(need_shared("data", "faces", "identities").rglob("*.jpg"))[0]))
-    found = detector.detect(photo)
+    found = detector.detect(cv2.imread(str(_photo())))
     assert len(found) >= 1 and found.landmarks.shape[1:] == (5, 2)
 
 
 def test_the_head_maps_are_the_outputs_before_their_layout(teacher):
     """The maps the loss reads are what the detector decodes: laid out as the ONNX outputs (cells x anchors),
     scores through the sigmoid, they equal the graph's outputs."""
-    from streamer.detect.scrfd import SCRFD_LAYOUTS
-    from streamer.train.detector import as_outputs, head_maps
+    from streamer.train.detector_heads import ScrfdHeads, teacher_heads
 
-    layout = SCRFD_LAYOUTS[9]
-    scores, boxes, points = head_maps(teacher, layout)
+    heads = teacher_heads(teacher, 160)
+    assert isinstance(heads, ScrfdHeads) and heads.backend == "scrfd"
     net = OnnxGraph(teacher).eval()
-    image = torch.from_numpy(cv2.resize(cv2.imread(str(sorted(need_shared("data", "faces", "identities")
-                                                              .rglob("*.jpg"))[0])), (160, 160)))
-    inputs = ((image.flip(-1).permute(2, 0, 1).float() - 127.5) / 128.0)[None]
+    inputs = heads.to_input(cv2.resize(cv2.imread(str(_photo())), (160, 160)))[None]
     with torch.no_grad():
         outputs = net(inputs)
-        _, maps = net.features(inputs, scores + boxes + points)
-    for index, (output, flat) in enumerate(zip(outputs, as_outputs(maps, 0, layout))):
+        _, maps = net.features(inputs, heads.names)
+    for index, (output, flat) in enumerate(zip(outputs, heads.as_outputs(maps, 0))):
         assert np.allclose(flat, output.reshape(flat.shape).numpy(), atol=1e-5), index
+
+
+def test_yunet_heads_decode_as_opencv_does():
+    """The maps of YuNet's graph rebuilt in torch, decoded as the training's validation decodes them, give the faces,
+    scores and 5 points OpenCV's own FaceDetectorYN gives on the same photo."""
+    from streamer.train.detector_heads import YunetHeads, teacher_heads
+
+    path = need_shared("models", "yunet_face_detection.onnx")
+    heads = teacher_heads(path, 256)
+    assert isinstance(heads, YunetHeads) and heads.backend == "yunet"
+    image = cv2.resize(cv2.imread(str(_photo())), (256, 256))
+    with torch.no_grad():
+        _, maps = OnnxGraph(path).eval().features(heads.to_input(image)[None], heads.names)
+    dets, points = heads.detect(maps, 0, (256, 256))
+    opencv = cv2.FaceDetectorYN.create(str(path), "", (256, 256), heads.threshold, heads.nms_threshold, 5000)
+    _, faces = opencv.detect(image)
+    assert faces is not None and len(dets) == len(faces) >= 1
+    x, y, w, h = faces[0, :4]
+    assert np.allclose(dets[0], [x, y, x + w, y + h, faces[0, 14]], atol=1e-3)
+    assert np.allclose(points[0].reshape(-1), faces[0, 4:14], atol=1e-3)
+
+
+def test_a_student_of_yunet_is_trained_and_loaded_by_the_yunet_backend(face_bank, tmp_path):
+    from streamer.detect.yunet import YunetConfig, YunetDetector
+
+    out = tmp_path / "run"
+    result = run_cli("train", "detector", "--teacher", str(need_shared("models", "yunet_face_detection.onnx")),
+                     "--faces", str(face_bank), "--occluders", str(need_shared("data", "occluders")), "--out",
+                     str(out), "--batch", "4", "--limit", "8", "--canvas", "160", "--workers", "0", "--epochs", "1",
+                     timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "occluded faces found at 0.7" in result.stdout and "backend yunet" in result.stdout
+    student = YunetDetector(YunetConfig(backend="yunet", model=out / "detector.onnx"), Device("cpu"))
+    found = student.detect(cv2.imread(str(_photo())))
+    assert len(found) >= 1 and found.landmarks.shape[1:] == (5, 2)
+    # Caches of aligned faces key on the description: the teacher under the student's file name is another detector.
+    (tmp_path / "teacher").mkdir()
+    shutil.copy(need_shared("models", "yunet_face_detection.onnx"), tmp_path / "teacher" / "detector.onnx")
+    teacher = YunetDetector(YunetConfig(backend="yunet", model=tmp_path / "teacher" / "detector.onnx"), Device("cpu"))
+    assert student.description != teacher.description
+
+
+def _photo():
+    return sorted(need_shared("data", "faces", "identities").rglob("*.jpg"))[0]
 
 
 def test_the_student_learns_to_score_occluded_faces_as_the_teacher_scores_them_clean(face_bank, teacher, tmp_path):

@@ -19,7 +19,7 @@ from engines import Device
 from engines.base import DeclaredModel
 from streamer.config_base import ExistingPath, StrictModel
 from streamer.errors import ModelError
-from streamer.model_files import open_onnx_model, resolve_model_file, warm_up
+from streamer.model_files import fingerprint, open_onnx_model, resolve_model_file, warm_up
 from streamer.records import Detections
 
 # A region's side in the mosaic, and the mosaics' layouts (columns, rows), come from short lists: every
@@ -188,7 +188,7 @@ class ScrfdDetector:
         self.supports_regions = self._fixed_hw is None
         shown = (f"{width}x{height}px (fixed)" if self._fixed_hw else f"{config.input_size}px") + \
             f", small images enlarged {config.max_upscale:g}x (to the next 32 px)"
-        self.description = f"SCRFD {path.name} @ {shown} on {self._engine.backend}, {device}"
+        self.description = f"SCRFD {path.name} ({fingerprint(path)}) @ {shown} on {self._engine.backend}, {device}"
         warm_up(path, lambda: self.detect(np.zeros((config.input_size, config.input_size, 3), np.uint8)))
 
     def detect(self, image: np.ndarray) -> Detections:

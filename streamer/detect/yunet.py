@@ -1,15 +1,18 @@
 """YuNet (OpenCV Zoo, MIT licence): a 75k-parameter CNN face detector with 5 landmarks, run by OpenCV's own
 ``cv2.FaceDetectorYN``, so it needs nothing beyond opencv-python.
 
-Its weights do not come in a PyPI package: a user names the file (``face_detection_yunet_2026may.onnx`` of
-the OpenCV Zoo, which ``streamer models pull yunet`` fetches and checks). Measured against the bundled Haar
-cascades and SCRFD in ``benchmarks/dlib_choice.py``: it finds nearly as many masked faces as SCRFD-2.5G, in
-about the same time a frame, under a licence that allows commercial use. Its own 5 points move between photos
+Without ``detector.model`` it runs the project's own student of YuNet, shipped in ``detect/weights`` (its
+model card): taught to find a face under an occluder as YuNet finds it clean (``streamer train detector``). A
+user may name OpenCV Zoo's own file instead (``face_detection_yunet_2026may.onnx``, which ``streamer models pull
+yunet`` fetches and checks). Measured against the bundled Haar cascades and SCRFD in
+``benchmarks/dlib_choice.py``: YuNet finds nearly as many masked faces as SCRFD-2.5G, in about the same time a
+frame, under a licence that allows commercial use. Its own 5 points move between photos
 of one face; by default dlib's 5-point predictor (PyPI, CC0), placed by them, gives the landmarks.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import cv2
@@ -26,10 +29,15 @@ from streamer.detect.dlib_detector import (
     predicted_landmarks,
     similarity_batch,
 )
+from streamer.embed.student import teacher_of
 from streamer.errors import ModelError
-from streamer.model_files import one_line, resolve_model_file
+from streamer.model_files import fingerprint, one_line, resolve_model_file
 from streamer.records import Detections
 
+# The occlusion-robust student of YuNet shipped with the project (detect/weights/MODEL_CARD.md): `make
+# train-detector-yunet-cpu`'s.
+SHIPPED_STUDENT = Path(__file__).parent / "weights" / "yunet-student.onnx"
+TEACHER_THRESHOLD, STUDENT_THRESHOLD = 0.7, 0.85
 # YuNet was trained on faces of about 10 to 300 px: larger ones (a photo cropped to the face, a face close to the
 # camera) are searched again at this share of the size.
 LARGE_FACE_SCALE = 0.25
@@ -37,11 +45,18 @@ LARGE_FACE_SCALE = 0.25
 
 class YunetConfig(StrictModel):
     backend: Literal["yunet"]
-    model: ExistingPath = Field(description="YuNet .onnx of the OpenCV Zoo (face_detection_yunet_2026may.onnx, MIT), "
-                                "or the folder 'streamer models pull yunet' fills")
-    # 0.7: on dlib_choice.py's real photos no false face on the crowd clip at 0.7, 2.3 a frame at 0.5; masked
-    # photos found 89% (0.9, OpenCV's example: 37%).
-    score_threshold: float = Field(0.7, gt=0, lt=1)
+    model: ExistingPath | None = Field(
+        None, description="a YuNet .onnx: OpenCV Zoo's (face_detection_yunet_2026may.onnx, MIT), the folder 'streamer "
+        "models pull yunet' fills, or a student of one; default: the project's student of YuNet, shipped "
+        "(detect/weights/MODEL_CARD.md: research use only), which finds more faces under occluders")
+    # YuNet 0.7: on dlib_choice.py's real photos no false face on the crowd clip at 0.7, 2.3 a frame at 0.5; masked
+    # photos found 89% (0.9, OpenCV's example: 37%). A student 0.85: it scores occluded faces higher, and tops and
+    # backs of heads and crossed arms too (benchmarks/detector_threshold.py, the shipped one: false faces a crowd
+    # frame 0.20 at 0.7, 0.014 at 0.8 and 0.85; faces a frame on the Intel clip, backs of heads mostly, 0.24, 0.03,
+    # 0.00; real masked photos found 95.7%, 93.7%, 89.7%). A portrait's crossed arms scored 0.83 (test_cluster.py's).
+    score_threshold: float | None = Field(
+        None, gt=0, lt=1, description=f"default: {TEACHER_THRESHOLD} for YuNet, {STUDENT_THRESHOLD} for a student of "
+        "it (the shipped one; its file names its teacher)")
     nms_threshold: float = Field(0.3, gt=0, lt=1)
     min_face_px: int = Field(20, ge=8, description="smaller faces are ignored (box height, px)")
     max_side: int = Field(960, ge=160, le=4096, description="frames are downscaled to this long side to search")
@@ -57,13 +72,16 @@ class YunetConfig(StrictModel):
 class YunetDetector:
     def __init__(self, config: YunetConfig, device: Device):
         self._config = config
+        if config.model is None and not SHIPPED_STUDENT.is_file():
+            raise ModelError(f"detector.model: the shipped YuNet student is missing ({SHIPPED_STUDENT}): reinstall "
+                             "streamer, or name a YuNet .onnx ('streamer models pull yunet')")
         try:
-            path = resolve_model_file(config.model, "*yunet*.onnx")
+            path = resolve_model_file(config.model, "*yunet*.onnx") if config.model else SHIPPED_STUDENT
         except ModelError as exc:
             raise ModelError(f"detector.model: {exc}") from None
+        threshold = config.score_threshold or (STUDENT_THRESHOLD if _is_student(path) else TEACHER_THRESHOLD)
         try:
-            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), config.score_threshold,
-                                                  config.nms_threshold, 5000)
+            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), threshold, config.nms_threshold, 5000)
             self._net.detect(np.zeros((320, 320, 3), np.uint8))
         except cv2.error as exc:
             raise ModelError(f"detector.model: {path} is not a YuNet face detector OpenCV can run "
@@ -74,7 +92,7 @@ class YunetDetector:
             self._predictor, _ = load_dlib_model(models.pose_predictor_five_point_model_location,
                                                  self._dlib.shape_predictor)
         # Every setting that changes what is found or where its points lie (caches of aligned faces key on it).
-        self.description = (f"YuNet {path.name} (score {config.score_threshold:g}, nms "
+        self.description = (f"YuNet {path.name} ({fingerprint(path)}, score {threshold:g}, nms "
                             f"{config.nms_threshold:g}, max side {config.max_side}, landmarks {config.landmarks}; "
                             f"OpenCV FaceDetectorYN, CPU)")
         # Not on regions: a whole 1280x720 frame takes about 18 ms, a frame's regions 58% of that, and their
@@ -129,3 +147,12 @@ class YunetDetector:
         # the ArcFace template's order.
         points = faces[:, 4:14].reshape(-1, 5, 2) / scale
         return Detections(boxes.astype(np.float32), faces[:, 14].astype(np.float32), points.astype(np.float32))
+
+
+def _is_student(path: Path) -> bool:
+    """Whether the file is a student (``streamer train detector``): its metadata names its teacher. A file ONNX Runtime
+    cannot read is left to OpenCV, whose error names it."""
+    try:
+        return teacher_of(path) is not None
+    except ValueError:
+        return False

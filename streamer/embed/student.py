@@ -8,22 +8,16 @@ and the stream refuses a student whose teacher is not its embedder's model.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
 from streamer.errors import ModelError
+from streamer.model_files import fingerprint
 
 TEACHER_KEY = "streamer.student_of"
 RECIPE_KEY = "streamer.recipe"
-
-
-def fingerprint(path: Path) -> str:
-    """The model file's identity: the first 12 hex digits of its SHA-256 (as in an embedder's model_id)."""
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()[:12]
 
 
 def teacher_of(path: Path) -> str | None:

@@ -1,6 +1,6 @@
-"""Trains an occlusion-robust student of an SCRFD face detector, without labels.
+"""Trains an occlusion-robust student of a face detector (SCRFD or YuNet), without labels.
 
-    streamer train detector --teacher SCRFD.onnx --faces BANK [BANK ...] --out RUN [--occluders DIR]
+    streamer train detector --teacher SCRFD_OR_YUNET.onnx --faces BANK [BANK ...] --out RUN [--occluders DIR]
         [--backgrounds PATH ...] [--canvas PX] [--minutes M | --epochs N] [--frozen-share F] [--device cpu|cuda]
         [--resume]
 
@@ -13,16 +13,18 @@ the scene alone), the student is taught to find none either. What it learns to a
 eyes cannot be seen, also lets more backs of heads through than the teacher does (``streamer/detect/STUDENT.md``).
 
 The heads' maps are read where each output's layout operators (Transpose, Reshape, Sigmoid) begin, so any
-SCRFD export with the 5 points serves. Per anchor: the score by binary cross-entropy to the teacher's
-probability (less that probability's entropy: 0 for a perfect copy); box and points by L1 to the teacher's,
-weighted by the teacher's score where it is at least ``POSITIVE``. The score's term is divided by the anchors
+SCRFD export with the 5 points serves, and OpenCV Zoo's YuNet (``detector_heads.py``). Per anchor: the score by
+binary cross-entropy to the teacher's probability, less that probability's entropy (0 for a perfect copy; YuNet's
+class and objectness each); box and points by L1 to the teacher's, weighted by the teacher's score where it is at
+least ``POSITIVE``. The score's term is divided by the anchors
 the teacher calls a face, the others by their weights' sum.
 
 Per epoch: validation on fixed canvases of the banks' val split with an occluder on each face: the share of
-faces found at the detector's threshold (0.5) by the teacher and the student, their landmark error against the
-teacher's on the clean canvas (in eye distances), and the faces each finds on canvases of the scene alone. ``last.pt``
-(resumable) and ``best.pt`` (best validation loss); at the end ``detector.onnx``: the teacher's graph with the
-student's weights, checked against torch, which ``detector: {backend: scrfd, model: RUN/detector.onnx}`` loads.
+faces found at the stream's default threshold (SCRFD 0.5, YuNet 0.7) by the teacher and the student, their
+landmark error against the teacher's on the clean canvas (in eye distances), and the faces each finds on canvases
+of the scene alone. ``last.pt`` (resumable) and ``best.pt`` (best validation loss); at the end ``detector.onnx``:
+the teacher's graph with the student's weights, checked against torch, which ``detector: {backend: scrfd, model:
+RUN/detector.onnx}`` loads (``backend: yunet`` for a student of YuNet).
 """
 
 from __future__ import annotations
@@ -44,20 +46,17 @@ from streamer.datagen.compose import ComposeSettings
 from streamer.datagen.face_bank import train_and_val
 from streamer.datagen.face_frame import FaceFrame
 from streamer.datagen.occluders import OccluderLibrary
-from streamer.detect.scrfd import EXPECTED_SCRFD, ScrfdConfig, ScrfdLayout, decode_scrfd, nms, scrfd_layout
 from streamer.embed.student import fingerprint, write_student
 from streamer.errors import ConfigError, ModelError
 from streamer.model_files import open_onnx_model
 from streamer.track.iou import iou_matrix
-from streamer.train.detector_data import SeenAndCleanCanvases, read_backgrounds, to_input
+from streamer.train.detector_data import SeenAndCleanCanvases, read_backgrounds
+from streamer.train.detector_heads import EXPECTED, teacher_heads
 from streamer.train.epochs import descend, epoch_loader, freeze_early, save_checkpoint, scheduled_rate
 from streamer.train.run_folder import checked_run_folder
 
 CHECKPOINT_FORMAT = "streamer-detector-student-1"
 POSITIVE = 0.3  # a teacher's probability from which an anchor's box and points are taught
-# Validation counts a face as found as the stream's detector would by default.
-THRESHOLD = ScrfdConfig.model_fields["score_threshold"].default
-NMS_THRESHOLD = ScrfdConfig.model_fields["nms_threshold"].default
 VALIDATION_CANVASES = 192
 VALIDATION_SCENES = 32
 VALIDATION_CHUNK = 32  # canvases a forward pass in validation
@@ -71,7 +70,7 @@ class DetectorTraining:
     out: Path
     occluders: Path | None = None
     backgrounds: list[Path] | None = None
-    canvas: int = 256  # px, square; SCRFD's sides are multiples of 32
+    canvas: int = 256  # px, square; SCRFD's and YuNet's sides are multiples of 32
     epochs: int = 10
     minutes: float | None = None
     batch: int = 16
@@ -88,42 +87,13 @@ class DetectorTraining:
     samples_per_epoch: int | None = None
 
 
-def head_maps(path: Path, layout: ScrfdLayout) -> tuple[list[str], list[str], list[str]]:
-    """The names of the (N, C, H, W) maps behind each output of an SCRFD graph, per stride: score logits
-    (before the Sigmoid), box distances, keypoint distances (in strides)."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    producer = {out: node for node in graph.node for out in node.output}
-    maps = []
-    for output in graph.output:
-        name = output.name
-        while name in producer and producer[name].op_type in _LAYOUT_OPS:
-            name = producer[name].input[0]
-        maps.append(name)
-    levels = layout.levels
-    return maps[:levels], maps[levels:2 * levels], maps[2 * levels:3 * levels]
-
-
-def as_outputs(maps: list[torch.Tensor], k: int, layout: ScrfdLayout) -> list[np.ndarray]:
-    """Input k's head maps laid out as the graph's outputs for that input alone (what ``decode_scrfd`` reads): per
-    map (cells x anchors, width), each cell's anchors consecutive; scores as probabilities."""
-    out = []
-    for index, m in enumerate(maps):
-        value = m[k].permute(1, 2, 0).reshape(-1, m.shape[1] // layout.anchors)
-        out.append((torch.sigmoid(value) if index < layout.levels else value).cpu().numpy())
-    return out
-
-
 class _Run:
     def __init__(self, spec: DetectorTraining, progress: Callable[[str], None]):
         self.spec, self.progress = spec, progress
         self.device = torch.device("cuda" if spec.device in ("cuda", "0") else spec.device)
         torch.manual_seed(spec.seed)
-        self.layout = _teacher_layout(spec.teacher, spec.canvas)
+        self.heads = teacher_heads(spec.teacher, spec.canvas)
         self.fingerprint = fingerprint(spec.teacher)
-        self.scores, self.boxes, self.points = head_maps(spec.teacher, self.layout)
-        self.names = self.scores + self.boxes + self.points
         try:
             self.teacher = OnnxGraph(spec.teacher).to(self.device).eval()
         except ValueError as exc:  # an operator the torch rebuild does not have
@@ -133,7 +103,8 @@ class _Run:
         train_faces, val_faces = train_and_val(spec.faces, "--faces", spec.limit)
         library = OccluderLibrary(spec.occluders)
         backgrounds = read_backgrounds(spec.backgrounds or [], spec.canvas)
-        self.train_set = SeenAndCleanCanvases(train_faces, library, spec.canvas, spec.seed, backgrounds,
+        to_input = self.heads.to_input
+        self.train_set = SeenAndCleanCanvases(train_faces, library, spec.canvas, spec.seed, backgrounds, to_input,
                                               samples_per_epoch=spec.samples_per_epoch)
         if len(self.train_set) < spec.batch:
             raise ConfigError(f"--batch: {spec.batch} is more than the {len(self.train_set)} samples of an epoch "
@@ -141,7 +112,7 @@ class _Run:
         # Validation: every face under an occluder, drawn once; and the scenes alone, where the student should find
         # what the teacher finds (their own people) and nothing more. The scenes are patches of the training frames:
         # a check that the two still agree there, not a held-out measure (benchmarks/detector_threshold.py is).
-        val_set = SeenAndCleanCanvases(val_faces, library, spec.canvas, spec.seed, [],
+        val_set = SeenAndCleanCanvases(val_faces, library, spec.canvas, spec.seed, [], to_input,
                                        settings=ComposeSettings(clean_share=0.0, degrade_share=0.7))
         self.val = [tuple(to_input(c) for c in val_set.canvases(i, -1)[:2])
                     for i in range(min(VALIDATION_CANVASES, len(val_faces)))]
@@ -161,7 +132,7 @@ class _Run:
     # -- the networks' maps ----------------------------------------------------------------------
 
     def maps(self, net: OnnxGraph, inputs: torch.Tensor) -> list[torch.Tensor]:
-        return net.features(inputs, self.names)[1]
+        return net.features(inputs, self.heads.names)[1]
 
     def loss(self, seen: torch.Tensor, clean: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad():
@@ -169,26 +140,19 @@ class _Run:
         return self.distillation(self.maps(self.student, seen), targets)
 
     def distillation(self, maps: list[torch.Tensor], targets: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        levels, anchors = self.layout.levels, self.layout.anchors
         score, box, points, positives, weight = 0.0, 0.0, 0.0, 0.0, 0.0
-        for level in range(levels):
-            logits, target_logits = maps[level], targets[level]
-            probability = torch.sigmoid(target_logits)
-            # Cross-entropy less the target's own entropy: 0 where the student's score is the teacher's.
-            score = score + (F.binary_cross_entropy_with_logits(logits, probability, reduction="sum")
-                             - F.binary_cross_entropy_with_logits(target_logits, probability, reduction="sum"))
+        for mine, theirs in zip(self.heads.levels(maps), self.heads.levels(targets)):
+            for logits, target_logits in zip(mine.logits, theirs.logits):
+                probability = torch.sigmoid(target_logits)
+                # Cross-entropy less the target's own entropy: 0 where the student's score is the teacher's.
+                score = score + (F.binary_cross_entropy_with_logits(logits, probability, reduction="sum")
+                                 - F.binary_cross_entropy_with_logits(target_logits, probability, reduction="sum"))
+            probability = self.heads.probability(theirs)
             taught = probability * (probability >= POSITIVE)  # (N, A, H, W)
             positives = positives + (probability >= POSITIVE).sum()
             weight = weight + taught.sum()
-            for kind, width in ((1, 4), (2, 10)):
-                index = level + kind * levels
-                mine, theirs = maps[index], targets[index]
-                shape = (mine.shape[0], anchors, width, *mine.shape[2:])
-                error = (mine.view(shape) - theirs.view(shape)).abs().sum(2) * taught
-                if kind == 1:
-                    box = box + error.sum()
-                else:
-                    points = points + error.sum()
+            box = box + ((mine.box - theirs.box).abs().sum(2) * taught).sum()
+            points = points + ((mine.points - theirs.points).abs().sum(2) * taught).sum()
         score = score / positives.clamp(min=1)
         box, points = box / weight.clamp(min=1e-6), points / weight.clamp(min=1e-6)
         return {"loss": score + box + points, "score": score, "box": box, "points": points}
@@ -196,10 +160,7 @@ class _Run:
     # -- validation ------------------------------------------------------------------------------
 
     def _detect(self, maps: list[torch.Tensor], k: int) -> tuple[np.ndarray, np.ndarray]:
-        size = (self.spec.canvas, self.spec.canvas)
-        dets, points = decode_scrfd(as_outputs(maps, k, self.layout), self.layout, size, THRESHOLD)
-        keep = nms(dets, NMS_THRESHOLD)
-        return dets[keep], points[keep]
+        return self.heads.detect(maps, k, (self.spec.canvas, self.spec.canvas))
 
     @torch.no_grad()
     def _validate_net(self, net: OnnxGraph) -> dict[str, float]:
@@ -286,7 +247,7 @@ class _Run:
                       **{k: round(v, 5) for k, v in figures.items()}}
             self.history.append(record)
             teacher = self.val_teacher
-            self.progress(f"epoch {self.epoch}: validation, occluded faces found at {THRESHOLD}: "
+            self.progress(f"epoch {self.epoch}: validation, occluded faces found at {self.heads.threshold}: "
                           f"{teacher['found']:.1%} (teacher) -> {figures['found']:.1%} (student); landmark error "
                           f"(median, eye distances) {teacher['landmark_error_median']:.3f} -> "
                           f"{figures['landmark_error_median']:.3f}; faces on scenes alone "
@@ -305,29 +266,6 @@ class _Run:
         return self.epoch >= self.spec.epochs
 
 
-def _teacher_layout(path: Path, canvas: int) -> ScrfdLayout:
-    """The teacher's output layout; a one-line ConfigError if it is not an SCRFD with the 5 points, or if it was
-    exported for one input size other than ``canvas``."""
-    if not path.is_file():
-        raise ConfigError(f"--teacher: not found: {path} (an SCRFD .onnx with the 5 points)")
-    try:
-        engine = open_onnx_model(path, Device("cpu"), EXPECTED_SCRFD)
-    except ModelError as exc:
-        raise ConfigError(f"--teacher: {exc}") from None
-    layout = scrfd_layout(engine)
-    if layout is None or not layout.keypoints:
-        raise ConfigError(f"--teacher: {path} is not {EXPECTED_SCRFD} with the 5 points (a *_kps / *_bnkps export)")
-    if canvas % layout.strides[-1]:
-        raise ConfigError(f"--canvas: {path} has strides up to {layout.strides[-1]} px; the canvas must be a multiple "
-                          f"of it, got {canvas}")
-    height, width = engine.inputs[0].shape[2:4]
-    if height and width and (height, width) != (canvas, canvas):
-        # Its graph holds sizes worked out for that input (the upsampling between strides): no other size runs.
-        raise ConfigError(f"--canvas: {path} is exported for one input size, {width}x{height} px; "
-                          + (f"pass --canvas {height}" if height == width else "only a square one can be trained"))
-    return layout
-
-
 def _best_match(box: np.ndarray, dets: np.ndarray) -> int | None:
     """The detection overlapping ``box`` most, if by an IoU of 0.5 or more."""
     if not len(dets):
@@ -338,8 +276,8 @@ def _best_match(box: np.ndarray, dets: np.ndarray) -> int | None:
 
 
 def export(run: _Run, out: Path, recipe: dict) -> float:
-    """``best.pt`` as the SCRFD ONNX ``out``; the largest difference between ONNX Runtime's outputs and torch's
-    on one canvas of the validation set."""
+    """``best.pt`` in the teacher's ONNX graph, written to ``out``; the largest difference between ONNX Runtime's
+    outputs and torch's on one canvas of the validation set."""
     state = torch.load(str(run.spec.out / "best.pt"), map_location="cpu", weights_only=True)
     student = OnnxGraph(run.spec.teacher).eval()
     student.load_state_dict(state["student"])
@@ -349,7 +287,7 @@ def export(run: _Run, out: Path, recipe: dict) -> float:
     canvas = run.val[0][0][None] if run.val else torch.zeros(1, 3, run.spec.canvas, run.spec.canvas)
     with torch.no_grad():
         expected = [t.numpy() for t in student(canvas)]
-    engine = open_onnx_model(out, Device("cpu"), EXPECTED_SCRFD)
+    engine = open_onnx_model(out, Device("cpu"), EXPECTED)
     got = engine.run({engine.input_names[0]: canvas.numpy()})
     return max(float(np.abs(np.asarray(g).reshape(e.shape) - e).max()) for g, e in zip(got, expected))
 
@@ -363,7 +301,7 @@ def train(spec: DetectorTraining, progress: Callable[[str], None] = print) -> Pa
     if not 0 <= spec.frozen_share < 1:
         raise ConfigError(f"--frozen-share: must be at least 0 and below 1, got {spec.frozen_share}")
     if spec.canvas < 64 or spec.canvas % 32:
-        raise ConfigError(f"--canvas: a multiple of 32 from 64 px (SCRFD's strides), got {spec.canvas}")
+        raise ConfigError(f"--canvas: a multiple of 32 from 64 px (the detectors' strides), got {spec.canvas}")
     last = checked_run_folder(spec.out, spec.resume, None, "detector", ("detector.onnx",))
     if spec.device == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - spec.workers))
@@ -377,7 +315,7 @@ def train(spec: DetectorTraining, progress: Callable[[str], None] = print) -> Pa
              f"{run.device}: {len(run.train_set.faces)} training "
              f"faces, {len(run.train_set)} canvases of {spec.canvas} px an epoch, "
              f"{len(run.train_set.backgrounds)} scene frames; validation: {len(run.val)} occluded faces, the teacher "
-             f"finds {teacher['found']:.1%} at {THRESHOLD}")
+             f"finds {teacher['found']:.1%} at {run.heads.threshold}")
     run.run()
     recipe = {"teacher": spec.teacher.name, "teacher_sha256_12": run.fingerprint,
               "faces": [str(f) for f in spec.faces], "backgrounds": [str(b) for b in spec.backgrounds or []],

@@ -10,6 +10,7 @@ student. No box or landmark is labelled: the teacher's outputs on the clean canv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -19,7 +20,6 @@ import torch
 from streamer.datagen.compose import compose
 from streamer.datagen.face_bank import PHOTO_SUFFIXES, BankFace
 from streamer.datagen.occluders import OccluderLibrary
-from streamer.detect.scrfd import INPUT_MEAN, INPUT_STD
 from streamer.errors import ConfigError
 from streamer.train.embedder_data import STUDENT_COMPOSE
 from streamer.train.inpainter_data import ComposedPairs
@@ -75,20 +75,16 @@ def _video_frames(path: Path) -> list[np.ndarray]:
     return frames
 
 
-def to_input(canvas: np.ndarray) -> torch.Tensor:
-    """(C, C, 3) uint8 BGR -> (3, C, C) float32, as ScrfdDetector feeds the network (RGB, centred, scaled)."""
-    rgb = np.ascontiguousarray(canvas[:, :, ::-1].transpose(2, 0, 1))
-    return (torch.from_numpy(rgb).float() - INPUT_MEAN) / INPUT_STD
-
-
 class SeenAndCleanCanvases(ComposedPairs):
-    """Item i: (as seen, clean) detector inputs, (3, C, C) float32 each (``to_input``)."""
+    """Item i: (as seen, clean) detector inputs, (3, C, C) float32 each, as ``to_input`` makes them of a uint8 BGR
+    canvas (the teacher's own pre-processing: ``detector_heads``)."""
 
     def __init__(self, faces: list[BankFace], library: OccluderLibrary, canvas: int, seed: int,
-                 backgrounds: list[np.ndarray], settings=STUDENT_COMPOSE, samples_per_epoch: int | None = None):
+                 backgrounds: list[np.ndarray], to_input: Callable[[np.ndarray], torch.Tensor],
+                 settings=STUDENT_COMPOSE, samples_per_epoch: int | None = None):
         size = faces[0].image().shape[0] if faces else 224  # the bank's own crops: no resize before composing
         super().__init__(faces, library, size, seed, settings, samples_per_epoch)
-        self.canvas, self.backgrounds = canvas, backgrounds
+        self.canvas, self.backgrounds, self.to_input = canvas, backgrounds, to_input
 
     def canvases(self, index: int, epoch: int) -> tuple[np.ndarray, np.ndarray, bool]:
         """(as seen, clean) uint8 BGR canvases, and whether a face was placed."""
@@ -126,4 +122,4 @@ class SeenAndCleanCanvases(ComposedPairs):
 
     def __getitem__(self, index: int):
         seen, clean, _ = self.canvases(index, self.epoch)
-        return to_input(seen), to_input(clean)
+        return self.to_input(seen), self.to_input(clean)
