@@ -373,7 +373,8 @@ def cmd_train_detector(args) -> int:
         backgrounds=[Path(b) for b in args.backgrounds] or None, canvas=args.canvas, epochs=args.epochs,
         minutes=args.minutes, batch=args.batch, lr=args.lr, frozen_share=args.frozen_share, device=args.device,
         workers=args.workers, seed=args.seed,
-        log_every=args.log_every, resume=args.resume, limit=args.limit, samples_per_epoch=args.samples_per_epoch)
+        log_every=args.log_every, resume=args.resume, limit=args.limit, samples_per_epoch=args.samples_per_epoch,
+        occluders_alone=args.occluders_alone)
     detector = train(spec, progress=lambda line: print(line, flush=True))
     backend = teacher_heads(spec.teacher, spec.canvas).backend
     print(f"detector: {detector} (use it as detector.model, backend {backend})")
@@ -833,6 +834,9 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--occluders", help="folder of occluder templates (as for 'data occlusion')")
     det.add_argument("--backgrounds", nargs="+", default=[], help="scenes around the faces: videos, images or "
                      "folders of images (default: each face's own edge, replicated, as a still photo is searched)")
+    det.add_argument("--occluders-alone", type=float, default=0.0, metavar="SHARE",
+                     help="share of the scene-alone canvases (with --backgrounds) showing occluders with no face under "
+                     "them, which the student must not take for faces either (default 0)")
     det.add_argument("--canvas", type=int, default=256,
                      help="side of the square training inputs, px (a multiple of 32; a one-size export: its size)")
     det.add_argument("--epochs", type=int, default=10)

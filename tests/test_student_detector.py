@@ -144,8 +144,34 @@ def test_bad_teachers_and_options_get_one_line(face_bank, tmp_path):
     fixed = str(need_shared("models", "scrfd_500m_bnkps.onnx"))  # exported for 640 x 640 only
     for teacher, flag, value, says in ((scrfd, "--canvas", "100", "multiple of 32"),
                                        (scrfd, "--backgrounds", str(tmp_path), "no image"),
+                                       (scrfd, "--occluders-alone", "1.5", "a share from 0 to 1"),
                                        (fixed, "--canvas", "256", "pass --canvas 640")):
         result = run_cli(*common, "--teacher", teacher, "--faces", str(face_bank), flag, value, timeout=120)
         assert result.returncode == 2 and result.stderr.startswith(f"error: {flag}:"), result.stderr[-500:]
         assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()  # nothing was started
+
+
+def test_occluders_alone_put_occluders_on_scenes_with_no_face_under_them(face_bank):
+    """``--occluders-alone``: the scene-alone canvases show occluders where a face would be, and no face; the canvas
+    as seen and the one the teacher answers on are the same (a hand is not a face, whatever the teacher says of
+    it)."""
+    from streamer.datagen.face_bank import train_and_val
+    from streamer.datagen.occluders import OccluderLibrary
+    from streamer.train.detector_data import SeenAndCleanCanvases, read_backgrounds
+    from streamer.train.detector_heads import yunet_input
+
+    faces, _ = train_and_val([face_bank], "--faces", 8)
+    scenes = read_backgrounds([need_shared("data", "video", "intel_preview_classroom.gif")], 160)
+    library = OccluderLibrary(need_shared("data", "occluders"))
+    plain, alone = (SeenAndCleanCanvases(faces, library, 160, 0, scenes, yunet_input, occluders_alone=share)
+                    for share in (0.0, 1.0))
+    changed = 0
+    for index in range(80):
+        scene, _, face = plain.canvases(index, 0)
+        seen, clean, face_too = alone.canvases(index, 0)
+        if face or face_too:
+            continue
+        assert np.array_equal(seen, clean)
+        changed += int(not np.array_equal(seen, scene))
+    assert changed >= 2, changed

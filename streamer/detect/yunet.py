@@ -48,12 +48,14 @@ class YunetConfig(StrictModel):
     model: ExistingPath | None = Field(
         None, description="a YuNet .onnx: OpenCV Zoo's (face_detection_yunet_2026may.onnx, MIT), the folder 'streamer "
         "models pull yunet' fills, or a student of one; default: the project's student of YuNet, shipped "
-        "(detect/weights/MODEL_CARD.md: research use only), which finds more faces under occluders")
+        "(detect/weights/MODEL_CARD.md: research use only), which finds faces under occluders that OpenCV's Haar "
+        "cascades miss")
     # YuNet 0.7: on dlib_choice.py's real photos no false face on the crowd clip at 0.7, 2.3 a frame at 0.5; masked
     # photos found 89% (0.9, OpenCV's example: 37%). A student 0.85: it scores occluded faces higher, and tops and
-    # backs of heads and crossed arms too (benchmarks/detector_threshold.py, the shipped one: false faces a crowd
-    # frame 0.20 at 0.7, 0.014 at 0.8 and 0.85; faces a frame on the Intel clip, backs of heads mostly, 0.24, 0.03,
-    # 0.00; real masked photos found 95.7%, 93.7%, 89.7%). A portrait's crossed arms scored 0.83 (test_cluster.py's).
+    # backs of heads and some textures too (benchmarks/detector_threshold.py, the shipped one: false faces a crowd
+    # frame 0.17 at 0.7, 0.014 at 0.8, none at 0.85; faces a frame on the Intel clip, backs of heads mostly, 0.12,
+    # 0.01, none; real masked photos found 95.7%, 93.0%, 88.3%). A painting's reflection behind Biden in
+    # test_console.py's biden2.jpg scores 0.84, a portrait's crossed arms (test_cluster.py's) 0.72.
     score_threshold: float | None = Field(
         None, gt=0, lt=1, description=f"default: {TEACHER_THRESHOLD} for YuNet, {STUDENT_THRESHOLD} for a student of "
         "it (the shipped one; its file names its teacher)")

@@ -16,8 +16,8 @@ The heads' maps are read where each output's layout operators (Transpose, Reshap
 SCRFD export with the 5 points serves, and OpenCV Zoo's YuNet (``detector_heads.py``). Per anchor: the score by
 binary cross-entropy to the teacher's probability, less that probability's entropy (0 for a perfect copy; YuNet's
 class and objectness each); box and points by L1 to the teacher's, weighted by the teacher's score where it is at
-least ``POSITIVE``. The score's term is divided by the anchors
-the teacher calls a face, the others by their weights' sum.
+least ``POSITIVE``. The score's term is divided by the anchors the teacher calls a face, the others by their
+weights' sum.
 
 Per epoch: validation on fixed canvases of the banks' val split with an occluder on each face: the share of
 faces found at the stream's default threshold (SCRFD 0.5, YuNet 0.7) by the teacher and the student, their
@@ -60,7 +60,6 @@ POSITIVE = 0.3  # a teacher's probability from which an anchor's box and points 
 VALIDATION_CANVASES = 192
 VALIDATION_SCENES = 32
 VALIDATION_CHUNK = 32  # canvases a forward pass in validation
-_LAYOUT_OPS = ("Transpose", "Reshape", "Flatten", "Sigmoid")
 
 
 @dataclass
@@ -85,6 +84,8 @@ class DetectorTraining:
     resume: bool = False
     limit: int | None = None
     samples_per_epoch: int | None = None
+    # The share of scene-alone canvases (with --backgrounds) that show occluders with no face under them.
+    occluders_alone: float = 0.0
 
 
 class _Run:
@@ -105,7 +106,8 @@ class _Run:
         backgrounds = read_backgrounds(spec.backgrounds or [], spec.canvas)
         to_input = self.heads.to_input
         self.train_set = SeenAndCleanCanvases(train_faces, library, spec.canvas, spec.seed, backgrounds, to_input,
-                                              samples_per_epoch=spec.samples_per_epoch)
+                                              samples_per_epoch=spec.samples_per_epoch,
+                                              occluders_alone=spec.occluders_alone)
         if len(self.train_set) < spec.batch:
             raise ConfigError(f"--batch: {spec.batch} is more than the {len(self.train_set)} samples of an epoch "
                               f"(--limit / --samples-per-epoch): no step would be taken")
@@ -300,6 +302,8 @@ def train(spec: DetectorTraining, progress: Callable[[str], None] = print) -> Pa
         raise ConfigError(f"--epochs and --batch: must be 1 or more, got {spec.epochs} and {spec.batch}")
     if not 0 <= spec.frozen_share < 1:
         raise ConfigError(f"--frozen-share: must be at least 0 and below 1, got {spec.frozen_share}")
+    if not 0 <= spec.occluders_alone <= 1:
+        raise ConfigError(f"--occluders-alone: a share from 0 to 1, got {spec.occluders_alone}")
     if spec.canvas < 64 or spec.canvas % 32:
         raise ConfigError(f"--canvas: a multiple of 32 from 64 px (the detectors' strides), got {spec.canvas}")
     last = checked_run_folder(spec.out, spec.resume, None, "detector", ("detector.onnx",))
@@ -320,7 +324,8 @@ def train(spec: DetectorTraining, progress: Callable[[str], None] = print) -> Pa
     recipe = {"teacher": spec.teacher.name, "teacher_sha256_12": run.fingerprint,
               "faces": [str(f) for f in spec.faces], "backgrounds": [str(b) for b in spec.backgrounds or []],
               "training_faces": len(run.train_set.faces),
-              **{k: v for k, v in asdict(spec).items() if k in ("canvas", "batch", "lr", "frozen_share", "seed")}}
+              **{k: v for k, v in asdict(spec).items()
+                 if k in ("canvas", "batch", "lr", "frozen_share", "seed", "occluders_alone")}}
     out = spec.out / "detector.onnx"
     difference = export(run, out, recipe)
     progress(f"detector.onnx: ONNX Runtime vs torch, max |difference| of the outputs {difference:.1e}")

@@ -81,25 +81,36 @@ class SeenAndCleanCanvases(ComposedPairs):
 
     def __init__(self, faces: list[BankFace], library: OccluderLibrary, canvas: int, seed: int,
                  backgrounds: list[np.ndarray], to_input: Callable[[np.ndarray], torch.Tensor],
-                 settings=STUDENT_COMPOSE, samples_per_epoch: int | None = None):
+                 settings=STUDENT_COMPOSE, samples_per_epoch: int | None = None, occluders_alone: float = 0.0):
         size = faces[0].image().shape[0] if faces else 224  # the bank's own crops: no resize before composing
         super().__init__(faces, library, size, seed, settings, samples_per_epoch)
         self.canvas, self.backgrounds, self.to_input = canvas, backgrounds, to_input
+        # The share of scene-alone canvases given occluders with no face under them: a hand or a mask is not a face.
+        self.occluders_alone = occluders_alone
 
     def canvases(self, index: int, epoch: int) -> tuple[np.ndarray, np.ndarray, bool]:
         """(as seen, clean) uint8 BGR canvases, and whether a face was placed."""
         rng = np.random.default_rng([self.seed, epoch + 1, index])  # +1: numpy seeds must be non-negative
         side_px = self.canvas
         scene = self.scene(self.backgrounds, rng) if self.backgrounds and rng.random() < 0.5 else None
-        if scene is not None and rng.random() < EMPTY_SHARE / 0.5:
+        alone = scene is not None and rng.random() < EMPTY_SHARE / 0.5
+        if alone and rng.random() >= self.occluders_alone:
             return scene, scene, False
         image, landmarks = self.face(index % len(self.faces))
-        seen = compose(image, landmarks, self.library, rng, self.settings).occluded
+        sample = compose(image, landmarks, self.library, rng, self.settings)
+        seen = sample.occluded
         if rng.random() < TIGHT_SHARE:
             side = side_px
         else:
             side = int(round(side_px * np.exp(rng.uniform(*np.log(SIDE_SHARES)))))
         x0, y0 = (int(v) for v in rng.integers(0, side_px - side + 1, size=2))
+        if alone:  # the occluders where a face would be, and no face: the teacher's answer on it is the target
+            layer = cv2.resize(np.dstack([seen, sample.coverage[:, :, None] * 255]).astype(np.uint8), (side, side))
+            canvas = scene.copy()
+            cover = layer[:, :, 3:].astype(np.float32) / 255
+            region = canvas[y0:y0 + side, x0:x0 + side].astype(np.float32)
+            canvas[y0:y0 + side, x0:x0 + side] = (region * (1 - cover) + layer[:, :, :3] * cover).astype(np.uint8)
+            return canvas, canvas, False
         placed = []
         for face in (seen, image):
             resized = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA if side < face.shape[0]
