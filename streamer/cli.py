@@ -365,7 +365,6 @@ def cmd_train_embedder(args) -> int:
 
 def cmd_train_detector(args) -> int:
     from streamer.train.detector import DetectorTraining, train
-    from streamer.train.detector_heads import teacher_heads
 
     spec = DetectorTraining(
         teacher=Path(args.teacher), faces=[Path(f) for f in args.faces], out=Path(args.out),
@@ -376,8 +375,7 @@ def cmd_train_detector(args) -> int:
         log_every=args.log_every, resume=args.resume, limit=args.limit, samples_per_epoch=args.samples_per_epoch,
         occluders_alone=args.occluders_alone)
     detector = train(spec, progress=lambda line: print(line, flush=True))
-    backend = teacher_heads(spec.teacher, spec.canvas).backend
-    print(f"detector: {detector} (use it as detector.model, backend {backend})")
+    print(f"detector: {detector}")
     return 0
 
 

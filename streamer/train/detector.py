@@ -331,4 +331,5 @@ def train(spec: DetectorTraining, progress: Callable[[str], None] = print) -> Pa
     progress(f"detector.onnx: ONNX Runtime vs torch, max |difference| of the outputs {difference:.1e}")
     if difference > 1e-3:
         raise ModelError(f"{out}: ONNX Runtime and torch disagree by {difference:.1e}; the export is not usable")
+    progress(f"use it as detector.model, backend {run.heads.backend}")
     return out
