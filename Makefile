@@ -275,13 +275,15 @@ train-detector-cpu: student-banks
 
 # The same recipe for OpenCV Zoo's YuNet (MIT), the student the offline default ships (streamer/detect/weights):
 # its class and objectness scores, box and 5 points on the clean canvas; every scene-alone canvas shows occluders
-# with no face under them (--occluders-alone 1.0: a hand is not a face). 30 minutes on 2 CPU cores, about 50
-# canvases/s (YuNet has 53,000 weights).
+# with no face under them (--occluders-alone 1.0: a hand is not a face); half the scenes are what surrounds the face
+# in CelebAMask-HQ's training photos (--surroundings: a painting's water is not a face). 30 minutes on 2 CPU cores,
+# about 55 canvases/s (YuNet has 53,000 weights).
 YUNET := $(SHARED)/models/yunet_face_detection.onnx
 train-detector-yunet-cpu: student-banks
 	$(BIN)/streamer train detector --teacher $(YUNET) --faces $(STUDENT_BANKS) --occluders $(SHARED)/data/occluders \
 		--backgrounds $(DETECTOR_SCENES) --out out/runs/detector-yunet-cpu --minutes 30 --samples-per-epoch 3000 \
-		--batch 16 --canvas 256 --lr 2e-4 --workers 1 --occluders-alone 1.0
+		--batch 16 --canvas 256 --lr 2e-4 --workers 1 --occluders-alone 1.0 \
+		--surroundings $(SHARED)/data/faces_train/celebamaskhq_256
 
 # Faces found under occluders (real masked photos, eval probes) and false faces, the teacher and then its student.
 eval-detector: install

@@ -10,6 +10,9 @@ face not found is named for nobody. This measures, for each threshold of a sweep
 - faces found again on faces_eval probes composed as ``streamer eval identity`` composes them (clean, face
   mask, sunglasses, hand), with the landmark error of the faces found (median / 90th percentile, in eye
   distances from the clean photo's points): a lower threshold may find a face by landmarks too poor to use;
+- false faces on portraits: faces found on CelebAMask-HQ's test photos (4500-4999; ``train detector
+  --surroundings`` reads the train split only) whose centre is not on the labelled face: hair, clothes, what is
+  behind (an unlabelled bystander counts too: compare with the teacher);
 - false faces a frame on the overhead crowd video (no visible face) and extra faces a frame on the Intel
   indoor clip (real faces, and backs of heads; ``--crops DIR`` writes every face either clip gives from the
   lowest threshold up, its score in the file name, to look at).
@@ -37,6 +40,7 @@ from sampling import evenly  # benchmarks/sampling.py: run as a script, this fol
 from engines import Device
 from streamer.datagen.compose import compose
 from streamer.datagen.face_frame import FaceFrame
+from streamer.datagen.labelled_faces import celeba_face_pixels, labelled_photos
 from streamer.datagen.occluders import OccluderLibrary
 from streamer.detect import FaceDetector
 from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
@@ -118,6 +122,21 @@ def eval_probes(found_by: FaceDetector, count: int, cache_dir: Path | None) -> d
     return rows
 
 
+def portrait_false_faces(found_by: FaceDetector, count: int) -> list[np.ndarray]:
+    """Per CelebAMask-HQ test photo: the scores of the faces found whose box centre is off the labelled face."""
+    photos = [p for p in labelled_photos("celebamaskhq", DATA / "faces_train" / "celebamaskhq_256")
+              if p.split == "test"]
+    rows = []
+    for photo in evenly(photos, count):
+        image, face = cv2.imread(str(photo.image)), celeba_face_pixels(photo.labels)
+        found = found_by.detect(image)
+        centres = ((found.boxes[:, :2] + found.boxes[:, 2:]) / 2).round().astype(int)
+        height, width = face.shape
+        on_face = [0 <= x < width and 0 <= y < height and face[y, x] for x, y in centres]
+        rows.append(found.scores[~np.array(on_face, bool)] if len(found) else np.zeros(0))
+    return rows
+
+
 def video_faces(found_by: FaceDetector, path: Path, every: int, limit: int) -> tuple[list, list[np.ndarray]]:
     """(scores, boxes) of the faces in every ``every``-th frame (``limit`` frames at most), and those frames."""
     scores, frames = [], []
@@ -158,6 +177,8 @@ def main() -> None:
                         help="detector.max_upscale: a photo smaller than the input is enlarged this much")
     parser.add_argument("--photos", type=int, default=600, help="masked and unmasked photos each")
     parser.add_argument("--probes", type=int, default=500, help="eval photos composed under each condition")
+    parser.add_argument("--portraits", type=int, default=300, help="CelebAMask-HQ test photos searched for false "
+                        "faces around the face (500 at most)")
     parser.add_argument("--cache", type=Path, help="an eval alignment cache folder (streamer eval identity's)")
     parser.add_argument("--crops", type=Path, help="write the faces found on the two clips here, to look at")
     args = parser.parse_args()
@@ -169,6 +190,7 @@ def main() -> None:
     masked = photo_recall(found_by, evenly(sorted((DATA / "masked_faces" / "with_mask").iterdir()), args.photos))
     clear = photo_recall(found_by, evenly(sorted((DATA / "masked_faces" / "without_mask").iterdir()), args.photos))
     probes = eval_probes(found_by, args.probes, args.cache)
+    portraits = portrait_false_faces(found_by, args.portraits)
     crowd, crowd_frames = video_faces(found_by, DATA / "video" / "overhead_pedestrians_lamminhthien_vtest.avi", 5, 200)
     intel, intel_frames = video_faces(found_by, DATA / "video" / "intel_one-by-one-person-detection.mp4", 5, 200)
     if args.crops:
@@ -180,12 +202,13 @@ def main() -> None:
                    else "(YuNet)")
     print(f"\n## {args.model} {searched_as}: {len(masked)} masked "
           f"and {len(clear)} unmasked photos, "
-          f"{len(probes['clean'])} eval probes a condition, {len(crowd)} crowd and {len(intel)} Intel frames\n")
+          f"{len(probes['clean'])} eval probes a condition, {len(portraits)} portraits, {len(crowd)} crowd and "
+          f"{len(intel)} Intel frames\n")
     conditions = list(probes)
     print("| threshold | recall masked | recall unmasked | " + " | ".join(
-        f"eval {c}: found, landmark error" for c in conditions) + " | false faces / crowd frame | "
-          "faces / Intel frame |")
-    print("|---" * (5 + len(conditions)) + "|")
+        f"eval {c}: found, landmark error" for c in conditions) + " | false faces / portrait | false faces / crowd "
+          "frame | faces / Intel frame |")
+    print("|---" * (6 + len(conditions)) + "|")
     for t in thresholds:
         cells = [f"{np.mean([found_at(t, a, b) for a, b in masked]):.1%}",
                  f"{np.mean([found_at(t, a, b) for a, b in clear]):.1%}"]
@@ -198,6 +221,7 @@ def main() -> None:
                     errors.append(np.linalg.norm(points - truth, axis=1).mean() / FaceFrame(truth).eye_distance)
             q = np.quantile(errors, [0.5, 0.9]) if errors else (np.nan, np.nan)
             cells.append(f"{found / len(probes[c]):.1%}, {q[0]:.2f} / {q[1]:.2f}")
+        cells.append(f"{np.mean([(s >= t).sum() for s in portraits]):.3f}")
         cells.append(f"{np.mean([(s >= t).sum() for s, _ in crowd]):.3f}")
         cells.append(f"{np.mean([(s >= t).sum() for s, _ in intel]):.2f}")
         print(f"| {t} | " + " | ".join(cells) + " |")

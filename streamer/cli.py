@@ -373,7 +373,7 @@ def cmd_train_detector(args) -> int:
         minutes=args.minutes, batch=args.batch, lr=args.lr, frozen_share=args.frozen_share, device=args.device,
         workers=args.workers, seed=args.seed,
         log_every=args.log_every, resume=args.resume, limit=args.limit, samples_per_epoch=args.samples_per_epoch,
-        occluders_alone=args.occluders_alone)
+        occluders_alone=args.occluders_alone, surroundings=Path(args.surroundings) if args.surroundings else None)
     detector = train(spec, progress=lambda line: print(line, flush=True))
     print(f"detector: {detector}")
     return 0
@@ -835,6 +835,10 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--occluders-alone", type=float, default=0.0, metavar="SHARE",
                      help="share of the scene-alone canvases (with --backgrounds) showing occluders with no face under "
                      "them, which the student must not take for faces either (default 0)")
+    det.add_argument("--surroundings", metavar="CELEBAMASKHQ",
+                     help="a CelebAMask-HQ folder (images/, labels/): what surrounds the face of each training photo "
+                     "(hair, clothes, what is behind) is half the scenes, so that the student learns that a smooth "
+                     "texture a face's size is not one")
     det.add_argument("--canvas", type=int, default=256,
                      help="side of the square training inputs, px (a multiple of 32; a one-size export: its size)")
     det.add_argument("--epochs", type=int, default=10)

@@ -145,6 +145,7 @@ def test_bad_teachers_and_options_get_one_line(face_bank, tmp_path):
     for teacher, flag, value, says in ((scrfd, "--canvas", "100", "multiple of 32"),
                                        (scrfd, "--backgrounds", str(tmp_path), "no image"),
                                        (scrfd, "--occluders-alone", "1.5", "a share from 0 to 1"),
+                                       (scrfd, "--surroundings", str(tmp_path), "no CelebAMask-HQ training photo"),
                                        (fixed, "--canvas", "256", "pass --canvas 640")):
         result = run_cli(*common, "--teacher", teacher, "--faces", str(face_bank), flag, value, timeout=120)
         assert result.returncode == 2 and result.stderr.startswith(f"error: {flag}:"), result.stderr[-500:]
@@ -175,3 +176,46 @@ def test_occluders_alone_put_occluders_on_scenes_with_no_face_under_them(face_ba
         assert np.array_equal(seen, clean)
         changed += int(not np.array_equal(seen, scene))
     assert changed >= 2, changed
+
+
+def test_surroundings_are_what_is_around_a_portraits_face_and_become_scenes(face_bank, tmp_path):
+    """``--surroundings``: each CelebAMask-HQ training photo gives its largest square with no pixel of the face
+    (hair, clothes, what is behind), and those squares are scenes the faces are set in, and scenes alone."""
+    from streamer.datagen.face_bank import train_and_val
+    from streamer.datagen.labelled_faces import celeba_face_pixels, face_free_square
+    from streamer.datagen.occluders import OccluderLibrary
+    from streamer.train.detector_data import SeenAndCleanCanvases, read_surroundings
+    from streamer.train.detector_heads import yunet_input
+
+    celeba = need_shared("data", "faces_train", "celebamaskhq_256")
+    for index in (0, 7, 4600):  # 4600: a test photo, never a scene
+        for part, suffix in (("images", "jpg"), ("labels", "png")):
+            (tmp_path / part).mkdir(exist_ok=True)
+            (tmp_path / part / f"{index}.{suffix}").symlink_to(celeba / part / f"{index}.{suffix}")
+    # Each pixel says where it is: a square's corner tells where it was cut from.
+    where = np.zeros((256, 256, 3), np.uint8)
+    where[..., 0], where[..., 1] = np.arange(256)[None, :], np.arange(256)[:, None]
+    for index in (0, 7):
+        square = face_free_square(celeba / "labels" / f"{index}.png", where)
+        side, (x0, y0) = square.shape[0], square[0, 0, :2].astype(int)
+        face = celeba_face_pixels(celeba / "labels" / f"{index}.png")
+        assert side >= 48 and face.any() and not face[y0:y0 + side, x0:x0 + side].any(), (index, side)
+        # As large as it can be: one pixel more all round, it leaves the photo or takes in the face.
+        assert min(x0, y0) == 0 or max(x0, y0) + side == 256 or face[y0 - 1:y0 + side + 1, x0 - 1:x0 + side + 1].any()
+    squares = read_surroundings(tmp_path)
+    assert len(squares) == 2
+    faces, _ = train_and_val([face_bank], "--faces", 8)
+    canvases = SeenAndCleanCanvases(faces, OccluderLibrary(need_shared("data", "occluders")), 160, 0, [], yunet_input,
+                                    surroundings=squares)
+    enlarged = [cv2.resize(s, (160, 160), interpolation=cv2.INTER_LINEAR) for s in squares]
+    scenes = enlarged + [e[:, ::-1] for e in enlarged]
+    with_face = alone = 0
+    for index in range(60):
+        seen, clean, face = canvases.canvases(index, 0)
+        assert seen.shape == clean.shape == (160, 160, 3)
+        if face:
+            with_face += 1
+        else:  # the scene alone: one of the squares, enlarged (mirrored or not)
+            alone += 1
+            assert np.array_equal(seen, clean) and any(np.array_equal(seen, s) for s in scenes)
+    assert alone >= 2 and with_face >= 30, (alone, with_face)

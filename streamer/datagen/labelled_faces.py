@@ -32,6 +32,9 @@ CELEBA_GLASSES, CELEBA_HAT = 3, 14
 MASKEDFACENET_MASK = 2
 # CelebAMask-HQ's label colours (RGB) of the classes read here: its color_list, by class id.
 CELEBA_COLOURS = {CELEBA_GLASSES: (204, 204, 0), CELEBA_HAT: (255, 51, 153)}
+# The face's own classes (ids 1-12: skin, nose, glasses, eyes, brows, ears, mouth, lips) in that palette, RGB.
+CELEBA_FACE_COLOURS = ((204, 0, 0), (76, 153, 0), (204, 204, 0), (51, 51, 255), (204, 0, 204), (0, 255, 255),
+                       (255, 204, 204), (102, 51, 0), (255, 0, 0), (102, 204, 0), (255, 255, 0), (0, 0, 153))
 DARK_LENS = 80  # mean grey level (0-255) of the glasses' pixels below which they are sunglasses
 
 
@@ -150,6 +153,30 @@ def _read_labels(kind: str, path: Path) -> np.ndarray | None:
     for class_id, rgb in CELEBA_COLOURS.items():
         ids[(colour == rgb[::-1]).all(axis=2)] = class_id
     return ids
+
+
+def celeba_face_pixels(labels_path: Path) -> np.ndarray | None:
+    """(H, W) bool: the pixels of a CelebAMask-HQ label map that are the face's own; None if it cannot be read."""
+    colour = cv2.imread(str(labels_path), cv2.IMREAD_COLOR)
+    if colour is None:
+        return None
+    face = np.zeros(colour.shape[:2], bool)
+    for rgb in CELEBA_FACE_COLOURS:
+        face |= (colour == rgb[::-1]).all(axis=2)
+    return face
+
+
+def face_free_square(labels_path: Path, photo: np.ndarray) -> np.ndarray | None:
+    """The largest square of a CelebAMask-HQ photo holding no pixel of the face (what is left: hair, a hat, the
+    neck, clothes and what is behind them), or None where its label map cannot be read."""
+    face = celeba_face_pixels(labels_path)
+    if face is None or face.shape != photo.shape[:2]:
+        return None
+    free = cv2.copyMakeBorder((~face).astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    reach = cv2.distanceTransform(free, cv2.DIST_C, 3)[1:-1, 1:-1]  # chessboard: a square of side 2d - 1 fits
+    y, x = np.unravel_index(int(np.argmax(reach)), reach.shape)
+    half = int(reach[y, x]) - 1
+    return np.ascontiguousarray(photo[y - half:y + half + 1, x - half:x + half + 1]) if half > 0 else None
 
 
 def save_faces(faces: list[LabelledFace], path: Path) -> None:

@@ -1,8 +1,8 @@
 """Trains an occlusion-robust student of a face detector (SCRFD or YuNet), without labels.
 
     streamer train detector --teacher SCRFD_OR_YUNET.onnx --faces BANK [BANK ...] --out RUN [--occluders DIR]
-        [--backgrounds PATH ...] [--canvas PX] [--minutes M | --epochs N] [--frozen-share F] [--device cpu|cuda]
-        [--resume]
+        [--backgrounds PATH ...] [--surroundings CELEBAMASKHQ] [--occluders-alone S] [--canvas PX]
+        [--minutes M | --epochs N] [--frozen-share F] [--device cpu|cuda] [--resume]
 
 An occluder lowers the detector's score (a tenth of masked faces fall under its threshold) and moves its
 landmarks, by which the face is then aligned. The student starts as a copy of the teacher (its graph rebuilt
@@ -50,7 +50,7 @@ from streamer.embed.student import fingerprint, write_student
 from streamer.errors import ConfigError, ModelError
 from streamer.model_files import open_onnx_model
 from streamer.track.iou import iou_matrix
-from streamer.train.detector_data import SeenAndCleanCanvases, read_backgrounds
+from streamer.train.detector_data import SeenAndCleanCanvases, read_backgrounds, read_surroundings
 from streamer.train.detector_heads import EXPECTED, teacher_heads
 from streamer.train.epochs import descend, epoch_loader, freeze_early, save_checkpoint, scheduled_rate
 from streamer.train.run_folder import checked_run_folder
@@ -86,6 +86,8 @@ class DetectorTraining:
     samples_per_epoch: int | None = None
     # The share of scene-alone canvases (with --backgrounds) that show occluders with no face under them.
     occluders_alone: float = 0.0
+    # A CelebAMask-HQ folder: what surrounds each training photo's face is a scene too (detector_data).
+    surroundings: Path | None = None
 
 
 class _Run:
@@ -104,10 +106,11 @@ class _Run:
         train_faces, val_faces = train_and_val(spec.faces, "--faces", spec.limit)
         library = OccluderLibrary(spec.occluders)
         backgrounds = read_backgrounds(spec.backgrounds or [], spec.canvas)
+        surroundings = read_surroundings(spec.surroundings) if spec.surroundings else []
         to_input = self.heads.to_input
         self.train_set = SeenAndCleanCanvases(train_faces, library, spec.canvas, spec.seed, backgrounds, to_input,
                                               samples_per_epoch=spec.samples_per_epoch,
-                                              occluders_alone=spec.occluders_alone)
+                                              occluders_alone=spec.occluders_alone, surroundings=surroundings)
         if len(self.train_set) < spec.batch:
             raise ConfigError(f"--batch: {spec.batch} is more than the {len(self.train_set)} samples of an epoch "
                               f"(--limit / --samples-per-epoch): no step would be taken")
@@ -318,11 +321,13 @@ def train(spec: DetectorTraining, progress: Callable[[str], None] = print) -> Pa
     progress(f"training a student of {spec.teacher.name} ({trainable / 1e6:.2f} M trainable parameters) on "
              f"{run.device}: {len(run.train_set.faces)} training "
              f"faces, {len(run.train_set)} canvases of {spec.canvas} px an epoch, "
-             f"{len(run.train_set.backgrounds)} scene frames; validation: {len(run.val)} occluded faces, the teacher "
+             f"{len(run.train_set.backgrounds)} scene frames, {len(run.train_set.surroundings)} portraits' "
+             f"surroundings; validation: {len(run.val)} occluded faces, the teacher "
              f"finds {teacher['found']:.1%} at {run.heads.threshold}")
     run.run()
     recipe = {"teacher": spec.teacher.name, "teacher_sha256_12": run.fingerprint,
               "faces": [str(f) for f in spec.faces], "backgrounds": [str(b) for b in spec.backgrounds or []],
+              "surroundings": str(spec.surroundings) if spec.surroundings else None,
               "training_faces": len(run.train_set.faces),
               **{k: v for k, v in asdict(spec).items()
                  if k in ("canvas", "batch", "lr", "frozen_share", "seed", "occluders_alone")}}

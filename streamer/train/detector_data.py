@@ -4,8 +4,10 @@ Item i is one detector input twice, the same geometry in both: a bank face as a 
 of the data engine and camera faults; some with faults only) and the same face clean, each resized to one side
 and placed at one spot of a square canvas. What surrounds the face is either its own edge, replicated (as a
 still photo cropped tight to the face is searched: ``detect_in_photo``), or a patch of a real scene (frames of
-``--backgrounds``). A share of canvases hold the scene alone: where the teacher finds nothing, nor may the
-student. No box or landmark is labelled: the teacher's outputs on the clean canvas are the targets.
+``--backgrounds``; with ``--surroundings``, half the scenes are instead what surrounds a face in a portrait, with no
+pixel of the face: hair, clothes, an out-of-focus wall or painting, enlarged to the canvas). A share of canvases
+hold the scene alone: where the teacher finds nothing, nor may the student. No box or landmark is labelled: the
+teacher's outputs on the clean canvas are the targets.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 
 from streamer.datagen.compose import compose
 from streamer.datagen.face_bank import PHOTO_SUFFIXES, BankFace
+from streamer.datagen.labelled_faces import face_free_square, labelled_photos
 from streamer.datagen.occluders import OccluderLibrary
 from streamer.errors import ConfigError
 from streamer.train.embedder_data import STUDENT_COMPOSE
@@ -31,6 +34,7 @@ FRAMES_PER_VIDEO = 40  # spread over the video: scenes, not near-copies of one f
 SIDE_SHARES = (0.12, 1.0)
 TIGHT_SHARE = 0.2  # canvases that are the crop itself: a tight still, as the evaluation's probes are
 EMPTY_SHARE = 0.1  # canvases of the scene alone (with --backgrounds)
+SURROUNDING_MIN_PX = 48  # a portrait whose face leaves no larger square free gives no scene
 
 
 def read_backgrounds(paths: list[Path], side: int) -> list[np.ndarray]:
@@ -53,6 +57,26 @@ def read_backgrounds(paths: list[Path], side: int) -> list[np.ndarray]:
                 frame = cv2.resize(frame, (round(frame.shape[1] * scale) + 1, round(frame.shape[0] * scale) + 1))
             frames.append(frame)
     return frames
+
+
+def read_surroundings(root: Path) -> list[np.ndarray]:
+    """What surrounds the face in each training photo of a CelebAMask-HQ folder (images/, labels/; its train split):
+    the largest square with no pixel of the face, uint8 BGR (a median 83 px of the 256 px photos); a one-line
+    ConfigError naming ``root`` where there is no such folder or no square."""
+    try:
+        photos = labelled_photos("celebamaskhq", root)
+    except ConfigError:
+        photos = []
+    squares = []
+    for photo in photos:
+        image = cv2.imread(str(photo.image)) if photo.split == "train" else None
+        square = None if image is None else face_free_square(photo.labels, image)
+        if square is not None and square.shape[0] >= SURROUNDING_MIN_PX:
+            squares.append(square)
+    if not squares:
+        raise ConfigError(f"--surroundings: {root} has no CelebAMask-HQ training photo with {SURROUNDING_MIN_PX} px "
+                          "free of the face (images/N.jpg with labels/N.png)")
+    return squares
 
 
 def _video_frames(path: Path) -> list[np.ndarray]:
@@ -81,10 +105,14 @@ class SeenAndCleanCanvases(ComposedPairs):
 
     def __init__(self, faces: list[BankFace], library: OccluderLibrary, canvas: int, seed: int,
                  backgrounds: list[np.ndarray], to_input: Callable[[np.ndarray], torch.Tensor],
-                 settings=STUDENT_COMPOSE, samples_per_epoch: int | None = None, occluders_alone: float = 0.0):
+                 settings=STUDENT_COMPOSE, samples_per_epoch: int | None = None, occluders_alone: float = 0.0,
+                 surroundings: list[np.ndarray] | None = None):
         size = faces[0].image().shape[0] if faces else 224  # the bank's own crops: no resize before composing
         super().__init__(faces, library, size, seed, settings, samples_per_epoch)
         self.canvas, self.backgrounds, self.to_input = canvas, backgrounds, to_input
+        # A student taught to accept half a face takes smooth, blotchy textures a face's size for one (a painting's
+        # water scored 0.84 where its teacher gave 0.38): portraits' surroundings show it many such.
+        self.surroundings = surroundings or []
         # The share of scene-alone canvases given occluders with no face under them: a hand or a mask is not a face.
         self.occluders_alone = occluders_alone
 
@@ -92,7 +120,11 @@ class SeenAndCleanCanvases(ComposedPairs):
         """(as seen, clean) uint8 BGR canvases, and whether a face was placed."""
         rng = np.random.default_rng([self.seed, epoch + 1, index])  # +1: numpy seeds must be non-negative
         side_px = self.canvas
-        scene = self.scene(self.backgrounds, rng) if self.backgrounds and rng.random() < 0.5 else None
+        scene = None
+        if (self.backgrounds or self.surroundings) and rng.random() < 0.5:
+            # Drawn only with surroundings: a run without them sees the canvases it always did.
+            around = bool(self.surroundings) and (not self.backgrounds or rng.random() < 0.5)
+            scene = self.surrounding(rng) if around else self.scene(self.backgrounds, rng)
         alone = scene is not None and rng.random() < EMPTY_SHARE / 0.5
         if alone and rng.random() >= self.occluders_alone:
             return scene, scene, False
@@ -130,6 +162,12 @@ class SeenAndCleanCanvases(ComposedPairs):
         y = int(rng.integers(0, frame.shape[0] - self.canvas + 1))
         x = int(rng.integers(0, frame.shape[1] - self.canvas + 1))
         return np.ascontiguousarray(frame[y:y + self.canvas, x:x + self.canvas])
+
+    def surrounding(self, rng: np.random.Generator) -> np.ndarray:
+        """One of the portraits' surroundings, enlarged to the canvas, mirrored half the time."""
+        square = self.surroundings[int(rng.integers(len(self.surroundings)))]
+        scene = cv2.resize(square, (self.canvas, self.canvas), interpolation=cv2.INTER_LINEAR)
+        return np.ascontiguousarray(scene[:, ::-1]) if rng.random() < 0.5 else scene
 
     def __getitem__(self, index: int):
         seen, clean, _ = self.canvases(index, self.epoch)
