@@ -108,9 +108,9 @@ def yunet(threshold: float | None = None, landmarks: str = "dlib", model: Path |
                                      score_threshold=threshold, landmarks=landmarks), CPU)
 
 
-def yunet_student() -> YunetDetector:
+def yunet_student(landmarks: str = "dlib") -> YunetDetector:
     """The student the offline default ships (its own default threshold, 0.85)."""
-    return YunetDetector(YunetConfig(backend="yunet"), CPU)
+    return YunetDetector(YunetConfig(backend="yunet", landmarks=landmarks), CPU)
 
 
 def existing_file(text: str) -> Path:
@@ -202,7 +202,8 @@ def landmark_errors(points: list[np.ndarray | None], reference: list[np.ndarray 
 def regions_check(detector: FaceDetector, full_every: int = 4) -> dict[str, float]:
     """On the demo clip: faces that region frames find out of those full detection finds on the same
     frames, their landmarks' distance from the full frame's (share of the eye distance), and the time a
-    region frame takes as a share of a full frame's."""
+    region frame takes as a share of a full frame's. Regions are searched whatever the detector's
+    ``supports_regions`` says: this is what it is decided by."""
     from streamer.demo import build_demo
     from streamer.detect.regions import RegionScheduler
     from streamer.records import VideoFrame
@@ -211,6 +212,7 @@ def regions_check(detector: FaceDetector, full_every: int = 4) -> dict[str, floa
     with tempfile.TemporaryDirectory() as tmp:
         build_demo(Path(tmp), frames=40)
         frames = video_frames(Path(tmp) / "demo.mp4", 40, 1)
+    detector.supports_regions = True
     scheduler = RegionScheduler(detector, full_every)
     full_s, region_s, found, total, errors = 0.0, 0.0, 0, 0, []
     for index, image in enumerate(frames):
@@ -273,7 +275,9 @@ def detector_section(args: argparse.Namespace) -> None:
     true, false = scores["dlib HOG, upsample 1 (default)"]
     print(f"\ndlib HOG (upsample 1) scores: faces in photos {_quantiles(true)}; crowd false faces {_quantiles(false)}")
     for name, build in (("dlib HOG, upsample 1", lambda: DlibDetector(DlibDetectorConfig(backend="dlib"), CPU)),
-                        ("SCRFD-2.5G", scrfd), ("YuNet student (shipped)", yunet_student)):
+                        ("SCRFD-2.5G", scrfd), ("YuNet student (shipped)", yunet_student),
+                        ("YuNet student, its own points", lambda: yunet_student("yunet")), ("YuNet", yunet),
+                        ("YuNet, its own points", lambda: yunet(landmarks="yunet"))):
         check = regions_check(build())
         print(f"regions vs full frames on the demo clip, {name}: {check['found']:.0%} of the faces found, "
               f"landmarks {check['landmark_gap']:.1%} of the eye distance apart, "

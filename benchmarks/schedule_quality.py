@@ -1,16 +1,19 @@
 """What the speed-up schedules cost in what an operator sees: full-frame detection and per-face
 analysis on every frame (``full_detection_every: 1``, ``reanalyse_every: 1``) against the defaults
-(5 and 5), through the whole pipeline, on real footage and on the demo clip.
+(5 and 5), and the defaults with every frame searched in full (1 and 5: what the region search alone
+does), through the whole pipeline, on real footage and on the demo clip.
 
-    .venv/bin/python benchmarks/schedule_quality.py [--max-frames 300] [--out out/bench/schedule]
+    .venv/bin/python benchmarks/schedule_quality.py [--models shared|default] [--max-frames 300]
+        [--out out/bench/schedule]
 
 Per clip and schedule: FPS; the faces shown (confirmed tracks) and, against the every-frame run,
 the share of its shown faces the faster run also shows (box IoU >= 0.5) with their mean IoU; the
 number of tracks; the share of shown faces that carry a name; the distinct identities decided
 (pseudo-identities on real footage, which has no gallery: fewer means less fragmentation). On the
 demo clip, whose faces are known, also the share of shown faces named correctly. Each run starts
-with a fresh store. Models: SCRFD-2.5GF, the occluder YOLO-seg, the learned inpainter,
-MobileFaceNet (../shared).
+with a fresh store. Models (``--models``): shared, SCRFD-2.5GF and MobileFaceNet of ../shared; default,
+the offline default's (the shipped YuNet student with dlib's points, dlib's descriptor with its
+student); the occluder YOLO-seg and the learned inpainter either way.
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 REAL_CLIPS = ["intel_one-by-one-person-detection.mp4", "intel_preview_head-pose-face-detection-female-and-male.gif",
               "intel_preview_face-demographics-walking.gif", "intel_preview_classroom.gif"]
-SCHEDULES = {"every frame": (1, 1), "defaults": (5, 5)}
+SCHEDULES = {"every frame": (1, 1), "defaults": (5, 5), "defaults, no region search": (1, 5)}
+MODELS = {"shared": {"detector": {"backend": "scrfd", "model": str(SHARED / "models" / "scrfd_2.5g_bnkps.onnx")},
+                     "embedder": {"backend": "arcface", "model": str(SHARED / "models" / "mobilefacenet_128d.onnx")}},
+          "default": {}}
 
 
 class _ShownFaces:
@@ -94,6 +100,8 @@ def correct_names(run: dict, truth: dict) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", choices=sorted(MODELS), default="shared",
+                        help="shared: SCRFD-2.5GF and MobileFaceNet; default: the offline default's")
     parser.add_argument("--max-frames", type=int, default=300, help="frames per clip at most")
     parser.add_argument("--out", default="out/bench/schedule")
     args = parser.parse_args()
@@ -109,8 +117,7 @@ def main() -> None:
             run_dir = out / "runs" / f"{path.stem}-{full_every}-{reanalyse_every}"
             shutil.rmtree(run_dir, ignore_errors=True)
             config = parse_config({
-                "detector": {"backend": "scrfd", "model": str(SHARED / "models" / "scrfd_2.5g_bnkps.onnx")},
-                "embedder": {"backend": "arcface", "model": str(SHARED / "models" / "mobilefacenet_128d.onnx")},
+                **MODELS[args.models],
                 "sources": [{"name": "clip", "uri": str(path), "max_frames": args.max_frames}],
                 "pipeline": {"full_detection_every": full_every, "reanalyse_every": reanalyse_every},
                 **({"gallery": {"dir": str(gallery)}} if gallery else {}),

@@ -41,6 +41,9 @@ TEACHER_THRESHOLD, STUDENT_THRESHOLD = 0.7, 0.85
 # YuNet was trained on faces of about 10 to 300 px: larger ones (a photo cropped to the face, a face close to the
 # camera) are searched again at this share of the size.
 LARGE_FACE_SCALE = 0.25
+# A region (a square twice a followed face's side) smaller than this is enlarged to it: cut tight around a small
+# face, YuNet misses it at the frame's scale (the Intel clips' 20-40 px faces: 11 of 21 found again; enlarged, 20).
+REGION_MIN_PX = 160
 
 
 class YunetConfig(StrictModel):
@@ -97,16 +100,22 @@ class YunetDetector:
         self.description = (f"YuNet {path.name} ({fingerprint(path)}, score {threshold:g}, nms "
                             f"{config.nms_threshold:g}, max side {config.max_side}, landmarks {config.landmarks}; "
                             f"OpenCV FaceDetectorYN, CPU)")
-        # Not on regions: a whole 1280x720 frame takes about 18 ms, a frame's regions 58% of that, and their
-        # landmarks lie 8.5% of the eye distance from the full frame's (SCRFD-2.5G: 5.2%; dlib_choice.py).
-        self.supports_regions = False
+        # On the demo clip a frame's regions take 56-61% of a whole 1280x720 frame's 19 ms. With dlib's points their
+        # landmarks lie 1.7% (YuNet) and 2.1% (the shipped student) of the eye distance from the full frame's; with
+        # YuNet's own, 8.5% and 6.2% (SCRFD-2.5G: 5.2%; benchmarks/dlib_choice.py, its last lines): own points
+        # search in full. Through the whole pipeline, the defaults against every frame searched in full: demo 26.7 ->
+        # 35.2 fps, every face shown; Intel clips at 480x270 +5% to +47% fps, 80-98% of the faces shown as in full
+        # frames (new faces up to 4 frames late; SCRFD-2.5G: 85-100%; benchmarks/schedule_quality.py --models
+        # default).
+        self.supports_regions = config.landmarks == "dlib"
 
     def detect(self, image: np.ndarray) -> Detections:
         return self._scaled(image, self._scale(image.shape))
 
     def detect_regions(self, crops: list[np.ndarray], frame_shapes: list[tuple[int, ...]]) -> list[Detections]:
-        # At the scale the full frame is searched at, so a face is found as in the full frame.
-        return [self._scaled(crop, self._scale(shape)) for crop, shape in zip(crops, frame_shapes)]
+        # At the scale the full frame is searched at, so a face is found as in the full frame; a small region larger.
+        return [self._scaled(crop, max(self._scale(shape), REGION_MIN_PX / max(crop.shape[:2])))
+                for crop, shape in zip(crops, frame_shapes)]
 
     def _scale(self, shape: tuple[int, ...]) -> float:
         return min(1.0, self._config.max_side / max(shape[:2]))
@@ -134,8 +143,9 @@ class YunetDetector:
         return predicted_landmarks(self._predictor, rgb, rects)
 
     def _search(self, image: np.ndarray, scale: float) -> Detections:
-        if scale < 1.0:
-            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        if scale != 1.0:
+            image = cv2.resize(image, None, fx=scale, fy=scale,
+                               interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR)
         self._net.setInputSize((image.shape[1], image.shape[0]))
         _, faces = self._net.detect(image)
         if faces is None:
