@@ -31,8 +31,8 @@ SHARED_MODELS = ROOT.parent / "shared" / "models"
 def model_sets() -> dict[str, dict]:
     demo = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())  # what `make demo` runs
     sets = {
-        "offline default as in configs/demo.yaml (Haar + occluder YOLO-seg + learned inpainter + dlib and its "
-        "student, each face with its mirror image)": demo,
+        "offline default as in configs/demo.yaml (the YuNet student + occluder YOLO-seg + learned inpainter + dlib "
+        "and its student, each face with its mirror image)": demo,
         "the same, single view (embedder.mirror: false, dlib's default before 2026-12-05)": {
             **demo, "embedder": {"backend": "dlib", "mirror": False}},
         "the classical stages instead (colour anomaly + OpenCV Telea)": {

@@ -4,7 +4,7 @@ analysis on every frame (``full_detection_every: 1``, ``reanalyse_every: 1``) ag
 does), through the whole pipeline, on real footage and on the demo clip.
 
     .venv/bin/python benchmarks/schedule_quality.py [--models shared|default] [--max-frames 300]
-        [--out out/bench/schedule]
+        [--out DIR]
 
 Per clip and schedule: FPS; the faces shown (confirmed tracks) and, against the every-frame run,
 the share of its shown faces the faster run also shows (box IoU >= 0.5) with their mean IoU; the
@@ -103,9 +103,9 @@ def main() -> None:
     parser.add_argument("--models", choices=sorted(MODELS), default="shared",
                         help="shared: SCRFD-2.5GF and MobileFaceNet; default: the offline default's")
     parser.add_argument("--max-frames", type=int, default=300, help="frames per clip at most")
-    parser.add_argument("--out", default="out/bench/schedule")
+    parser.add_argument("--out", help="default: out/bench/schedule (shared), out/bench/schedule-default (default)")
     args = parser.parse_args()
-    out = Path(args.out)
+    out = Path(args.out or ("out/bench/schedule" if args.models == "shared" else f"out/bench/schedule-{args.models}"))
     demo_dir = out / "demo"
     truth = build_demo(demo_dir, frames=min(args.max_frames, 120))
     clips = [("demo 1280x720, 4 faces (known names)", demo_dir / "demo.mp4", demo_dir / "gallery")]

@@ -833,8 +833,8 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--backgrounds", nargs="+", default=[], help="scenes around the faces: videos, images or "
                      "folders of images (default: each face's own edge, replicated, as a still photo is searched)")
     det.add_argument("--occluders-alone", type=float, default=0.0, metavar="SHARE",
-                     help="share of the scene-alone canvases (with --backgrounds) showing occluders with no face under "
-                     "them, which the student must not take for faces either (default 0)")
+                     help="share of the scene-alone canvases (with --backgrounds or --surroundings) showing occluders "
+                     "with no face under them, which the student must not take for faces either (default 0)")
     det.add_argument("--surroundings", metavar="CELEBAMASKHQ",
                      help="a CelebAMask-HQ folder (images/, labels/): what surrounds the face of each training photo "
                      "(hair, clothes, what is behind) is half the scenes, so that the student learns that a smooth "

@@ -23,7 +23,8 @@ def teacher():
 
 @pytest.fixture(scope="module")
 def trained(face_bank, teacher, tmp_path_factory):
-    """A student trained for one short epoch through the CLI, then resumed for a second."""
+    """A student trained for one short epoch through the CLI, then resumed for a second, then asked to go on with
+    other canvases."""
     out = tmp_path_factory.mktemp("detector")
     args = ["train", "detector", "--teacher", str(teacher), "--faces", str(face_bank), "--occluders",
             str(need_shared("data", "occluders")), "--out", str(out), "--batch", "4", "--limit", "8",
@@ -31,11 +32,12 @@ def trained(face_bank, teacher, tmp_path_factory):
     first = run_cli(*args, "--epochs", "1", timeout=300)
     again = run_cli(*args, "--epochs", "1", timeout=60)
     resumed = run_cli(*args, "--epochs", "2", "--resume", timeout=300)
-    return out, first, again, resumed
+    other_canvases = run_cli(*args, "--epochs", "3", "--resume", "--occluders-alone", "0.5", timeout=120)
+    return out, first, again, resumed, other_canvases
 
 
 def test_training_writes_a_detector_the_stream_loads_and_resumes(trained, teacher):
-    out, first, again, resumed = trained
+    out, first, again, resumed, other_canvases = trained
     assert first.returncode == 0, first.stderr[-2000:]
     assert "occluded faces found at 0.5" in first.stdout and "ONNX Runtime vs torch" in first.stdout
     # A finished run is never started over by mistake.
@@ -44,6 +46,10 @@ def test_training_writes_a_detector_the_stream_loads_and_resumes(trained, teache
     assert "resumed" in resumed.stdout and "epoch 2:" in resumed.stdout
     history = json.loads((out / "history.json").read_text())
     assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    # Going on with canvases of another kind would write a recipe it was not trained by: refused, nothing touched.
+    assert other_canvases.returncode == 2 and other_canvases.stderr.startswith("error: --resume:"), \
+        other_canvases.stderr[-500:]
+    assert "--occluders-alone 0;" in other_canvases.stderr
     assert 0 < history["teacher_on_validation"]["found"] <= 1
     # The stream's own SCRFD backend loads it and finds the face of a real photo, with its 5 points.
     detector = ScrfdDetector(ScrfdConfig(backend="scrfd", model=out / "detector.onnx"), Device("cpu"))
@@ -200,8 +206,10 @@ def test_surroundings_are_what_is_around_a_portraits_face_and_become_scenes(face
         side, (x0, y0) = square.shape[0], square[0, 0, :2].astype(int)
         face = celeba_face_pixels(celeba / "labels" / f"{index}.png")
         assert side >= 48 and face.any() and not face[y0:y0 + side, x0:x0 + side].any(), (index, side)
-        # As large as it can be: one pixel more all round, it leaves the photo or takes in the face.
-        assert min(x0, y0) == 0 or max(x0, y0) + side == 256 or face[y0 - 1:y0 + side + 1, x0 - 1:x0 + side + 1].any()
+        # The largest to a pixel (its side is odd): no square two pixels larger is free of the face anywhere.
+        free = np.pad((~face).astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+        n = side + 2
+        assert (free[n:, n:] - free[:-n, n:] - free[n:, :-n] + free[:-n, :-n] < n * n).all(), index
     squares = read_surroundings(tmp_path)
     assert len(squares) == 2
     faces, _ = train_and_val([face_bank], "--faces", 8)

@@ -30,11 +30,12 @@ from streamer.errors import ConfigError
 LABELLED_SETS = ("celebamaskhq", "maskedfacenet")
 CELEBA_GLASSES, CELEBA_HAT = 3, 14
 MASKEDFACENET_MASK = 2
-# CelebAMask-HQ's label colours (RGB) of the classes read here: its color_list, by class id.
-CELEBA_COLOURS = {CELEBA_GLASSES: (204, 204, 0), CELEBA_HAT: (255, 51, 153)}
-# The face's own classes (ids 1-12: skin, nose, glasses, eyes, brows, ears, mouth, lips) in that palette, RGB.
-CELEBA_FACE_COLOURS = ((204, 0, 0), (76, 153, 0), (204, 204, 0), (51, 51, 255), (204, 0, 204), (0, 255, 255),
-                       (255, 204, 204), (102, 51, 0), (255, 0, 0), (102, 204, 0), (255, 255, 0), (0, 0, 153))
+# CelebAMask-HQ's label colours (RGB) of the classes read here: its color_list, by class id. Ids 1-12 are the face's
+# own (skin, nose, glasses, eyes, brows, ears, mouth, lips).
+CELEBA_COLOURS = {1: (204, 0, 0), 2: (76, 153, 0), CELEBA_GLASSES: (204, 204, 0), 4: (51, 51, 255), 5: (204, 0, 204),
+                  6: (0, 255, 255), 7: (255, 204, 204), 8: (102, 51, 0), 9: (255, 0, 0), 10: (102, 204, 0),
+                  11: (255, 255, 0), 12: (0, 0, 153), CELEBA_HAT: (255, 51, 153)}
+CELEBA_FACE_IDS = range(1, 13)
 DARK_LENS = 80  # mean grey level (0-255) of the glasses' pixels below which they are sunglasses
 
 
@@ -157,13 +158,8 @@ def _read_labels(kind: str, path: Path) -> np.ndarray | None:
 
 def celeba_face_pixels(labels_path: Path) -> np.ndarray | None:
     """(H, W) bool: the pixels of a CelebAMask-HQ label map that are the face's own; None if it cannot be read."""
-    colour = cv2.imread(str(labels_path), cv2.IMREAD_COLOR)
-    if colour is None:
-        return None
-    face = np.zeros(colour.shape[:2], bool)
-    for rgb in CELEBA_FACE_COLOURS:
-        face |= (colour == rgb[::-1]).all(axis=2)
-    return face
+    ids = _read_labels("celebamaskhq", labels_path)
+    return None if ids is None else (ids >= CELEBA_FACE_IDS.start) & (ids < CELEBA_FACE_IDS.stop)
 
 
 def face_free_square(labels_path: Path, photo: np.ndarray) -> np.ndarray | None:

@@ -56,9 +56,9 @@ class YunetConfig(StrictModel):
     # YuNet 0.7: on dlib_choice.py's real photos no false face on the crowd clip at 0.7, 2.3 a frame at 0.5; masked
     # photos found 89% (0.9, OpenCV's example: 37%). A student 0.85: it scores occluded faces higher, and tops and
     # backs of heads and some textures too (benchmarks/detector_threshold.py, the shipped one: false faces a crowd
-    # frame 0.17 at 0.7, 0.014 at 0.8, none at 0.85; faces a frame on the Intel clip, backs of heads mostly, 0.12,
-    # 0.01, none; real masked photos found 95.7%, 93.0%, 88.3%). A painting's reflection behind Biden in
-    # test_console.py's biden2.jpg scores 0.84, a portrait's crossed arms (test_cluster.py's) 0.72.
+    # frame 0.029 at 0.7, none at 0.8 and 0.85; faces a frame on the Intel clip, backs of heads mostly, 0.20, 0.03,
+    # none; real masked photos found 95.7%, 93.0%, 87.7%). A painting's water behind Biden in test_console.py's
+    # biden2.jpg scores 0.80 (0.74 in a 640x480 frame), a portrait's crossed arms (test_cluster.py's) 0.59.
     score_threshold: float | None = Field(
         None, gt=0, lt=1, description=f"default: {TEACHER_THRESHOLD} for YuNet, {STUDENT_THRESHOLD} for a student of "
         "it (the shipped one; its file names its teacher)")
@@ -104,9 +104,9 @@ class YunetDetector:
         # landmarks lie 1.7% (YuNet) and 2.1% (the shipped student) of the eye distance from the full frame's; with
         # YuNet's own, 8.5% and 6.2% (SCRFD-2.5G: 5.2%; benchmarks/dlib_choice.py, its last lines): own points
         # search in full. Through the whole pipeline, the defaults against every frame searched in full: demo 26.7 ->
-        # 35.2 fps, every face shown; Intel clips at 480x270 +5% to +47% fps, 80-98% of the faces shown as in full
-        # frames (new faces up to 4 frames late; SCRFD-2.5G: 85-100%; benchmarks/schedule_quality.py --models
-        # default).
+        # 35.2 fps, every face shown; Intel clips at 480x270 +5% to +47% fps, 80-98% of the every-frame run's faces
+        # shown (100% searching in full; new faces up to 4 frames late; SCRFD-2.5G: 85-100%;
+        # benchmarks/schedule_quality.py --models default).
         self.supports_regions = config.landmarks == "dlib"
 
     def detect(self, image: np.ndarray) -> Detections:

@@ -84,7 +84,8 @@ class DetectorTraining:
     resume: bool = False
     limit: int | None = None
     samples_per_epoch: int | None = None
-    # The share of scene-alone canvases (with --backgrounds) that show occluders with no face under them.
+    # The share of scene-alone canvases (with --backgrounds or --surroundings) that show occluders with no face under
+    # them.
     occluders_alone: float = 0.0
     # A CelebAMask-HQ folder: what surrounds each training photo's face is a scene too (detector_data).
     surroundings: Path | None = None
@@ -106,6 +107,8 @@ class _Run:
         train_faces, val_faces = train_and_val(spec.faces, "--faces", spec.limit)
         library = OccluderLibrary(spec.occluders)
         backgrounds = read_backgrounds(spec.backgrounds or [], spec.canvas)
+        if spec.surroundings:  # about a minute for CelebAMask-HQ's 4,000 training photos on 2 cores
+            progress(f"--surroundings: cutting what surrounds the face of each training photo of {spec.surroundings}")
         surroundings = read_surroundings(spec.surroundings) if spec.surroundings else []
         to_input = self.heads.to_input
         self.train_set = SeenAndCleanCanvases(train_faces, library, spec.canvas, spec.seed, backgrounds, to_input,
@@ -205,7 +208,8 @@ class _Run:
 
     def save(self, name: str) -> None:
         save_checkpoint({"format": CHECKPOINT_FORMAT, "teacher": self.fingerprint, "canvas": self.spec.canvas,
-                 "frozen_share": self.spec.frozen_share,
+                 "frozen_share": self.spec.frozen_share, "occluders_alone": self.spec.occluders_alone,
+                 "surroundings": str(self.spec.surroundings) if self.spec.surroundings else None,
                  "student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "epoch": self.epoch, "step": self.step, "seconds": self.seconds, "best": self.best,
                  "history": self.history}, self.spec.out / name)
@@ -218,6 +222,16 @@ class _Run:
             if state[key] != getattr(self.spec, key):
                 raise ConfigError(f"--resume: {path} was trained with {flag} {state[key]:g}; pass the same to "
                                   "continue it")
+        # What the canvases show: the recipe written into detector.onnx is the resuming call's (absent from
+        # checkpoints of before 2026-12-06: none).
+        alone, around = state.get("occluders_alone", 0.0), state.get("surroundings")
+        if alone != self.spec.occluders_alone:
+            raise ConfigError(f"--resume: {path} was trained with --occluders-alone {alone:g}; pass the same to "
+                              "continue it")
+        if around != (str(self.spec.surroundings) if self.spec.surroundings else None):
+            raise ConfigError(f"--resume: {path} was trained with "
+                              f"{f'--surroundings {around}' if around else 'no --surroundings'}; pass the same to "
+                              "continue it")
         self.student.load_state_dict(state["student"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.step, self.seconds = state["epoch"], state["step"], state["seconds"]
