@@ -223,12 +223,12 @@ class _Run:
                 raise ConfigError(f"--resume: {path} was trained with {flag} {state[key]:g}; pass the same to "
                                   "continue it")
         # What the canvases show: the recipe written into detector.onnx is the resuming call's (absent from
-        # checkpoints of before 2026-12-06: none).
-        alone, around = state.get("occluders_alone", 0.0), state.get("surroundings")
-        if alone != self.spec.occluders_alone:
+        # checkpoints of before 2026-12-06, which say nothing of them: the call is trusted).
+        alone, around = state.get("occluders_alone"), state.get("surroundings", "unknown")
+        if alone is not None and alone != self.spec.occluders_alone:
             raise ConfigError(f"--resume: {path} was trained with --occluders-alone {alone:g}; pass the same to "
                               "continue it")
-        if around != (str(self.spec.surroundings) if self.spec.surroundings else None):
+        if around != "unknown" and around != (str(self.spec.surroundings) if self.spec.surroundings else None):
             raise ConfigError(f"--resume: {path} was trained with "
                               f"{f'--surroundings {around}' if around else 'no --surroundings'}; pass the same to "
                               "continue it")
