@@ -18,7 +18,7 @@ RTSP_CHECK := import gi; gi.require_version("GstRtspServer", "1.0"); from gi.rep
 .PHONY: install system-deps demo test lint bench bench-offline gpu-check clean face-bank occlusion-data train-occlusion-cpu \
 	train-occlusion-gpu eval-occlusion train-inpainter-cpu train-inpainter-gpu eval-inpainter eval-identity student-banks train-embedder-cpu train-embedder-dlib-cpu \
 	train-embedder-gpu train-embedder-dlib-gpu train-embedder-dlib-mirror-cpu ship-dlib-student train-embedder-misalign-cpu train-inpainter-v2-cpu eval-inpainter-v2 \
-	train-inpainter-v3-cpu eval-inpainter-v3 train-detector-cpu train-detector-yunet-cpu eval-detector
+	train-inpainter-v3-cpu eval-inpainter-v3 train-detector-cpu train-detector-yunet-cpu eval-detector train-points-dlib-cpu
 
 EVAL_FACES ?= $(SHARED)/data/faces_eval/celeba_identity_160
 
@@ -231,6 +231,14 @@ train-embedder-dlib-mirror-cpu:
 ship-dlib-student:
 	$(BIN)/python -c 'from pathlib import Path; from streamer.embed.student import store_half; \
 		store_half(Path("out/runs/student-dlib-cpu/student.onnx"), Path("streamer/embed/weights/dlib-student.onnx"))'
+
+# The student of dlib's 5-point predictor that cuts the dlib student's chips (embedder.student_points; its model card:
+# streamer/embed/weights/MODEL_CARD.md): the same banks, dlib's own points on each clean face as the only label, dlib's
+# tree trainer on 2 CPU cores (about 25 minutes for 3,000 faces of each bank, 3 samples each). The shipped file is
+# out/runs/points-dlib-cpu/points.dat, copied.
+train-points-dlib-cpu: student-banks
+	$(BIN)/streamer train points --faces $(STUDENT_BANKS) --occluders $(SHARED)/data/occluders \
+		--out out/runs/points-dlib-cpu
 
 # The same students on one H100/H200-class GPU (measured 2026-12-04 on a lent H200 with 16 cores; streamer/embed/
 # STUDENT.md, "On a GPU"). MobileFaceNet: 7 minutes, batch 64 at 1e-4, 40,000-sample epochs; 5 data workers fed about

@@ -353,13 +353,27 @@ def cmd_train_embedder(args) -> int:
         exclude_by=Path(args.exclude_by) if args.exclude_by else None, epochs=args.epochs, minutes=args.minutes,
         batch=args.batch, lr=args.lr, clean_weight=args.clean_weight, contrast=args.contrast,
         temperature=args.temperature, frozen_share=args.frozen_share, misalign=args.misalign, mirror=args.mirror,
-        hide_occluders=args.hide_occluders, init=Path(args.init) if args.init else None, device=args.device,
+        hide_occluders=args.hide_occluders, points=Path(args.points) if args.points else None,
+        init=Path(args.init) if args.init else None, device=args.device,
         workers=args.workers,
         seed=args.seed, log_every=args.log_every, resume=args.resume, limit=args.limit,
         samples_per_epoch=args.samples_per_epoch)
     student = train(spec, progress=lambda line: print(line, flush=True))
     print(f"student: {student} (use it as embedder.student beside "
           f"{'embedder.backend dlib' if spec.teacher == 'dlib' else f'embedder.model {spec.teacher}'})")
+    return 0
+
+
+def cmd_train_points(args) -> int:
+    from streamer.train.points import PointsTraining, train
+
+    spec = PointsTraining(
+        faces=[Path(f) for f in args.faces], out=Path(args.out),
+        occluders=Path(args.occluders) if args.occluders else None, faces_per_bank=args.faces_per_bank,
+        variants=args.variants, trees=args.trees, oversampling=args.oversampling, tree_depth=args.tree_depth,
+        seed=args.seed)
+    predictor = train(spec, progress=lambda line: print(line, flush=True))
+    print(f"predictor: {predictor} (use it as embedder.student_points beside embedder.backend dlib)")
     return 0
 
 
@@ -812,6 +826,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="share of the occluded faces shown with the occluder's pixels painted one flat colour, as "
                           "the stream then shows the student what its segmenter finds (0: none; may be switched on "
                           "when resuming)")
+    emb.add_argument("--points", metavar="FILE", help="--teacher dlib: cut each face as the stream cuts dlib's chips, "
+                     "the face as seen by the points of FILE (a student of dlib's predictor, 'streamer train points', "
+                     "as embedder.student_points), the clean face by dlib's own (default: every face by the layout's)")
     emb.add_argument("--init", metavar="STUDENT.onnx", help="start from this student of the same teacher (a new run "
                      "that goes on teaching it) instead of from the teacher")
     emb.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -822,6 +839,19 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_argument("--log-every", type=int, default=50, help="steps between progress lines")
     emb.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     emb.set_defaults(func=cmd_train_embedder)
+
+    pts = train_sub.add_parser("points", help="a student of dlib's 5-point shape predictor that places the points "
+                               "under occluders (no labels)")
+    pts.add_argument("--faces", required=True, nargs="+", help="face banks from 'streamer data faces'")
+    pts.add_argument("--out", required=True, help="run folder (points.dat, report.json)")
+    pts.add_argument("--occluders", help="folder of occluder templates (as for 'data occlusion')")
+    pts.add_argument("--faces-per-bank", type=int, default=3000, help="training faces drawn from each bank, at most")
+    pts.add_argument("--variants", type=int, default=3, help="samples composed of each face")
+    pts.add_argument("--trees", type=int, default=500, help="trees per cascade level")
+    pts.add_argument("--oversampling", type=int, default=10, help="dlib's random starting shapes per sample")
+    pts.add_argument("--tree-depth", type=int, default=4)
+    pts.add_argument("--seed", type=int, default=0)
+    pts.set_defaults(func=cmd_train_points)
 
     det = train_sub.add_parser("detector",
                                help="an occlusion-robust student of a face detector: SCRFD or YuNet (no labels)")

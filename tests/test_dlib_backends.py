@@ -33,7 +33,8 @@ CPU = Device("cpu")
 PEOPLE = {"obama": ("obama.jpg", "obama2.jpg"), "biden": ("biden.jpg", "biden2.jpg"),
           "kit_harington": ("john1.jpeg", "john2.jpeg"), "rose_leslie": ("img1.jpg", "img2.jpg")}
 BACKEND_SOURCES = [ROOT / "streamer" / "detect" / "dlib_detector.py", ROOT / "streamer" / "embed" / "dlib_resnet.py",
-                   ROOT / "benchmarks" / "dlib_choice.py"]
+                   ROOT / "benchmarks" / "dlib_choice.py", ROOT / "streamer" / "train" / "points.py",
+                   ROOT / "benchmarks" / "points_under_occluders.py"]
 
 
 @pytest.fixture(scope="module")

@@ -32,11 +32,17 @@ def misaligned(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generato
                error: LandmarkError = LandmarkError()) -> tuple[np.ndarray, np.ndarray]:
     """``image`` (an aligned crop whose 5 points are ``landmarks``) as a crop cut by landmarks off by a random
     similarity, and where its points now lie; pixels from beyond the crop repeat its edge."""
+    matrix = misalignment(landmarks, rng, error)
+    size = image.shape[1], image.shape[0]
+    moved = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return moved, cv2.transform(landmarks[None].astype(np.float32), matrix)[0]
+
+
+def misalignment(landmarks: np.ndarray, rng: np.random.Generator, error: LandmarkError = LandmarkError()) -> np.ndarray:
+    """The (2, 3) random similarity ``misaligned`` moves a crop by."""
     eye_distance = FaceFrame(landmarks).eye_distance
     centre = landmarks.mean(axis=0)
     matrix = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), rng.normal(0.0, error.rotation_deg),
                                      float(np.exp(rng.normal(0.0, error.scale))))
     matrix[:, 2] += rng.normal(0.0, error.shift, 2) * eye_distance
-    size = image.shape[1], image.shape[0]
-    moved = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return moved, cv2.transform(landmarks[None].astype(np.float32), matrix)[0]
+    return matrix

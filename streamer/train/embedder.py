@@ -2,7 +2,7 @@
 
     streamer train embedder --teacher EMB.onnx|dlib --faces BANK [BANK ...] --out RUN
         [--occluders DIR] [--exclude-like BANK] [--exclude-by EMB.onnx] [--minutes M | --epochs N]
-        [--contrast W [--temperature T]] [--misalign S] [--hide-occluders S] [--init STUDENT.onnx]
+        [--contrast W [--temperature T]] [--misalign S] [--hide-occluders S] [--points FILE] [--init STUDENT.onnx]
         [--device cpu|cuda] [--resume]
 
 The student starts as a copy of the teacher (rebuilt in torch: ``streamer/train/teachers.py``) and learns
@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -46,7 +47,7 @@ from streamer.datagen.face_bank import BankFace, train_and_val
 from streamer.datagen.occluders import OccluderLibrary
 from streamer.embed.student import fingerprint
 from streamer.errors import ConfigError, ModelError
-from streamer.train.embedder_data import OccludedAndClean, validation_set
+from streamer.train.embedder_data import OccludedAndClean, StreamCut, validation_set
 from streamer.train.epochs import descend, epoch_loader, freeze_early, save_checkpoint, scheduled_rate
 from streamer.train.exclusion import bank_embeddings, excluded_embeddings, unlike
 from streamer.train.run_folder import checked_run_folder
@@ -90,6 +91,10 @@ class EmbedderTraining:
     # sees them: a student taught so is given the faces hidden where the segmenter found an occluder. May be
     # switched on when a run is resumed: it changes the inputs, not the network.
     hide_occluders: float = 0.0
+    # dlib's teacher only: cut each face as the stream's dlib stage cuts it (StreamCut): the face as seen by the points
+    # of this student of dlib's predictor (embedder.student_points), the clean face and the targets by dlib's own.
+    # None: every face cut by the layout's points, as the bank aligned it.
+    points: Path | None = None
     init: Path | None = None  # a student ONNX of the same teacher to start from, instead of the teacher itself
     device: str = "cpu"
     workers: int = 1
@@ -117,13 +122,21 @@ class _Run:
             if used and self.judge.same_person is None:
                 raise ConfigError(f"{flag}: {self.judge.name} cannot tell whether two faces are one person well "
                                   f"enough to judge it; name an ArcFace-layout .onnx to judge with --exclude-by")
+        if spec.points is not None and spec.teacher != "dlib":
+            raise ConfigError("--points: only with --teacher dlib (it cuts dlib's chips)")
+        self.cut = StreamCut(spec.points) if spec.points is not None else None
+        if self.cut is not None:
+            self.cut.seen(np.zeros((self.source.size, self.source.size, 3), np.uint8))  # a bad file: one line, now
         train_faces, val_faces = train_and_val(spec.faces, "--faces", spec.limit)
         library = OccluderLibrary(spec.occluders)
         self.dropped = 0  # faces left out by --exclude-like
         # The teacher's embeddings of every clean face, once: the training targets (and what --exclude-like
         # compares, where the teacher judges).
         progress(f"teacher embeddings of {len(train_faces)} training faces")
-        targets = bank_embeddings(self.source, train_faces, mirror=spec.mirror)
+        size = self.source.size
+        moved = (lambda image: self.cut.clean(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA))) \
+            if self.cut is not None else None
+        targets = bank_embeddings(self.source, train_faces, mirror=spec.mirror, moved=moved)
         judged = None  # the judge's embeddings of the training faces
         if spec.exclude_like:
             train_faces, val_faces, targets, judged = self._drop_like(train_faces, val_faces, targets,
@@ -146,13 +159,13 @@ class _Run:
                               f"an excluded face; nothing is left to train on")
         self.train_set = OccludedAndClean(train_faces, library, self.source.size, spec.seed,
                                           samples_per_epoch=spec.samples_per_epoch, misalign_share=spec.misalign,
-                                          hide_share=spec.hide_occluders)
+                                          hide_share=spec.hide_occluders, cut=self.cut)
         if len(self.train_set) < spec.batch:
             raise ConfigError(f"--batch: {spec.batch} is more than the {len(self.train_set)} samples of an epoch "
                               f"(--limit / --samples-per-epoch): no step would be taken")
         val_source = OccludedAndClean(val_faces, library, self.source.size, spec.seed,
                                       settings=ComposeSettings(clean_share=0.0, degrade_share=0.7),
-                                      hide_share=spec.hide_occluders)
+                                      hide_share=spec.hide_occluders, cut=self.cut)
         self.val = [t.to(self.device) for t in validation_set(val_source, VALIDATION_FACES)]
         with torch.no_grad():
             self.val_targets = self._embed(self.teacher, self.val[1])
@@ -201,7 +214,8 @@ class _Run:
                  "epoch": self.epoch, "step": self.step, "seconds": self.seconds, "best": self.best,
                  "history": self.history, "contrast": self.spec.contrast, "temperature": self.spec.temperature,
                  "frozen_share": self.spec.frozen_share, "misalign": self.spec.misalign, "mirror": self.spec.mirror,
-                 "hide_occluders": self.spec.hide_occluders}
+                 "hide_occluders": self.spec.hide_occluders,
+                 "points": fingerprint(self.spec.points) if self.spec.points else None}
         return save_checkpoint(state, path)
 
     def restore(self, path: Path) -> None:
@@ -220,6 +234,11 @@ class _Run:
         if misalign != self.spec.misalign:
             raise ConfigError(f"--resume: {path} was trained with --misalign {misalign:g}; pass the same to "
                               "continue it")
+        points = fingerprint(self.spec.points) if self.spec.points else None
+        if state.get("points") != points:  # absent from checkpoints of before it existed: none
+            raise ConfigError(f"--resume: {path} was trained with "
+                              f"{'--points of ' + state['points'] if state.get('points') else 'no --points'}; "
+                              "pass the same to continue it")
         self.student.load_state_dict(state["student"])
         try:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -362,7 +381,8 @@ def train(spec: EmbedderTraining, progress: Callable[[str], None] = print) -> Pa
               **{k: v for k, v in asdict(spec).items()
                  if k in ("batch", "lr", "clean_weight", "contrast", "temperature", "frozen_share", "misalign",
                           "mirror", "hide_occluders", "seed")},
-              **({"init": {"file": spec.init.name, "sha256_12": fingerprint(spec.init)}} if spec.init else {})}
+              **({"init": {"file": spec.init.name, "sha256_12": fingerprint(spec.init)}} if spec.init else {}),
+              **({"points": {"file": spec.points.name, "sha256_12": fingerprint(spec.points)}} if spec.points else {})}
     out, difference = export(run, spec.out / "student.onnx", recipe)
     progress(f"student.onnx: ONNX Runtime vs torch, max |difference| of the embeddings {difference:.1e}")
     if difference > 1e-3:

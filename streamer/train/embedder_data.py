@@ -8,6 +8,8 @@ identity label is used anywhere: the teacher's embedding of the clean face is th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -26,13 +28,46 @@ HIDE_GROWTH = 4  # px: hidden pixels reach 1 to this many beyond the occluder's 
 VALIDATION_EPOCH = -1  # the validation occluders' own random stream
 
 
+class StreamCut:
+    """Moves training faces so that the student's fixed cut (the layout's points onto dlib's chip) gives the chip the
+    stream's dlib stage cuts: the face as seen by the points of ``seen_points`` (a student of dlib's predictor, as
+    ``embedder.student_points``), the clean face by dlib's own predictor's (as the gallery is described)."""
+
+    def __init__(self, seen_points: Path):
+        self.seen_points = Path(seen_points)
+        self._loaded = None  # per process: dlib objects are not shared with the data workers
+
+    def _predictors(self):
+        if self._loaded is None:
+            from streamer.embed.dlib_resnet import student_points
+            from streamer.train.points import teacher_predictor
+
+            dlib, teacher = teacher_predictor()
+            self._loaded = dlib, teacher, student_points(dlib, self.seen_points, "--points")
+        return self._loaded
+
+    def _moved(self, bgr: np.ndarray, predictor) -> np.ndarray:
+        from streamer.embed.dlib_resnet import crop_points, onto_layout, trusted_points
+
+        size = bgr.shape[0]
+        rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+        return onto_layout(bgr, trusted_points(crop_points(self._predictors()[0], predictor, rgb, size)[None], size)[0])
+
+    def seen(self, bgr: np.ndarray) -> np.ndarray:
+        return self._moved(bgr, self._predictors()[2])
+
+    def clean(self, bgr: np.ndarray) -> np.ndarray:
+        return self._moved(bgr, self._predictors()[1])
+
+
 class OccludedAndClean(ComposedPairs):
     """Item i: (as seen, clean) as (3, S, S) float32 RGB in [0, 1], and the face's index."""
 
     def __init__(self, faces: list[BankFace], library: OccluderLibrary, size: int, seed: int,
                  settings: ComposeSettings = STUDENT_COMPOSE, samples_per_epoch: int | None = None,
-                 misalign_share: float = 0.0, hide_share: float = 0.0):
+                 misalign_share: float = 0.0, hide_share: float = 0.0, cut: StreamCut | None = None):
         super().__init__(faces, library, size, seed, settings, samples_per_epoch)
+        self.cut = cut  # None: every face cut by the layout's points, as the bank aligned it
         self.misalign_share = misalign_share  # of the faces as seen, those cut by landmarks off as a detector's are
         # Of the occluded faces as seen, those whose occluder pixels are hidden as the stream hides what its
         # segmenter finds (embed/hiding.py); the rest stay as seen, as the faces where the segmenter finds nothing.
@@ -51,6 +86,8 @@ class OccludedAndClean(ComposedPairs):
         # After the camera faults: the detector finds the landmarks on what the camera saw, then the crop is cut.
         if self.misalign_share and rng.random() < self.misalign_share:
             seen = misaligned(seen, landmarks, rng)[0]
+        if self.cut is not None:
+            return self.cut.seen(seen), self.cut.clean(image), face_index
         return seen, image, face_index
 
     def __getitem__(self, index: int):

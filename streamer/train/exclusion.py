@@ -7,6 +7,7 @@ cross the sets: a face is left out when a judge embedder takes it for one of the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +17,16 @@ from streamer.errors import ConfigError
 from streamer.train.teachers import Teacher
 
 
-def bank_embeddings(judge: Teacher, faces: list[BankFace], mirror: bool = False) -> np.ndarray:
+def bank_embeddings(judge: Teacher, faces: list[BankFace], mirror: bool = False,
+                    moved: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """(n, D) ``judge``'s embeddings of the bank faces as they are, in chunks (a bank can be large); with
     ``mirror``, each face's and its mirror image's added and normalised again, as a mirrored gallery holds them
     (the ArcFace template is symmetric to a pixel, so a flipped aligned face is aligned)."""
     chunks = []
     for start in range(0, len(faces), 1024):
         images = [f.image() for f in faces[start:start + 1024]]
+        if moved is not None:  # each face moved as the training run cuts it (StreamCut.clean)
+            images = [moved(i) for i in images]
         chunk = judge.clean_embeddings(images)
         if mirror:
             chunk = chunk + judge.clean_embeddings([np.ascontiguousarray(i[:, ::-1]) for i in images])

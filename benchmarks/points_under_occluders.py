@@ -1,0 +1,104 @@
+"""Where dlib's 5 points land under occluders, by dlib's own predictor and by a student of it (``streamer train
+points``): the points the dlib student's chips are cut by.
+
+    .venv/bin/python benchmarks/points_under_occluders.py [--points FILE ...] [--photos 600] [--config CFG]
+
+faces_eval photos (never trained on) are aligned by the config's detector (default: the offline default's), then
+composed as ``streamer eval identity`` composes its probes (every occluder class, camera faults) and aligned again
+by the detector on the probe, as the stream aligns what the camera sees. In each probe crop each predictor's points
+are taken back to the photo's crop and compared with where dlib's predictor puts them on the photo's crop clean (what
+the gallery's chip is cut by): median, 90th percentile and share beyond 0.15 of the eye distance, and the time
+per face. Without ``--points``: the shipped student (``embed/weights/dlib-points-student.dat``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from engines import Device
+from streamer.config import Config, load_config
+from streamer.datagen.compose import compose
+from streamer.datagen.occluders import OccluderLibrary
+from streamer.detect import align_most_confident, build_detector
+from streamer.detect.dlib_detector import import_dlib, load_dlib_model
+from streamer.embed.dlib_resnet import SHIPPED_POINTS, crop_points, eye_distance_in_crop
+from streamer.eval.identity import CONDITIONS, FAULTS, list_people
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SIZE = 112  # the stream's default crop
+
+
+def probes(detector, photos: list[Path], library: OccluderLibrary):
+    """The photos' aligned crops, and per condition (photo index, probe crop, the probe crop's matrix from the
+    photo's crop) for each probe the detector found again."""
+    crops, points = [], []
+    for path in photos:
+        found = align_most_confident(detector, cv2.imread(str(path)), SIZE)
+        if found is not None:
+            crops.append(found[0].image)
+            points.append(found[1])
+    by_condition = {}
+    for c, condition in enumerate(CONDITIONS):
+        rows = []
+        for k, (crop, pts) in enumerate(zip(crops, points)):
+            rng = np.random.default_rng([0, c, k])  # as streamer eval identity draws its probes
+            classes = [] if condition == "clean" else [condition]
+            for _ in range(8):
+                sample = compose(crop, pts, library, rng, FAULTS, classes=classes)
+                if condition == "clean" or sample.instances:
+                    break
+            again = align_most_confident(detector, sample.occluded, SIZE)
+            if again is not None:
+                rows.append((k, again[0].image, again[0].matrix))
+        by_condition[condition] = rows
+    return crops, by_condition
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--points", nargs="+", default=[str(SHIPPED_POINTS)], help="students of dlib's predictor")
+    parser.add_argument("--photos", type=int, default=600)
+    parser.add_argument("--config", help="the detector's config (default: the offline default)")
+    parser.add_argument("--faces", default=str(SHARED / "data" / "faces_eval" / "celeba_identity_160"))
+    parser.add_argument("--occluders", default=str(SHARED / "data" / "occluders"))
+    args = parser.parse_args()
+    config = load_config(args.config) if args.config else Config()
+    detector = build_detector(config.detector, Device("cpu"))
+    dlib, models = import_dlib()
+    teacher, _ = load_dlib_model(models.pose_predictor_five_point_model_location, dlib.shape_predictor)
+    predictors = {"dlib": teacher} | {Path(p).name: dlib.shape_predictor(str(p)) for p in args.points}
+    photos = [p for paths in list_people(Path(args.faces)).values() for p in paths][:args.photos]
+    print(f"detector: {detector.description}\n{len(photos)} photos of {args.faces}")
+    crops, by_condition = probes(detector, photos, OccluderLibrary(Path(args.occluders)))
+    rgb = lambda image: np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))  # noqa: E731
+    references = [crop_points(dlib, teacher, rgb(crop), SIZE) for crop in crops]
+    print(f"\n{len(crops)} photos aligned; per probe, the mean distance of the 5 points from dlib's on the photo "
+          "clean, in eye distances: median / 90th percentile / share beyond 0.15\n")
+    print("| condition | found again | " + " | ".join(predictors) + " |")
+    print("|---" * (2 + len(predictors)) + "|")
+    seconds = dict.fromkeys(predictors, 0.0)
+    for condition, rows in by_condition.items():
+        cells = []
+        for name, predictor in predictors.items():
+            errors = []
+            for k, image, matrix in rows:
+                started = time.perf_counter()
+                found = crop_points(dlib, predictor, rgb(image), SIZE)
+                seconds[name] += time.perf_counter() - started
+                back = cv2.transform(found[None].astype(np.float32), cv2.invertAffineTransform(matrix))[0]
+                errors.append(np.linalg.norm(back - references[k], axis=1).mean() / eye_distance_in_crop(references[k]))
+            e = np.asarray(errors)
+            cells.append(f"{np.median(e):.3f} / {np.percentile(e, 90):.3f} / {(e > 0.15).mean():.2f}")
+        print(f"| {condition} | {len(rows) / len(crops):.1%} | " + " | ".join(cells) + " |")
+    faces = sum(len(rows) for rows in by_condition.values())
+    print("\nms a face: " + ", ".join(f"{name} {1000 * s / faces:.2f}" for name, s in seconds.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
