@@ -234,8 +234,8 @@ ship-dlib-student:
 
 # The student of dlib's 5-point predictor that cuts the dlib student's chips (embedder.student_points; its model card:
 # streamer/embed/weights/MODEL_CARD.md): the same banks, dlib's own points on each clean face as the only label, dlib's
-# tree trainer on 2 CPU cores (about 25 minutes for 3,000 faces of each bank, 3 samples each). The shipped file is
-# out/runs/points-dlib-cpu/points.dat, copied.
+# tree trainer (3,000 faces of each bank, 3 samples each: 32 minutes on one core, as the shipped file was trained;
+# every core since). The shipped file is out/runs/points-dlib-cpu/points.dat, copied.
 train-points-dlib-cpu: student-banks
 	$(BIN)/streamer train points --faces $(STUDENT_BANKS) --occluders $(SHARED)/data/occluders \
 		--out out/runs/points-dlib-cpu

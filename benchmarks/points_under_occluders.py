@@ -2,13 +2,15 @@
 points``): the points the dlib student's chips are cut by.
 
     .venv/bin/python benchmarks/points_under_occluders.py [--points FILE ...] [--photos 600] [--config CFG]
+        [--crop-size 112]
 
 faces_eval photos (never trained on) are aligned by the config's detector (default: the offline default's), then
 composed as ``streamer eval identity`` composes its probes (every occluder class, camera faults) and aligned again
 by the detector on the probe, as the stream aligns what the camera sees. In each probe crop each predictor's points
 are taken back to the photo's crop and compared with where dlib's predictor puts them on the photo's crop clean (what
 the gallery's chip is cut by): median, 90th percentile and share beyond 0.15 of the eye distance, and the time
-per face. Without ``--points``: the shipped student (``embed/weights/dlib-points-student.dat``).
+per face. Without ``--points``: the shipped student (``embed/weights/dlib-points-student.dat``). ``--crop-size``: the
+stream's pipeline.crop_size (crops over 168 px are shrunk to 168 first, as the embedder shrinks them).
 """
 
 from __future__ import annotations
@@ -25,20 +27,20 @@ from streamer.config import Config, load_config
 from streamer.datagen.compose import compose
 from streamer.datagen.occluders import OccluderLibrary
 from streamer.detect import align_most_confident, build_detector
-from streamer.detect.dlib_detector import import_dlib, load_dlib_model
-from streamer.embed.dlib_resnet import SHIPPED_POINTS, crop_points, eye_distance_in_crop
+from streamer.embed.dlib_resnet import SHIPPED_POINTS, WORK_PX, crop_points, eye_distance_in_crop, student_points
+from streamer.errors import ModelError
 from streamer.eval.identity import CONDITIONS, FAULTS, list_people
+from streamer.train.points import teacher_predictor
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SIZE = 112  # the stream's default crop
 
 
-def probes(detector, photos: list[Path], library: OccluderLibrary):
+def probes(detector, photos: list[Path], library: OccluderLibrary, size: int):
     """The photos' aligned crops, and per condition (photo index, probe crop, the probe crop's matrix from the
     photo's crop) for each probe the detector found again."""
     crops, points = [], []
     for path in photos:
-        found = align_most_confident(detector, cv2.imread(str(path)), SIZE)
+        found = align_most_confident(detector, cv2.imread(str(path)), size)
         if found is not None:
             crops.append(found[0].image)
             points.append(found[1])
@@ -52,7 +54,7 @@ def probes(detector, photos: list[Path], library: OccluderLibrary):
                 sample = compose(crop, pts, library, rng, FAULTS, classes=classes)
                 if condition == "clean" or sample.instances:
                     break
-            again = align_most_confident(detector, sample.occluded, SIZE)
+            again = align_most_confident(detector, sample.occluded, size)
             if again is not None:
                 rows.append((k, again[0].image, again[0].matrix))
         by_condition[condition] = rows
@@ -64,19 +66,29 @@ def main() -> int:
     parser.add_argument("--points", nargs="+", default=[str(SHIPPED_POINTS)], help="students of dlib's predictor")
     parser.add_argument("--photos", type=int, default=600)
     parser.add_argument("--config", help="the detector's config (default: the offline default)")
+    parser.add_argument("--crop-size", type=int, default=112, help="aligned crop side, as pipeline.crop_size")
     parser.add_argument("--faces", default=str(SHARED / "data" / "faces_eval" / "celeba_identity_160"))
     parser.add_argument("--occluders", default=str(SHARED / "data" / "occluders"))
     args = parser.parse_args()
     config = load_config(args.config) if args.config else Config()
     detector = build_detector(config.detector, Device("cpu"))
-    dlib, models = import_dlib()
-    teacher, _ = load_dlib_model(models.pose_predictor_five_point_model_location, dlib.shape_predictor)
-    predictors = {"dlib": teacher} | {Path(p).name: dlib.shape_predictor(str(p)) for p in args.points}
+    dlib, teacher = teacher_predictor()
+    try:
+        predictors = {"dlib": teacher} | {p: student_points(dlib, Path(p), "--points") for p in args.points}
+    except ModelError as exc:
+        parser.error(str(exc))
     photos = [p for paths in list_people(Path(args.faces)).values() for p in paths][:args.photos]
     print(f"detector: {detector.description}\n{len(photos)} photos of {args.faces}")
-    crops, by_condition = probes(detector, photos, OccluderLibrary(Path(args.occluders)))
-    rgb = lambda image: np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))  # noqa: E731
-    references = [crop_points(dlib, teacher, rgb(crop), SIZE) for crop in crops]
+    crops, by_condition = probes(detector, photos, OccluderLibrary(Path(args.occluders)), args.crop_size)
+    work = min(args.crop_size, WORK_PX)  # the side the embedder measures the points at
+    shrink = work / args.crop_size
+
+    def rgb(image: np.ndarray) -> np.ndarray:
+        if image.shape[0] != work:
+            image = cv2.resize(image, (work, work), interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+
+    references = [crop_points(dlib, teacher, rgb(crop), work) / shrink for crop in crops]
     print(f"\n{len(crops)} photos aligned; per probe, the mean distance of the 5 points from dlib's on the photo "
           "clean, in eye distances: median / 90th percentile / share beyond 0.15\n")
     print("| condition | found again | " + " | ".join(predictors) + " |")
@@ -88,7 +100,7 @@ def main() -> int:
             errors = []
             for k, image, matrix in rows:
                 started = time.perf_counter()
-                found = crop_points(dlib, predictor, rgb(image), SIZE)
+                found = crop_points(dlib, predictor, rgb(image), work) / shrink
                 seconds[name] += time.perf_counter() - started
                 back = cv2.transform(found[None].astype(np.float32), cv2.invertAffineTransform(matrix))[0]
                 errors.append(np.linalg.norm(back - references[k], axis=1).mean() / eye_distance_in_crop(references[k]))

@@ -371,7 +371,7 @@ def cmd_train_points(args) -> int:
         faces=[Path(f) for f in args.faces], out=Path(args.out),
         occluders=Path(args.occluders) if args.occluders else None, faces_per_bank=args.faces_per_bank,
         variants=args.variants, trees=args.trees, oversampling=args.oversampling, tree_depth=args.tree_depth,
-        seed=args.seed)
+        seed=args.seed, **({"threads": args.threads} if args.threads is not None else {}))
     predictor = train(spec, progress=lambda line: print(line, flush=True))
     print(f"predictor: {predictor} (use it as embedder.student_points beside embedder.backend dlib)")
     return 0
@@ -851,6 +851,7 @@ def build_parser() -> argparse.ArgumentParser:
     pts.add_argument("--oversampling", type=int, default=10, help="dlib's random starting shapes per sample")
     pts.add_argument("--tree-depth", type=int, default=4)
     pts.add_argument("--seed", type=int, default=0)
+    pts.add_argument("--threads", type=int, help="dlib trainer's threads (default: every core; 1: the caller's alone)")
     pts.set_defaults(func=cmd_train_points)
 
     det = train_sub.add_parser("detector",

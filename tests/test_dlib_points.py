@@ -101,6 +101,10 @@ def test_bad_input_gets_one_line_naming_it(face_bank, tmp_path):
     assert result.returncode == 2 and result.stderr.startswith("error: --variants: 0")
     result = run_cli(*common, "--faces", str(face_bank), "--occluders", str(tmp_path / "none"), timeout=120)
     assert result.returncode == 2 and result.stderr.startswith("error: --occluders:")
+    (tmp_path / "a-file").write_text("kept")
+    result = run_cli("train", "points", "--out", str(tmp_path / "a-file"), "--faces", str(face_bank), timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("error: --out:") and "is a file" in result.stderr
+    assert (tmp_path / "a-file").read_text() == "kept"
     assert not (tmp_path / "run" / "points.dat").exists()
 
 
@@ -115,10 +119,17 @@ def test_the_setting_is_checked_before_anything_runs(tmp_path):
     config = parse_config({"embedder": {"backend": "dlib", "student_points": str(not_dlib)}})
     with pytest.raises(ModelError, match=f"embedder.student_points: {not_dlib} is not a dlib shape predictor"):
         build_embedder(config.embedder, Device("cpu"))
-    licensed = tmp_path / "shape_predictor_68_face_landmarks.dat"
-    licensed.write_bytes(b"\0" * 64)  # never read: refused by what it is
+    import face_recognition_models
+
+    # The package's 68-point model (non-commercial licence): refused by its bytes before dlib would read it, also
+    # under another name.
+    licensed = tmp_path / "my-points.dat"
+    licensed.symlink_to(face_recognition_models.pose_predictor_model_location())
     config = parse_config({"embedder": {"backend": "dlib", "student_points": str(licensed)}})
-    with pytest.raises(ModelError, match="is named as dlib's 68-point model, which streamer never loads"):
+    with pytest.raises(ModelError, match="is dlib's 68-point model, which streamer never loads"):
+        build_embedder(config.embedder, Device("cpu"))
+    config = parse_config({"embedder": {"backend": "dlib", "student_points": str(tmp_path)}})
+    with pytest.raises(ModelError, match=f"embedder.student_points: {tmp_path} is not a file"):
         build_embedder(config.embedder, Device("cpu"))
 
 

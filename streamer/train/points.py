@@ -5,7 +5,7 @@
 
 dlib's descriptor is given a chip cut by dlib's 5 points found in the face crop (``embed/dlib_resnet.py``).
 Under a face mask the base of the nose is hidden and dlib's predictor guesses it from the mask: on the
-evaluation's probes its points lie a median 0.08 eye distances (90th percentile 0.21) from where it puts them
+evaluation's probes its points lie a median 0.08 eye distances (90th percentile 0.22) from where it puts them
 on the same photo clean, so a masked probe's chip is cut unlike its gallery photo's.
 
 The student is a new dlib shape predictor (an ensemble of regression trees, dlib's own trainer, CPU, minutes)
@@ -21,9 +21,10 @@ student against dlib's predictor, per occluder class (``report.json``).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -56,7 +57,8 @@ class PointsTraining:
     tree_depth: int = 4
     cascade_depth: int = 10
     seed: int = 0
-    threads: int = 0  # dlib's: 0 = as many as the machine has
+    # dlib's trainer works in the calling thread alone for 0 or 1 (the shipped file was trained so, 32 minutes)
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
 
 
 def teacher_predictor():
@@ -119,10 +121,10 @@ def validation_errors(faces: list[BankFace], library: OccluderLibrary, predictor
     for k, face in enumerate(faces):
         image, landmarks = _crop(face)
         target = crop_points(dlib, teacher, _rgb(image), CROP_PX)
-        eye = eye_distance_in_crop(target)
         for c, condition in enumerate(CONDITIONS):
             rng = np.random.default_rng([seed, 1_000_000 + k, c])  # never a training sample's stream
             seen, points = as_seen(image, landmarks, target, library, rng, [] if condition == "clean" else [condition])
+            eye = eye_distance_in_crop(points)  # the crop was scaled as it was moved
             for name, predictor in predictors.items():
                 found = crop_points(dlib, predictor, _rgb(seen), CROP_PX)
                 errors[condition][name].append(float(np.linalg.norm(found - points, axis=1).mean() / eye))
@@ -136,27 +138,34 @@ def summary(values: list[float]) -> dict[str, float]:
             "beyond_0.15": round(float((e > 0.15).mean()), 4), "faces": len(e)}
 
 
+def _check_out(out: Path) -> None:
+    """A one-line ConfigError where ``out`` is not a folder, or holds a run's output already."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} is a file, not a folder")
+    held = [name for name in ("points.dat", "report.json") if (out / name).exists()]
+    if held:
+        raise ConfigError(f"--out: {out} holds a trained predictor already ({', '.join(held)}); choose a new folder")
+
+
 def train(spec: PointsTraining, progress: Callable[[str], None] = print) -> Path:
     """Trains, writes RUN/points.dat and RUN/report.json; returns the .dat's path."""
     out = Path(spec.out)
     predictor_path = out / "points.dat"
-    if predictor_path.exists():
-        raise ConfigError(f"--out: {out} holds a trained predictor already ({predictor_path.name}); choose a new "
-                          "folder")
+    _check_out(out)
     if spec.occluders is not None and not Path(spec.occluders).is_dir():
         raise ConfigError(f"--occluders: {spec.occluders} is not a folder")
     for flag, value in (("--faces-per-bank", spec.faces_per_bank), ("--variants", spec.variants),
                         ("--trees", spec.trees), ("--oversampling", spec.oversampling),
-                        ("--tree-depth", spec.tree_depth)):
+                        ("--tree-depth", spec.tree_depth), ("--threads", spec.threads)):
         if value < 1:
             raise ConfigError(f"{flag}: {value}; at least 1")
     dlib, teacher = teacher_predictor()
     rng = np.random.default_rng(spec.seed)
     train_faces, val_faces = [], []
     for bank in spec.faces:
-        train, val = train_and_val([bank], "--faces")
-        train_faces += [train[i] for i in np.sort(rng.permutation(len(train))[:spec.faces_per_bank])]
-        val_faces += val
+        bank_train, bank_val = train_and_val([bank], "--faces")
+        train_faces += [bank_train[i] for i in np.sort(rng.permutation(len(bank_train))[:spec.faces_per_bank])]
+        val_faces += bank_val
     val_faces = [val_faces[i] for i in np.sort(rng.permutation(len(val_faces))[:VALIDATION_FACES])]
     library = OccluderLibrary(spec.occluders)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,16 +185,15 @@ def train(spec: PointsTraining, progress: Callable[[str], None] = print) -> Path
     del images, shapes
     partial = predictor_path.with_suffix(".tmp.dat")
     student.save(str(partial))
+    _check_out(out)  # nothing written there while it trained is replaced either
     partial.replace(predictor_path)
     progress(f"trained in {seconds / 60:.1f} min; measuring on {len(val_faces)} validation faces")
     errors = validation_errors(val_faces, library, {"dlib": teacher, "student": student}, dlib, teacher, spec.seed)
-    report = {"spec": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(spec).items()},
-              "faces": [str(f) for f in spec.faces], "training_faces": len(train_faces),
+    report = {"spec": json.loads(json.dumps(asdict(spec), default=str)), "training_faces": len(train_faces),
               "training_minutes": round(seconds / 60, 1), "validation": errors}
-    report["spec"]["faces"] = [str(f) for f in spec.faces]
     (out / "report.json").write_text(json.dumps(report, indent=1))
+    progress("points from dlib's on the face clean, eye distances, median / 90th percentile:")
     for condition, by_name in errors.items():
         progress(f"  {condition:<11} dlib {by_name['dlib']['median']:.3f} / {by_name['dlib']['p90']:.3f}   "
-                 f"student {by_name['student']['median']:.3f} / {by_name['student']['p90']:.3f}  "
-                 "(median / 90th percentile, eye distances from dlib's points on the face clean)")
+                 f"student {by_name['student']['median']:.3f} / {by_name['student']['p90']:.3f}")
     return predictor_path
