@@ -27,10 +27,10 @@ from streamer.config import Config, load_config
 from streamer.datagen.compose import compose
 from streamer.datagen.occluders import OccluderLibrary
 from streamer.detect import align_most_confident, build_detector
-from streamer.embed.dlib_resnet import SHIPPED_POINTS, WORK_PX, crop_points, eye_distance_in_crop, student_points
+from streamer.embed.dlib_resnet import SHIPPED_POINTS, WORK_PX, crop_points, student_points
 from streamer.errors import ModelError
 from streamer.eval.identity import CONDITIONS, FAULTS, list_people
-from streamer.train.points import teacher_predictor
+from streamer.train.points import points_error, teacher_predictor
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -102,8 +102,7 @@ def main() -> int:
                 started = time.perf_counter()
                 found = crop_points(dlib, predictor, rgb(image), work) / shrink
                 seconds[name] += time.perf_counter() - started
-                back = cv2.transform(found[None].astype(np.float32), cv2.invertAffineTransform(matrix))[0]
-                errors.append(np.linalg.norm(back - references[k], axis=1).mean() / eye_distance_in_crop(references[k]))
+                errors.append(points_error(found, references[k], matrix))
             e = np.asarray(errors)
             cells.append(f"{np.median(e):.3f} / {np.percentile(e, 90):.3f} / {(e > 0.15).mean():.2f}")
         print(f"| {condition} | {len(rows) / len(crops):.1%} | " + " | ".join(cells) + " |")

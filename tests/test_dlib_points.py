@@ -159,8 +159,8 @@ def masked_probes():
 
 def test_the_shipped_student_puts_masked_faces_points_nearer_where_dlib_puts_them_clean(masked_probes):
     """The points a masked probe's chip is cut by, against those its photo's chip (the gallery's) is cut by."""
-    from streamer.embed.dlib_resnet import SHIPPED_POINTS, crop_points, eye_distance_in_crop, student_points
-    from streamer.train.points import teacher_predictor
+    from streamer.embed.dlib_resnet import SHIPPED_POINTS, crop_points, student_points
+    from streamer.train.points import points_error, teacher_predictor
 
     dlib, teacher = teacher_predictor()
     student = student_points(dlib, "auto")
@@ -170,8 +170,7 @@ def test_the_shipped_student_puts_masked_faces_points_nearer_where_dlib_puts_the
         reference = crop_points(dlib, teacher, rgb(clean), 112)
         for name, predictor in (("dlib", teacher), ("student", student)):
             found = crop_points(dlib, predictor, rgb(probe), 112)
-            back = cv2.transform(found[None].astype(np.float32), cv2.invertAffineTransform(matrix))[0]
-            errors[name].append(np.linalg.norm(back - reference, axis=1).mean() / eye_distance_in_crop(reference))
+            errors[name].append(points_error(found, reference, matrix))
     median = {name: float(np.median(e)) for name, e in errors.items()}
     beyond = {name: float((np.asarray(e) > 0.15).mean()) for name, e in errors.items()}
     assert SHIPPED_POINTS.is_file() and len(masked_probes) >= 100

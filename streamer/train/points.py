@@ -113,6 +113,14 @@ def training_samples(faces: list[BankFace], spec: PointsTraining, library: Occlu
     return images, shapes
 
 
+def points_error(found: np.ndarray, reference: np.ndarray, matrix: np.ndarray | None = None) -> float:
+    """Mean distance of 5 points ``found`` from ``reference`` (dlib's part order), in the reference's eye distances;
+    with ``matrix``, ``found`` lie in a crop cut by it from the reference's crop and are taken back first."""
+    if matrix is not None:
+        found = cv2.transform(found[None].astype(np.float32), cv2.invertAffineTransform(matrix))[0]
+    return float(np.linalg.norm(found - reference, axis=1).mean() / eye_distance_in_crop(reference))
+
+
 def validation_errors(faces: list[BankFace], library: OccluderLibrary, predictors: dict, dlib, teacher,
                       seed: int) -> dict[str, dict[str, dict[str, float]]]:
     """Per condition and predictor: how far its points on the face as seen lie from dlib's on the face clean (mean
@@ -124,10 +132,8 @@ def validation_errors(faces: list[BankFace], library: OccluderLibrary, predictor
         for c, condition in enumerate(CONDITIONS):
             rng = np.random.default_rng([seed, 1_000_000 + k, c])  # never a training sample's stream
             seen, points = as_seen(image, landmarks, target, library, rng, [] if condition == "clean" else [condition])
-            eye = eye_distance_in_crop(points)  # the crop was scaled as it was moved
-            for name, predictor in predictors.items():
-                found = crop_points(dlib, predictor, _rgb(seen), CROP_PX)
-                errors[condition][name].append(float(np.linalg.norm(found - points, axis=1).mean() / eye))
+            for name, predictor in predictors.items():  # in the moved crop's eye distances: it was scaled as moved
+                errors[condition][name].append(points_error(crop_points(dlib, predictor, _rgb(seen), CROP_PX), points))
     return {condition: {name: summary(values) for name, values in by_name.items()}
             for condition, by_name in errors.items()}
 
