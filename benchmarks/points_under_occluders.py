@@ -24,12 +24,11 @@ import numpy as np
 
 from engines import Device
 from streamer.config import Config, load_config
-from streamer.datagen.compose import compose
 from streamer.datagen.occluders import OccluderLibrary
 from streamer.detect import align_most_confident, build_detector
 from streamer.embed.dlib_resnet import SHIPPED_POINTS, WORK_PX, crop_points, student_points
 from streamer.errors import ModelError
-from streamer.eval.identity import CONDITIONS, FAULTS, list_people
+from streamer.eval.identity import CONDITIONS, list_people, probe_sample
 from streamer.train.points import points_error, teacher_predictor
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -45,15 +44,10 @@ def probes(detector, photos: list[Path], library: OccluderLibrary, size: int):
             crops.append(found[0].image)
             points.append(found[1])
     by_condition = {}
-    for c, condition in enumerate(CONDITIONS):
+    for condition in CONDITIONS:
         rows = []
         for k, (crop, pts) in enumerate(zip(crops, points)):
-            rng = np.random.default_rng([0, c, k])  # as streamer eval identity draws its probes
-            classes = [] if condition == "clean" else [condition]
-            for _ in range(8):
-                sample = compose(crop, pts, library, rng, FAULTS, classes=classes)
-                if condition == "clean" or sample.instances:
-                    break
+            sample = probe_sample(crop, pts, condition, k, library, seed=0)  # as streamer eval identity draws them
             again = align_most_confident(detector, sample.occluded, size)
             if again is not None:
                 rows.append((k, again[0].image, again[0].matrix))

@@ -79,6 +79,19 @@ def test_a_dlib_student_run_cuts_its_faces_by_the_points_it_is_given(trained_poi
     assert result.returncode == 0, result.stderr
     recipe = check_student(tmp_path / "run" / "student.onnx", fingerprint(descriptor_file()))
     assert recipe["points"] == {"file": "points.dat", "sha256_12": fingerprint(points)}
+    # Run with other points than it was taught with (the default's shipped predictor, or dlib's own), it says so.
+    from streamer.config import parse_config
+    from streamer.embed import build_embedder
+
+    student = str(tmp_path / "run" / "student.onnx")
+    for setting, other in (("auto", "dlib-points-student.dat"), (None, "dlib's own predictor")):
+        embedder = build_embedder(parse_config({"embedder": {"backend": "dlib", "student": student,
+                                                             "student_points": setting}}).embedder, Device("cpu"))
+        assert (f"student.onnx was taught with its chips cut by the points of points.dat (sha256 "
+                f"{fingerprint(points)}...), here they are cut by {other}") in embedder.description
+    embedder = build_embedder(parse_config({"embedder": {"backend": "dlib", "student": student,
+                                                         "student_points": str(points)}}).embedder, Device("cpu"))
+    assert "taught" not in embedder.description
     result = run_cli(*common, "--teacher", "dlib", "--out", str(tmp_path / "run"), "--resume", "--epochs", "2",
                      timeout=300)
     assert result.returncode == 2 and result.stderr.startswith("error: --resume:") and "--points" in result.stderr

@@ -25,6 +25,7 @@ distance counts that against it where a cosine does not.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -48,6 +49,8 @@ from streamer.embed.vectors import MIRROR_TAG, l2_normalise, mirror_summed
 from streamer.errors import ModelError
 from streamer.model_files import one_line, open_onnx_model, warm_up
 from streamer.modelpacks import models_dir
+
+log = logging.getLogger(__name__)
 
 CHIP_PX, CHIP_PADDING = 150, 0.25  # the chip dlib's network was trained on
 # dlib's get_face_chip_details for a 5-point shape: where its 5 points go in a chip, as fractions of the
@@ -179,6 +182,21 @@ def student_points(dlib, setting: Literal["auto"] | Path | None, name: str = "em
     return predictor
 
 
+def points_unlike_taught(recipe: dict, student: Path, points_file: Path | None) -> str:
+    """Why the chips of a student taught with ``streamer train embedder --points FILE`` are cut otherwise here (by
+    ``points_file``; None: dlib's own predictor), or "" where they are cut as it was taught. A student taught with
+    chips cut by the layout's points (no --points: the shipped one) fits any predictor: its recipe names none."""
+    taught = recipe.get("points")
+    if not taught:
+        return ""
+    if points_file is not None and fingerprint(points_file) == taught.get("sha256_12"):
+        return ""
+    here = f"{points_file.name} (sha256 {fingerprint(points_file)}...)" if points_file else "dlib's own predictor"
+    return (f"{student.name} was taught with its chips cut by the points of {taught.get('file')} (sha256 "
+            f"{taught.get('sha256_12')}...), here they are cut by {here}: name that predictor in "
+            "embedder.student_points")
+
+
 def describe(engine, input_name: str, chips: list[np.ndarray]) -> np.ndarray:
     """(n, 128) raw descriptors of (150, 150, 3) uint8 RGB chips by a network of dlib's layout, in batches."""
     blob = np.stack(chips).transpose(0, 3, 1, 2).astype(np.float32)
@@ -232,11 +250,14 @@ class DlibResnetEmbedder:
                 self.description += f", no student (the one shipped was taught by another dlib model than {path.name})"
         if student is not None:
             points = student_points(dlib, config.student_points)
-            self.student = DlibStudentEmbedder(student, self, device, points)
+            points_file = None if config.student_points is None else \
+                SHIPPED_POINTS if config.student_points == "auto" else Path(config.student_points)
+            self.student = DlibStudentEmbedder(student, self, device, points, points_file)
             self.description += f", probes by its student {student.name}"
-            if config.student_points is not None:
-                shown = SHIPPED_POINTS if config.student_points == "auto" else config.student_points
-                self.description += f", its chips cut by the points of {shown.name}"
+            if points_file is not None:
+                self.description += f", its chips cut by the points of {points_file.name}"
+            if self.student.points_unlike_taught:
+                self.description += f" ({self.student.points_unlike_taught})"
 
     def visible_dims(self, masks: np.ndarray) -> None:
         return None
@@ -273,8 +294,12 @@ class DlibStudentEmbedder:
 
     student = None
 
-    def __init__(self, path: Path, teacher: DlibResnetEmbedder, device: Device, points=None):
+    def __init__(self, path: Path, teacher: DlibResnetEmbedder, device: Device, points=None,
+                 points_file: Path | None = None):
         recipe = check_student(path, teacher.fingerprint)
+        self.points_unlike_taught = points_unlike_taught(recipe, path, points_file)
+        if self.points_unlike_taught:
+            log.warning("embedder.student_points: %s", self.points_unlike_taught)
         self._engine = open_onnx_model(path, device, STUDENT_EXPECTED)
         shapes = [i.shape for i in self._engine.inputs]
         if len(shapes) != 1 or list(shapes[0][1:]) != [3, CHIP_PX, CHIP_PX]:

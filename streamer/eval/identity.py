@@ -34,7 +34,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from streamer.datagen.compose import ComposeSettings, compose
+from streamer.datagen.compose import ComposeSettings, Sample, compose
 from streamer.datagen.face_frame import FaceFrame
 from streamer.datagen.occluders import CLASSES, OccluderLibrary
 from streamer.detect import align_most_confident
@@ -263,13 +263,7 @@ def compose_probes(condition: str, photos: list[Photo], enrolled: set[str], stag
                    settings: IdentitySettings) -> Probes:
     images, outside, detected, strayed = [], [], [], []
     for k, photo in enumerate(photos):
-        # Each (condition, photo) its own random stream: a condition's probes are the same in every run.
-        rng = np.random.default_rng([settings.seed, CONDITIONS.index(condition), k])
-        classes = [] if condition == "clean" else [condition]
-        for _ in range(8):  # an occluder can land off the face: draw again
-            sample = compose(photo.crop, photo.points, library, rng, FAULTS, classes=classes)
-            if condition == "clean" or sample.instances:
-                break
+        sample = probe_sample(photo.crop, photo.points, condition, k, library, settings.seed)
         image, beyond, found = sample.occluded, photo.outside, True
         if settings.probe_alignment == "detector":
             again = align_most_confident(stages.detector, image, settings.size)
@@ -284,6 +278,20 @@ def compose_probes(condition: str, photos: list[Photo], enrolled: set[str], stag
     masks, found, reconstructions = _product_stages(images, outside, stages, settings.min_occluded_fraction)
     return Probes(condition, [p.person for p in photos], np.array([p.person in enrolled for p in photos]), images,
                   masks, found, reconstructions, np.array(detected), np.array(strayed) if strayed else None)
+
+
+def probe_sample(crop: np.ndarray, points: np.ndarray, condition: str, k: int, library: OccluderLibrary,
+                 seed: int) -> Sample:
+    """Probe number ``k`` of ``condition``: the aligned clean ``crop`` (its 5 ``points``) under the condition's
+    occluder and camera faults. Each (condition, photo) draws from its own random stream, so a condition's probes
+    are the same in every run and in every benchmark that composes them so."""
+    rng = np.random.default_rng([seed, CONDITIONS.index(condition), k])
+    classes = [] if condition == "clean" else [condition]
+    for _ in range(8):  # an occluder can land off the face: draw again
+        sample = compose(crop, points, library, rng, FAULTS, classes=classes)
+        if condition == "clean" or sample.instances:
+            break
+    return sample
 
 
 def _strayed(crop: AlignedCrop, points_in_crop: np.ndarray, photo_points: np.ndarray) -> float:
