@@ -38,14 +38,13 @@ import numpy as np
 from sampling import evenly  # benchmarks/sampling.py: run as a script, this folder is on the path
 
 from engines import Device
-from streamer.datagen.compose import compose
 from streamer.datagen.face_frame import FaceFrame
 from streamer.datagen.labelled_faces import celeba_face_pixels, labelled_photos
 from streamer.datagen.occluders import OccluderLibrary
 from streamer.detect import FaceDetector
 from streamer.detect.scrfd import ScrfdConfig, ScrfdDetector
 from streamer.detect.yunet import YunetConfig, YunetDetector
-from streamer.eval.identity import CONDITIONS, FAULTS, AlignmentCache, list_people
+from streamer.eval.identity import AlignmentCache, list_people, probe_sample
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 DATA = SHARED / "data"
@@ -112,12 +111,7 @@ def eval_probes(found_by: FaceDetector, count: int, cache_dir: Path | None) -> d
     for condition in ("clean", "face_mask", "sunglasses", "hand"):
         rows[condition] = []
         for k, (crop, points, _) in enumerate(photos):
-            rng = np.random.default_rng([0, CONDITIONS.index(condition), k])
-            classes = [] if condition == "clean" else [condition]
-            for _ in range(8):
-                sample = compose(crop, points, library, rng, FAULTS, classes=classes)
-                if condition == "clean" or sample.instances:
-                    break
+            sample = probe_sample(crop, points, condition, k, library, seed=0)  # as streamer eval identity draws them
             rows[condition].append((*searched(found_by, sample.occluded), points, sample.occluded))
     return rows
 

@@ -84,6 +84,17 @@ def compose(face: np.ndarray, landmarks: np.ndarray, library: OccluderLibrary, r
     return Sample(occluded, original, instances, coverage)
 
 
+def compose_landed(face: np.ndarray, landmarks: np.ndarray, library: OccluderLibrary, rng: np.random.Generator,
+                   settings: ComposeSettings, classes: list[str] | None) -> Sample:
+    """``compose``, drawn again (up to 8 times) while the ``classes`` asked for land off the face; drawn once where
+    none is asked (None: as ``settings`` draw them; []: no occluder)."""
+    for _ in range(8):
+        sample = compose(face, landmarks, library, rng, settings, classes=classes)
+        if not classes or sample.instances:
+            break
+    return sample
+
+
 def skin_tone(face: np.ndarray, frame: FaceFrame) -> np.ndarray:
     """The median colour of both cheeks: what a hand in front of this face would look like."""
     size = face.shape[0]

